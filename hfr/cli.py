@@ -99,12 +99,12 @@ def cmd_data_index(args: argparse.Namespace) -> int:
     from hfr.data.stats import dataset_stats
 
     result = adapters.index_dataset(args.format, args.root, fold=args.fold,
-                                    skip_missing=args.skip_missing)
+                                    skip_missing=args.skip_missing, protocol=args.protocol)
     out = adapters.write_index(result, args.out)
     console.print(_stats_table(f"{args.format}: {args.root}", dataset_stats(result.manifest)))
     if result.dropped:
-        console.print(f"[yellow]dropped {len(result.dropped)} missing entries; "
-                      f"report beside {out}[/yellow]")
+        report = adapters.sidecar_path(out, "dropped")
+        console.print(f"[yellow]dropped {len(result.dropped)} missing entries; see {report}[/yellow]")
     console.print(f"manifest: {out}")
     return 0
 
@@ -221,7 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--format", required=True,
                    help="casia-nirvis2 | multipie | cfp | lfw | folder")
     i.add_argument("--out", type=Path, required=True, help="manifest.csv to write")
-    i.add_argument("--fold", type=int, help="protocol fold k: sets the split column from that fold")
+    i.add_argument("--fold", type=int,
+                   help="protocol fold k: keep that fold and set split from it "
+                        "(CASIA NIR-VIS 2.0: 1..10 View 2, 0 the View 1 dev lists; CFP/LFW: 1..10)")
+    i.add_argument("--protocol", help="Multi-PIE only: setting2 (default; subjects 001-200 train, "
+                                      "201-346 test) or none (empty split)")
     i.add_argument("--skip-missing", action="store_true",
                    help="drop entries whose file is missing (writes a report of what was dropped)")
     i.set_defaults(func=cmd_data_index)
