@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hfr import __version__
-from hfr.errors import HFRError
+from hfr.errors import HFRError, OptionError
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -113,9 +113,14 @@ def cmd_data_align(args: argparse.Namespace) -> int:
     """Align faces to a canonical 5-point template from a landmarks CSV."""
     from hfr.data import transforms
 
-    manifest = transforms.align_folder(args.landmarks, args.out, template=args.template, size=args.size)
-    written = f"{len(manifest)} images and a manifest" if manifest is not None else "aligned images"
-    console.print(f"wrote {written} to {args.out}")
+    if args.template not in transforms.TEMPLATES:
+        raise OptionError(f"--template {args.template!r}: use one of {', '.join(transforms.TEMPLATES)}")
+    manifest = transforms.align_folder(args.landmarks, args.out, template=args.template,
+                                       size=args.size, channels=args.channels)
+    if manifest is not None:
+        console.print(f"aligned {len(manifest)} images to {args.out}; manifest: {manifest.source}")
+    else:
+        console.print(f"aligned images written to {args.out} (no manifest: the CSV has no subject column)")
     return 0
 
 
@@ -234,8 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--landmarks", type=Path, required=True,
                    help="CSV: path,x1,y1,...,x5,y5 (eyes, nose, mouth corners) [,subject,modality]")
     a.add_argument("--out", type=Path, required=True, help="folder for the aligned images")
-    a.add_argument("--template", default="lightcnn128", help="lightcnn128 | drgan96")
+    a.add_argument("--template", default="lightcnn128",
+                   help="lightcnn128 (128 px) | drgan96 (96 px) | arcface112 (112 px)")
     a.add_argument("--size", type=int, help="output size (default: the template's)")
+    a.add_argument("--channels", type=int, choices=(1, 3), help="force grayscale (1) or RGB (3)")
     a.set_defaults(func=cmd_data_align)
 
     sh = dsub.add_parser("show", help="contact sheet PNG: subjects x poses / modalities / occlusions")

@@ -1,0 +1,123 @@
+"""The `hfr` command line: exit codes, one-line errors, outputs of each data command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+from fake_datasets import write_casia, write_folder  # noqa: E402
+
+from hfr.cli import main  # noqa: E402
+from hfr.data.imageio import read_image, write_png  # noqa: E402
+from hfr.data.manifest import Manifest  # noqa: E402
+
+
+def test_help_and_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert "hfr" in capsys.readouterr().out
+
+
+def test_missing_subcommand_is_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+
+
+def test_console_script_runs_and_reports_errors_on_one_line(tmp_path):
+    exe = Path(sys.executable).with_name("hfr")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "hfr.cli"]
+    proc = subprocess.run([*cmd, "data", "stats", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "manifest not found" in lines[0]
+
+
+def test_data_index_folder_then_stats_and_show(tmp_path, capsys):
+    root = write_folder(tmp_path / "photos")
+    out = tmp_path / "index" / "photos.csv"
+    assert main(["data", "index", str(root), "--format", "folder", "--out", str(out)]) == 0
+    manifest = Manifest.read(out)
+    assert len(manifest) > 0 and set(manifest.modalities()) <= {"vis", "nir"}
+    stats_json = tmp_path / "stats.json"
+    assert main(["data", "stats", str(out), "--json", str(stats_json)]) == 0
+    stats = json.loads(stats_json.read_text())
+    assert stats["images"] == len(manifest) and stats["subjects"] == len(manifest.subjects())
+    sheet = tmp_path / "sheet.png"
+    assert main(["data", "show", str(out), "--by", "modality", "--out", str(sheet)]) == 0
+    assert read_image(sheet, "RGB").shape[2] == 3
+    assert "contact sheet" in capsys.readouterr().out
+
+
+def test_data_index_bad_format_and_missing_root(tmp_path, capsys):
+    assert main(["data", "index", str(tmp_path), "--format", "yale", "--out", str(tmp_path / "m.csv")]) == 2
+    assert "unknown dataset format 'yale'" in capsys.readouterr().err
+    assert main(["data", "index", str(tmp_path / "absent"), "--format", "lfw",
+                 "--out", str(tmp_path / "m.csv")]) == 2
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_data_index_skip_missing_reports(tmp_path, capsys):
+    root = write_casia(tmp_path / "casia")
+    victim = next(root.rglob("*.bmp"))
+    victim.unlink()
+    out = tmp_path / "casia.csv"
+    assert main(["data", "index", str(root), "--format", "casia-nirvis2", "--out", str(out)]) == 2
+    assert victim.name in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["data", "index", str(root), "--format", "casia-nirvis2", "--out", str(out),
+                 "--skip-missing"]) == 0
+    assert "dropped" in capsys.readouterr().out
+    report = tmp_path / "casia.dropped.csv"
+    assert report.exists() and victim.name in report.read_text()
+
+
+def test_data_stats_bad_row_names_row(tmp_path, capsys):
+    write_png(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+    (tmp_path / "manifest.csv").write_text("path,subject,modality,yaw,split\na.png,s1,uv,0,train\n")
+    assert main(["data", "stats", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "row 2" in err and "'uv'" in err
+
+
+def test_data_show_bad_axis(tiny_dataset, tmp_path, capsys):
+    assert main(["data", "show", str(tiny_dataset.source), "--by", "mood",
+                 "--out", str(tmp_path / "x.png")]) == 2
+    assert "--by 'mood'" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_data_align_writes_crops_and_manifest(tmp_path, capsys):
+    from hfr.data.transforms import template_points
+
+    pts, size = template_points("lightcnn128")
+    img = np.zeros((160, 160), np.uint8)
+    shifted = pts.numpy() + 12.0
+    for x, y in shifted:
+        img[int(round(y)), int(round(x))] = 255
+    write_png(tmp_path / "raw" / "a.png", img)
+    coords = ",".join(f"{v:.3f}" for xy in shifted for v in xy)
+    csv_path = tmp_path / "raw" / "landmarks.csv"
+    header = "path,subject," + ",".join(f"x{i},y{i}" for i in range(1, 6))
+    csv_path.write_text(f"{header}\na.png,p1,{coords}\n")
+    out = tmp_path / "aligned"
+    assert main(["data", "align", "--landmarks", str(csv_path), "--out", str(out)]) == 0
+    manifest = Manifest.read(out)
+    assert [r.subject for r in manifest] == ["p1"]
+    crop = read_image(manifest.image_path(0))
+    assert crop.shape == (size, size)
+    x, y = pts[0].round().int().tolist()
+    assert crop[y - 1:y + 2, x - 1:x + 2].max() > 100   # the left-eye dot lands on the template
+    csv_path.write_text(f"{header}\na.png,p1,ab,{coords.split(',', 1)[1]}\n")
+    assert main(["data", "align", "--landmarks", str(csv_path), "--out", str(tmp_path / "o2")]) == 2
+    assert "row 2" in capsys.readouterr().err
+    assert main(["data", "align", "--landmarks", str(csv_path), "--out", str(tmp_path / "o3"),
+                 "--template", "square"]) == 2
