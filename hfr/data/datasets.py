@@ -40,8 +40,7 @@ __all__ = [
 
 def _row_name(manifest: Manifest, index: int) -> str:
     """`<manifest file> row N` for record `index` (the header is row 1, as in ManifestError)."""
-    name = str(manifest.source) if manifest.source is not None else "<manifest>"
-    return f"{name} row {index + 2}"
+    return manifest.where(index)
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:

@@ -59,6 +59,8 @@ class Record:
     yaw: float | None
     split: str
     extra: dict[str, str] = field(default_factory=dict)
+    line: int = field(default=0, compare=False)
+    """The row number in the file it was read from (header = 1); 0 for rows built in memory."""
 
     def get(self, column: str, default: str = "") -> str:
         """The value of an optional column as a string, `default` when absent or empty."""
@@ -227,7 +229,7 @@ class Manifest:
                 raise ManifestError(f"{where}: duplicate path {path!r} (first at row {seen[key]}); "
                                     f"each image may appear once")
             seen[key] = line_no
-            rec = Record(path, subject, modality, yaw, row[pos["split"]].strip(), extra)
+            rec = Record(path, subject, modality, yaw, row[pos["split"]].strip(), extra, line=line_no)
             manifest.records.append(rec)
             if check_files:
                 manifest._check_row_files(rec, where, verify_images)
@@ -250,11 +252,16 @@ class Manifest:
                 except ImageError as exc:
                     raise ManifestError(f"{where}: {exc}") from None
 
+    def where(self, index: int) -> str:
+        """`<manifest file> row N` naming record `index` in error messages (header = row 1)."""
+        name = str(self.source) if self.source is not None else "<manifest>"
+        rec = self.records[index]
+        return f"{name} row {rec.line}" if rec.line else f"{name} record {index}"
+
     def validate_files(self, verify_images: bool = False) -> None:
         """Check that every referenced file exists (and decodes, with `verify_images`)."""
-        name = str(self.source) if self.source is not None else "<manifest>"
         for i, rec in enumerate(self.records):
-            self._check_row_files(rec, f"{name} row {i + 2}", verify_images)
+            self._check_row_files(rec, self.where(i), verify_images)
 
     def to_csv(self) -> str:
         """The manifest as CSV text (header first, `\\n` line ends)."""

@@ -93,3 +93,11 @@ def test_write_read_round_trip(tmp_path):
 def test_yaw_written_exactly():
     m = Manifest([make_record("a.png", "s", "vis", 12.345678912, "train")], ".")
     assert "12.345678912" in m.to_csv()
+
+
+def test_rows_remember_their_line_despite_blank_lines(tmp_path):
+    _dataset(tmp_path, ["a.png,s1,vis,0,train", "", "b.png,s2,vis,0,train"])
+    m = Manifest.read(tmp_path)
+    assert [r.line for r in m] == [2, 4]
+    assert m.where(1).endswith("manifest.csv row 4")
+    assert Manifest([make_record("x.png", "s", "vis")], tmp_path).where(0) == "<manifest> record 0"
