@@ -61,14 +61,17 @@ def _stats_table(title: str, stats: dict[str, Any]) -> Table:
     return table
 
 
-def _synth_sets(args: argparse.Namespace) -> list[str]:
-    """`--set` overrides from the explicit flags of `hfr data synth` (they win over --set)."""
+def _flag_sets(args: argparse.Namespace, flags: Sequence[str]) -> list[str]:
+    """`--set` overrides followed by those of the explicit flags given (so flags win)."""
     sets = list(args.set or [])
-    for flag in ("preset", "subjects", "size", "seed", "workers"):
+    for flag in flags:
         value = getattr(args, flag, None)
         if value is not None:
             sets.append(f"{flag}={value}")
     return sets
+
+
+_RENDER_FLAGS = ("subjects", "size", "seed", "workers")
 
 
 # ---------------------------------------------------------------------- commands
@@ -78,7 +81,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     from hfr.data import synth
     from hfr.data.stats import dataset_stats
 
-    cfg = load_config(synth.SynthConfig, args.config, _synth_sets(args))
+    cfg = load_config(synth.SynthConfig, args.config, _flag_sets(args, ("preset", *_RENDER_FLAGS)))
     synth.validate_config(cfg)
     if args.dry_run:
         console.print(to_yaml(cfg), end="", markup=False, highlight=False)
@@ -156,12 +159,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from hfr.quickstart import QuickstartConfig, run_quickstart
     from hfr.config import load_config, to_yaml
 
-    sets = list(args.set or [])
-    for flag in ("subjects", "size", "seed", "workers"):
-        value = getattr(args, flag, None)
-        if value is not None:
-            sets.append(f"{flag}={value}")
-    cfg = load_config(QuickstartConfig, args.config, sets)
+    cfg = load_config(QuickstartConfig, args.config, _flag_sets(args, _RENDER_FLAGS))
     if args.dry_run:
         console.print(to_yaml(cfg), end="", markup=False, highlight=False)
         return 0
@@ -189,6 +187,13 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
 
+def _add_render_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--subjects", type=int, help="identities (per preset; default: the preset's)")
+    p.add_argument("--size", type=int, help="image size in pixels (default 64)")
+    p.add_argument("--seed", type=int, help="random seed (same seed, same bytes)")
+    p.add_argument("--workers", type=int, help="render worker processes")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `hfr` command and all its subcommands."""
     parser = argparse.ArgumentParser(
@@ -200,10 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quickstart", help="render small SynthFace sets, contact sheets and a summary")
     q.add_argument("--out", type=Path, help="output folder (default runs/quickstart/<timestamp>)")
-    q.add_argument("--subjects", type=int, help="subjects per preset")
-    q.add_argument("--size", type=int, help="image size in pixels")
-    q.add_argument("--seed", type=int, help="random seed")
-    q.add_argument("--workers", type=int, help="render worker processes")
+    _add_render_flags(q)
     _add_config_args(q)
     q.set_defaults(func=cmd_quickstart)
 
@@ -213,10 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = dsub.add_parser("synth", help="render a SynthFace preset (webface, multipie, nirvis, occluded)")
     s.add_argument("--preset", help="webface | multipie | nirvis | occluded")
-    s.add_argument("--subjects", type=int, help="number of identities (default: the preset's)")
-    s.add_argument("--size", type=int, help="image size in pixels (default 64)")
-    s.add_argument("--seed", type=int, help="random seed (same seed, same bytes)")
-    s.add_argument("--workers", type=int, help="render worker processes")
+    _add_render_flags(s)
     s.add_argument("--out", type=Path, help="dataset folder to write")
     _add_config_args(s)
     s.set_defaults(func=cmd_data_synth)

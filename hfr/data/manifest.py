@@ -80,17 +80,22 @@ def _format_float(value: float | None) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def _parse_float(text: str, column: str, where: str) -> float | None:
+def parse_number(text: str, column: str, where: str, error: type[Exception] = ManifestError,
+                 allow_empty: bool = True) -> float | None:
+    """Parse a finite number from a CSV cell; empty gives None when `allow_empty`.
+
+    Anything else raises `error` naming `where` (file and row) and the column.
+    """
     text = text.strip()
-    if text == "":
+    if text == "" and allow_empty:
         return None
     try:
         value = float(text)
     except ValueError:
-        raise ManifestError(f"{where}: column {column!r} must be a number of degrees or empty, "
-                            f"got {text!r}; fix the row") from None
+        raise error(f"{where}: column {column!r} must be a number{' or empty' if allow_empty else ''}, "
+                    f"got {text!r}; fix the row") from None
     if not math.isfinite(value):
-        raise ManifestError(f"{where}: column {column!r} must be finite, got {text!r}; fix the row")
+        raise error(f"{where}: column {column!r} must be finite, got {text!r}; fix the row")
     return value
 
 
@@ -202,13 +207,7 @@ class Manifest:
         extra_cols = [c for c in header if c not in REQUIRED_COLUMNS]
         manifest = cls([], root, header, source)
         seen: dict[str, int] = {}
-        for line_no, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            where = f"{name} row {line_no}"
-            if len(row) != len(header):
-                raise ManifestError(f"{where}: {len(row)} fields but the header has {len(header)}; "
-                                    f"fix the row (quote fields that contain commas)")
+        for line_no, where, row in csv_body_rows(reader, len(header), name, ManifestError):
             path = row[pos["path"]].strip()
             subject = row[pos["subject"]].strip()
             modality = row[pos["modality"]].strip().lower()
@@ -219,11 +218,11 @@ class Manifest:
             if modality not in MODALITIES:
                 raise ManifestError(f"{where}: unknown modality {modality!r} for {path!r}; "
                                     f"use one of {', '.join(MODALITIES)}")
-            yaw = _parse_float(row[pos["yaw"]], "yaw", where)
+            yaw = parse_number(row[pos["yaw"]], "yaw", where)
             extra = {c: row[pos[c]].strip() for c in extra_cols}
             for col in NUMERIC_COLUMNS:
                 if col in extra:
-                    _parse_float(extra[col], col, where)
+                    parse_number(extra[col], col, where)
             key = os.path.normpath(path)
             if key in seen:
                 raise ManifestError(f"{where}: duplicate path {path!r} (first at row {seen[key]}); "
@@ -297,6 +296,23 @@ class Manifest:
     def with_records(self, records: Iterable[Record]) -> Manifest:
         """A manifest with the same root and columns but other rows."""
         return Manifest(records, self.root, self.columns, self.source)
+
+
+def csv_body_rows(reader: Iterable[list[str]], n_fields: int, name: str,
+                  error: type[Exception] = ManifestError) -> Iterator[tuple[int, str, list[str]]]:
+    """Yield `(row number, "<name> row N", cells)` for the non-blank rows after a CSV header.
+
+    Row numbers count the header as row 1. A row whose field count differs from the
+    header's raises `error` naming the file and row.
+    """
+    for line_no, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        where = f"{name} row {line_no}"
+        if len(row) != n_fields:
+            raise error(f"{where}: {len(row)} fields but the header has {n_fields}; "
+                        f"fix the row (quote fields that contain commas)")
+        yield line_no, where, row
 
 
 def make_record(path: str, subject: str, modality: str, yaw: float | None = None,

@@ -49,7 +49,8 @@ from kornia.geometry.transform import warp_affine
 from torch import nn
 
 from hfr.data.imageio import read_image, write_png
-from hfr.data.manifest import MANIFEST_NAME, MODALITIES, PATH_COLUMNS, Manifest, make_record
+from hfr.data.manifest import (MANIFEST_NAME, MODALITIES, PATH_COLUMNS, Manifest, csv_body_rows,
+                               make_record, parse_number)
 from hfr.errors import ConfigError, DataError, ImageError, OptionError
 
 log = logging.getLogger(__name__)
@@ -400,15 +401,7 @@ _MIN_SPREAD_PX = 1.0
 def _parse_landmarks(row: dict[str, str], where: str) -> np.ndarray:
     values = []
     for col in LANDMARK_COLUMNS:
-        text = (row.get(col) or "").strip()
-        try:
-            v = float(text)
-        except ValueError:
-            raise DataError(f"{where}: landmark column {col!r} must be a number, got {text!r}; "
-                            f"fix the row") from None
-        if not math.isfinite(v):
-            raise DataError(f"{where}: landmark column {col!r} must be finite, got {text!r}; fix the row")
-        values.append(v)
+        values.append(parse_number(row.get(col) or "", col, where, DataError, allow_empty=False))
     pts = np.asarray(values, dtype=np.float64).reshape(5, 2)
     spread = math.sqrt(((pts - pts.mean(axis=0)) ** 2).sum(axis=1).mean())
     if spread < _MIN_SPREAD_PX:
@@ -485,13 +478,7 @@ def align_folder(landmarks_csv: str | os.PathLike, out_dir: str | os.PathLike,
 
     jobs: list[tuple[str, Path, Path, np.ndarray, dict[str, str]]] = []
     outputs: dict[Path, int] = {}
-    for line_no, cells in enumerate(reader, start=2):
-        if not cells or all(not c.strip() for c in cells):
-            continue
-        where = f"{csv_path} row {line_no}"
-        if len(cells) != len(header):
-            raise DataError(f"{where}: {len(cells)} fields but the header has {len(header)}; fix the row "
-                            f"(quote fields that contain commas)")
+    for line_no, where, cells in csv_body_rows(reader, len(header), str(csv_path), DataError):
         row = {h: c.strip() for h, c in zip(header, cells)}
         if not row["path"]:
             raise DataError(f"{where}: empty path; every row needs an image path")
