@@ -247,7 +247,7 @@ def test_align_folder_without_subject_returns_none(faces, tmp_path):
 
 @pytest.mark.parametrize("row,header,pattern", [
     (None, "path,x1,y1,x2,y2", r"row 1: header lacks column\(s\) x3"),
-    ("p1/a.png,1,2,3,4,5,6,7,8,9,ten", LM_HEADER, r"row 3: landmark column 'y5' must be a number"),
+    ("p1/a.png,1,2,3,4,5,6,7,8,9,ten", LM_HEADER, r"row 3: column 'y5' must be a number"),
     ("p1/a.png,5,5,5,5,5,5,5,5,5,5", LM_HEADER, r"row 3: degenerate landmarks"),
     ("p1/missing.png,1,2,30,4,15,20,5,30,25,30", LM_HEADER, r"row 3: image .*missing\.png does not exist"),
 ])
