@@ -132,3 +132,79 @@ def contact_sheet(manifest: Manifest, by: str = "yaw", subjects: int = 8, max_co
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a uint8 image as PNG atomically."""
     write_png(path, image)
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig: "object", path: str | os.PathLike) -> None:
+    import io as _io
+
+    from hfr.fileio import atomic_write_bytes
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_roc(curves: dict[str, dict[str, list[float]]], path: str | os.PathLike,
+             title: str = "ROC") -> None:
+    """ROC curves ({label: {"far": [...], "tar": [...]}}) on a log-FAR axis, saved as PNG."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for label, c in curves.items():
+        far = np.maximum(np.asarray(c["far"], float), 1e-6)
+        ax.plot(far, c["tar"], label=label)
+    ax.set_xscale("log")
+    ax.set_xlim(1e-5, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_cmc(curves: dict[str, Sequence[float]], path: str | os.PathLike, title: str = "CMC") -> None:
+    """Cumulative match characteristic curves ({label: [rate at rank 1, 2, ...]}) as PNG."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for label, cmc in curves.items():
+        ax.plot(range(1, len(cmc) + 1), cmc, marker="o", ms=3, label=label)
+    ax.set_xlabel("rank")
+    ax.set_ylabel("identification rate")
+    ax.set_ylim(0, 1.01)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_rank1_vs_yaw(series: dict[str, dict[str, float]], path: str | os.PathLike,
+                      title: str = "rank-1 against yaw", extra_points: dict[str, float] | None = None) -> None:
+    """Rank-1 per yaw bin ({label: {"-60": r, ...}}) as lines; optional labelled horizontal marks."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, by_yaw in series.items():
+        xs = sorted(by_yaw, key=float)
+        ax.plot([float(x) for x in xs], [100 * by_yaw[x] for x in xs], marker="o", label=label)
+    for label, value in (extra_points or {}).items():
+        ax.axhline(100 * value, ls="--", lw=1, color="grey")
+        ax.text(ax.get_xlim()[0], 100 * value + 1, label, fontsize=8, color="grey")
+    ax.set_xlabel("yaw (degrees)")
+    ax.set_ylabel("rank-1 (%)")
+    ax.set_ylim(0, 101)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower center", fontsize=8)
+    _save_figure(fig, path)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Evaluation protocols (cross-modal, cross-pose, pair verification) and their reports."""
