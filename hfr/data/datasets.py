@@ -12,6 +12,8 @@ Every sampler is deterministic given its `seed` and the epoch set with `set_epoc
 `torch.utils.data.DistributedSampler`; without `set_epoch` every pass repeats epoch 0) and
 shards whole batches across distributed ranks: rank r of W takes batches r, r + W, r + 2W, ...
 of the epoch's global batch list, so ranks see disjoint batches and the same batch count.
+`set_epoch(e, start=n)` skips a rank's first n batches of the epoch without loading them
+(how the training engine resumes exactly mid-epoch).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "IdentityBalancedSampler",
     "NirVisPairSampler",
     "SubjectGroupSampler",
+    "ShuffleBatchSampler",
     "resolve_rank",
 ]
 
@@ -184,15 +187,26 @@ class _ShardedBatchSampler(Sampler, abc.ABC):
     def __init__(self, seed: int, num_batches: int, rank: int | None, world_size: int | None) -> None:
         self.seed = int(seed)
         self.epoch = 0
+        self.start = 0
         self.rank, self.world_size = resolve_rank(rank, world_size)
         self.num_batches = num_batches
         if num_batches < self.world_size:
             raise DataError(f"{type(self).__name__}: an epoch has {num_batches} batch(es), fewer than the "
                             f"{self.world_size} ranks; use smaller batches, more data or fewer ranks")
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose batches the next iteration yields (call once per epoch)."""
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Choose the epoch whose batches the next iteration yields (call once per epoch).
+
+        `start` skips this rank's first `start` batches of the epoch without touching the
+        dataset (the batch lists are index lists), so a resumed run continues mid-epoch
+        exactly; it holds for every pass until the next `set_epoch`. `len()` stays the full
+        per-rank count; a pass yields `len(self) - start` batches.
+        """
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start <= len(self):
+            raise OptionError(f"{type(self).__name__}.set_epoch: start must be an integer in "
+                              f"[0, {len(self)}] (batches per epoch on this rank), not {start!r}")
         self.epoch = int(epoch)
+        self.start = int(start)
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch]))
@@ -208,7 +222,30 @@ class _ShardedBatchSampler(Sampler, abc.ABC):
         batches = self._global_batches(self._rng())
         per_rank = len(self)
         # drop the remainder so that every rank yields the same number of batches
-        yield from batches[self.rank:per_rank * self.world_size:self.world_size]
+        first = self.rank + self.start * self.world_size
+        yield from batches[first:per_rank * self.world_size:self.world_size]
+
+
+class ShuffleBatchSampler(_ShardedBatchSampler):
+    """Plain shuffled batches of `batch_size` indices from range(n) (cross-entropy training).
+
+    Each epoch is a fresh permutation (seeded by seed and epoch); the last incomplete batch
+    is dropped, so an epoch holds n // batch_size batches across all ranks.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int | None = None,
+                 world_size: int | None = None) -> None:
+        self.n = _positive("n (dataset size)", n)
+        self.batch_size = _positive("batch_size", batch_size)
+        if self.n < self.batch_size:
+            raise DataError(f"ShuffleBatchSampler: {self.n} images are fewer than one batch of "
+                            f"{self.batch_size}; lower the batch size or use more data")
+        super().__init__(seed, self.n // self.batch_size, rank, world_size)
+
+    def _global_batches(self, rng: np.random.Generator) -> list[list[int]]:
+        order = rng.permutation(self.n)
+        b = self.batch_size
+        return [order[i * b:(i + 1) * b].tolist() for i in range(self.num_batches)]
 
 
 def _take(pool: list[int], k: int, rng: np.random.Generator) -> list[int]:

@@ -233,3 +233,24 @@ def test_rank_resolution():
     with pytest.raises(HFRError, match="fewer than the 4 ranks"):
         IdentityBalancedSampler(_records({"a": {"vis": 2}, "b": {"vis": 2}}), p=2, k=2, num_batches=2,
                                 rank=0, world_size=4)
+
+
+def test_shuffle_batch_sampler_covers_each_index_once_per_epoch():
+    from hfr.data.datasets import ShuffleBatchSampler
+
+    s = ShuffleBatchSampler(10, 3, seed=1)
+    s.set_epoch(0)
+    first = list(s)
+    assert len(first) == len(s) == 3 and all(len(b) == 3 for b in first)
+    flat = [i for b in first for i in b]
+    assert len(set(flat)) == 9 and set(flat) <= set(range(10))
+    s.set_epoch(1)
+    assert list(s) != first
+    s.set_epoch(0, start=1)
+    assert list(s) == first[1:]
+    shards = [ShuffleBatchSampler(10, 2, seed=1, rank=r, world_size=2) for r in (0, 1)]
+    got = [list(x) for x in shards]
+    assert len(got[0]) == len(got[1]) == 2
+    assert not set(map(tuple, got[0])) & set(map(tuple, got[1]))
+    with pytest.raises(DataError, match="fewer than one batch"):
+        ShuffleBatchSampler(2, 3)

@@ -1,0 +1,96 @@
+"""A run's records: `metrics.jsonl` (one JSON object per logged step) and `log.txt`.
+
+Only rank 0 writes them. A resumed run first drops the metric lines logged after the step it
+resumes from (they belong to the lost part of the interrupted run), so `metrics.jsonl` reads
+as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from hfr.fileio import atomic_write_text
+
+METRICS_NAME = "metrics.jsonl"
+LOG_NAME = "log.txt"
+
+
+def _json_value(v: Any) -> Any:
+    """Floats that JSON cannot hold (nan, inf) as strings; everything else unchanged."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+class MetricsWriter:
+    """Appends JSON lines to `run_dir/metrics.jsonl` (flushed per line)."""
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.path = Path(run_dir) / METRICS_NAME
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record as a JSON line."""
+        line = json.dumps({k: _json_value(v) for k, v in record.items()}, sort_keys=False)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def truncate_after(self, step: int) -> int:
+        """Drop lines whose `step` is greater than `step` (atomically); returns how many were dropped."""
+        if not self.path.is_file():
+            return 0
+        kept, dropped = [], 0
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                dropped += 1  # a line cut short by the interruption
+                continue
+            if isinstance(record, dict) and int(record.get("step", 0)) > step:
+                dropped += 1
+                continue
+            kept.append(line)
+        if dropped:
+            atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
+        return dropped
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every record of a run's `metrics.jsonl`, in order."""
+    path = Path(run_dir) / METRICS_NAME
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class RunLogFile:
+    """Copies the `hfr` loggers' INFO+ records into `run_dir/log.txt` while active (a context manager)."""
+
+    def __init__(self, run_dir: str | os.PathLike, logger_name: str = "hfr") -> None:
+        self.path = Path(run_dir) / LOG_NAME
+        self.logger = logging.getLogger(logger_name)
+        self.handler: logging.Handler | None = None
+        self._old_level = self.logger.level
+
+    def __enter__(self) -> RunLogFile:
+        self.handler = logging.FileHandler(self.path, mode="a", encoding="utf-8")
+        self.handler.setLevel(logging.INFO)
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.logger.addHandler(self.handler)
+        self._old_level = self.logger.level
+        if self.logger.getEffectiveLevel() > logging.INFO:
+            self.logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handler is not None:
+            self.logger.removeHandler(self.handler)
+            self.handler.close()
+            self.handler = None
+        self.logger.setLevel(self._old_level)
