@@ -1,0 +1,311 @@
+"""Gallery search speed: flat and IVF FAISS galleries against a brute-force torch matmul.
+
+For each gallery size N (default 10k, 100k, 1M) the script draws N random unit vectors
+(256-d, float32, generated in chunks) and 1,000 probes, each a noisy copy of a random
+gallery vector (cosine about `--probe-cos` with its source, so the source is the right
+answer and recall is meaningful). It then measures, for
+
+- `brute`: `hfr.gallery.brute_force_topk` (torch matmul + topk, chunked over the gallery);
+- `flat`: `Gallery(index="flat")` (exact; checked to return the brute-force top-k);
+- `ivf`: `Gallery(index="ivf")` with nlist = round(4 * sqrt(N)) and `--nprobe` lists
+  visited (k-means on at most `--train-per-list` vectors per list);
+
+the build time (create + add, k-means training included), the search speed (queries/s
+for all probes in one batch, k = `--k`), recall@1 against the brute-force top-1 and
+against the probe's source vector, recall@k against the brute-force top-k, the index
+size (`faiss.serialize_index` bytes, what `index.faiss` holds) and the process RSS growth
+over the build. Results go to `benchmarks/results/search_speed.json` (with machine
+information) and a PNG plot beside it; a table is printed.
+
+    python benchmarks/search_speed.py                 # 10k, 100k, 1M: 4-8 min on 2 cores, mostly 1M IVF k-means
+    python benchmarks/search_speed.py --sizes 10k,100k
+
+Timings on a shared machine are pessimistic: other jobs may run at the same time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import torch
+
+from hfr.fileio import atomic_write_text
+from hfr.gallery import Gallery, brute_force_topk, gpu_available
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TIE_TOL = 1e-5
+
+
+def parse_size(text: str) -> int:
+    """'10k' -> 10000, '1M' -> 1000000, '2500' -> 2500."""
+    text = text.strip()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
+    number = text[:-1] if scale > 1 else text
+    return int(float(number) * scale)
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, memory, library versions and thread counts of this run."""
+    cpu = platform.processor()
+    mem = None
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle
+                        if line.startswith("model name")), cpu)
+        with open("/proc/meminfo") as handle:
+            mem = int(handle.readline().split()[1]) * 1024
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+        "memory_bytes": mem, "python": sys.version.split()[0], "numpy": np.__version__,
+        "torch": torch.__version__, "faiss": faiss.__version__,
+        "faiss_threads": faiss.omp_get_max_threads(), "torch_threads": torch.get_num_threads(),
+        "faiss_gpus": faiss.get_num_gpus(), "gallery_on_gpu": gpu_available(),
+        "note": "shared machine: other jobs may have run at the same time, so timings are "
+                "pessimistic",
+    }
+
+
+def make_data(n: int, dim: int, probes: int, probe_cos: float, seed: int,
+              chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """N random unit vectors, and `probes` noisy unit copies of randomly chosen ones."""
+    rng = np.random.default_rng(seed)
+    gallery = np.empty((n, dim), np.float32)
+    for start in range(0, n, chunk):
+        block = rng.standard_normal((min(chunk, n - start), dim), dtype=np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        gallery[start:start + len(block)] = block
+    source = rng.choice(n, size=min(probes, n), replace=False)
+    noise = rng.standard_normal((len(source), dim), dtype=np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    # random noise is nearly orthogonal in high dimension: cos(p, g) ~ 1 / sqrt(1 + s^2)
+    s = math.sqrt(1.0 / probe_cos ** 2 - 1.0)
+    probe = gallery[source] + s * noise
+    probe /= np.linalg.norm(probe, axis=1, keepdims=True)
+    return gallery, probe.astype(np.float32), source
+
+
+def compare_topk(ids: np.ndarray, scores: np.ndarray, ref_ids: np.ndarray,
+                 ref_scores: np.ndarray) -> dict[str, int]:
+    """How many probes have exactly the reference top-k, differ only by ties, or differ."""
+    same = (ids == ref_ids).all(axis=1)
+    close = (np.abs(scores - ref_scores) <= TIE_TOL).all(axis=1)
+    return {"identical": int(same.sum()), "ties_only": int((~same & close).sum()),
+            "different": int((~same & ~close).sum())}
+
+
+def recall_at_k(ids: np.ndarray, ref_ids: np.ndarray) -> float:
+    """Mean fraction of the reference top-k found in the top-k."""
+    hits = [len(set(a.tolist()) & set(b.tolist())) / ref_ids.shape[1] for a, b in zip(ids, ref_ids)]
+    return float(np.mean(hits))
+
+
+def nprobe_sweep(g: Gallery, probes: np.ndarray, k: int, ref_i: np.ndarray,
+                 values: str) -> list[dict[str, float]]:
+    """Queries/s and recall of an IVF gallery for several nprobe values (restores nprobe).
+
+    Values above the gallery's number of lists are skipped (they equal nprobe = nlist).
+    """
+    keep = g.nprobe
+    out = []
+    wanted = {int(v) for v in values.split(",") if v.strip()}
+    for nprobe in sorted(v for v in wanted if v <= (g.nlist_effective or g.nlist)):
+        g.nprobe = nprobe
+        g.search(probes[:8], k)
+        t0 = time.perf_counter()
+        res = g.search(probes, k)
+        seconds = time.perf_counter() - t0
+        out.append({"nprobe": nprobe, "queries_per_s": len(probes) / seconds,
+                    "recall_at_1_vs_brute": float((res.ids[:, 0] == ref_i[:, 0]).mean()),
+                    "recall_at_k_vs_brute": recall_at_k(res.ids, ref_i)})
+    g.nprobe = keep
+    return out
+
+
+def run_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Benchmark brute force, flat and IVF on one gallery size; one dict per method."""
+    t0 = time.perf_counter()
+    gallery, probes, source = make_data(n, args.dim, args.probes, args.probe_cos, args.seed)
+    print(f"[N={n:,}] data generated in {time.perf_counter() - t0:.1f}s", flush=True)
+    subjects = [str(i) for i in range(n)]
+    k = args.k
+    rows = []
+
+    brute_feats = torch.from_numpy(gallery)
+    brute_probes = torch.from_numpy(probes)
+    brute_force_topk(brute_feats, brute_probes[:8], k, normalize=False)  # warm-up
+    t0 = time.perf_counter()
+    ref_s, ref_i = brute_force_topk(brute_feats, brute_probes, k, normalize=False,
+                                    chunk_size=args.chunk)
+    brute_time = time.perf_counter() - t0
+    ref_s, ref_i = ref_s.numpy(), ref_i.numpy().astype(np.int64)
+    rows.append({
+        "size": n, "method": "brute", "params": {"chunk_size": args.chunk, "normalize": False},
+        "build_s": 0.0, "search_s": brute_time, "queries_per_s": len(probes) / brute_time,
+        "recall_at_1_vs_brute": 1.0, "recall_at_1_vs_source": float((ref_i[:, 0] == source).mean()),
+        "recall_at_k_vs_brute": 1.0, "index_bytes": int(gallery.nbytes), "rss_delta_bytes": 0,
+    })
+    print(f"[N={n:,}] brute: {rows[-1]['queries_per_s']:.0f} q/s", flush=True)
+
+    methods = [("flat", {}), ("ivf", {"nlist": max(1, round(4 * math.sqrt(n))),
+                                      "nprobe": args.nprobe,
+                                      "train_points_per_list": args.train_per_list})]
+    for kind, params in methods:
+        gc.collect()
+        rss0 = rss_bytes()
+        t0 = time.perf_counter()
+        g = Gallery.create(args.dim, "benchmark", index=kind, use_gpu=args.gpu, **params)
+        g.add(gallery, subjects)
+        build = time.perf_counter() - t0
+        rss_delta = rss_bytes() - rss0
+        g.search(probes[:8], k)  # warm-up (and the GPU copy, if any)
+        t0 = time.perf_counter()
+        res = g.search(probes, k)
+        search = time.perf_counter() - t0
+        row = {
+            "size": n, "method": kind, "params": {**params, "on_gpu": g.use_gpu},
+            "build_s": build, "search_s": search, "queries_per_s": len(probes) / search,
+            "recall_at_1_vs_brute": float((res.ids[:, 0] == ref_i[:, 0]).mean()),
+            "recall_at_1_vs_source": float((res.ids[:, 0] == source).mean()),
+            "recall_at_k_vs_brute": recall_at_k(res.ids, ref_i),
+            "index_bytes": len(faiss.serialize_index(g.cpu_index)),
+            "rss_delta_bytes": int(rss_delta),
+        }
+        if kind == "ivf":
+            row["params"]["nlist_effective"] = g.nlist_effective
+            row["nprobe_sweep"] = nprobe_sweep(g, probes, k, ref_i, args.sweep)
+        if kind == "flat":
+            check = compare_topk(res.ids, res.scores, ref_i, ref_s)
+            check["max_abs_score_diff"] = float(np.abs(res.scores - ref_s).max())
+            check["exact"] = check["different"] == 0
+            row["equals_brute_force"] = check
+        rows.append(row)
+        print(f"[N={n:,}] {kind}: build {build:.1f}s, {row['queries_per_s']:.0f} q/s, "
+              f"recall@1 {row['recall_at_1_vs_brute']:.3f}", flush=True)
+        del g, res
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]], k: int) -> str:
+    """A plain-text table of the results."""
+    head = (f"{'N':>9} {'method':<6} {'build s':>8} {'q/s':>9} {'R@1 brute':>9} "
+            f"{'R@1 src':>8} {f'R@{k} brute':>10} {'index MB':>9} {'RSS +MB':>8}  notes")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        note = ""
+        if r["method"] == "ivf":
+            note = f"nlist={r['params']['nlist_effective']} nprobe={r['params']['nprobe']}"
+        if r["method"] == "flat":
+            c = r["equals_brute_force"]
+            note = (f"top-{k} == brute: {c['identical']} identical, {c['ties_only']} ties, "
+                    f"{c['different']} different")
+        lines.append(f"{r['size']:>9,} {r['method']:<6} {r['build_s']:>8.2f} {r['queries_per_s']:>9.0f} "
+                     f"{r['recall_at_1_vs_brute']:>9.3f} {r['recall_at_1_vs_source']:>8.3f} "
+                     f"{r['recall_at_k_vs_brute']:>10.3f} {r['index_bytes'] / 2**20:>9.1f} "
+                     f"{r['rss_delta_bytes'] / 2**20:>8.1f}  {note}")
+    sweeps = [r for r in rows if r.get("nprobe_sweep")]
+    if sweeps:
+        lines += ["", "IVF nprobe sweep (queries/s, recall@1 vs brute force):"]
+        for r in sweeps:
+            cells = ", ".join(f"{s['nprobe']}: {s['queries_per_s']:.0f} q/s R@1 {s['recall_at_1_vs_brute']:.3f}"
+                              for s in r["nprobe_sweep"])
+            lines.append(f"  N={r['size']:,} nlist={r['params']['nlist_effective']}: {cells}")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Queries/s and recall@1 against gallery size, one line per method."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    device = "FAISS on GPU" if any(r["params"].get("on_gpu") for r in rows) else "CPU"
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for method in ("brute", "flat", "ivf"):
+        sel = [r for r in rows if r["method"] == method]
+        sizes = [r["size"] for r in sel]
+        ax1.plot(sizes, [r["queries_per_s"] for r in sel], "o-", label=method)
+        ax2.plot(sizes, [r["recall_at_1_vs_brute"] for r in sel], "o-", label=method)
+    ax1.set(xscale="log", yscale="log", xlabel="gallery size", ylabel="queries / s",
+            title=f"search speed ({device})")
+    ax2.set(xscale="log", xlabel="gallery size", ylabel="recall@1 vs brute force",
+            title="recall@1", ylim=(0, 1.05))
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write the JSON results and plot."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10k,100k,1M", help="gallery sizes, e.g. 10k,100k,1M")
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--probes", type=int, default=1000)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--nprobe", type=int, default=16)
+    parser.add_argument("--sweep", default="1,4,16,64,256",
+                        help="IVF nprobe values to also time (empty: none)")
+    parser.add_argument("--train-per-list", type=int, default=64,
+                        help="IVF k-means sample: at most this many vectors per list")
+    parser.add_argument("--probe-cos", type=float, default=0.7,
+                        help="cosine between a probe and its source gallery vector")
+    parser.add_argument("--chunk", type=int, default=65536, help="brute-force gallery chunk")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None,
+                        help="run the FAISS galleries on the GPU (default: when FAISS sees one)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "search_speed.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        rows.extend(run_size(n, args))
+        gc.collect()
+    result = {
+        "benchmark": "gallery search speed",
+        "settings": {"sizes": sizes, "dim": args.dim, "probes": args.probes, "k": args.k,
+                     "nprobe": args.nprobe, "nprobe_sweep": args.sweep, "nlist_rule": "round(4 * sqrt(N))",
+                     "train_points_per_list": args.train_per_list, "probe_cos": args.probe_cos,
+                     "seed": args.seed, "timing": "one batched search of all probes after a "
+                     "warm-up; build = create + add (IVF k-means included)"},
+        "machine": machine_info(),
+        "total_s": time.perf_counter() - started,
+        "results": rows,
+    }
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    plot(rows, args.out.with_suffix(".png"))
+    print(format_table(rows, args.k))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')} ({result['total_s']:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
