@@ -179,12 +179,228 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipe_name(config: Path | None, default: str) -> str:
+    """Run folders are named after the recipe file (`configs/recognizer/synth-pretrain.yaml`
+    -> `recognizer-synth-pretrain`)."""
+    if config is None:
+        return default
+    return f"{config.parent.name}-{config.stem}" if config.parent.name not in ("", ".") else config.stem
+
+
+def cmd_train_recognizer(args: argparse.Namespace) -> int:
+    """Pretrain or fine-tune a LightCNN on the engine; export recognizer.pt into the run folder."""
+    from hfr.config import load_config, to_yaml
+    from hfr.engine.loop import train
+    from hfr.recognizer.config import RecognizerConfig
+    from hfr.recognizer.task import RecognizerTask
+
+    cfg = load_config(RecognizerConfig, args.config, args.set or [])
+    if args.dry_run:
+        console.print(to_yaml(cfg), end="", markup=False, highlight=False)
+        return 0
+    task = RecognizerTask()
+    result = train(task, cfg, recipe=_recipe_name(args.config, "recognizer"), resume=args.resume,
+                   runs_root=args.runs)
+    run_dir = Path(result["run_dir"])
+    if getattr(task, "ctx", None) is None or task.ctx.is_main:
+        out = run_dir / "recognizer.pt"
+        fp = task.export(out, meta={"steps": result["step"]})
+        table = Table(title=f"train-recognizer ({cfg.mode}, {cfg.net.arch})", header_style="bold")
+        table.add_column("quantity")
+        table.add_column("value")
+        for key, value in {**result.get("logs", {}), **{f"eval/{k}": v for k, v in
+                                                          (result.get("eval") or {}).items()}}.items():
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+        console.print(table)
+        console.print(f"recognizer: {out} (fingerprint {fp}); run folder: {run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Run an evaluation protocol and write JSON and plots."""
+    from hfr.engine.rundir import new_run_dir
+    from hfr.eval.report import evaluate
+
+    out = args.out or new_run_dir(f"evaluate-{args.protocol}", args.runs)
+    progress, update = _progress("embedding")
+    with progress:
+        result = evaluate(args.recognizer, args.data, args.protocol, out, batch_size=args.batch_size,
+                          device=args.device, progress=update)
+    console.print(_result_table(result))
+    console.print(f"result.json and plots: {out}")
+    return 0
+
+
+def _result_table(result: dict[str, Any]) -> Table:
+    kind = result["protocol"]
+    table = Table(title=f"{kind}: {result.get('data', '')}", header_style="bold")
+    if kind == "cross-pose":
+        table.add_column("|yaw|")
+        table.add_column("rank-1 (%)")
+        for yaw, value in result["rank1_by_abs_yaw"].items():
+            table.add_row(yaw, f"{100 * value:.2f}")
+        table.add_row("mean (non-frontal)", f"{100 * result['mean']:.2f}")
+    elif kind == "cross-modal":
+        table.add_column("metric")
+        table.add_column(f"mean +- std over {result['n_folds']} fold(s) (%)")
+        for key in ("rank1", "vr@far=0.01", "vr@far=0.001", "vr@far=0.0001", "eer"):
+            table.add_row(key, f"{100 * result['mean'][key]:.2f} +- {100 * result['std'][key]:.2f}")
+    else:
+        for col in ("protocol", "pairs", "accuracy (%)", "EER (%)", "AUC"):
+            table.add_column(col)
+        for name, r in result["protocols"].items():
+            table.add_row(name, str(r["pairs"]), f"{100 * r['accuracy']:.2f} +- {100 * r['accuracy_std']:.2f}",
+                          f"{100 * r['eer']:.2f}", f"{r['auc']:.4f}")
+    return table
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Write the features of every image of a target (.npy) and their ids (.csv)."""
+    import numpy as np
+
+    from hfr.embed import embed_manifest
+    from hfr.fileio import atomic_open
+    from hfr.probes import load_targets
+    from hfr.recognizer.export import load_recognizer
+
+    recognizer = load_recognizer(args.recognizer, device=args.device)
+    manifest = load_targets(args.data)
+    progress, update = _progress("embedding")
+    with progress:
+        feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size, progress=update)
+    out = Path(args.out)
+    with atomic_open(out, "wb") as handle:
+        np.save(handle, feats)
+    ids = out.with_suffix(".csv")
+    with atomic_open(ids, "w", newline="") as handle:
+        handle.write("row,path,subject,modality,fingerprint\n")
+        for i, r in enumerate(manifest):
+            handle.write(f"{i},{_csv_cell(r.path)},{_csv_cell(r.subject)},{r.modality},{recognizer.fingerprint}\n")
+    console.print(f"{len(feats)} features ({feats.shape[1] if feats.size else 0}-d): {out}; ids: {ids}")
+    return 0
+
+
+def _csv_cell(text: str) -> str:
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text
+
+
+def _embed_for_gallery(args: argparse.Namespace):
+    from hfr.embed import embed_manifest
+    from hfr.probes import load_targets
+    from hfr.recognizer.export import load_recognizer
+
+    recognizer = load_recognizer(args.recognizer, device=args.device)
+    manifest = load_targets(args.data)
+    if getattr(args, "split", None):
+        manifest = manifest.select(split=args.split)
+    if getattr(args, "modality", None):
+        manifest = manifest.select(modality=args.modality)
+    if len(manifest) == 0:
+        raise OptionError(f"{args.data}: no images left after --split/--modality")
+    progress, update = _progress("embedding")
+    with progress:
+        feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size, progress=update)
+    paths = [str(manifest.resolve(r.path)) for r in manifest]
+    return recognizer, manifest, feats, paths
+
+
+def cmd_gallery_build(args: argparse.Namespace) -> int:
+    """Embed a dataset and write a new gallery folder."""
+    from hfr.gallery import Gallery
+
+    recognizer, manifest, feats, paths = _embed_for_gallery(args)
+    gallery = Gallery.build(feats, [r.subject for r in manifest], recognizer.fingerprint,
+                            modalities=[r.modality for r in manifest], paths=paths, index=args.index,
+                            nlist=args.nlist, nprobe=args.nprobe)
+    folder = gallery.save(args.out)
+    console.print(_stats_table(f"gallery {folder}", gallery.info()))
+    return 0
+
+
+def cmd_gallery_add(args: argparse.Namespace) -> int:
+    """Embed more images into an existing gallery."""
+    from hfr.gallery import Gallery
+
+    gallery = Gallery.load(args.gallery)
+    recognizer, manifest, feats, paths = _embed_for_gallery(args)
+    if recognizer.fingerprint != gallery.fingerprint:
+        raise OptionError(f"--recognizer {args.recognizer} (fingerprint {recognizer.fingerprint}) is not the "
+                          f"gallery's recognizer ({gallery.fingerprint}); use the same recognizer")
+    ids = gallery.add(feats, [r.subject for r in manifest], [r.modality for r in manifest], paths)
+    gallery.save(args.gallery)
+    console.print(f"added {len(ids)} images (ids {int(ids.min())}..{int(ids.max())}); gallery holds {len(gallery)}")
+    return 0
+
+
+def cmd_gallery_remove(args: argparse.Namespace) -> int:
+    """Remove images by id or whole subjects from a gallery."""
+    from hfr.gallery import Gallery
+
+    if not args.id and not args.subject:
+        raise OptionError("gallery remove: give --id N and/or --subject S (repeatable)")
+    gallery = Gallery.load(args.gallery)
+    removed = gallery.remove(ids=args.id or None, subjects=args.subject or None)
+    gallery.save(args.gallery)
+    console.print(f"removed {removed} images; gallery holds {len(gallery)}")
+    return 0
+
+
+def cmd_gallery_info(args: argparse.Namespace) -> int:
+    """Print what a gallery holds."""
+    from hfr.gallery import Gallery
+
+    gallery = Gallery.load(args.gallery)
+    console.print(_stats_table(f"gallery {args.gallery}", gallery.info()))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search a gallery with probe images; print (probe, rank, subject, score)."""
+    from hfr.embed import embed_manifest
+    from hfr.fileio import atomic_write_text
+    from hfr.gallery import Gallery
+    from hfr.probes import load_targets
+    from hfr.recognizer.export import load_recognizer
+
+    if args.k < 1:
+        raise OptionError(f"-k must be >= 1, got {args.k}")
+    gallery = Gallery.load(args.gallery)
+    recognizer = load_recognizer(args.recognizer, device=args.device)
+    manifest = load_targets(args.probe)
+    feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size)
+    result = gallery.search_subjects(feats, k=args.k, fingerprint=recognizer.fingerprint)
+    names = [r.path for r in manifest]
+    rows = list(result.rows(names))
+    table = Table(title=f"search {args.gallery} (top {args.k})", header_style="bold")
+    for col in ("probe", "rank", "subject", "score"):
+        table.add_column(col, overflow="fold")
+    for probe, rank, subject, score in rows[: args.max_rows]:
+        table.add_row(probe, str(rank), subject, f"{score:.4f}")
+    console.print(table)
+    if len(rows) > args.max_rows:
+        console.print(f"({len(rows) - args.max_rows} more rows; use --json or --csv for all)")
+    if args.json:
+        atomic_write_text(args.json, json.dumps([{"probe": p, "rank": r, "subject": s, "score": sc}
+                                                 for p, r, s, sc in rows], indent=2) + "\n")
+        console.print(f"results: {args.json}")
+    if args.csv:
+        lines = ["probe,rank,subject,score"] + [f"{_csv_cell(p)},{r},{_csv_cell(s)},{sc:.6f}" for p, r, s, sc in rows]
+        atomic_write_text(args.csv, "\n".join(lines) + "\n")
+        console.print(f"results: {args.csv}")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="YAML recipe (see configs/)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config key (repeatable), e.g. --set subjects=20")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+
+
+def _add_embed_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=128, help="images per forward pass")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
 
 
 def _add_render_flags(p: argparse.ArgumentParser) -> None:
@@ -208,6 +424,70 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render_flags(q)
     _add_config_args(q)
     q.set_defaults(func=cmd_quickstart)
+
+    tr = sub.add_parser("train-recognizer", help="pretrain or fine-tune a LightCNN recognizer")
+    _add_config_args(tr)
+    tr.add_argument("--resume", help="auto (newest run of the recipe) or a checkpoint / run folder")
+    tr.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
+    tr.set_defaults(func=cmd_train_recognizer)
+
+    ev = sub.add_parser("evaluate", help="run an evaluation protocol: tables, JSON and plots")
+    ev.add_argument("--protocol", required=True, help="cross-modal | cross-pose | verification")
+    ev.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt (or its run folder)")
+    ev.add_argument("--data", type=Path, required=True, help="manifest.csv or its folder")
+    ev.add_argument("--out", type=Path, help="output folder (default runs/evaluate-<protocol>/<timestamp>)")
+    ev.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
+    _add_embed_flags(ev)
+    ev.set_defaults(func=cmd_evaluate)
+
+    em = sub.add_parser("embed", help="write features (.npy) and ids (.csv) of images")
+    em.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt")
+    em.add_argument("--data", type=Path, required=True, help="image, folder or manifest")
+    em.add_argument("--out", type=Path, required=True, help="features .npy (ids go to the .csv beside it)")
+    _add_embed_flags(em)
+    em.set_defaults(func=cmd_embed)
+
+    g = sub.add_parser("gallery", help="FAISS galleries: build, add, remove, info")
+    gsub = g.add_subparsers(dest="gallery_command", metavar="GALLERY_COMMAND")
+    gsub.required = True
+    gb = gsub.add_parser("build", help="embed a dataset into a new gallery folder")
+    gb.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt")
+    gb.add_argument("--data", type=Path, required=True, help="image folder or manifest")
+    gb.add_argument("--out", type=Path, required=True, help="gallery folder to write")
+    gb.add_argument("--split", help="only rows of this split")
+    gb.add_argument("--modality", help="only rows of this modality")
+    gb.add_argument("--index", default="flat", help="flat (exact, default) | ivf")
+    gb.add_argument("--nlist", type=int, default=1024, help="IVF lists")
+    gb.add_argument("--nprobe", type=int, default=16, help="IVF lists visited per query")
+    _add_embed_flags(gb)
+    gb.set_defaults(func=cmd_gallery_build)
+    ga = gsub.add_parser("add", help="embed more images into a gallery")
+    ga.add_argument("--gallery", type=Path, required=True)
+    ga.add_argument("--recognizer", type=Path, required=True)
+    ga.add_argument("--data", type=Path, required=True)
+    ga.add_argument("--split")
+    ga.add_argument("--modality")
+    _add_embed_flags(ga)
+    ga.set_defaults(func=cmd_gallery_add)
+    gr = gsub.add_parser("remove", help="remove images by id or whole subjects")
+    gr.add_argument("--gallery", type=Path, required=True)
+    gr.add_argument("--id", type=int, action="append", help="gallery id (repeatable)")
+    gr.add_argument("--subject", action="append", help="subject (repeatable)")
+    gr.set_defaults(func=cmd_gallery_remove)
+    gi = gsub.add_parser("info", help="what a gallery holds")
+    gi.add_argument("--gallery", type=Path, required=True)
+    gi.set_defaults(func=cmd_gallery_info)
+
+    se = sub.add_parser("search", help="search a gallery: top-k subjects per probe")
+    se.add_argument("--gallery", type=Path, required=True, help="gallery folder")
+    se.add_argument("--recognizer", type=Path, required=True, help="the gallery's recognizer.pt")
+    se.add_argument("--probe", type=Path, required=True, help="image, folder or manifest")
+    se.add_argument("-k", type=int, default=5, help="subjects per probe (clamped to the gallery's)")
+    se.add_argument("--json", type=Path, help="also write the results as JSON")
+    se.add_argument("--csv", type=Path, help="also write the results as CSV")
+    se.add_argument("--max-rows", type=int, default=50, help="rows to print")
+    _add_embed_flags(se)
+    se.set_defaults(func=cmd_search)
 
     data = sub.add_parser("data", help="datasets: render, index, align, show, stats")
     dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")

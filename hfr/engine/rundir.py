@@ -1,12 +1,40 @@
-"""Run directories: `runs/<recipe>/<timestamp>/` holding the resolved config and outputs."""
+"""Run directories: `runs/<recipe>/<timestamp>/` holding the resolved config and outputs.
+
+Each new run also updates the symbolic link `runs/<recipe>/latest`, so a recipe can name
+the newest output of another (for example the fine-tune recipe's `net.pretrained:
+runs/recognizer-synth-pretrain/latest/recognizer.pt`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 from pathlib import Path
 
 DEFAULT_RUNS_ROOT = Path("runs")
+LATEST = "latest"
+
+
+def _order(name: str) -> tuple[str, int]:
+    stamp, _, suffix = name.partition("-")[2].partition("-")
+    return (name.split("-")[0] + "-" + stamp, int(suffix) if suffix.isdigit() else 1)
+
+
+def _point_latest(base: Path, run: Path) -> None:
+    """Make `base/latest` a relative link to `run`, replacing any old link atomically."""
+    link = base / LATEST
+    if link.exists() and not link.is_symlink():
+        return  # a real folder named "latest": leave it alone
+    tmp = base / f".{LATEST}.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        tmp.symlink_to(run.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:  # file systems without symlinks: `latest_run_dir` still works
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def new_run_dir(recipe: str, root: str | os.PathLike = DEFAULT_RUNS_ROOT) -> Path:
@@ -18,16 +46,19 @@ def new_run_dir(recipe: str, root: str | os.PathLike = DEFAULT_RUNS_ROOT) -> Pat
     while True:
         try:
             candidate.mkdir()
-            return candidate
+            break
         except FileExistsError:
             n += 1
             candidate = base / f"{stamp}-{n}"
+    _point_latest(base, candidate)
+    return candidate
 
 
 def latest_run_dir(recipe: str, root: str | os.PathLike = DEFAULT_RUNS_ROOT) -> Path | None:
-    """The newest run folder of `recipe`, or None when there is none."""
+    """The newest run folder of `recipe` (by its timestamp name), or None when there is none."""
     base = Path(root) / recipe
     if not base.is_dir():
         return None
-    runs = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: (p.stat().st_mtime, p.name))
+    runs = sorted((p for p in base.iterdir() if p.is_dir() and not p.is_symlink()
+                   and not p.name.startswith(".")), key=lambda p: _order(p.name))
     return runs[-1] if runs else None

@@ -1,0 +1,104 @@
+"""The recipe of `hfr train-recognizer`: data, network, optimizer, fine-tuning and engine settings.
+
+Defaults follow the official LightCNN training script (AlfredXiangWu/LightCNN, train.py):
+SGD, lr 0.01, momentum 0.9, weight decay 1e-4; the classifier (`fc2`) at 10x the learning
+rate and biases at 2x without weight decay (`official_lr_groups`); the learning rate times
+0.457305 every `step_size` steps (the official code does it every 10 epochs). The fine-tune
+recipe follows DVG-Face's released train_lightcnn.py: a classifier-only warm-up, then the whole
+network at lr 0.001 with weight decay 2e-4, and the contrastive term on generated pairs at
+weight 0.001, margin 0.5, negative weight 0.1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hfr.data.transforms import AugmentConfig
+from hfr.engine.trainconfig import TrainConfig
+from hfr.errors import ConfigError
+
+#: The learning-rate decay factor of the official LightCNN and DVG-Face scripts.
+OFFICIAL_LR_SCALE = 0.457305051927326
+
+
+@dataclass
+class RecognizerData:
+    """Which images train and evaluate the recognizer."""
+
+    train: str = ""                    #: manifest (or its folder) of the training images
+    split: str = "train"               #: rows of this split train ("" = every row)
+    modalities: list[str] = field(default_factory=list)  #: modalities to train on ([] = all)
+    size: int = 64                     #: input size in pixels (LightCNN: a multiple of 16)
+    channels: int = 1                  #: 1 grayscale (LightCNN), 3 RGB
+    generated: str | None = None       #: generated NIR-VIS pairs (manifest) for the contrastive term
+    eval: str | None = None            #: manifest evaluated every train.eval_every steps
+    eval_protocol: Literal["cross-pose", "cross-modal"] = "cross-pose"  #: protocol run on `eval`
+
+
+@dataclass
+class RecognizerNet:
+    """The network."""
+
+    arch: str = "lightcnn9"            #: lightcnn9 | lightcnn29 | lightcnn29v2
+    pretrained: str | None = None      #: recognizer.pt of hfr, or an official LightCNN checkpoint
+    dropout: float = 0.5               #: dropout before the classifier (official value)
+
+
+@dataclass
+class RecognizerOptim:
+    """Optimizer and learning-rate schedule."""
+
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    official_lr_groups: bool = True    #: fc2 x10 (bias x20), other biases x2, no decay on biases
+    step_size: int = 0                 #: decay the lr every this many steps (0 = constant)
+    gamma: float = OFFICIAL_LR_SCALE   #: decay factor
+
+
+@dataclass
+class RecognizerFinetune:
+    """Fine-tuning on NIR-VIS data (mode: finetune)."""
+
+    warmup_steps: int = 0              #: classifier-only stage (DVG-Face stage I) before the whole net
+    warmup_lr: float | None = None     #: learning rate of that stage (None: optim.lr)
+    contrastive_weight: float = 0.001  #: weight of L_ct on generated pairs (released DVG-Face)
+    margin: float = 0.5                #: cosine margin of the negative term
+    negative_weight: float = 0.1       #: weight of the negative term inside L_ct
+    pairs_per_batch: int = 32          #: generated pairs per step
+
+
+@dataclass
+class RecognizerConfig:
+    """A `hfr train-recognizer` recipe."""
+
+    model: str = "recognizer"
+    mode: Literal["pretrain", "finetune"] = "pretrain"
+    batch_size: int = 64
+    data: RecognizerData = field(default_factory=RecognizerData)
+    net: RecognizerNet = field(default_factory=RecognizerNet)
+    optim: RecognizerOptim = field(default_factory=RecognizerOptim)
+    finetune: RecognizerFinetune = field(default_factory=RecognizerFinetune)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        """Raise ConfigError for impossible values (naming the key)."""
+        from hfr.models.lightcnn import ARCHITECTURES
+
+        if self.net.arch not in ARCHITECTURES:
+            raise ConfigError(f"net.arch: unknown {self.net.arch!r}; use one of {', '.join(ARCHITECTURES)}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be >= 2, got {self.batch_size}")
+        if self.data.size < 16 or self.data.size % 16:
+            raise ConfigError(f"data.size must be a multiple of 16 (LightCNN), got {self.data.size}")
+        if self.data.channels not in (1, 3):
+            raise ConfigError(f"data.channels must be 1 or 3, got {self.data.channels}")
+        if self.optim.lr <= 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.optim.lr}")
+        if self.finetune.warmup_steps < 0 or self.finetune.pairs_per_batch < 2:
+            raise ConfigError("finetune.warmup_steps must be >= 0 and finetune.pairs_per_batch >= 2")
+        if self.mode == "pretrain" and self.data.generated:
+            raise ConfigError("data.generated (generated pairs) is used by mode: finetune only")
