@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "data"))
 from fake_datasets import write_casia, write_folder  # noqa: E402
 
 from hfr.cli import main  # noqa: E402

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import write_patterns
+from pattern_data import write_patterns
 
 from hfr.cli import main
 from hfr.engine.runlog import read_metrics
