@@ -43,9 +43,10 @@ def _progress(description: str, enabled: bool = True):
 
     start = time.perf_counter()
 
-    def update(done: int, total: int) -> None:
+    def update(done: int, total: int, stage: str | None = None) -> None:
         elapsed = max(time.perf_counter() - start, 1e-9)
-        progress.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f} img/s")
+        fields = {"description": stage} if stage else {}
+        progress.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f} img/s", **fields)
 
     return progress, update
 
@@ -155,9 +156,9 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    """Render small SynthFace sets, write contact sheets and a summary, say where they are."""
-    from hfr.quickstart import QuickstartConfig, run_quickstart
+    """Render SynthFace sets, pretrain LightCNN-9, evaluate, build a gallery, search; say where."""
     from hfr.config import load_config, to_yaml
+    from hfr.quickstart import QuickstartConfig, run_quickstart
 
     cfg = load_config(QuickstartConfig, args.config, _flag_sets(args, _RENDER_FLAGS))
     if args.dry_run:
@@ -165,8 +166,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         return 0
     progress, update = _progress("quickstart")
     with progress:
-        summary = run_quickstart(cfg, out=args.out, progress=update)
-    table = Table(title="hfr quickstart: SynthFace sets", header_style="bold")
+        summary = run_quickstart(cfg, out=args.out, progress=lambda stage, d, t: update(d, t, stage))
+    table = Table(title="SynthFace sets", header_style="bold")
     for col in ("preset", "subjects", "images", "modalities", "splits", "contact sheet"):
         table.add_column(col, overflow="fold")
     for row in summary["presets"]:
@@ -174,8 +175,20 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
                       ", ".join(f"{k} {v}" for k, v in row["modalities"].items()),
                       ", ".join(f"{k} {v}" for k, v in row["splits"].items()), row["sheet"])
     console.print(table)
-    console.print(f"[bold green]done[/bold green] in {summary['seconds']:.1f} s; "
-                  f"everything is in [bold]{summary['out']}[/bold] (summary.json, summary.md, sheets/)")
+    if "evaluation" in summary:
+        pose = summary["evaluation"]["cross-pose"]
+        modal = summary["evaluation"]["cross-modal"]
+        console.print(_result_table(pose))
+        console.print(_result_table(modal))
+        search = Table(title=f"gallery search: {summary['search']['gallery']}", header_style="bold")
+        for col in ("probe", "true subject", "rank", "subject", "score"):
+            search.add_column(col, overflow="fold")
+        for row in summary["search"]["rows"]:
+            search.add_row(row["probe"], row["true"], str(row["rank"]), row["subject"], f"{row['score']:.3f}")
+        console.print(search)
+        console.print(f"plots: {pose['folder']}, {modal['folder']}; recognizer: {summary['pretrain']['recognizer']}")
+    console.print(f"[bold green]done[/bold green] in {summary['seconds']:.1f} s; everything is in "
+                  f"[bold]{summary['out']}[/bold] (summary.md, summary.json, sheets/, eval/)")
     return 0
 
 

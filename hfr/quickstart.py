@@ -1,14 +1,21 @@
-"""`hfr quickstart`: the main job on built-in synthetic data, sized for a laptop CPU.
+"""`hfr quickstart`: the main job end to end on built-in synthetic data, sized for a laptop CPU.
 
-This issue's quickstart renders a small set of each SynthFace preset, writes a contact
-sheet of each and a summary (JSON and Markdown) into one run folder. Later issues extend
-it with training and evaluation.
+1. render small sets of every SynthFace preset (and a contact sheet of each);
+2. pretrain LightCNN-9 on the `webface` set;
+3. evaluate it cross-pose on `multipie` test subjects and cross-modal (NIR probes, VIS
+   gallery) on `nirvis` test subjects (JSON and plots);
+4. build a FAISS gallery of the `nirvis` test subjects' VIS images and search it with a
+   few of their NIR images.
+
+Everything lands in one run folder (`runs/quickstart/<timestamp>/` by default) with a
+`summary.json` and a `summary.md`. `pipeline: false` stops after step 1.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,20 +30,35 @@ from hfr.errors import OptionError
 from hfr.fileio import atomic_write_text
 from hfr.viz import contact_sheet, save_image
 
+log = logging.getLogger(__name__)
+
 #: The contact-sheet column axis that shows each preset best.
 SHEET_AXIS = {"webface": "yaw", "multipie": "yaw", "nirvis": "modality", "occluded": "occlusion"}
+
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
 class QuickstartConfig:
-    """What `hfr quickstart` renders."""
+    """What `hfr quickstart` renders and trains."""
 
     presets: list[str] = field(default_factory=lambda: list(synth.PRESETS))  #: presets to render
-    subjects: int = 12       #: identities per preset
+    subjects: int = 0        #: identities per preset (0: the per-preset counts below)
+    webface_subjects: int = 300   #: identities of the pretraining set
+    webface_images: int = 12      #: images per pretraining identity
+    multipie_subjects: int = 40   #: identities of the cross-pose set (40% are test subjects)
+    nirvis_subjects: int = 60     #: identities of the cross-modal set (half are test subjects)
+    occluded_subjects: int = 8    #: identities of the occlusion set (shown, not trained on)
     size: int = 64           #: image size in pixels
     seed: int = 0            #: random seed
-    workers: int = 1         #: render worker processes
+    workers: int = 2         #: render threads
     sheet_subjects: int = 6  #: rows of each contact sheet
+    pipeline: bool = True    #: pretrain, evaluate, build a gallery and search after rendering
+    arch: str = "lightcnn9"  #: recognizer architecture
+    steps: int = 450         #: pretraining steps
+    batch_size: int = 48     #: pretraining batch size
+    lr: float = 0.001        #: AdamW learning rate
+    probes: int = 5          #: NIR probes searched in the gallery
 
     def validate(self) -> None:
         """Raise OptionError for unknown presets or impossible counts."""
@@ -44,62 +66,170 @@ class QuickstartConfig:
         if unknown:
             raise OptionError(f"quickstart presets: unknown {', '.join(unknown)}; "
                               f"use {', '.join(synth.PRESETS)}")
-        if self.sheet_subjects < 1:
-            raise OptionError(f"sheet_subjects must be >= 1, got {self.sheet_subjects}")
+        if self.sheet_subjects < 1 or self.subjects < 0 or self.steps < 1 or self.probes < 1:
+            raise OptionError("quickstart: sheet_subjects, steps and probes must be >= 1, subjects >= 0")
+        if self.pipeline and not {"webface", "multipie", "nirvis"} <= set(self.presets):
+            raise OptionError("quickstart pipeline needs the webface, multipie and nirvis presets; "
+                              "add them or set pipeline=false")
+
+    def subjects_of(self, preset: str) -> int:
+        """Identities rendered for `preset`."""
+        if self.subjects:
+            return self.subjects
+        return getattr(self, f"{preset}_subjects")
+
+
+def _render(cfg: QuickstartConfig, run: Path, progress: Progress | None) -> list[dict[str, Any]]:
+    rows = []
+    for preset in cfg.presets:
+        scfg = synth.SynthConfig(preset=preset, subjects=cfg.subjects_of(preset), size=cfg.size,
+                                 seed=cfg.seed, workers=cfg.workers,
+                                 images_per_subject=cfg.webface_images)
+        synth.validate_config(scfg)
+        update = (lambda d, t, p=preset: progress(f"rendering {p}", d, t)) if progress else None
+        manifest = synth.write_preset(scfg, run / "data" / preset, progress=update)
+        stats = dataset_stats(manifest)
+        sheet = run / "sheets" / f"{preset}.png"
+        save_image(sheet, contact_sheet(manifest, by=SHEET_AXIS[preset], subjects=cfg.sheet_subjects))
+        rows.append({"preset": preset, "subjects": stats["subjects"], "images": stats["images"],
+                     "modalities": stats["modalities"], "splits": stats["splits"],
+                     "yaw_histogram": stats["yaw_histogram"], "manifest": str(run / "data" / preset),
+                     "sheet": str(sheet)})
+    return rows
+
+
+def _pretrain(cfg: QuickstartConfig, run: Path) -> dict[str, Any]:
+    from hfr.engine.loop import train
+    from hfr.engine.trainconfig import TrainConfig
+    from hfr.recognizer.config import RecognizerConfig, RecognizerData, RecognizerNet, RecognizerOptim
+    from hfr.recognizer.task import RecognizerTask
+    from hfr.data.transforms import AugmentConfig
+
+    rcfg = RecognizerConfig(
+        mode="pretrain", batch_size=cfg.batch_size,
+        data=RecognizerData(train=str(run / "data" / "webface"), size=cfg.size, channels=1),
+        net=RecognizerNet(arch=cfg.arch, dropout=0.0),
+        optim=RecognizerOptim(name="adamw", lr=cfg.lr, weight_decay=1e-4, official_lr_groups=False),
+        augment=AugmentConfig(flip_p=0.5),
+        train=TrainConfig(steps=cfg.steps, log_every=max(1, cfg.steps // 10), checkpoint_every=0,
+                          eval_every=-1, sample_every=0, seed=cfg.seed, num_workers=1, device="auto"),
+    )
+    rcfg.validate()
+    task = RecognizerTask()
+    result = train(task, rcfg, recipe="recognizer", run_dir=run / "train", runs_root=run)
+    recognizer = run / "recognizer.pt"
+    task.export(recognizer, meta={"recipe": "quickstart", "steps": result["step"]})
+    return {"run_dir": str(result["run_dir"]), "recognizer": str(recognizer),
+            "logs": {k: float(v) for k, v in result.get("logs", {}).items()}}
+
+
+def _evaluate(run: Path, progress: Progress | None) -> dict[str, Any]:
+    from hfr.eval.report import evaluate
+
+    out = {}
+    for protocol, preset in (("cross-pose", "multipie"), ("cross-modal", "nirvis")):
+        update = (lambda d, t, p=protocol: progress(f"evaluating {p}", d, t)) if progress else None
+        folder = run / "eval" / protocol
+        out[protocol] = evaluate(run / "recognizer.pt", run / "data" / preset, protocol, folder, progress=update)
+        out[protocol]["folder"] = str(folder)
+    return out
+
+
+def _search(cfg: QuickstartConfig, run: Path) -> dict[str, Any]:
+    from hfr.data.manifest import Manifest
+    from hfr.embed import embed_manifest
+    from hfr.gallery import Gallery
+    from hfr.recognizer.export import load_recognizer
+
+    recognizer = load_recognizer(run / "recognizer.pt")
+    nirvis = Manifest.read(run / "data" / "nirvis").select(split="test")
+    vis = nirvis.select(modality="vis")
+    feats = embed_manifest(recognizer, vis)
+    gallery = Gallery.build(feats, [r.subject for r in vis], recognizer.fingerprint,
+                            modalities=[r.modality for r in vis], paths=[r.path for r in vis])
+    folder = gallery.save(run / "gallery")
+    seen: set[str] = set()
+    probes = []
+    for r in nirvis.select(modality="nir"):
+        if r.subject not in seen:
+            seen.add(r.subject)
+            probes.append(r)
+        if len(probes) == cfg.probes:
+            break
+    probe_manifest = nirvis.with_records(probes)
+    result = gallery.search_subjects(embed_manifest(recognizer, probe_manifest), k=3,
+                                     fingerprint=recognizer.fingerprint)
+    truth = {r.path: r.subject for r in probes}
+    rows = [{"probe": p, "true": truth[p], "rank": rank, "subject": s, "score": sc}
+            for p, rank, s, sc in result.rows([r.path for r in probes])]
+    return {"gallery": str(folder), "gallery_images": len(gallery), "rows": rows}
 
 
 def run_quickstart(cfg: QuickstartConfig, out: str | Path | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Render each preset into `out` (default a new `runs/quickstart/<timestamp>`), write sheets
-    and `summary.json`/`summary.md`; return the summary."""
+                   progress: Progress | None = None) -> dict[str, Any]:
+    """Run the quickstart into `out` (default a new `runs/quickstart/<timestamp>`); return the summary.
+
+    `progress(stage, done, total)` is called as work advances.
+    """
     cfg.validate()
     start = time.perf_counter()
     run = Path(out) if out is not None else new_run_dir("quickstart")
     run.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run / "config.yaml")
-    synth_cfgs = [synth.SynthConfig(preset=p, subjects=cfg.subjects, size=cfg.size, seed=cfg.seed,
-                                    workers=cfg.workers) for p in cfg.presets]
-    for scfg in synth_cfgs:
-        synth.validate_config(scfg)
-    rows = []
-    done_before = 0
-    totals: dict[str, int] = {}
-
-    def report(preset: str) -> Callable[[int, int], None]:
-        def update(done: int, total: int) -> None:
-            totals[preset] = total
-            if progress is not None:
-                progress(done_before + done, done_before + total)
-        return update
-
-    for scfg in synth_cfgs:
-        manifest = synth.write_preset(scfg, run / "data" / scfg.preset, progress=report(scfg.preset))
-        done_before += len(manifest)
-        stats = dataset_stats(manifest)
-        sheet_path = run / "sheets" / f"{scfg.preset}.png"
-        save_image(sheet_path, contact_sheet(manifest, by=SHEET_AXIS[scfg.preset],
-                                             subjects=cfg.sheet_subjects))
-        rows.append({"preset": scfg.preset, "subjects": stats["subjects"], "images": stats["images"],
-                     "modalities": stats["modalities"], "splits": stats["splits"],
-                     "yaw_histogram": stats["yaw_histogram"], "manifest": str(manifest.source or
-                                                                            run / "data" / scfg.preset),
-                     "sheet": str(sheet_path)})
-    summary = {"out": str(run), "config": dataclasses.asdict(cfg), "presets": rows,
-               "seconds": round(time.perf_counter() - start, 2)}
-    atomic_write_text(run / "summary.json", json.dumps(summary, indent=2) + "\n")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    summary: dict[str, Any] = {"out": str(run), "config": dataclasses.asdict(cfg),
+                               "presets": _render(cfg, run, progress)}
+    timings["render"] = time.perf_counter() - t0
+    if cfg.pipeline:
+        t0 = time.perf_counter()
+        summary["pretrain"] = _pretrain(cfg, run)
+        timings["pretrain"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        summary["evaluation"] = _evaluate(run, progress)
+        timings["evaluate"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        summary["search"] = _search(cfg, run)
+        timings["search"] = time.perf_counter() - t0
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    summary["timings"] = {k: round(v, 2) for k, v in timings.items()}
+    atomic_write_text(run / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     atomic_write_text(run / "summary.md", _markdown(summary))
     return summary
 
 
+def _rel(path: str, root: str) -> str:
+    p = Path(path)
+    return str(p.relative_to(root)) if p.is_relative_to(root) else path
+
+
 def _markdown(summary: dict[str, Any]) -> str:
-    lines = ["# hfr quickstart", "", f"Rendered in {summary['seconds']} s.", "",
+    root = summary["out"]
+    lines = ["# hfr quickstart", "", f"Finished in {summary['seconds']} s "
+             f"({', '.join(f'{k} {v} s' for k, v in summary['timings'].items())}).", "",
+             "## SynthFace sets", "",
              "| preset | subjects | images | modalities | splits | contact sheet |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in summary["presets"]:
         mods = ", ".join(f"{k} {v}" for k, v in r["modalities"].items())
         splits = ", ".join(f"{k} {v}" for k, v in r["splits"].items())
-        sheet = Path(r["sheet"]).relative_to(summary["out"]) if Path(r["sheet"]).is_relative_to(
-            summary["out"]) else r["sheet"]
         lines.append(f"| {r['preset']} | {r['subjects']} | {r['images']} | {mods} | {splits} | "
-                     f"![{r['preset']}]({sheet}) |")
+                     f"![{r['preset']}]({_rel(r['sheet'], root)}) |")
+    if "evaluation" in summary:
+        pose = summary["evaluation"]["cross-pose"]
+        modal = summary["evaluation"]["cross-modal"]
+        lines += ["", "## Cross-pose rank-1 (multipie test subjects, frontal gallery)", "",
+                  "| |yaw| | " + " | ".join(pose["rank1_by_abs_yaw"]) + " | mean |",
+                  "| --- " * (len(pose["rank1_by_abs_yaw"]) + 2) + "|",
+                  "| rank-1 (%) | " + " | ".join(f"{100 * v:.1f}" for v in pose["rank1_by_abs_yaw"].values())
+                  + f" | {100 * pose['mean']:.1f} |",
+                  "", "## Cross-modal (nirvis test subjects: NIR probes, VIS gallery)", "",
+                  "| rank-1 (%) | VR@FAR=1% | VR@FAR=0.1% |", "| --- | --- | --- |",
+                  f"| {100 * modal['mean']['rank1']:.1f} | {100 * modal['mean']['vr@far=0.01']:.1f} | "
+                  f"{100 * modal['mean']['vr@far=0.001']:.1f} |",
+                  "", "## Gallery search (top 3 subjects per NIR probe)", "",
+                  "| probe | true subject | rank | subject | score |", "| --- | --- | --- | --- | --- |"]
+        for row in summary["search"]["rows"]:
+            lines.append(f"| {row['probe']} | {row['true']} | {row['rank']} | {row['subject']} | "
+                         f"{row['score']:.3f} |")
     return "\n".join(lines) + "\n"
