@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 
 from hfr.errors import ConfigError, HFRError
 from hfr.fileio import atomic_open
+from hfr.safeload import load_weights_only
 
 log = logging.getLogger(__name__)
 
@@ -71,21 +71,8 @@ def save_checkpoint(payload: Mapping[str, Any], path: str | os.PathLike) -> Path
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
     """Read a checkpoint with `weights_only=True`; CheckpointError when missing, corrupt or needing pickle."""
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: checkpoint file not found; give a checkpoints/step-*.pt file, a run "
-                              f"folder, or --resume auto")
-    try:
-        data = torch.load(p, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{p}: this checkpoint needs pickle to load (it holds Python objects other than "
-                              f"tensors, numbers, strings and plain containers: {first}); hfr loads "
-                              f"checkpoints with weights_only=True only, so re-save it with plain types "
-                              f"(state_dicts of tensors)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{p}: not a readable checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'empty'}); "
-                              f"it may be truncated or another format; resume from another checkpoint") from None
+    data = load_weights_only(p, "checkpoint", CheckpointError, map_location,
+                             missing_hint="give a checkpoints/step-*.pt file, a run folder, or --resume auto")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{p}: not an hfr training checkpoint (no format={FORMAT!r} entry); it may be an "
                               f"exported model; resume only from checkpoints/step-*.pt of a run")

@@ -35,6 +35,7 @@ from torch import nn
 
 from hfr.errors import HFRError
 from hfr.fileio import atomic_open
+from hfr.safeload import load_weights_only
 
 FORMAT = "hfr-recognizer/1"
 
@@ -146,15 +147,9 @@ def load_recognizer(path: str | os.PathLike, device: torch.device | str = "cpu")
     p = Path(path)
     if p.is_dir():
         p = p / "recognizer.pt"
-    if not p.is_file():
-        raise RecognizerError(f"{p}: recognizer file not found; train one with `hfr train-recognizer` "
-                              f"(it writes recognizer.pt in its run folder)")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
-        raise RecognizerError(f"{p}: not a loadable weights-only recognizer file ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}); files that need pickle "
-                              f"are refused") from None
+    payload = load_weights_only(p, "recognizer file", RecognizerError,
+                                missing_hint="train one with `hfr train-recognizer` (it writes "
+                                             "recognizer.pt in its run folder)")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise RecognizerError(f"{p}: not an hfr recognizer (format {payload.get('format') if isinstance(payload, dict) else None!r}, "
                               f"expected {FORMAT!r}); export one with `hfr train-recognizer`")
