@@ -146,6 +146,10 @@ def test_load_official_reports_mismatches(tmp_path: Path) -> None:
         load_official(odd)
     with pytest.raises(HFRError, match="not found"):
         load_official(tmp_path / "absent.pth")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"junk" * 10)
+    with pytest.raises(HFRError, match="not a readable"):
+        load_official(junk)
 
 
 def test_load_official_refuses_pickled_objects(tmp_path: Path) -> None:
@@ -154,3 +158,15 @@ def test_load_official_refuses_pickled_objects(tmp_path: Path) -> None:
     torch.save({"state_dict": state, "args": NotWeights()}, path)
     with pytest.raises(HFRError, match="refused.*pickle"):
         load_official(path)
+
+
+def test_29v2_pooling_is_max_plus_average_and_differentiable() -> None:
+    from hfr.models.lightcnn import _max_plus_avg_pool
+
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 6.0]]]], dtype=torch.double, requires_grad=True)
+    out = _max_plus_avg_pool(x)
+    assert out.item() == 6.0 + 3.0
+    out.sum().backward()
+    assert x.grad.flatten().tolist() == [0.25, 0.25, 0.25, 1.25]
+    y = torch.randn(1, 2, 4, 4, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(_max_plus_avg_pool, (y,))

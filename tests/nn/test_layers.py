@@ -80,3 +80,16 @@ def test_init_weights_normal002_and_xavier() -> None:
 def test_init_weights_rejects_unknown_kind() -> None:
     with pytest.raises(OptionError, match="normal002"):
         init_weights(nn.Linear(2, 2), "uniform")
+
+
+def test_resblock_gradients_are_those_of_the_out_of_place_sum() -> None:
+    torch.manual_seed(0)
+    block = ResBlock(3).double()
+    x = torch.randn(2, 3, 5, 5, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(block, (x,))
+    out = block(x)
+    out.square().sum().backward()
+    grad_inplace = x.grad.clone()
+    x.grad = None
+    (block.conv2(block.conv1(x)) + x).square().sum().backward()
+    torch.testing.assert_close(grad_inplace, x.grad)
