@@ -28,3 +28,14 @@ def test_permissions_follow_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("content", [b"junk", b"garbage bytes that are no zip", b""])
+def test_load_weights_only_turns_any_bad_file_into_hfr_error(tmp_path, content):
+    from hfr.errors import HFRError
+    from hfr.safeload import load_weights_only
+
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(HFRError, match="bad.pt: not a readable checkpoint"):
+        load_weights_only(path)
