@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
 import platform
@@ -53,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hfr.fileio import atomic_write_text  # noqa: E402
 from hfr.models import build_lightcnn  # noqa: E402
+from hfr.perf import Allocator  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CPU_MODES = ("eager", "channels_last", "compile")
@@ -98,45 +97,6 @@ class MatmulMeter:
     def reset(self) -> None:
         """Forget the best so far (each model gets its own, adjacent measurements)."""
         self.best = 0.0
-
-
-class Allocator:
-    """Switches glibc malloc between its default policy and a "heap" policy for big tensors.
-
-    By default glibc serves blocks above its mmap threshold (at most 32 MiB) with fresh
-    mmap()s and unmaps them when freed, so every large activation of a forward pays page
-    faults and zeroing (about a fifth of the CPU time of LightCNN-29v2 at 128 px, batch 64).
-    The "heap" policy (mallopt M_MMAP_MAX=0, high M_TRIM_THRESHOLD) keeps freed blocks in
-    the heap for reuse: same math, no page faults after the first forward. The same effect
-    for any hfr command: `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2000000000`.
-    """
-
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
-
-    def __init__(self) -> None:
-        self.libc = None
-        if sys.platform.startswith("linux"):
-            with contextlib.suppress(OSError, AttributeError):
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-                self.libc = libc
-
-    @property
-    def available(self) -> bool:
-        """Whether the heap policy can be set (glibc on Linux)."""
-        return self.libc is not None
-
-    def set(self, heap: bool) -> None:
-        """Select the heap policy, or glibc's default one (mmap above 32 MiB, its dynamic maximum)."""
-        if self.libc is None:
-            return
-        if heap:
-            self.libc.mallopt(self.M_MMAP_MAX, 0)
-            self.libc.mallopt(self.M_TRIM_THRESHOLD, 2_000_000_000)
-        else:
-            self.libc.mallopt(self.M_MMAP_MAX, 65536)
-            self.libc.mallopt(self.M_MMAP_THRESHOLD, 32 * 1024 * 1024)
-            self.libc.mallopt(self.M_TRIM_THRESHOLD, 64 * 1024 * 1024)
 
 
 def count_macs(model: nn.Module, size: int, in_channels: int = 1) -> int:

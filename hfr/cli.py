@@ -557,6 +557,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hfr` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from hfr.perf import configure_process
+
+    configure_process()
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -44,19 +44,20 @@ class QuickstartConfig:
 
     presets: list[str] = field(default_factory=lambda: list(synth.PRESETS))  #: presets to render
     subjects: int = 0        #: identities per preset (0: the per-preset counts below)
-    webface_subjects: int = 300   #: identities of the pretraining set
-    webface_images: int = 12      #: images per pretraining identity
+    webface_subjects: int = 100   #: identities of the pretraining set (few enough to learn in minutes)
+    webface_images: int = 20      #: images per pretraining identity
     multipie_subjects: int = 40   #: identities of the cross-pose set (40% are test subjects)
     nirvis_subjects: int = 60     #: identities of the cross-modal set (half are test subjects)
     occluded_subjects: int = 8    #: identities of the occlusion set (shown, not trained on)
-    size: int = 64           #: image size in pixels
+    size: int = 64           #: rendered image size in pixels
+    train_size: int = 32     #: recognizer input size (faces are resized; a multiple of 16)
     seed: int = 0            #: random seed
     workers: int = 2         #: render threads
     sheet_subjects: int = 6  #: rows of each contact sheet
     pipeline: bool = True    #: pretrain, evaluate, build a gallery and search after rendering
     arch: str = "lightcnn9"  #: recognizer architecture
-    steps: int = 450         #: pretraining steps
-    batch_size: int = 48     #: pretraining batch size
+    steps: int = 300         #: pretraining steps
+    batch_size: int = 64     #: pretraining batch size
     lr: float = 0.001        #: AdamW learning rate
     probes: int = 5          #: NIR probes searched in the gallery
 
@@ -107,12 +108,13 @@ def _pretrain(cfg: QuickstartConfig, run: Path) -> dict[str, Any]:
 
     rcfg = RecognizerConfig(
         mode="pretrain", batch_size=cfg.batch_size,
-        data=RecognizerData(train=str(run / "data" / "webface"), size=cfg.size, channels=1),
+        data=RecognizerData(train=str(run / "data" / "webface"), size=cfg.train_size, channels=1),
         net=RecognizerNet(arch=cfg.arch, dropout=0.0),
         optim=RecognizerOptim(name="adamw", lr=cfg.lr, weight_decay=1e-4, official_lr_groups=False),
         augment=AugmentConfig(flip_p=0.5),
         train=TrainConfig(steps=cfg.steps, log_every=max(1, cfg.steps // 10), checkpoint_every=0,
-                          eval_every=-1, sample_every=0, seed=cfg.seed, num_workers=1, device="auto"),
+                          eval_every=-1, sample_every=0, seed=cfg.seed, num_workers=1, device="auto",
+                          channels_last=True),
     )
     rcfg.validate()
     task = RecognizerTask()

@@ -8,7 +8,7 @@ from hfr.cli import main
 from hfr.data.manifest import Manifest
 
 TINY = ["--size", "32", "--set", "webface_subjects=6", "--set", "webface_images=3", "--set", "multipie_subjects=5",
-        "--set", "nirvis_subjects=6", "--set", "occluded_subjects=2", "--set", "steps=2", "--set", "batch_size=8",
+        "--set", "nirvis_subjects=6", "--set", "occluded_subjects=2", "--set", "steps=2", "--set", "batch_size=8", "--set", "train_size=32",
         "--set", "probes=2"]
 
 

@@ -116,8 +116,8 @@ class Recognizer:
         return next(self.model.parameters()).device
 
     def to(self, device: torch.device | str) -> "Recognizer":
-        """Move the network to `device` (in place) and return self."""
-        self.model.to(device)
+        """Move the network to `device` (in place, channels_last) and return self."""
+        self.model.to(device=device, memory_format=torch.channels_last)
         return self
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
@@ -134,7 +134,7 @@ class Recognizer:
         if x.shape[-2:] != (self.input_size, self.input_size):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                               align_corners=False, antialias=True)
-        return x
+        return x.contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -167,6 +167,7 @@ def load_recognizer(path: str | os.PathLike, device: torch.device | str = "cpu")
     if fp != payload["fingerprint"]:
         raise RecognizerError(f"{p}: fingerprint mismatch (file says {payload['fingerprint']}, weights give "
                               f"{fp}); the file is corrupt or was edited")
-    model.eval().to(device)
+    # channels_last spares oneDNN a layout reorder of every activation (see hfr.models.lightcnn)
+    model.eval().to(device=device, memory_format=torch.channels_last)
     return Recognizer(model, kind, payload["arch"], int(spec["size"]), int(spec["channels"]), fp,
                       dict(payload.get("meta", {})))
