@@ -17,9 +17,9 @@ Presets (`PRESETS`), each written by `write_preset` as images, `manifest.csv` an
   (yaw 0) image under the `neutral` light with a neutral expression: `gallery` = 1 on that
   row, 0 elsewhere; other images may show an expression. `frontal_path` names it.
 - `nirvis`: cross-modal like CASIA NIR-VIS 2.0 (default 360 subjects, 1-5 VIS and 4-12
-  NIR images each, yaw within +-30); first half `train`, second half `test`. The first VIS
-  image of each subject is near-frontal, neutral and `gallery` = 1 (the one-VIS-per-subject
-  gallery of the protocol).
+  NIR images each, yaw within +-30, NIR mostly near-frontal); first half `train`, second half
+  `test`. The first VIS image of each subject is near-frontal, neutral and `gallery` = 1 (the
+  one-VIS-per-subject gallery of the protocol).
 - `occluded`: the `multipie` layout with occluders: every non-frontal image gets one kind
   of `OCCLUSIONS` (column `occlusion`), its mask (`mask_path`, 255 = occluded) and its clean
   counterpart (`clean_path`); `frontal_path` is the subject's frontal neutral clean image.
@@ -182,7 +182,7 @@ def _vis_spec(rng: np.random.Generator, yaw: float, expression: int, studio: boo
         light_colour=tuple(float(v) for v in tint), specular=float(rng.uniform(0.02, 0.1)),
         wb=tuple(float(v) for v in wb), scale=float(rng.uniform(1 - jitter, 1 + jitter)),
         shift=(float(rng.normal(0, jitter / 2)), float(rng.normal(0, jitter / 2))),
-        blur=float(rng.uniform(0.3, 1.0)) if rng.random() < (0.3 if studio else 0.4) else 0.0,
+        blur=float(rng.uniform(0.3, 0.7 if studio else 1.0)) if rng.random() < (0.15 if studio else 0.4) else 0.0,
         noise=float(rng.uniform(0.004, 0.012 if studio else 0.02)), bg=_background(rng, studio or rng.random() < 0.5),
         occ=tuple(float(v) for v in rng.random(16)), seed=int(rng.integers(2 ** 62)))
 
@@ -196,11 +196,11 @@ def _nir_spec(rng: np.random.Generator, yaw: float, expression: int) -> ImageSpe
     return ImageSpec(
         identity=0, modality="nir", yaw=float(yaw), pitch=float(np.clip(rng.normal(0, 5), -15, 15)),
         roll=float(np.clip(rng.normal(0, 4), -12, 12)), expression=expression, light=direction,
-        ambient=float(rng.uniform(0.03, 0.1)), strength=float(rng.uniform(0.55, 0.85)),
+        ambient=float(rng.uniform(0.1, 0.2)), strength=float(rng.uniform(0.55, 0.8)),
         specular=float(rng.uniform(0.05, 0.15)), scale=float(rng.uniform(0.93, 1.07)),
         shift=(float(rng.normal(0, 0.03)), float(rng.normal(0, 0.03))),
-        blur=float(rng.uniform(0.4, 1.2)) if rng.random() < 0.5 else 0.0,
-        noise=float(rng.uniform(0.008, 0.02)), bg=tuple(float(v) for v in bg),
+        blur=float(rng.uniform(0.3, 0.7)) if rng.random() < 0.3 else 0.0,
+        noise=float(rng.uniform(0.006, 0.014)), bg=tuple(float(v) for v in bg),
         occ=tuple(float(v) for v in rng.random(16)), seed=int(rng.integers(2 ** 62)))
 
 
@@ -267,7 +267,7 @@ def _layout(cfg: SynthConfig, index: int, n: int) -> list[_Item]:
             else:
                 gallery = False
                 expr = _expression(rng, 0.75)
-                spec = _nir_spec(rng, round(float(rng.uniform(-30, 30)), 1), expr)
+                spec = _nir_spec(rng, round(float(np.clip(rng.normal(0, 10), -30, 30)), 1), expr)  # mostly near-frontal
                 name, illum = f"nir_{k - n_vis:02d}", "active_nir"
             items.append(_Item(spec, f"images/{subject}/{name}.png", subject, split,
                                {"pitch": round(spec.pitch, 1), "illumination": illum,

@@ -59,6 +59,8 @@ N_MARKS = 4
 N_FRECKLES = 40
 LAT_LIMIT = math.radians(86.0)
 CHANNELS = 10  # x, y, z, nx, ny, nz, r, g, b, nir
+GRID_DENSITY = (1.4, 2.3)
+"""Surface grid points per output pixel of size: (latitude, longitude over the full circle)."""
 
 _S = {name: i for i, name in enumerate(SHAPE_NAMES)}
 _A = {name: i for i, name in enumerate(APPEARANCE_NAMES)}
@@ -327,7 +329,7 @@ def _albedo(p: _Params, lon: torch.Tensor, lat: torch.Tensor, reg: dict[str, tor
     m = a("melanin")
     skin = torch.cat([0.82 - 0.62 * m, 0.62 - 0.49 * m, 0.52 - 0.43 * m], dim=2).view(-1, 1, 1, 3)
     skin = skin * torch.tensor([1.0, 0.93, 0.9], device=lon.device) ** (a("redness").unsqueeze(-1) * 2)
-    skin_nir = 0.52 + 0.1 * a("skin_nir") - 0.22 * m
+    skin_nir = 0.6 + 0.1 * a("skin_nir") - 0.2 * m  # NIR skin is bright; melanin matters less than in VIS
     # blotches, blush and freckles change VIS tone; NIR sees little of them
     tn = p.tone
     tone = _bump_sum(lon, lat, tn[..., 0], tn[..., 1], tn[..., 2], tn[..., 3], tn[..., 4])
@@ -347,13 +349,13 @@ def _albedo(p: _Params, lon: torch.Tensor, lat: torch.Tensor, reg: dict[str, tor
     hair_col = _hair_colour(p)
     beard = reg["beard"] * 0.8
     rgb = rgb * (1 - beard.unsqueeze(-1)) + hair_col * beard.unsqueeze(-1)
-    hair_nir = 0.18 + 0.32 * (1 - a("hair_dark")) + 0.2 * a("hair_grey") ** 2
+    hair_nir = 0.1 + 0.32 * (1 - a("hair_dark")) + 0.2 * a("hair_grey") ** 2
     nir = nir * (1 - beard) + hair_nir * beard
     # lips
     lips = reg["lips"] * (1 - reg["mouth_gap"])
     lip_col = skin * torch.tensor([0.95, 0.62, 0.62], device=lon.device) * (0.75 + 0.3 * a("lip_tone")).unsqueeze(-1)
     rgb = rgb * (1 - lips.unsqueeze(-1)) + lip_col * lips.unsqueeze(-1)
-    nir = nir * (1 - 0.08 * lips)
+    nir = nir * (1 - 0.12 * lips)
     # mouth interior and teeth
     gap = reg["mouth_gap"]
     rgb = rgb * (1 - 0.85 * gap.unsqueeze(-1))
@@ -375,8 +377,8 @@ def _albedo(p: _Params, lon: torch.Tensor, lat: torch.Tensor, reg: dict[str, tor
     iris_rgb = iris_rgb * (1.15 - 0.5 * a("iris_dark")).unsqueeze(-1)
     eye_rgb = 0.7 * (1 - iris.unsqueeze(-1)) + iris_rgb * iris.unsqueeze(-1)
     eye_rgb = eye_rgb * (1 - 0.95 * pupil.unsqueeze(-1))
-    iris_nir = 0.3 + 0.3 * a("iris_nir")
-    eye_nir = 0.62 * (1 - iris) + iris_nir * iris
+    iris_nir = 0.12 + 0.4 * a("iris_nir")
+    eye_nir = 0.8 * (1 - iris) + iris_nir * iris
     eye_nir = eye_nir * (1 - 0.9 * pupil)
     open_e = eye * (1 - reg["closed"])
     lash = eye * reg["closed"] * _g(reg["ey"] + 0.2, 0.25)
@@ -388,7 +390,7 @@ def _albedo(p: _Params, lon: torch.Tensor, lat: torch.Tensor, reg: dict[str, tor
     brow = reg["brow"] * (0.55 + 0.45 * a("brow_thickness"))
     brow_col = hair_col * (1.0 - 0.5 * a("brow_dark")).unsqueeze(-1)
     rgb = rgb * (1 - brow.unsqueeze(-1)) + brow_col * brow.unsqueeze(-1)
-    nir = nir * (1 - 0.7 * brow) + (hair_nir * 0.9) * 0.7 * brow
+    nir = nir * (1 - brow) + (hair_nir * 0.8) * brow
     # hair with a strand texture
     hair = reg["hair"]
     strands = 1 + 0.25 * torch.sin(lon * (20 + 40 * a("hair_phase")) + lat * 5) * torch.sin(lat * (8 + 20 * a("bangs")) + 1.3)
@@ -420,10 +422,11 @@ def grid_coords(size: int, device: torch.device | str = "cpu") -> tuple[torch.Te
     """The (lat, lon) sample grid for output `size`: (G_lat, 1) and (1, G_lon) tensors.
 
     Longitude covers the full circle (the renderer takes a window around the visible side);
-    the density is chosen so that neighbouring points land less than about a pixel apart.
+    the density (`GRID_DENSITY`, points per output pixel) puts neighbouring points about a pixel
+    apart on the face; the renderer's 2 x 2 footprint pass fills the gaps between them.
     """
-    g_lat = int(math.ceil(1.8 * size))
-    g_lon = int(math.ceil(2.9 * size))
+    g_lat = int(math.ceil(GRID_DENSITY[0] * size))
+    g_lon = int(math.ceil(GRID_DENSITY[1] * size))
     lat = torch.linspace(-LAT_LIMIT, LAT_LIMIT, g_lat, device=device).view(g_lat, 1)
     lon = (torch.arange(g_lon, device=device, dtype=torch.float32) * (2 * math.pi / g_lon) - math.pi).view(1, g_lon)
     return lat, lon

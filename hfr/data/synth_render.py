@@ -5,11 +5,11 @@ a window of its (identity, expression) surface grid around the visible side, rot
 points (yaw, pitch, roll) about a pivot inside the head, projects them with a mild
 perspective, and resolves visibility with a z-buffer: one `scatter_reduce(..., "amax")` of an
 int64 key (quantised depth, then point index) per pixel, so the nearest point wins exactly
-and ties cannot make the result depend on the batch. Colours are shaded per point from the
-rotated normals (VIS: ambient + directional light, specular, camera white balance; NIR: an
-active near-frontal source with distance falloff and vignetting), isolated holes of the
-splatting are filled from their neighbours, then background and neck, blur, occluder,
-gamma and sensor noise are applied.
+and ties cannot make the result depend on the batch; uncovered pixels between grid points take
+the nearest point whose 2 x 2 footprint reaches them. Only the winning point of each pixel
+is shaded (deferred shading), from its rotated normal (VIS: ambient + directional light,
+specular, camera white balance; NIR: an active near-frontal source with distance falloff and
+vignetting); then background and neck, blur, occluder, gamma and sensor noise are applied.
 
 Conventions: image x grows to the right, y downward; a positive yaw turns the face toward
 the image's right (the nose moves right and the negative-longitude side of the head comes
@@ -124,17 +124,6 @@ def _rotate(r: torch.Tensor, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) 
     return tuple(r[:, i, 0:1] * x + r[:, i, 1:2] * y + r[:, i, 2:3] * z for i in range(3))
 
 
-def _fill_holes(img: torch.Tensor, cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fill uncovered pixels of (B, C, H, W) images that have at least 5 covered 8-neighbours
-    with the mean of those neighbours; `cov` is (B, 1, H, W) with 1 where covered."""
-    pool = torch.nn.functional.avg_pool2d
-    cnt = torch.round(pool(cov, 3, 1, 1, count_include_pad=True) * 9.0) - cov
-    acc = pool(img * cov, 3, 1, 1, count_include_pad=True) * 9.0 - img * cov
-    fill = (cov == 0) & (cnt >= 5)
-    img = torch.where(fill, acc / cnt.clamp(min=1), img)
-    return img, torch.where(fill, torch.ones_like(cov), cov)
-
-
 def _blur(img: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Separable Gaussian blur of (B, C, H, W) with a per-image sigma (B,): 7 taps from
     shifted slices of a replicate-padded image (element-wise, so batch-independent)."""
@@ -152,6 +141,39 @@ def _blur(img: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     for k in range(1, 7):
         out = out + p[:, :, k:k + h] * wts[:, k]
     return out
+
+
+def _zbuffer(pu: torch.Tensor, pv: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, h: int, w: int
+             ) -> torch.Tensor:
+    """Per-pixel maximum of `key` over the points (B, N) that land on pixel (pv, pu) and are
+    `valid`; -1 where none does. Returns (B, H, W) int64."""
+    b = pu.shape[0]
+    inside = valid & (pu >= 0) & (pu < w) & (pv >= 0) & (pv < h)
+    pix = torch.where(inside, torch.arange(b, device=pu.device).view(-1, 1) * (h * w) + pv * w + pu,
+                      torch.full_like(pu, b * h * w))
+    zbuf = torch.full((b * h * w + 1,), -1, dtype=torch.long, device=pu.device)
+    zbuf.scatter_reduce_(0, pix.view(-1), key.reshape(-1), reduce="amax", include_self=True)
+    return zbuf[:-1].view(b, h, w)
+
+
+def _footprint(u: torch.Tensor, v: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, h: int, w: int
+               ) -> torch.Tensor:
+    """Per-pixel maximum of `key` over the points (B, N) at continuous image positions (u, v)
+    whose 2 x 2 footprint (the four pixels around the point) covers the pixel; -1 where none.
+
+    One scatter onto the footprints' top-left corners (a grid one pixel larger on each side),
+    then a 2 x 2 maximum: the same as scattering each point four times, at a quarter of the cost.
+    """
+    corner = _zbuffer(torch.floor(u + 0.5).long(), torch.floor(v + 0.5).long(), key, valid, h + 1, w + 1)
+    m = torch.maximum(corner[:, :, :-1], corner[:, :, 1:])
+    return torch.maximum(m[:, :-1], m[:, 1:])
+
+
+def _neighbours(mask: torch.Tensor) -> torch.Tensor:
+    """Number of set pixels among the 8 neighbours of each pixel of a (B, H, W) bool mask."""
+    m = torch.nn.functional.pad(mask.to(torch.uint8), (1, 1, 1, 1))
+    rows = m[:, :, :-2] + m[:, :, 1:-1] + m[:, :, 2:]
+    return rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:] - mask.to(torch.uint8)
 
 
 def _capsule(px: torch.Tensor, py: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -296,6 +318,7 @@ def render_batch(identities: Sequence[Identity], specs: Sequence[ImageSpec], siz
     pair_index = {pr: i for i, pr in enumerate(pairs)}
     maps, lm3 = surface_maps([identities[i] for i, _ in pairs], [e for _, e in pairs], size, dev)
     g_lat, g_lon = maps.shape[1], maps.shape[2]
+    maps_cf = maps.permute(3, 0, 1, 2).reshape(CHANNELS, -1).contiguous()
     half = int(math.ceil(_WINDOW / (2 * math.pi) * g_lon))
     n_pts = g_lat * (2 * half + 1)
     step = max(1, _CHUNK_POINTS // n_pts) if dev.type == "cpu" else 256
@@ -303,15 +326,16 @@ def render_batch(identities: Sequence[Identity], specs: Sequence[ImageSpec], siz
     for i in range(0, len(specs), step):
         sub = specs[i:i + step]
         pid = torch.tensor([pair_index[(s.identity, s.expression)] for s in sub], device=dev)
-        parts.append(_render_chunk(maps, lm3, pid, sub, size, half))
+        parts.append(_render_chunk(maps, maps_cf, lm3, pid, sub, size, half))
     return RenderOutput(images=np.concatenate([p[0] for p in parts]), clean=np.concatenate([p[1] for p in parts]),
                         masks=np.concatenate([p[2] for p in parts]), landmarks=np.concatenate([p[3] for p in parts]),
                         visible=np.concatenate([p[4] for p in parts]), modalities=[s.modality for s in specs])
 
 
-def _render_chunk(maps: torch.Tensor, lm3: torch.Tensor, pid: torch.Tensor, specs: Sequence[ImageSpec],
-                  size: int, half: int) -> tuple[np.ndarray, ...]:
-    """Render `specs` whose surfaces are maps[pid]; returns images, clean, masks, landmarks, visible."""
+def _render_chunk(maps: torch.Tensor, maps_cf: torch.Tensor, lm3: torch.Tensor, pid: torch.Tensor,
+                  specs: Sequence[ImageSpec], size: int, half: int) -> tuple[np.ndarray, ...]:
+    """Render `specs` whose surfaces are maps[pid] (`maps_cf`: the same, channels first,
+    (CHANNELS, n * G_lat * G_lon)); returns images, clean, masks, landmarks, visible."""
     dev = maps.device
     b = len(specs)
     h = w = size
@@ -326,11 +350,11 @@ def _render_chunk(maps: torch.Tensor, lm3: torch.Tensor, pid: torch.Tensor, spec
     cols = (torch.from_numpy(centre - half).to(dev).view(-1, 1) + torch.arange(win, device=dev).view(1, -1)) % g_lon
     flat = (pid.view(-1, 1, 1) * (g_lat * g_lon) + torch.arange(g_lat, device=dev).view(1, -1, 1) * g_lon
             + cols.view(b, 1, win)).view(b, -1)
-    pts = maps.view(-1, CHANNELS)[flat].permute(2, 0, 1)  # (C, B, N)
+    pts = maps_cf[0:6].index_select(1, flat.view(-1)).view(6, b, -1)  # (6, B, N): positions and normals
     n_pts = pts.shape[2]
     piv = _PIVOT
     x, y, z = _rotate(rot, pts[0] - piv[0], pts[1] - piv[1], pts[2] - piv[2])
-    nx, ny, nz = _rotate(rot, pts[3], pts[4], pts[5])
+    nz = rot[:, 2, 0:1] * pts[3] + rot[:, 2, 1:2] * pts[4] + rot[:, 2, 2:3] * pts[5]
     # landmarks: rotate, project; centre the face on the mean of eyes, nose tip and mouth
     lmp = lm3[pid]
     lx, ly, lz = _rotate(rot, lmp[..., 0] - piv[0], lmp[..., 1] - piv[1], lmp[..., 2] - piv[2])
@@ -343,9 +367,24 @@ def _render_chunk(maps: torch.Tensor, lm3: torch.Tensor, pid: torch.Tensor, spec
     oy = size / 2 + shift[:, 1] - scale * (lv[:, core].mean(dim=1) + 0.1)
     lm2 = torch.stack([ox.view(-1, 1) + scale.view(-1, 1) * lu, oy.view(-1, 1) + scale.view(-1, 1) * lv], dim=-1)
     f = scale.view(-1, 1) / (1.0 - z / _PERSPECTIVE)
-    pu = torch.floor(ox.view(-1, 1) + x * f).long()
-    pv = torch.floor(oy.view(-1, 1) - y * f).long()
-    # shading per point
+    u_img = ox.view(-1, 1) + x * f
+    v_img = oy.view(-1, 1) - y * f
+    # z-buffer: the nearest point per pixel wins; int64 key = quantised depth, then point index
+    front = nz > -0.1
+    key = (((z + 8.0) * _DEPTH_Q).long() << _IDX_BITS) + torch.arange(n_pts, device=dev).view(1, -1)
+    win_key = _zbuffer(torch.floor(u_img).long(), torch.floor(v_img).long(), key, front, h, w)
+    # gaps of the point grid: the nearest point among those within a pixel of the pixel centre
+    # (a 2 x 2 footprint per point) fills uncovered pixels with at least 3 covered neighbours
+    foot = _footprint(u_img, v_img, key, front, h, w)
+    hit = win_key >= 0
+    win_key = torch.where(~hit & (_neighbours(hit) >= 3), foot, win_key)
+    covered = win_key >= 0
+    widx = torch.where(covered, win_key & ((1 << _IDX_BITS) - 1), 0)
+    # deferred shading: only the winning point of each pixel is shaded
+    gidx = flat.gather(1, widx.view(b, -1))  # (B, H*W) indices into the maps
+    att = maps_cf[3:10].index_select(1, gidx.view(-1)).view(7, b, -1)  # (7, B, H*W): normals, albedo
+    nx, ny, nz = _rotate(rot, att[0], att[1], att[2])
+    z = z.gather(1, widx.view(b, -1))
     nir_list = [s.modality == "nir" for s in specs]
     any_nir, all_nir = any(nir_list), all(nir_list)
     is_nir = torch.tensor(nir_list, device=dev)
@@ -362,28 +401,18 @@ def _render_chunk(maps: torch.Tensor, lm3: torch.Tensor, pid: torch.Tensor, spec
     spec_term = spec_k * spec_term
     if any_nir:
         d0 = _PERSPECTIVE * 0.45
-        falloff = torch.where(is_nir.view(-1, 1), ((d0 - 0.9) / (d0 - z)) ** 2, torch.ones_like(z))
+        falloff = torch.where(is_nir.view(-1, 1), (d0 - 0.9) / (d0 - z), torch.ones_like(z))
         direct = direct * falloff
         spec_term = spec_term * falloff
     lcol = torch.tensor([s.light_colour for s in specs], device=dev, dtype=torch.float32)
     if all_nir:
-        alb = pts[9:10].expand(3, -1, -1)
+        alb = att[6:7].expand(3, -1, -1)
     elif any_nir:
-        alb = torch.where(is_nir.view(1, -1, 1), pts[9:10], pts[6:9])
+        alb = torch.where(is_nir.view(1, -1, 1), att[6:7], att[3:6])
     else:
-        alb = pts[6:9]
-    col = alb * (amb + direct * lcol.t().unsqueeze(-1)) + spec_term  # (3, B, N)
-    # z-buffer: the nearest point per pixel wins; int64 key = quantised depth, then point index
-    inside = (pu >= 0) & (pu < w) & (pv >= 0) & (pv < h) & (nz > -0.1)
-    pix = torch.where(inside, torch.arange(b, device=dev).view(-1, 1) * (h * w) + pv * w + pu,
-                      torch.full_like(pu, b * h * w))
-    key = (((z + 8.0) * _DEPTH_Q).long() << _IDX_BITS) + torch.arange(n_pts, device=dev).view(1, -1)
-    zbuf = torch.full((b * h * w + 1,), -1, dtype=torch.long, device=dev)
-    zbuf.scatter_reduce_(0, pix.view(-1), key.view(-1), reduce="amax", include_self=True)
-    win_key = zbuf[:-1].view(b, h, w)
-    covered = win_key >= 0
-    widx = torch.where(covered, win_key & ((1 << _IDX_BITS) - 1), 0) + torch.arange(b, device=dev).view(-1, 1, 1) * n_pts
-    face = col.reshape(3, -1)[:, widx.view(-1)].view(3, b, h, w).transpose(0, 1)
+        alb = att[3:6]
+    col = alb * (amb + direct * lcol.t().unsqueeze(-1)) + spec_term  # (3, B, H*W)
+    face = col.view(3, b, h, w).transpose(0, 1)
     cov = covered.unsqueeze(1).float()
     # landmark visibility: its depth is (nearly) the winning depth at its pixel
     lpu, lpv = torch.floor(lm2[..., 0]).long(), torch.floor(lm2[..., 1]).long()
@@ -391,8 +420,6 @@ def _render_chunk(maps: torch.Tensor, lm3: torch.Tensor, pid: torch.Tensor, spec
     lk = win_key[torch.arange(b, device=dev).view(-1, 1), lpv.clamp(0, h - 1), lpu.clamp(0, w - 1)]
     wz = (lk >> _IDX_BITS).float() / _DEPTH_Q - 8.0
     visible = lin & (lk >= 0) & (lz >= wz - 0.12)
-    face, cov = _fill_holes(face * cov, cov)
-    face, cov = _fill_holes(face, cov)
     # background gradient and a neck under the head
     bgp = torch.tensor([s.bg for s in specs], device=dev, dtype=torch.float32)
     ys = (torch.arange(h, device=dev, dtype=torch.float32).view(1, 1, -1, 1) + 0.5) / h - 0.5
@@ -416,7 +443,7 @@ def _render_chunk(maps: torch.Tensor, lm3: torch.Tensor, pid: torch.Tensor, spec
     bg = torch.where(neck, neck_col.view(-1, 3, 1, 1) * neck_shade, bg)
     img = torch.where(cov > 0, face, bg)
     if any_nir:  # vignetting of the active NIR source
-        img = img * torch.where(is_nir.view(-1, 1, 1, 1), 1.0 - 0.6 * (xs ** 2 + ys ** 2), torch.ones_like(xs + ys))
+        img = img * torch.where(is_nir.view(-1, 1, 1, 1), 1.0 - 0.35 * (xs ** 2 + ys ** 2), torch.ones_like(xs + ys))
     wb = torch.tensor([s.wb for s in specs], device=dev, dtype=torch.float32).view(-1, 3, 1, 1)
     img = img * wb
     sig = np.array([s.blur for s in specs], dtype=np.float32) * (size / 64.0)
@@ -447,7 +474,7 @@ def _render_chunk(maps: torch.Tensor, lm3: torch.Tensor, pid: torch.Tensor, spec
     def finish(im: torch.Tensor) -> np.ndarray:
         im = im.clamp(min=0) ** (1 / 2.2)
         if any_nir:
-            im = im + noise_t * torch.where(is_nir.view(-1, 1, 1, 1), 0.6 + 0.8 * im.sqrt(), torch.ones_like(im))
+            im = im + noise_t * torch.where(is_nir.view(-1, 1, 1, 1), 0.5 + 0.5 * im.sqrt(), torch.ones_like(im))
         else:
             im = im + noise_t
         return torch.round(im.clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
