@@ -243,8 +243,34 @@ def machine_info(device: str, threads: int) -> dict[str, Any]:
     return info
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Bar chart of the fraction of matmul throughput per model, input size and mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["results"]
+    groups = list(dict.fromkeys(f"{r['arch']} {r['size']}px" for r in rows))
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    width = 0.8 / len(modes)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for j, mode in enumerate(modes):
+        values = [next((r["fraction_of_matmul"] for r in rows
+                        if f"{r['arch']} {r['size']}px" == g and r["mode"] == mode), 0.0) for g in groups]
+        ax.bar([i + j * width for i in range(len(groups))], values, width, label=mode)
+    ax.axhline(0.75, ls="--", lw=1, color="grey")
+    ax.set_xticks([i + width * (len(modes) - 1) / 2 for i in range(len(groups))], groups, fontsize=8)
+    ax.set_ylabel("fraction of fp32 matmul FLOP/s")
+    ax.set_title(f"LightCNN forward, batch {rows[0]['batch']}, {result['machine'].get('device', 'cpu')}")
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main() -> None:
-    """Parse options, run the measurements, print a table and write the JSON."""
+    """Parse options, run the measurements, print a table and write the JSON and a PNG."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--archs", nargs="+", default=["lightcnn9", "lightcnn29v2"])
@@ -257,7 +283,12 @@ def main() -> None:
     ap.add_argument("--matmul", type=int, default=2048, help="side of the square fp32 matmul")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch intra-op threads")
     ap.add_argument("--out", type=Path, default=RESULTS / "recognizer_speed.json")
+    ap.add_argument("--replot", action="store_true", help="only redraw the PNG from an existing --out JSON")
     args = ap.parse_args()
+    if args.replot:
+        plot(json.loads(args.out.read_text()), args.out.with_suffix(".png"))
+        print(f"wrote {args.out.with_suffix('.png')}")
+        return
 
     torch.set_num_threads(args.threads)
     cuda = args.device.startswith("cuda")
@@ -304,7 +335,8 @@ def main() -> None:
               f"{r['fraction_of_matmul']:>10.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    plot(result, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

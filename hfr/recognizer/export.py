@@ -63,7 +63,8 @@ register_kind("lightcnn", _build_lightcnn)
 
 
 def _without_classifier(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in state.items() if not k.startswith("fc2")}
+    return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+            for k, v in state.items() if not k.startswith("fc2")}
 
 
 def fingerprint(kind: str, arch: str, size: int, channels: int, state: dict[str, torch.Tensor]) -> str:
@@ -73,7 +74,8 @@ def fingerprint(kind: str, arch: str, size: int, channels: int, state: dict[str,
         t = state[key].detach().cpu().contiguous()
         h.update(key.encode())
         h.update(str(t.dtype).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # reshape(-1): channels_last weights can be "contiguous" with a last stride > 1
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]
 
 

@@ -89,3 +89,11 @@ def test_load_errors(tmp_path):
     torch.save(payload, tmp_path / "tampered.pt")
     with pytest.raises(RecognizerError, match="fingerprint mismatch"):
         load_recognizer(tmp_path / "tampered.pt")
+
+
+def test_fingerprint_ignores_memory_format(tmp_path):
+    net = build_lightcnn("lightcnn9", num_classes=3, input_size=32)
+    fp = export_recognizer(net, tmp_path / "a.pt")
+    net = net.to(memory_format=torch.channels_last)
+    assert export_recognizer(net, tmp_path / "b.pt") == fp
+    assert load_recognizer(tmp_path / "b.pt").fingerprint == fp
