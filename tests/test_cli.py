@@ -120,3 +120,22 @@ def test_data_align_writes_crops_and_manifest(tmp_path, capsys):
     assert "row 2" in capsys.readouterr().err
     assert main(["data", "align", "--landmarks", str(csv_path), "--out", str(tmp_path / "o3"),
                  "--template", "square"]) == 2
+
+
+def test_data_synth_flags_errors_and_dry_run(tmp_path, capsys):
+    out = tmp_path / "mp"
+    assert main(["data", "synth", "--preset", "multipie", "--subjects", "2", "--size", "32", "--out", str(out)]) == 0
+    manifest = Manifest.read(out)
+    assert len(manifest.subjects()) == 2 and (out / "preset.yaml").exists()
+    assert "manifest:" in capsys.readouterr().out
+    assert main(["data", "synth", "--preset", "multipie", "--size", "20", "--out", str(tmp_path / "x")]) == 2
+    assert "'size'" in capsys.readouterr().err
+    assert main(["data", "synth", "--preset", "faces", "--out", str(tmp_path / "y")]) == 2
+    assert "'preset'" in capsys.readouterr().err
+    assert main(["data", "synth", "--preset", "nirvis"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["data", "synth", "--preset", "nirvis", "--set", "subjectz=3"]) == 2
+    assert "did you mean 'subjects'" in capsys.readouterr().err
+    assert main(["data", "synth", "--preset", "nirvis", "--subjects", "7", "--dry-run"]) == 0
+    assert "subjects: 7" in capsys.readouterr().out
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
