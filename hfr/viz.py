@@ -153,6 +153,19 @@ def _save_figure(fig: "object", path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _finish(plt: "object", fig: "object", ax: "object", path: str | os.PathLike, title: str,
+            xlabel: str, ylabel: str, ylim: tuple[float, float], legend: str) -> None:
+    """Labels, grid and legend shared by the plots; save atomically and close."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(*ylim)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc=legend, fontsize=8)
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
 def plot_roc(curves: dict[str, dict[str, list[float]]], path: str | os.PathLike,
              title: str = "ROC") -> None:
     """ROC curves ({label: {"far": [...], "tar": [...]}}) on a log-FAR axis, saved as PNG."""
@@ -163,14 +176,7 @@ def plot_roc(curves: dict[str, dict[str, list[float]]], path: str | os.PathLike,
         ax.plot(far, c["tar"], label=label)
     ax.set_xscale("log")
     ax.set_xlim(1e-5, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false accept rate")
-    ax.set_ylabel("true accept rate")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    _save_figure(fig, path)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, title, "false accept rate", "true accept rate", (0, 1.01), "lower right")
 
 
 def plot_cmc(curves: dict[str, Sequence[float]], path: str | os.PathLike, title: str = "CMC") -> None:
@@ -179,14 +185,7 @@ def plot_cmc(curves: dict[str, Sequence[float]], path: str | os.PathLike, title:
     fig, ax = plt.subplots(figsize=(5, 4))
     for label, cmc in curves.items():
         ax.plot(range(1, len(cmc) + 1), cmc, marker="o", ms=3, label=label)
-    ax.set_xlabel("rank")
-    ax.set_ylabel("identification rate")
-    ax.set_ylim(0, 1.01)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    _save_figure(fig, path)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, title, "rank", "identification rate", (0, 1.01), "lower right")
 
 
 def plot_rank1_vs_yaw(series: dict[str, dict[str, float]], path: str | os.PathLike,
@@ -200,11 +199,4 @@ def plot_rank1_vs_yaw(series: dict[str, dict[str, float]], path: str | os.PathLi
     for label, value in (extra_points or {}).items():
         ax.axhline(100 * value, ls="--", lw=1, color="grey")
         ax.text(ax.get_xlim()[0], 100 * value + 1, label, fontsize=8, color="grey")
-    ax.set_xlabel("yaw (degrees)")
-    ax.set_ylabel("rank-1 (%)")
-    ax.set_ylim(0, 101)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower center", fontsize=8)
-    _save_figure(fig, path)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, title, "yaw (degrees)", "rank-1 (%)", (0, 101), "lower center")

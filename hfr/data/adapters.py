@@ -87,7 +87,7 @@ import io
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -154,6 +154,14 @@ def _rel(path: Path, root: Path) -> str:
 
 def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _protocol_lines(path: Path) -> Iterator[tuple[int, str, str, list[str]]]:
+    """(line number, "<file> line N", stripped text, whitespace fields) of each non-blank line."""
+    for line_no, line in enumerate(_read_lines(path), start=1):
+        text = line.strip()
+        if text:
+            yield line_no, f"{path} line {line_no}", text, text.split()
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -303,12 +311,7 @@ def _index_casia(root: Path, fold: int | None, skip_missing: bool) -> IndexResul
     for k in wanted:
         for (modality, role), list_path in sorted(lists[k].items()):
             count = 0
-            for line_no, line in enumerate(_read_lines(list_path), start=1):
-                text = line.strip()
-                if not text:
-                    continue
-                where = f"{list_path} line {line_no}"
-                fields = text.split()
+            for line_no, where, text, fields in _protocol_lines(list_path):
                 if len(fields) > 2:
                     raise FormatError(f"{where}: expected an image path (and at most one label), got "
                                       f"{len(fields)} fields {text!r}; fix the line")
@@ -402,12 +405,7 @@ def _read_cfp_list(list_path: Path, root: Path, pose: str, skip_missing: bool,
     missing: set[int] = set()
     records: list[Record] = []
     base = list_path.parent
-    for line_no, line in enumerate(_read_lines(list_path), start=1):
-        text = line.strip()
-        if not text:
-            continue
-        where = f"{list_path} line {line_no}"
-        fields = text.split()
+    for line_no, where, text, fields in _protocol_lines(list_path):
         if len(fields) != 2:
             raise FormatError(f"{where}: expected '<index> <image path>', got {len(fields)} fields "
                               f"{text!r}; fix the line")
