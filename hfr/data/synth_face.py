@@ -219,36 +219,31 @@ class _Params:
 
 
 # ----------------------------------------------------------------------------- regions
-def _regions(p: _Params, lon: torch.Tensor, lat: torch.Tensor, expr: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Soft masks and local coordinates of facial regions; `expr` is (n, 1, 1) integer codes."""
-    smile = (expr == 1).float()
-    open_m = (expr == 2).float()
-    closed = (expr == 3).float()
+def _take(t: torch.Tensor, idx: torch.Tensor | None, dim: int = 0) -> torch.Tensor:
+    """Rows of an identity-level tensor for each (identity, expression) pair.
+
+    `idx` (n_pairs,) maps pairs to identities along `dim`; None means `t` is already per pair.
+    A tensor whose size along `dim` is 1 does not depend on the identity and broadcasts as it is.
+    """
+    if idx is None or t.shape[dim] == 1:
+        return t
+    return t.index_select(dim, idx)
+
+
+def _id_regions(p: _Params, lon: torch.Tensor, lat: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The expression-independent soft masks and local coordinates of facial regions."""
     side = torch.where(lon > 0, 1.0 + p.asym, 1.0 - p.asym)
-    r: dict[str, torch.Tensor] = {"smile": smile, "open": open_m, "closed": closed}
     # eyes: local coordinates around the nearer eye
     ecx = torch.where(lon > 0, p.eye_dx * (1 + p.asym), -p.eye_dx)
     dx = lon - ecx
     ex = dx / p.eye_w
     ey = (lat - p.eye_lat - p.tilt * dx * torch.sign(lon)) / p.eye_h
-    r["ex"], r["ey"] = ex, ey
-    r["eye"] = _sig((1.0 - ex ** 2 - ey ** 2) * 7.0)
-    # brows
+    r: dict[str, torch.Tensor] = {"ex": ex, "ey": ey, "eye": _sig((1.0 - ex ** 2 - ey ** 2) * 7.0)}
+    # brows (their height moves with a smile: see _expr_regions)
     bx = dx / (p.eye_w * 1.5) + 0.15 * torch.sign(lon)
     arch = 0.02 + 0.03 * p.a("brow_arch")
-    brow_lat = p.eye_lat + 0.095 + arch * (1 - bx ** 2) + 0.02 * smile
-    thick = 0.014 + 0.014 * p.a("brow_thickness")
-    r["brow"] = _sig((1.0 - bx.abs()) * 8.0) * _g(lat - brow_lat, thick)
-    # mouth and lips
-    mw = p.mouth_w * (1 + 0.15 * smile)
-    mx = lon / mw
-    curve = (0.035 * smile - 0.004) * mx ** 2
-    my = lat - p.mouth_lat - curve
-    lip_h = torch.where(my > 0, p.lip_u, p.lip_l) * (1 - 0.3 * smile)
-    r["lips"] = _sig((1.0 - mx ** 2 - (my / lip_h) ** 2) * 6.0)
-    gap = 0.004 + 0.045 * open_m
-    r["mouth_gap"] = _sig((1.0 - (mx / 0.85) ** 2 - (my / gap) ** 2) * 6.0)
-    r["teeth"] = r["mouth_gap"] * open_m * _sig((my - 0.15 * gap) / 0.006)
+    r["brow_base"] = p.eye_lat + 0.095 + arch * (1 - bx ** 2)
+    r["brow_x"] = _sig((1.0 - bx.abs()) * 8.0)
     # hair: above a hairline, on the sides and the back
     wl = _wrap(lon)
     hl = 0.18 + 0.45 * p.a("hairline") + 0.35 * p.a("balding") ** 4
@@ -259,76 +254,134 @@ def _regions(p: _Params, lon: torch.Tensor, lat: torch.Tensor, expr: torch.Tenso
     line = front_line * (1 - side_w) + side_low * side_w
     r["hair"] = _sig((lat - line) / 0.025)
     r["hair_geo"] = _sig((lat - line - 0.06) / 0.07)  # a smooth rise keeps the splatting dense
-    # beard: lower face below the nose, outside the lips
+    # beard: lower face below the nose (the lips are cut out per expression)
     beard_amt = (p.a("beard") - 0.72).clamp(min=0) / 0.28
-    beard_zone = _sig((p.tip_lat - 0.05 - lat) / 0.03) * _sig((1.45 - wl.abs()) / 0.08)
-    r["beard"] = beard_amt * beard_zone * (1 - r["lips"]) * (1 - r["mouth_gap"])
+    r["beard_base"] = beard_amt * _sig((p.tip_lat - 0.05 - lat) / 0.03) * _sig((1.45 - wl.abs()) / 0.08)
     r["side"] = side
     return r
 
 
+def _expr_regions(p: _Params, lon: torch.Tensor, lat: torch.Tensor, expr: torch.Tensor,
+                  rid: dict[str, torch.Tensor], idx: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """The expression-dependent masks per (identity, expression) pair; `p` and `expr` (n, 1, 1)
+    are per pair, `rid` comes from `_id_regions` (per identity, mapped to pairs by `idx`)."""
+    smile = (expr == 1).float()
+    open_m = (expr == 2).float()
+    closed = (expr == 3).float()
+    r: dict[str, torch.Tensor] = {"smile": smile, "open": open_m, "closed": closed}
+    brow_lat = _take(rid["brow_base"], idx) + 0.02 * smile
+    thick = 0.014 + 0.014 * p.a("brow_thickness")
+    r["brow"] = _take(rid["brow_x"], idx) * _g(lat - brow_lat, thick)
+    # mouth and lips
+    mw = p.mouth_w * (1 + 0.15 * smile)
+    mx = lon / mw
+    curve = (0.035 * smile - 0.004) * mx ** 2
+    my = lat - p.mouth_lat - curve
+    lip_h = torch.where(my > 0, p.lip_u, p.lip_l) * (1 - 0.3 * smile)
+    r["lips"] = _sig((1.0 - mx ** 2 - (my / lip_h) ** 2) * 6.0)
+    gap = 0.004 + 0.045 * open_m
+    r["mouth_gap"] = _sig((1.0 - (mx / 0.85) ** 2 - (my / gap) ** 2) * 6.0)
+    r["teeth"] = r["mouth_gap"] * open_m * _sig((my - 0.15 * gap) / 0.006)
+    r["beard"] = _take(rid["beard_base"], idx) * (1 - r["lips"]) * (1 - r["mouth_gap"])
+    return r
+
+
 # ----------------------------------------------------------------------------- geometry
-def _geometry(p: _Params, lon: torch.Tensor, lat: torch.Tensor, expr: torch.Tensor,
-              reg: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Surface points (n, ..., 3) at (lon, lat) for identities `p` and expressions `expr`."""
+def _geometry(pi: _Params, pp: _Params, idx: torch.Tensor | None, lon: torch.Tensor, lat: torch.Tensor,
+              rid: dict[str, torch.Tensor], reg: dict[str, torch.Tensor], out: torch.Tensor | None = None
+              ) -> torch.Tensor:
+    """Surface points (3, n, ...) (x, y, z first) at (lon, lat), one per (identity, expression) pair,
+    written into `out` when given (a full (3, n, G_lat, G_lon) grid).
+
+    The expression-independent parts of the height field are evaluated once per identity
+    (`pi`, `rid`) and mapped to the pairs (`pp`, `reg`) by `idx` (None: `pi` is `pp`).
+    """
+    p = pi
     wl = _wrap(lon)
     face = _sig((1.25 - wl.abs()) / 0.1)  # the front of the head
-    side = reg["side"]
+    side = rid["side"]
     h = torch.zeros_like(wl * lat)
     ecx = torch.where(lon > 0, p.eye_dx * (1 + p.asym), -p.eye_dx)
     h = h + p.brow * _g(lat - p.eye_lat - 0.11, 0.04) * _g(wl, 0.42)
-    h = h - p.socket * side * _g(lon - ecx, p.eye_w * 1.1) * _g(lat - p.eye_lat, p.eye_h * 1.6)
-    h = h + 0.5 * p.socket * _g(lon - ecx, p.eye_w * 0.8) * _g(lat - p.eye_lat, p.eye_h * 1.0)
+    h.sub_(p.socket * side * _g(lon - ecx, p.eye_w * 1.1) * _g(lat - p.eye_lat, p.eye_h * 1.6))
+    h.add_(0.5 * p.socket * _g(lon - ecx, p.eye_w * 0.8) * _g(lat - p.eye_lat, p.eye_h * 1.0))
     # nose: a ridge from the bridge to the tip, wings and the tip bulb
     t = ((p.eye_lat - lat) / (p.eye_lat - p.tip_lat)).clamp(-0.2, 1.15)
     ridge = _sig((lat - p.tip_lat + 0.02) / 0.015) * _sig((p.eye_lat + 0.04 - lat) / 0.03)
-    h = h + p.bridge * (0.35 + 0.65 * t) * ridge * _g(wl, p.nose_w * (0.35 + 0.45 * t))
-    h = h + p.tip * _g(wl, p.bulb) * _g(lat - p.tip_lat - 0.01, p.bulb * 0.8)
-    h = h + 0.4 * p.tip * _g(wl.abs() - p.nose_w * 0.85, p.bulb * 0.7) * _g(lat - p.tip_lat + 0.005, 0.03)
-    # cheeks, lips, chin
-    h = h + p.cheek * side * _g(wl.abs() - 0.55, 0.2) * _g(lat - p.cheek_lat - 0.02 * reg["smile"], 0.11)
-    h = h + 0.025 * reg["smile"] * _g(wl.abs() - 0.42, 0.12) * _g(lat - p.mouth_lat - 0.07, 0.07)
-    h = h + p.cheek_full * _g(wl.abs() - 0.72, 0.22) * _g(lat - p.mouth_lat, 0.15)
-    h = h + 0.03 * reg["lips"] - 0.05 * reg["mouth_gap"] * reg["open"]
-    h = h + p.chin * _g(wl, 0.2) * _g(lat - p.chin_lat - 0.06, 0.09)
-    # ears (side bumps)
+    h.add_(p.bridge * (0.35 + 0.65 * t) * ridge * _g(wl, p.nose_w * (0.35 + 0.45 * t)))
+    h.add_(p.tip * _g(wl, p.bulb) * _g(lat - p.tip_lat - 0.01, p.bulb * 0.8))
+    h.add_(0.4 * p.tip * _g(wl.abs() - p.nose_w * 0.85, p.bulb * 0.7) * _g(lat - p.tip_lat + 0.005, 0.03))
+    # identity-only terms added after the expression-dependent cheeks and lips
+    cheek = p.cheek * side * _g(wl.abs() - 0.55, 0.2)
+    cheek_full = p.cheek_full * _g(wl.abs() - 0.72, 0.22) * _g(lat - p.mouth_lat, 0.15)
+    chin = p.chin * _g(wl, 0.2) * _g(lat - p.chin_lat - 0.06, 0.09)
     ear = math.pi / 2 + 0.06
-    h = h + p.ear_prot * _g(wl.abs() - ear, 0.1 * p.ear_size) * _g(lat - p.ear_lat, 0.17 * p.ear_size)
-    # identity bumps
+    ears = p.ear_prot * _g(wl.abs() - ear, 0.1 * p.ear_size) * _g(lat - p.ear_lat, 0.17 * p.ear_size)
     b = p.bumps
-    h = h + face * _bump_sum(lon, lat, b[..., 0], b[..., 1], b[..., 2], b[..., 3], b[..., 4])
-    h = h + p.hair_vol * reg["hair_geo"] + 0.012 * reg["beard"]
-    cl, sl = torch.cos(lat), torch.sin(lat)
+    bumps = face * _bump_sum(lon, lat, b[..., 0], b[..., 1], b[..., 2], b[..., 3], b[..., 4])
+    hair = p.hair_vol * rid["hair_geo"]
     low = _sig((-0.2 - lat) / 0.14)
     xs = p.ax * (1 - p.jaw * low * face - 0.05) * (1 + p.temple * _sig((lat - 0.3) / 0.1))
     zs = p.az * (1 - p.forehead * (lat - 0.35).clamp(min=0) * face)
-    rad = 1 + h
-    x = xs * rad * cl * torch.sin(lon)
-    y = p.ay * rad * sl
-    z = zs * rad * cl * torch.cos(lon)
+    # per (identity, expression) pair: cheeks, lips, chin, ears, bumps, hair, beard
+    q = pp
+    h = _take(h, idx) + _take(cheek, idx) * _g(lat - q.cheek_lat - 0.02 * reg["smile"], 0.11)
+    h.add_(0.025 * reg["smile"] * _g(wl.abs() - 0.42, 0.12) * _g(lat - q.mouth_lat - 0.07, 0.07))
+    h.add_(_take(cheek_full, idx))
+    h.add_(0.03 * reg["lips"]).sub_(0.05 * reg["mouth_gap"] * reg["open"])
+    h.add_(_take(chin, idx))
+    h.add_(_take(ears, idx))
+    h.add_(_take(bumps, idx))
+    h.add_(_take(hair, idx)).add_(0.012 * reg["beard"])
+    cl, sl = torch.cos(lat), torch.sin(lat)
+    rad = h.add_(1)
     # open mouth: the jaw drops
-    drop = reg["open"] * 0.11 * _sig((p.mouth_lat - 0.01 - lat) / 0.02) * face * _sig((0.4 - lat) / 0.1)
-    y = y - drop
-    x, y, z = torch.broadcast_tensors(x, y, z)
-    return torch.stack([x, y, z], dim=-1)
+    drop = reg["open"] * 0.11 * _sig((q.mouth_lat - 0.01 - lat) / 0.02) * face * _sig((0.4 - lat) / 0.1)
+    if out is None:
+        x = _take(xs, idx) * rad * cl * torch.sin(lon)
+        y = q.ay * rad * sl - drop
+        z = _take(zs, idx) * rad * cl * torch.cos(lon)
+        x, y, z = torch.broadcast_tensors(x, y, z)
+        return torch.stack([x, y, z], dim=0)
+    torch.mul(_take(xs, idx), rad, out=out[0]).mul_(cl).mul_(torch.sin(lon))
+    torch.mul(q.ay, rad, out=out[1]).mul_(sl).sub_(drop)
+    torch.mul(_take(zs, idx), rad, out=out[2]).mul_(cl).mul_(torch.cos(lon))
+    return out
 
 
-def _normals(pts: torch.Tensor) -> torch.Tensor:
-    """Outward unit normals of a (n, G_lat, G_lon, 3) grid wrapping in longitude."""
-    d_lon = torch.roll(pts, -1, dims=2) - torch.roll(pts, 1, dims=2)
-    d_lat = torch.cat([pts[:, 1:2] - pts[:, 0:1], pts[:, 2:] - pts[:, :-2], pts[:, -1:] - pts[:, -2:-1]], dim=1)
-    n = torch.cross(d_lon, d_lat, dim=-1)
-    return n / n.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+def _normals(pts: torch.Tensor, out: torch.Tensor) -> None:
+    """Write into `out` the outward unit normals (3, n, G_lat, G_lon) of a (3, n, G_lat, G_lon)
+    grid wrapping in longitude."""
+    d_lon = torch.empty_like(pts)
+    torch.sub(pts[..., 2:], pts[..., :-2], out=d_lon[..., 1:-1])
+    d_lon[..., :1] = pts[..., 1:2] - pts[..., -1:]
+    d_lon[..., -1:] = pts[..., :1] - pts[..., -2:-1]
+    d_lat = torch.empty_like(pts)
+    torch.sub(pts[:, :, 2:], pts[:, :, :-2], out=d_lat[:, :, 1:-1])
+    d_lat[:, :, :1] = pts[:, :, 1:2] - pts[:, :, 0:1]
+    d_lat[:, :, -1:] = pts[:, :, -1:] - pts[:, :, -2:-1]
+    ax, ay, az = d_lon.unbind(0)
+    bx, by, bz = d_lat.unbind(0)
+    torch.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], dim=0, out=out)
+    out.div_(torch.sqrt(out[0] * out[0] + out[1] * out[1] + out[2] * out[2]).clamp(min=1e-8))
 
 
 # ----------------------------------------------------------------------------- albedo
-def _albedo(p: _Params, lon: torch.Tensor, lat: torch.Tensor, reg: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Linear RGB and NIR albedo, (n, ..., 4)."""
+def _albedo(pi: _Params, idx: torch.Tensor, lon: torch.Tensor, lat: torch.Tensor,
+            rid: dict[str, torch.Tensor], reg: dict[str, torch.Tensor], out: torch.Tensor) -> None:
+    """Write the linear RGB and NIR albedo into `out` (4, n, G_lat, G_lon), channels first,
+    one per (identity, expression) pair (`idx` maps the pairs to the identities of `pi`).
+
+    Skin, marks, eye colours, hair and ears are evaluated once per identity (`pi`, `rid`);
+    the layers that move with the expression (beard, lips, mouth, eyelids, brows) are
+    composited per pair (`reg`), in the same order, then the hair and ear layers on top.
+    """
+    p = pi
     a = p.a
     wl = _wrap(lon)
     m = a("melanin")
-    skin = torch.cat([0.82 - 0.62 * m, 0.62 - 0.49 * m, 0.52 - 0.43 * m], dim=2).view(-1, 1, 1, 3)
-    skin = skin * torch.tensor([1.0, 0.93, 0.9], device=lon.device) ** (a("redness").unsqueeze(-1) * 2)
+    skin = torch.stack([0.82 - 0.62 * m, 0.62 - 0.49 * m, 0.52 - 0.43 * m], dim=0)  # (3, n, 1, 1)
+    skin = skin * torch.tensor([1.0, 0.93, 0.9], device=lon.device).view(3, 1, 1, 1) ** (a("redness") * 2)
     skin_nir = 0.6 + 0.1 * a("skin_nir") - 0.2 * m  # NIR skin is bright; melanin matters less than in VIS
     # blotches, blush and freckles change VIS tone; NIR sees little of them
     tn = p.tone
@@ -341,79 +394,92 @@ def _albedo(p: _Params, lon: torch.Tensor, lat: torch.Tensor, reg: dict[str, tor
     moles = _bump_sum(lon, lat, mk[..., 0], mk[..., 1], mk[..., 2] * 0.6, mk[..., 2] * 0.6, mk[..., 3] * 1.6)
     moles = moles.clamp(max=0.9)
     fr = fr.clamp(max=0.6)
-    rgb = skin * (1 + tone).unsqueeze(-1)
-    rgb = rgb * (1 - torch.stack([0.0 * blush, 0.35 * blush, 0.3 * blush], dim=-1))
-    rgb = rgb * (1 - 0.45 * fr).unsqueeze(-1) * (1 - moles).unsqueeze(-1)
-    nir = skin_nir * (1 + 0.25 * tone) * (1 - 0.35 * moles)
-    # beard / stubble
+    rgb0 = skin * (1 + tone)
+    rgb0 = rgb0 * (1 - torch.stack([0.0 * blush, 0.35 * blush, 0.3 * blush], dim=0))
+    rgb0 = rgb0 * (1 - 0.45 * fr) * (1 - moles)
+    nir0 = skin_nir * (1 + 0.25 * tone) * (1 - 0.35 * moles)
     hair_col = _hair_colour(p)
-    beard = reg["beard"] * 0.8
-    rgb = rgb * (1 - beard.unsqueeze(-1)) + hair_col * beard.unsqueeze(-1)
     hair_nir = 0.1 + 0.32 * (1 - a("hair_dark")) + 0.2 * a("hair_grey") ** 2
-    nir = nir * (1 - beard) + hair_nir * beard
-    # lips
-    lips = reg["lips"] * (1 - reg["mouth_gap"])
-    lip_col = skin * torch.tensor([0.95, 0.62, 0.62], device=lon.device) * (0.75 + 0.3 * a("lip_tone")).unsqueeze(-1)
-    rgb = rgb * (1 - lips.unsqueeze(-1)) + lip_col * lips.unsqueeze(-1)
-    nir = nir * (1 - 0.12 * lips)
-    # mouth interior and teeth
-    gap = reg["mouth_gap"]
-    rgb = rgb * (1 - 0.85 * gap.unsqueeze(-1))
-    nir = nir * (1 - 0.8 * gap)
-    teeth = reg["teeth"]
-    rgb = rgb * (1 - teeth.unsqueeze(-1)) + 0.75 * teeth.unsqueeze(-1)
-    nir = nir * (1 - teeth) + 0.7 * teeth
-    # eyes: sclera, iris, pupil; closed eyes show the lid and a lash line
-    eye = reg["eye"] * _g(wl, 0.9)
-    ri = torch.sqrt((reg["ex"] * p.eye_w) ** 2 + (reg["ey"] * p.eye_h) ** 2) / (p.eye_h * 0.95)
+    lip_col = skin * torch.tensor([0.95, 0.62, 0.62], device=lon.device).view(3, 1, 1, 1) * (0.75 + 0.3 * a("lip_tone"))
+    # eyes: sclera, iris, pupil
+    eye = rid["eye"] * _g(wl, 0.9)
+    ri = torch.sqrt((rid["ex"] * p.eye_w) ** 2 + (rid["ey"] * p.eye_h) ** 2) / (p.eye_h * 0.95)
     iris = _sig((1 - ri) * 10)
     pupil = _sig((0.42 - ri) * 20)
     hue = a("iris_hue") * (len(_IRIS) - 1)
     lo = hue.floor().clamp(max=len(_IRIS) - 2)
-    frac = (hue - lo).unsqueeze(-1)
+    frac = hue - lo
     iris_tab = torch.from_numpy(_IRIS).to(lon.device)
-    iris_rgb = iris_tab[lo.long().squeeze(-1).squeeze(-1)].view(-1, 1, 1, 3) * (1 - frac) + \
-        iris_tab[(lo + 1).long().squeeze(-1).squeeze(-1)].view(-1, 1, 1, 3) * frac
-    iris_rgb = iris_rgb * (1.15 - 0.5 * a("iris_dark")).unsqueeze(-1)
-    eye_rgb = 0.7 * (1 - iris.unsqueeze(-1)) + iris_rgb * iris.unsqueeze(-1)
-    eye_rgb = eye_rgb * (1 - 0.95 * pupil.unsqueeze(-1))
+    iris_rgb = iris_tab[lo.long().view(-1)].t().reshape(3, -1, 1, 1) * (1 - frac) + \
+        iris_tab[(lo + 1).long().view(-1)].t().reshape(3, -1, 1, 1) * frac
+    iris_rgb = iris_rgb * (1.15 - 0.5 * a("iris_dark"))
+    eye_rgb = 0.7 * (1 - iris) + iris_rgb * iris
+    eye_rgb = eye_rgb * (1 - 0.95 * pupil)
     iris_nir = 0.12 + 0.4 * a("iris_nir")
     eye_nir = 0.8 * (1 - iris) + iris_nir * iris
     eye_nir = eye_nir * (1 - 0.9 * pupil)
-    open_e = eye * (1 - reg["closed"])
-    lash = eye * reg["closed"] * _g(reg["ey"] + 0.2, 0.25)
-    rgb = rgb * (1 - open_e.unsqueeze(-1)) + eye_rgb * open_e.unsqueeze(-1)
-    nir = nir * (1 - open_e) + eye_nir * open_e
-    rgb = rgb * (1 - 0.7 * lash.unsqueeze(-1))
-    nir = nir * (1 - 0.5 * lash)
-    # brows
-    brow = reg["brow"] * (0.55 + 0.45 * a("brow_thickness"))
-    brow_col = hair_col * (1.0 - 0.5 * a("brow_dark")).unsqueeze(-1)
-    rgb = rgb * (1 - brow.unsqueeze(-1)) + brow_col * brow.unsqueeze(-1)
-    nir = nir * (1 - brow) + (hair_nir * 0.8) * brow
+    lash_shape = _g(rid["ey"] + 0.2, 0.25)
+    brow_k = 0.55 + 0.45 * a("brow_thickness")
+    brow_col = hair_col * (1.0 - 0.5 * a("brow_dark"))
     # hair with a strand texture
-    hair = reg["hair"]
+    hair = rid["hair"]
     strands = 1 + 0.25 * torch.sin(lon * (20 + 40 * a("hair_phase")) + lat * 5) * torch.sin(lat * (8 + 20 * a("bangs")) + 1.3)
-    hair_rgb = hair_col * strands.unsqueeze(-1)
-    rgb = rgb * (1 - hair.unsqueeze(-1)) + hair_rgb * hair.unsqueeze(-1)
-    nir = nir * (1 - hair) + hair_nir * strands * hair
+    hair_rgb = hair_col * strands
+    hair_nir_s = hair_nir * strands * hair
     # ears: darker rim
     ear = math.pi / 2 + 0.06
     ear_rim = _g(wl.abs() - ear, 0.05 * p.ear_size) * _g(lat - p.ear_lat, 0.12 * p.ear_size) * (1 - hair)
-    rgb = rgb * (1 - 0.25 * ear_rim.unsqueeze(-1))
-    nir = nir * (1 - 0.15 * ear_rim)
-    rgb, nir = torch.broadcast_tensors(rgb, nir.unsqueeze(-1))
-    return torch.cat([rgb, nir[..., :1]], dim=-1).clamp(0.0, 1.0)
+
+    def tk(t: torch.Tensor) -> torch.Tensor:
+        return _take(t, idx)
+
+    def tk3(t: torch.Tensor) -> torch.Tensor:
+        return _take(t, idx, 1)
+
+    # per (identity, expression) pair, composited in place in `out`
+    rgb, nir = out[0:3], out[3]
+    torch.index_select(rgb0, 1, idx, out=rgb)
+    torch.index_select(nir0, 0, idx, out=nir)
+    beard = reg["beard"] * 0.8
+    rgb.mul_(1 - beard).add_(tk3(hair_col) * beard)
+    nir.mul_(1 - beard).add_(tk(hair_nir) * beard)
+    lips = reg["lips"] * (1 - reg["mouth_gap"])
+    rgb.mul_(1 - lips).add_(tk3(lip_col) * lips)
+    nir.mul_(1 - 0.12 * lips)
+    gap = reg["mouth_gap"]
+    rgb.mul_(1 - 0.85 * gap)
+    nir.mul_(1 - 0.8 * gap)
+    teeth = reg["teeth"]
+    rgb.mul_(1 - teeth).add_(0.75 * teeth)
+    nir.mul_(1 - teeth).add_(0.7 * teeth)
+    # open eyes show the eye; closed eyes show the lid and a lash line
+    eye_p = tk(eye)
+    open_e = eye_p * (1 - reg["closed"])
+    lash = eye_p * reg["closed"] * tk(lash_shape)
+    rgb.mul_(1 - open_e).add_(tk3(eye_rgb) * open_e)
+    nir.mul_(1 - open_e).add_(tk(eye_nir) * open_e)
+    rgb.mul_(1 - 0.7 * lash)
+    nir.mul_(1 - 0.5 * lash)
+    brow = reg["brow"] * tk(brow_k)
+    rgb.mul_(1 - brow).add_(tk3(brow_col) * brow)
+    nir.mul_(1 - brow).add_(tk(hair_nir * 0.8) * brow)
+    hair = tk(hair)
+    rgb.mul_(1 - hair).add_(tk3(hair_rgb) * hair)
+    nir.mul_(1 - hair).add_(tk(hair_nir_s))
+    ear_rim = tk(ear_rim)
+    rgb.mul_(1 - 0.25 * ear_rim)
+    nir.mul_(1 - 0.15 * ear_rim)
+    out.clamp_(0.0, 1.0)
 
 
 def _hair_colour(p: _Params) -> torch.Tensor:
-    """Linear RGB hair colour (n, 1, 1, 3): black .. brown .. auburn .. blond, greying."""
+    """Linear RGB hair colour (3, n, 1, 1): black .. brown .. auburn .. blond, greying."""
     a = p.a
     dark = a("hair_dark") ** 0.6
     red = (a("hair_red") > 0.85).float() * (1 - dark) * 0.6
     light = 0.6 * (1 - dark) + 0.03
-    col = torch.stack([light * (1.0 + red), light * 0.78, light * (0.55 - 0.3 * red)], dim=-1)
-    grey = ((a("hair_grey") - 0.8).clamp(min=0) / 0.2).unsqueeze(-1)
+    col = torch.stack([light * (1.0 + red), light * 0.78, light * (0.55 - 0.3 * red)], dim=0)
+    grey = (a("hair_grey") - 0.8).clamp(min=0) / 0.2
     return col * (1 - grey) + 0.55 * grey
 
 
@@ -437,20 +503,36 @@ def surface_maps(ids: Sequence[Identity], exprs: Sequence[int], size: int,
     """Surface of each (identity, expression) pair on the grid of `grid_coords(size)`.
 
     Returns maps (n, G_lat, G_lon, CHANNELS) with channels x, y, z, nx, ny, nz, r, g, b, nir
-    and landmarks (n, len(LANDMARK_NAMES), 3) in the same head coordinates.
+    and landmarks (n, len(LANDMARK_NAMES), 3) in the same head coordinates. The maps are a
+    view of channels-first storage (`maps.permute(3, 0, 1, 2)` is contiguous). The parts that
+    do not depend on the expression are evaluated once per distinct `Identity` object in `ids`.
     """
     device = torch.device(device)
-    p = _Params(ids, device)
+    # expression-independent parts are evaluated once per distinct identity
+    unique: list[Identity] = []
+    slot: dict[int, int] = {}
+    inv = []
+    for ident in ids:
+        if id(ident) not in slot:
+            slot[id(ident)] = len(unique)
+            unique.append(ident)
+        inv.append(slot[id(ident)])
+    pi = _Params(unique, device)
+    pp = _Params(ids, device)
+    idx = torch.tensor(inv, device=device, dtype=torch.long)
     expr = torch.tensor(list(exprs), device=device, dtype=torch.long).view(-1, 1, 1)
     lat, lon = grid_coords(size, device)
     lat = lat.view(1, -1, 1)
     lon = lon.view(1, 1, -1)
-    reg = _regions(p, lon, lat, expr)
-    pts = _geometry(p, lon, lat, expr, reg)
-    nrm = _normals(pts)
-    alb = _albedo(p, lon, lat, reg)
-    maps = torch.cat([pts, nrm, alb], dim=-1).contiguous()
-    llon, llat = p.landmark_coords()
-    lreg = _regions(p, llon, llat, expr)
-    lm = _geometry(p, llon, llat, expr, lreg)[:, 0]
-    return maps, lm
+    rid = _id_regions(pi, lon, lat)
+    reg = _expr_regions(pp, lon, lat, expr, rid, idx)
+    # channels-first storage, filled in place
+    maps = torch.empty((CHANNELS, len(ids), lat.shape[1], lon.shape[2]), device=device)
+    _geometry(pi, pp, idx, lon, lat, rid, reg, out=maps[0:3])
+    _normals(maps[0:3], maps[3:6])
+    _albedo(pi, idx, lon, lat, rid, reg, maps[6:10])
+    llon, llat = pp.landmark_coords()
+    lrid = _id_regions(pp, llon, llat)
+    lreg = _expr_regions(pp, llon, llat, expr, lrid, None)
+    lm = _geometry(pp, pp, None, llon, llat, lrid, lreg)[:, :, 0].permute(1, 2, 0)
+    return maps.permute(1, 2, 3, 0), lm

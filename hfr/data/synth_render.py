@@ -121,7 +121,16 @@ def _rotation(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarra
 
 def _rotate(r: torch.Tensor, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Apply (B, 3, 3) rotations element-wise to (B, N) coordinates."""
-    return tuple(r[:, i, 0:1] * x + r[:, i, 1:2] * y + r[:, i, 2:3] * z for i in range(3))
+    return tuple((r[:, i, 0:1] * x).add_(r[:, i, 1:2] * y).add_(r[:, i, 2:3] * z) for i in range(3))
+
+
+def _gather(maps_cf: torch.Tensor, first: int, last: int, idx: torch.Tensor) -> torch.Tensor:
+    """Channels first..last-1 of `maps_cf` (C, M) at `idx` (K,), as (last - first, K): one
+    contiguous gather per channel (faster than an index_select along dimension 1)."""
+    out = torch.empty((last - first, idx.numel()), dtype=maps_cf.dtype, device=maps_cf.device)
+    for c in range(first, last):
+        torch.index_select(maps_cf[c], 0, idx, out=out[c - first])
+    return out
 
 
 def _blur(img: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -300,7 +309,7 @@ def _occluder_colour(kinds: Sequence[str], occ: torch.Tensor, size: int) -> torc
     return base.view(-1, 3, 1, 1) * (shade * stripes).unsqueeze(1)
 
 
-_CHUNK_POINTS = 1 << 18  # points per internal sub-batch (keeps the working set in cache)
+_CHUNK_POINTS = 1 << 19  # points per internal sub-batch (keeps the working set in cache)
 
 
 def render_batch(identities: Sequence[Identity], specs: Sequence[ImageSpec], size: int,
@@ -318,7 +327,7 @@ def render_batch(identities: Sequence[Identity], specs: Sequence[ImageSpec], siz
     pair_index = {pr: i for i, pr in enumerate(pairs)}
     maps, lm3 = surface_maps([identities[i] for i, _ in pairs], [e for _, e in pairs], size, dev)
     g_lat, g_lon = maps.shape[1], maps.shape[2]
-    maps_cf = maps.permute(3, 0, 1, 2).reshape(CHANNELS, -1).contiguous()
+    maps_cf = maps.permute(3, 0, 1, 2).reshape(CHANNELS, -1).contiguous()  # a view: maps are stored channels first
     half = int(math.ceil(_WINDOW / (2 * math.pi) * g_lon))
     n_pts = g_lat * (2 * half + 1)
     step = max(1, _CHUNK_POINTS // n_pts) if dev.type == "cpu" else 256
@@ -350,7 +359,7 @@ def _render_chunk(maps: torch.Tensor, maps_cf: torch.Tensor, lm3: torch.Tensor, 
     cols = (torch.from_numpy(centre - half).to(dev).view(-1, 1) + torch.arange(win, device=dev).view(1, -1)) % g_lon
     flat = (pid.view(-1, 1, 1) * (g_lat * g_lon) + torch.arange(g_lat, device=dev).view(1, -1, 1) * g_lon
             + cols.view(b, 1, win)).view(b, -1)
-    pts = maps_cf[0:6].index_select(1, flat.view(-1)).view(6, b, -1)  # (6, B, N): positions and normals
+    pts = _gather(maps_cf, 0, 6, flat.view(-1)).view(6, b, -1)  # (6, B, N): positions and normals
     n_pts = pts.shape[2]
     piv = _PIVOT
     x, y, z = _rotate(rot, pts[0] - piv[0], pts[1] - piv[1], pts[2] - piv[2])
@@ -382,7 +391,7 @@ def _render_chunk(maps: torch.Tensor, maps_cf: torch.Tensor, lm3: torch.Tensor, 
     widx = torch.where(covered, win_key & ((1 << _IDX_BITS) - 1), 0)
     # deferred shading: only the winning point of each pixel is shaded
     gidx = flat.gather(1, widx.view(b, -1))  # (B, H*W) indices into the maps
-    att = maps_cf[3:10].index_select(1, gidx.view(-1)).view(7, b, -1)  # (7, B, H*W): normals, albedo
+    att = _gather(maps_cf, 3, 10, gidx.view(-1)).view(7, b, -1)  # (7, B, H*W): normals, albedo
     nx, ny, nz = _rotate(rot, att[0], att[1], att[2])
     z = z.gather(1, widx.view(b, -1))
     nir_list = [s.modality == "nir" for s in specs]
@@ -466,18 +475,24 @@ def _render_chunk(maps: torch.Tensor, maps_cf: torch.Tensor, lm3: torch.Tensor, 
         mask = None
         occl = img
     # gamma, then sensor noise (shared by the clean and occluded versions), then quantisation
-    noise = np.stack([np.random.default_rng(s.seed).standard_normal((1 if s.modality == "nir" else 3, h, w),
-                                                                    dtype=np.float32).repeat(
-        1 if s.modality == "vis" else 3, axis=0) * np.float32(s.noise) for s in specs])
+    noise = np.empty((b, 3, h, w), dtype=np.float32)
+    for i, s in enumerate(specs):
+        gen = np.random.default_rng(s.seed)
+        if s.modality == "nir":  # one noise plane, the same in the three channels
+            gen.standard_normal((1, h, w), dtype=np.float32, out=noise[i, :1])
+            noise[i, 1:] = noise[i, :1]
+        else:
+            gen.standard_normal((3, h, w), dtype=np.float32, out=noise[i])
+    noise *= np.array([s.noise for s in specs], dtype=np.float32).reshape(-1, 1, 1, 1)
     noise_t = torch.from_numpy(noise).to(dev)
 
     def finish(im: torch.Tensor) -> np.ndarray:
-        im = im.clamp(min=0) ** (1 / 2.2)
+        im = im.clamp(min=0).pow_(1 / 2.2)
         if any_nir:
-            im = im + noise_t * torch.where(is_nir.view(-1, 1, 1, 1), 0.5 + 0.5 * im.sqrt(), torch.ones_like(im))
+            im.add_(noise_t * torch.where(is_nir.view(-1, 1, 1, 1), 0.5 + 0.5 * im.sqrt(), torch.ones_like(im)))
         else:
-            im = im + noise_t
-        return torch.round(im.clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+            im.add_(noise_t)
+        return im.clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
     images = finish(occl)
     if mask is None:
