@@ -97,9 +97,16 @@ def init_distributed(device_choice: str = "auto", timeout_s: float = 1800.0) -> 
     return DistInfo(dist.get_rank(), dist.get_world_size(), local, device, backend, owns_group=True)
 
 
-def shutdown_distributed(info: DistInfo) -> None:
-    """Destroy the process group if `init_distributed` created it."""
+def shutdown_distributed(info: DistInfo, clean: bool = True) -> None:
+    """Destroy the process group if `init_distributed` created it.
+
+    After a clean finish every rank first meets at a barrier (a rank tearing the group down
+    while its peer still uses it can abort the peer); after an error there is no barrier,
+    since a failed peer would never arrive.
+    """
     if info.owns_group and dist.is_available() and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 

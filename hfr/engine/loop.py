@@ -431,6 +431,9 @@ def train(task: Any, config: Any, *, train_cfg: TrainConfig | None = None, recip
     name = recipe or getattr(config, "model", None) or (config.get("model") if isinstance(config, Mapping) else None)
     info = init_distributed(cfg.device)
     try:
-        return _Trainer(task, config, cfg, info, str(name or "run"), run_dir, runs_root, resume).run()
-    finally:
-        shutdown_distributed(info)
+        result = _Trainer(task, config, cfg, info, str(name or "run"), run_dir, runs_root, resume).run()
+    except BaseException:
+        shutdown_distributed(info, clean=False)
+        raise
+    shutdown_distributed(info)
+    return result

@@ -39,6 +39,7 @@ def main() -> None:
     (out / f"rank{rank}.json").write_text(json.dumps({
         "full": weights_hash(full), "resumed": weights_hash(resumed), "world_size": dist.get_world_size(),
         "run_dir": r_full["run_dir"], "resumed_run_dir": r_res["run_dir"], "resumed_from": r_res["resumed_from"]}))
+    dist.barrier()  # both ranks are done before the group goes away (no rank exits mid-teardown)
     dist.destroy_process_group()
 
 
