@@ -416,6 +416,13 @@ def _add_embed_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda")
 
 
+def _add_gallery_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt")
+    p.add_argument("--data", type=Path, required=True, help="image folder or manifest")
+    p.add_argument("--split", help="only rows of this split")
+    p.add_argument("--modality", help="only rows of this modality")
+
+
 def _add_render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subjects", type=int, help="identities (per preset; default: the preset's)")
     p.add_argument("--size", type=int, help="image size in pixels (default 64)")
@@ -464,22 +471,16 @@ def build_parser() -> argparse.ArgumentParser:
     gsub = g.add_subparsers(dest="gallery_command", metavar="GALLERY_COMMAND")
     gsub.required = True
     gb = gsub.add_parser("build", help="embed a dataset into a new gallery folder")
-    gb.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt")
-    gb.add_argument("--data", type=Path, required=True, help="image folder or manifest")
+    _add_gallery_data_flags(gb)
     gb.add_argument("--out", type=Path, required=True, help="gallery folder to write")
-    gb.add_argument("--split", help="only rows of this split")
-    gb.add_argument("--modality", help="only rows of this modality")
     gb.add_argument("--index", default="flat", help="flat (exact, default) | ivf")
     gb.add_argument("--nlist", type=int, default=1024, help="IVF lists")
     gb.add_argument("--nprobe", type=int, default=16, help="IVF lists visited per query")
     _add_embed_flags(gb)
     gb.set_defaults(func=cmd_gallery_build)
     ga = gsub.add_parser("add", help="embed more images into a gallery")
-    ga.add_argument("--gallery", type=Path, required=True)
-    ga.add_argument("--recognizer", type=Path, required=True)
-    ga.add_argument("--data", type=Path, required=True)
-    ga.add_argument("--split")
-    ga.add_argument("--modality")
+    ga.add_argument("--gallery", type=Path, required=True, help="gallery folder")
+    _add_gallery_data_flags(ga)
     _add_embed_flags(ga)
     ga.set_defaults(func=cmd_gallery_add)
     gr = gsub.add_parser("remove", help="remove images by id or whole subjects")

@@ -174,13 +174,9 @@ class Manifest:
         p = Path(path)
         if p.is_dir():
             p = p / MANIFEST_NAME
-        if not p.is_file():
-            raise ManifestError(f"{p}: manifest not found; pass a manifest.csv or a dataset folder "
-                                f"that holds one (make one with `hfr data synth` or `hfr data index`)")
-        try:
-            text = p.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ManifestError(f"{p}: not UTF-8 text ({exc}); save the manifest as UTF-8") from None
+        text = read_csv_text(p, "manifest", ManifestError,
+                             "pass a manifest.csv or a dataset folder that holds one (make one with "
+                             "`hfr data synth` or `hfr data index`)")
         return cls.parse(text, root=p.parent, source=p, check_files=check_files,
                          verify_images=verify_images)
 
@@ -296,6 +292,16 @@ class Manifest:
     def with_records(self, records: Iterable[Record]) -> Manifest:
         """A manifest with the same root and columns but other rows."""
         return Manifest(records, self.root, self.columns, self.source)
+
+
+def read_csv_text(path: Path, what: str, error: type[Exception], missing_hint: str) -> str:
+    """The UTF-8 text of a CSV file (BOM dropped); `error` naming the file when missing or not UTF-8."""
+    if not path.is_file():
+        raise error(f"{path}: {what} not found; {missing_hint}")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text ({exc}); save the {what} as UTF-8") from None
 
 
 def csv_body_rows(reader: Iterable[list[str]], n_fields: int, name: str,

@@ -50,7 +50,7 @@ from torch import nn
 
 from hfr.data.imageio import read_image, write_png
 from hfr.data.manifest import (MANIFEST_NAME, MODALITIES, PATH_COLUMNS, Manifest, csv_body_rows,
-                               make_record, parse_number)
+                               make_record, parse_number, read_csv_text)
 from hfr.errors import ConfigError, DataError, ImageError, OptionError
 
 log = logging.getLogger(__name__)
@@ -454,13 +454,8 @@ def align_folder(landmarks_csv: str | os.PathLike, out_dir: str | os.PathLike,
     if default_modality not in MODALITIES:
         raise OptionError(f"default_modality must be one of {', '.join(MODALITIES)}, not {default_modality!r}")
     dst, out_size = template_points(template, size)
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path}: landmarks CSV not found; pass a CSV with columns "
-                        f"path,{','.join(LANDMARK_COLUMNS)}")
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{csv_path}: not UTF-8 text ({exc}); save the CSV as UTF-8") from None
+    text = read_csv_text(csv_path, "landmarks CSV", DataError,
+                         f"pass a CSV with columns path,{','.join(LANDMARK_COLUMNS)}")
     reader = csv.reader(text.splitlines())
     header = [h.strip() for h in next(reader, [])]
     missing = [c for c in ("path",) + LANDMARK_COLUMNS if c not in header]
