@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -187,6 +188,14 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
             search.add_row(row["probe"], row["true"], str(row["rank"]), row["subject"], f"{row['score']:.3f}")
         console.print(search)
         console.print(f"plots: {pose['folder']}, {modal['folder']}; recognizer: {summary['pretrain']['recognizer']}")
+    if "drgan" in summary:
+        d = summary["drgan"]
+        table = Table(title="DR-GAN G_enc features, cross-pose rank-1 (%)", header_style="bold")
+        for col in (*d["rank1_by_abs_yaw"], "mean"):
+            table.add_column(f"|yaw| {col}" if col != "mean" else col)
+        table.add_row(*(f"{100 * v:.1f}" for v in d["rank1_by_abs_yaw"].values()), f"{100 * d['mean']:.1f}")
+        console.print(table)
+        console.print(f"DR-GAN pose sweep: {d['sweep']}; generator: {d['generator']}")
     console.print(f"[bold green]done[/bold green] in {summary['seconds']:.1f} s; everything is in "
                   f"[bold]{summary['out']}[/bold] (summary.md, summary.json, sheets/, eval/)")
     return 0
@@ -229,6 +238,42 @@ def cmd_train_recognizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_generator(args: argparse.Namespace) -> int:
+    """Train the generator a recipe's `model:` names (drgan, ...); export generator.pt (and recognizer.pt)."""
+    from hfr.config import load_config, read_model_name, to_yaml
+    from hfr.engine.loop import train
+    from hfr.engine.task import get_task
+
+    if args.config is None:
+        raise OptionError("train-generator needs --config (a recipe in configs/drgan/, ...)")
+    factory = get_task(read_model_name(args.config, args.set or []))
+    config_class = getattr(factory, "config_class", None)
+    if config_class is None:
+        raise OptionError(f"{args.config}: task {factory.__name__} has no generator recipe (config_class); "
+                          f"use the command of that task")
+    cfg = load_config(config_class, args.config, args.set or [])
+    if args.dry_run:
+        console.print(to_yaml(cfg), end="", markup=False, highlight=False)
+        return 0
+    task = factory()
+    result = train(task, cfg, recipe=_recipe_name(args.config, cfg.model), resume=args.resume, runs_root=args.runs)
+    run_dir = Path(result["run_dir"])
+    if getattr(task, "ctx", None) is None or task.ctx.is_main:
+        files = task.export(run_dir, meta={"steps": result["step"]}) if hasattr(task, "export") else {}
+        table = Table(title=f"train-generator ({cfg.model})", header_style="bold")
+        table.add_column("quantity")
+        table.add_column("value")
+        for key, value in {**result.get("logs", {}), **{f"eval/{k}": v for k, v in
+                                                          (result.get("eval") or {}).items()}}.items():
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+        console.print(table)
+        for name, path in files.items():
+            if not name.endswith("fingerprint"):
+                console.print(f"{name}: {path}")
+        console.print(f"run folder: {run_dir}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Run an evaluation protocol and write JSON and plots."""
     from hfr.engine.rundir import new_run_dir
@@ -268,10 +313,10 @@ def _result_table(result: dict[str, Any]) -> Table:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    """Write the features of every image of a target (.npy) and their ids (.csv)."""
+    """Write the features of every image of a target (.npy) and their ids (.csv); `--fuse`: one per subject."""
     import numpy as np
 
-    from hfr.embed import embed_manifest
+    from hfr.embed import embed_manifest, embed_subjects
     from hfr.fileio import atomic_open
     from hfr.probes import load_targets
     from hfr.recognizer.export import load_recognizer
@@ -280,16 +325,42 @@ def cmd_embed(args: argparse.Namespace) -> int:
     manifest = load_targets(args.data)
     progress, update = _progress("embedding")
     with progress:
-        feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size, progress=update)
+        if args.fuse:
+            subjects, feats = embed_subjects(recognizer, manifest, batch_size=args.batch_size, progress=update)
+        else:
+            feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size, progress=update)
     out = Path(args.out)
     with atomic_open(out, "wb") as handle:
         np.save(handle, feats)
     ids = out.with_suffix(".csv")
     with atomic_open(ids, "w", newline="") as handle:
-        handle.write("row,path,subject,modality,fingerprint\n")
-        for i, r in enumerate(manifest):
-            handle.write(f"{i},{_csv_cell(r.path)},{_csv_cell(r.subject)},{r.modality},{recognizer.fingerprint}\n")
-    console.print(f"{len(feats)} features ({feats.shape[1] if feats.size else 0}-d): {out}; ids: {ids}")
+        if args.fuse:
+            counts = {s: 0 for s in subjects}
+            for r in manifest:
+                counts[r.subject] += 1
+            handle.write("row,subject,images,fingerprint\n")
+            for i, s in enumerate(subjects):
+                handle.write(f"{i},{_csv_cell(s)},{counts[s]},{recognizer.fingerprint}\n")
+        else:
+            handle.write("row,path,subject,modality,fingerprint\n")
+            for i, r in enumerate(manifest):
+                handle.write(f"{i},{_csv_cell(r.path)},{_csv_cell(r.subject)},{r.modality},{recognizer.fingerprint}\n")
+    what = "subject features (fused)" if args.fuse else "features"
+    console.print(f"{len(feats)} {what} ({feats.shape[1] if feats.size else 0}-d): {out}; ids: {ids}")
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    """Rotate faces with a DR-GAN generator.pt: one PNG per (input, yaw) and pose_sweep.png."""
+    from drgan.export import load_generator
+    from drgan.rotate import parse_yaws, rotate_folder
+
+    yaws = parse_yaws(args.yaw)
+    loaded = load_generator(args.generator, device=args.device)
+    result = rotate_folder(loaded, args.input, yaws, args.out, seed=args.seed, fuse=args.fuse)
+    bins = ", ".join(f"{y:g}->{b:g}" for y, b in zip(yaws, result.bins))
+    console.print(f"{result.inputs} input(s){' fused' if args.fuse else ''}, yaw -> pose bin: {bins}")
+    console.print(f"{len(result.files)} images and {result.sweep.name}: {Path(args.out)}")
     return 0
 
 
@@ -417,7 +488,7 @@ def _add_embed_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_gallery_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt")
+    p.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt, DR-GAN generator.pt or run folder")
     p.add_argument("--data", type=Path, required=True, help="image folder or manifest")
     p.add_argument("--split", help="only rows of this split")
     p.add_argument("--modality", help="only rows of this modality")
@@ -451,9 +522,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
     tr.set_defaults(func=cmd_train_recognizer)
 
+    tg = sub.add_parser("train-generator", help="train a generator (DR-GAN, ...) from its recipe")
+    _add_config_args(tg)
+    tg.add_argument("--resume", help="auto (newest run of the recipe) or a checkpoint / run folder")
+    tg.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
+    tg.set_defaults(func=cmd_train_generator)
+
     ev = sub.add_parser("evaluate", help="run an evaluation protocol: tables, JSON and plots")
     ev.add_argument("--protocol", required=True, help="cross-modal | cross-pose | verification")
-    ev.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt (or its run folder)")
+    ev.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt, DR-GAN generator.pt or run folder")
     ev.add_argument("--data", type=Path, required=True, help="manifest.csv or its folder")
     ev.add_argument("--out", type=Path, help="output folder (default runs/evaluate-<protocol>/<timestamp>)")
     ev.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
@@ -461,11 +538,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     em = sub.add_parser("embed", help="write features (.npy) and ids (.csv) of images")
-    em.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt")
+    em.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt, DR-GAN generator.pt or run folder")
     em.add_argument("--data", type=Path, required=True, help="image, folder or manifest")
     em.add_argument("--out", type=Path, required=True, help="features .npy (ids go to the .csv beside it)")
+    em.add_argument("--fuse", action="store_true",
+                    help="one feature per subject: confidence-weighted (DR-GAN) or mean (LightCNN) fusion")
     _add_embed_flags(em)
     em.set_defaults(func=cmd_embed)
+
+    ro = sub.add_parser("rotate", help="rotate faces to other yaws with a DR-GAN generator.pt")
+    ro.add_argument("--generator", type=Path, required=True, help="DR-GAN generator.pt (or its run folder)")
+    ro.add_argument("--input", type=Path, required=True, help="image, folder of images or manifest")
+    ro.add_argument("--yaw", default="-60,-30,0,30,60", help="comma-separated yaws in degrees (nearest pose bin)")
+    ro.add_argument("--out", type=Path, required=True, help="folder for <stem>_yaw<+30>.png and pose_sweep.png")
+    ro.add_argument("--fuse", action="store_true",
+                    help="treat the inputs as one subject: decode one row from their fused feature")
+    ro.add_argument("--seed", type=int, default=0, help="seed of the noise z (same seed, same images)")
+    ro.add_argument("--device", default="cpu", help="cpu | cuda")
+    # let `--yaw -60,-30,0` through: argparse takes any other "-..." word for an option
+    ro._negative_number_matcher = re.compile(r"^-\d*\.?\d+(,\s*[-+]?\d*\.?\d+)*$")
+    ro.set_defaults(func=cmd_rotate)
 
     g = sub.add_parser("gallery", help="FAISS galleries: build, add, remove, info")
     gsub = g.add_subparsers(dest="gallery_command", metavar="GALLERY_COMMAND")

@@ -291,3 +291,16 @@ def save_config(cfg: Any, path: str | os.PathLike) -> Path:
     p = Path(path)
     atomic_write_text(p, to_yaml(cfg))
     return p
+
+
+def read_model_name(path: str | os.PathLike, sets: Iterable[str] = ()) -> str:
+    """The `model:` of a recipe (a `--set model=...` wins); ConfigError naming the file when absent."""
+    for item in sets:
+        key, sep, value = str(item).partition("=")
+        if sep and key.strip() == "model":
+            return value.strip()
+    data = read_yaml(path)
+    name = data.get("model") if isinstance(data, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}: no 'model:' key; a generator recipe names its method, e.g. 'model: drgan'")
+    return name

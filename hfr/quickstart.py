@@ -5,7 +5,10 @@
 3. evaluate it cross-pose on `multipie` test subjects and cross-modal (NIR probes, VIS
    gallery) on `nirvis` test subjects (JSON and plots);
 4. build a FAISS gallery of the `nirvis` test subjects' VIS images and search it with a
-   few of their NIR images.
+   few of their NIR images;
+5. train a small single-image DR-GAN (`configs/drgan/synth-multipie.yaml` scaled down) on
+   the `multipie` training subjects for `drgan_steps` steps: its pose-sweep grid of test
+   subjects and the cross-pose rank-1 of its G_enc features (0 steps skips it).
 
 Everything lands in one run folder (`runs/quickstart/<timestamp>/` by default) with a
 `summary.json` and a `summary.md`. `pipeline: false` stops after step 1.
@@ -60,6 +63,8 @@ class QuickstartConfig:
     batch_size: int = 64     #: pretraining batch size
     lr: float = 0.001        #: AdamW learning rate
     probes: int = 5          #: NIR probes searched in the gallery
+    drgan_steps: int = 300   #: DR-GAN training steps on the multipie set (0: skip DR-GAN)
+    drgan_batch_size: int = 32   #: DR-GAN batch size
 
     def validate(self) -> None:
         """Raise OptionError for unknown presets or impossible counts."""
@@ -69,6 +74,8 @@ class QuickstartConfig:
                               f"use {', '.join(synth.PRESETS)}")
         if self.sheet_subjects < 1 or self.subjects < 0 or self.steps < 1 or self.probes < 1:
             raise OptionError("quickstart: sheet_subjects, steps and probes must be >= 1, subjects >= 0")
+        if self.drgan_steps < 0 or self.drgan_batch_size < 2:
+            raise OptionError("quickstart: drgan_steps must be >= 0 and drgan_batch_size >= 2")
         if self.pipeline and not {"webface", "multipie", "nirvis"} <= set(self.presets):
             raise OptionError("quickstart pipeline needs the webface, multipie and nirvis presets; "
                               "add them or set pipeline=false")
@@ -168,6 +175,50 @@ def _search(cfg: QuickstartConfig, run: Path) -> dict[str, Any]:
     return {"gallery": str(folder), "gallery_images": len(gallery), "rows": rows}
 
 
+def _drgan(cfg: QuickstartConfig, run: Path) -> dict[str, Any]:
+    """Train a small DR-GAN on the multipie set; write its pose sweep of test faces; rank-1 of G_enc."""
+    import torch
+
+    from drgan.config import DRGANConfig
+    from drgan.task import DRGANTask, pose_sweep
+    from hfr.config import load_config
+    from hfr.data.datasets import ManifestDataset
+    from hfr.data.manifest import Manifest
+    from hfr.engine.loop import train
+    from hfr.eval.report import evaluate
+    from hfr.viz import labelled_grid, tensor_to_images
+
+    data = run / "data" / "multipie"
+    # configs/drgan/synth-multipie.yaml's settings, with fewer steps and a smaller batch
+    sets = [f"data.train={data}", "data.eval=none", f"data.size={cfg.size}", "net.width=0.25",
+            "net.d_heads=separate", "augment.flip_p=0.5", f"batch_size={cfg.drgan_batch_size}",
+            f"train.steps={cfg.drgan_steps}", f"train.log_every={max(1, cfg.drgan_steps // 10)}",
+            "train.checkpoint_every=0", "train.eval_every=-1", f"train.sample_every={cfg.drgan_steps}",
+            "train.best_metric=none", f"train.seed={cfg.seed}", "train.num_workers=1", "train.channels_last=true"]
+    dcfg = load_config(DRGANConfig, None, sets)
+    task = DRGANTask()
+    result = train(task, dcfg, recipe="drgan", run_dir=run / "drgan", runs_root=run)
+    files = task.export(run / "drgan", meta={"recipe": "quickstart", "steps": result["step"]})
+    test = Manifest.read(data).select(split="test")
+    picks, seen = [], set()
+    for r in test:  # one non-frontal neutral-light face per test subject
+        if r.subject not in seen and abs(r.yaw) >= 30 and r.get("illumination", "neutral") == "neutral":
+            seen.add(r.subject)
+            picks.append(r)
+        if len(picks) == 6:
+            break
+    images = torch.stack([item["image"] for item in ManifestDataset(test.with_records(picks), size=cfg.size,
+                                                                   channels=3)])
+    grid = pose_sweep(task.G.cpu(), images * 2 - 1, seed=cfg.seed) * 0.5 + 0.5
+    labels = ["input", *(f"{b:+g}" for b in dcfg.data.yaw_bins)]
+    sweep = run / "drgan" / "pose_sweep.png"
+    save_image(sweep, labelled_grid(tensor_to_images(grid), ncol=len(labels), col_labels=labels))
+    pose = evaluate(files["recognizer"], data, "cross-pose", run / "eval" / "cross-pose-drgan")
+    return {"run_dir": str(result["run_dir"]), "generator": files["generator"], "sweep": str(sweep),
+            "rank1_by_abs_yaw": pose["rank1_by_abs_yaw"], "mean": pose["mean"],
+            "logs": {k: float(v) for k, v in result.get("logs", {}).items()}}
+
+
 def run_quickstart(cfg: QuickstartConfig, out: str | Path | None = None,
                    progress: Progress | None = None) -> dict[str, Any]:
     """Run the quickstart into `out` (default a new `runs/quickstart/<timestamp>`); return the summary.
@@ -194,6 +245,10 @@ def run_quickstart(cfg: QuickstartConfig, out: str | Path | None = None,
         t0 = time.perf_counter()
         summary["search"] = _search(cfg, run)
         timings["search"] = time.perf_counter() - t0
+        if cfg.drgan_steps:
+            t0 = time.perf_counter()
+            summary["drgan"] = _drgan(cfg, run)
+            timings["drgan"] = time.perf_counter() - t0
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary["timings"] = {k: round(v, 2) for k, v in timings.items()}
     atomic_write_text(run / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
@@ -235,4 +290,14 @@ def _markdown(summary: dict[str, Any]) -> str:
         for row in summary["search"]["rows"]:
             lines.append(f"| {row['probe']} | {row['true']} | {row['rank']} | {row['subject']} | "
                          f"{row['score']:.3f} |")
+    if "drgan" in summary:
+        d = summary["drgan"]
+        lines += ["", f"## DR-GAN ({summary['config']['drgan_steps']} steps on the multipie training subjects)", "",
+                  "Cross-pose rank-1 of G_enc features (%):", "",
+                  "| yaw (+-) | " + " | ".join(d["rank1_by_abs_yaw"]) + " | mean |",
+                  "| --- " * (len(d["rank1_by_abs_yaw"]) + 2) + "|",
+                  "| rank-1 (%) | " + " | ".join(f"{100 * v:.1f}" for v in d["rank1_by_abs_yaw"].values())
+                  + f" | {100 * d['mean']:.1f} |", "",
+                  "Pose sweep of test subjects (input, then every pose bin):", "",
+                  f"![DR-GAN pose sweep]({_rel(d['sweep'], root)})"]
     return "\n".join(lines) + "\n"

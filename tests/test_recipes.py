@@ -16,12 +16,13 @@ RECIPES = sorted(CONFIGS.rglob("*.yaml"))
 
 def test_there_are_recipes():
     kinds = {p.parent.name for p in RECIPES}
-    assert {"data", "recognizer"} <= kinds
+    assert {"data", "recognizer", "drgan"} <= kinds
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_recipe_resolves(recipe, capsys):
-    command = {"data": ["data", "synth"], "recognizer": ["train-recognizer"]}[recipe.parent.name]
+    command = {"data": ["data", "synth"], "recognizer": ["train-recognizer"],
+               "drgan": ["train-generator"]}[recipe.parent.name]
     assert main([*command, "--config", str(recipe), "--dry-run"]) == 0
     assert capsys.readouterr().out.strip()
 
@@ -57,3 +58,26 @@ def test_recognizer_recipe_trains_two_steps(recipe, nirvis_patterns, tmp_path):
         args += ["--set", s]
     assert main(args) == 0
     assert list((tmp_path / "runs").rglob("recognizer.pt"))
+
+
+@pytest.fixture(scope="module")
+def tiny_multipie(tmp_path_factory):
+    from hfr.data.synth import SynthConfig, write_preset
+
+    out = tmp_path_factory.mktemp("multipie")
+    write_preset(SynthConfig(preset="multipie", subjects=4, size=32, seed=0, workers=1), out)
+    return out
+
+
+@pytest.mark.parametrize("recipe", sorted((CONFIGS / "drgan").glob("*.yaml")), ids=lambda p: p.stem)
+def test_drgan_recipe_trains_two_steps(recipe, tiny_multipie, tmp_path):
+    sets = [f"data.train={tiny_multipie}", f"data.eval={tiny_multipie}", "data.size=32", "net.width=0.125",
+            "batch_size=8", "train.steps=2", "train.num_workers=0", "train.progress=false",
+            "train.eval_every=2", "train.sample_every=2", "train.amp=off"]
+    args = ["train-generator", "--config", str(recipe), "--runs", str(tmp_path / "runs")]
+    for s in sets:
+        args += ["--set", s]
+    assert main(args) == 0
+    run = next(p for p in (tmp_path / "runs").glob("*/*") if not p.is_symlink())
+    assert (run / "generator.pt").is_file() and (run / "recognizer.pt").is_file()
+    assert list((run / "samples").glob("*.png"))

@@ -17,6 +17,12 @@ Faces of another size or channel count are converted to the input spec when embe
 bilinear (antialiased) resize to S x S, RGB -> gray with ITU-R 601 weights (as PIL's "L"),
 gray -> RGB by repetition. Galleries store the fingerprint and refuse probes embedded by a
 recognizer with another one.
+
+`load_recognizer` also accepts a generator file (`hfr-generator/1`, see
+`hfr.generator_file`) of a method that registered a reader with
+`register_generator_reader` (DR-GAN: its encoder G_enc is the recognizer); the
+result, fingerprint included, is the same as the `recognizer.pt` exported from the
+same weights.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from torch import nn
 
 from hfr.errors import HFRError
 from hfr.fileio import atomic_open
+from hfr.generator_file import FORMAT as GENERATOR_FORMAT
 from hfr.safeload import load_weights_only
 
 FORMAT = "hfr-recognizer/1"
@@ -60,6 +67,19 @@ def _build_lightcnn(arch: str, size: int, channels: int) -> nn.Module:
 
 
 register_kind("lightcnn", _build_lightcnn)
+
+#: Turns a generator file's payload into a recognizer payload (the dict a recognizer.pt holds).
+GeneratorReader = Callable[[dict[str, Any], Path], dict[str, Any]]
+_GENERATOR_READERS: dict[str, GeneratorReader] = {}
+
+
+def register_generator_reader(method: str, reader: GeneratorReader) -> None:
+    """Register how a generator file of `method` gives a recognizer payload (see `load_recognizer`).
+
+    `reader(payload, path)` returns a dict with the keys of a recognizer file (`kind`, `arch`,
+    `input`, `feature_dim`, `state_dict`, `meta`; `fingerprint` is computed by the caller).
+    """
+    _GENERATOR_READERS[method] = reader
 
 
 def _without_classifier(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -145,17 +165,29 @@ class Recognizer:
 
 
 def load_recognizer(path: str | os.PathLike, device: torch.device | str = "cpu") -> Recognizer:
-    """Load a recognizer file (weights only); errors name the file and what is wrong."""
+    """Load a recognizer file (weights only); errors name the file and what is wrong.
+
+    `path` may also be a generator file of a method with a registered reader (DR-GAN's
+    generator.pt gives its encoder), or a run folder: its recognizer.pt, else its generator.pt.
+    """
     p = Path(path)
     if p.is_dir():
-        p = p / "recognizer.pt"
+        only_generator = not (p / "recognizer.pt").is_file() and (p / "generator.pt").is_file()
+        p = p / ("generator.pt" if only_generator else "recognizer.pt")
     payload = load_weights_only(p, "recognizer file", RecognizerError,
                                 missing_hint="train one with `hfr train-recognizer` (it writes "
                                              "recognizer.pt in its run folder)")
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    from_generator = isinstance(payload, dict) and payload.get("format") == GENERATOR_FORMAT
+    if from_generator:
+        payload = _generator_payload(payload, p)
+    elif not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise RecognizerError(f"{p}: not an hfr recognizer (format {payload.get('format') if isinstance(payload, dict) else None!r}, "
                               f"expected {FORMAT!r}); export one with `hfr train-recognizer`")
     kind = payload["kind"]
+    if kind not in _BUILDERS:  # a generator package (drgan, ...) registers its kind when imported
+        from hfr.engine.task import task_names
+
+        task_names()
     if kind not in _BUILDERS:
         raise RecognizerError(f"{p}: unknown recognizer kind {kind!r}; known: {', '.join(sorted(_BUILDERS))}")
     spec = payload["input"]
@@ -166,10 +198,31 @@ def load_recognizer(path: str | os.PathLike, device: torch.device | str = "cpu")
         raise RecognizerError(f"{p}: weights do not match {payload['arch']}: missing {missing[:8]}, "
                               f"unexpected {list(result.unexpected_keys)[:8]}")
     fp = fingerprint(kind, payload["arch"], int(spec["size"]), int(spec["channels"]), payload["state_dict"])
-    if fp != payload["fingerprint"]:
+    if not from_generator and fp != payload["fingerprint"]:
         raise RecognizerError(f"{p}: fingerprint mismatch (file says {payload['fingerprint']}, weights give "
                               f"{fp}); the file is corrupt or was edited")
     # channels_last spares oneDNN a layout reorder of every activation (see hfr.models.lightcnn)
     model.eval().to(device=device, memory_format=torch.channels_last)
     return Recognizer(model, kind, payload["arch"], int(spec["size"]), int(spec["channels"]), fp,
                       dict(payload.get("meta", {})))
+
+
+def _generator_payload(payload: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The recognizer payload of a generator file, by its method's registered reader."""
+    from hfr.generator_file import METHOD_NAMES
+
+    method = payload.get("method")
+    if method not in _GENERATOR_READERS:  # method packages register their reader when imported
+        from hfr.engine.task import task_names
+
+        task_names()
+    if method not in _GENERATOR_READERS:
+        what = METHOD_NAMES.get(str(method), f"a generator of method {method!r}")
+        usable = ", ".join(sorted(_GENERATOR_READERS)) or "none"
+        raise RecognizerError(f"{path}: this is {what}, which holds no recognizer (generator files usable as "
+                              f"a recognizer: {usable}); give a recognizer.pt (`hfr train-recognizer`)")
+    try:
+        return {"format": FORMAT, **_GENERATOR_READERS[method](payload, path)}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecognizerError(f"{path}: {method} generator file without what its recognizer needs "
+                              f"({type(exc).__name__}: {exc}); it is corrupt or was edited") from None

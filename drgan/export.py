@@ -1,0 +1,76 @@
+"""DR-GAN generator files: write G (G_enc + G_dec) with its pose bins; load it back for rotation.
+
+The file is an `hfr-generator/1` file (see `hfr.generator_file`) of method `drgan`; its
+`config` holds size, channels, width, N_z, multi_image and the yaw bins, so `load_generator`
+rebuilds G without the recipe. D is not stored (training checkpoints hold it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from drgan.config import DRGANConfig
+from drgan.models import Generator
+from hfr.generator_file import GeneratorFileError, load_generator_file, save_generator_file
+from hfr.recognizer.export import fingerprint
+
+METHOD = "drgan"
+
+
+@dataclass
+class LoadedGenerator:
+    """A DR-GAN generator ready for inference (eval mode) and what it was trained with."""
+
+    generator: Generator
+    yaw_bins: list[float]
+    width: float
+    fingerprint: str
+    meta: dict[str, Any]
+
+    @property
+    def size(self) -> int:
+        """Input/output image size S."""
+        return self.generator.size
+
+    @property
+    def channels(self) -> int:
+        """Image channels."""
+        return self.generator.channels
+
+    def bin_of(self, yaw: float) -> int:
+        """The index of the pose bin nearest to `yaw` (degrees)."""
+        return min(range(len(self.yaw_bins)), key=lambda i: abs(self.yaw_bins[i] - yaw))
+
+
+def export_generator(generator: Generator, path: str | os.PathLike, cfg: DRGANConfig,
+                     meta: dict[str, Any] | None = None) -> str:
+    """Write `generator` as generator.pt atomically; returns its fingerprint."""
+    config = {"size": generator.size, "channels": generator.channels, "width": float(cfg.net.width),
+              "noise_dim": generator.noise_dim, "multi_image": int(cfg.net.multi_image),
+              "yaw_bins": [float(b) for b in cfg.data.yaw_bins]}
+    state = generator.state_dict()
+    fp = fingerprint(METHOD, f"w{cfg.net.width:g}", generator.size, generator.channels, state)
+    save_generator_file(path, METHOD, config, {"generator": state}, {**(meta or {}), "fingerprint": fp})
+    return fp
+
+
+def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") -> LoadedGenerator:
+    """Load a DR-GAN generator.pt (another method's file is refused, naming what it is)."""
+    payload = load_generator_file(path, METHOD)
+    c = payload["config"]
+    try:
+        g = Generator(int(c["size"]), len(c["yaw_bins"]), int(c["noise_dim"]), int(c["channels"]),
+                      float(c["width"]), int(c["multi_image"]) >= 2)
+        g.load_state_dict(payload["modules"]["generator"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise GeneratorFileError(f"{path}: DR-GAN generator file does not fit its own config "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0]}); it is corrupt or was edited"
+                                 ) from None
+    g.eval().to(device)
+    meta = dict(payload.get("meta", {}))
+    return LoadedGenerator(g, [float(b) for b in c["yaw_bins"]], float(c["width"]), str(meta.get("fingerprint", "")),
+                           meta)

@@ -1,0 +1,136 @@
+"""The drgan task through `hfr train-generator`: losses fall, files, resume, bad input."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from drgan.task import mirror_bins, yaw_to_bins
+from hfr.cli import main
+from hfr.data.manifest import Manifest, make_record
+from hfr.data.synth import SynthConfig, write_preset
+from hfr.engine.runlog import read_metrics
+from hfr.viz import tensor_to_images
+
+RECIPE = "configs/drgan/synth-multipie.yaml"
+TINY = ["--set", "data.size=32", "--set", "net.width=0.25", "--set", "batch_size=16", "--set", "train.num_workers=0",
+        "--set", "train.progress=false", "--set", "train.channels_last=false", "--set", "train.eval_every=-1",
+        "--set", "data.eval=none", "--set", "train.best_metric=none", "--set", "train.sample_every=0"]
+
+
+@pytest.fixture(scope="module")
+def multipie(tmp_path_factory):
+    out = tmp_path_factory.mktemp("multipie")
+    write_preset(SynthConfig(preset="multipie", subjects=8, size=32, seed=0, workers=1), out)
+    return out
+
+
+def _run(runs):
+    (run,) = [p for p in runs.glob("*/*") if p.is_dir() and not p.is_symlink()]
+    return run
+
+
+def test_training_lowers_losses_and_writes_files(multipie, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code = main(["train-generator", "--config", RECIPE, "--runs", str(runs), "--set", f"data.train={multipie}",
+                 "--set", "train.steps=40", "--set", "train.log_every=5", "--set", "loss.l1_weight=1",
+                 "--set", "train.sample_every=40", "--set", "augment.flip_p=0", *TINY])
+    assert code == 0
+    run = _run(runs)
+    logs = [m for m in read_metrics(run) if "loss_d" in m]
+    assert len(logs) == 8
+    for key in ("loss_d", "loss_d_id"):
+        assert logs[-1][key] < logs[0][key] - 0.1, key
+    assert all("loss_l1" in m for m in logs)
+    assert (run / "generator.pt").is_file() and (run / "recognizer.pt").is_file()
+    (grid,) = (run / "samples").glob("*.png")
+    from PIL import Image
+
+    w, h = Image.open(grid).size
+    assert w > 9 * 32 and w // (h // 8) == 10  # 8 rows of input + 9 pose bins
+    assert "generator:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra", [[], ["--set", "net.multi_image=2", "--set", "loss.l1_weight=1",
+                                        "--set", "loss.switch_every=2", "--set", "augment.flip_p=0.5"]],
+                         ids=["single", "multi-l1-switch-flip"])
+def test_resume_matches_an_uninterrupted_run(multipie, tmp_path, extra):
+    base = ["train-generator", "--config", RECIPE, "--set", f"data.train={multipie}", "--set",
+            "train.checkpoint_every=2", *TINY, *extra]
+    assert main([*base, "--runs", str(tmp_path / "a"), "--set", "train.steps=4"]) == 0
+    assert main([*base, "--runs", str(tmp_path / "b"), "--set", "train.steps=2"]) == 0
+    assert main([*base, "--runs", str(tmp_path / "b"), "--set", "train.steps=4", "--resume", "auto"]) == 0
+    a = torch.load(_run(tmp_path / "a") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
+    b = torch.load(_run(tmp_path / "b") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
+    for net in ("generator", "discriminator"):
+        for k, v in a[net].items():
+            assert torch.equal(v, b[net][k]), (net, k)
+
+
+def test_multi_image_logs_omega(multipie, tmp_path):
+    runs = tmp_path / "runs"
+    assert main(["train-generator", "--config", "configs/drgan/synth-multipie-multi.yaml", "--runs", str(runs),
+                 "--set", f"data.train={multipie}", "--set", "train.steps=2", "--set", "train.log_every=1", *TINY]) == 0
+    logs = [m for m in read_metrics(_run(runs)) if "omega_mean" in m]
+    assert len(logs) == 2 and all(0 < m["omega_mean"] < 1 for m in logs)
+
+
+def _manifest(root, yaws):
+    recs = []
+    for s in range(2):
+        for i, yaw in enumerate(yaws):
+            name = f"s{s}/{i}.png"
+            from hfr.data.imageio import write_png
+
+            write_png(root / name, np.full((32, 32, 3), 40 * i + 20 * s, np.uint8))
+            recs.append(make_record(name, f"s{s}", "vis", yaw, "train"))
+    Manifest(recs, root).write(root)
+    return root
+
+
+def test_rows_without_yaw_are_an_error(tmp_path, capsys):
+    data = _manifest(tmp_path / "d", [0.0, None, 30.0])
+    code = main(["train-generator", "--config", RECIPE, "--runs", str(tmp_path / "r"), "--set", f"data.train={data}",
+                 "--set", "train.steps=1", *TINY])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no yaw" in err and "row 3" in err
+
+
+def test_a_single_pose_is_an_error(tmp_path, capsys):
+    data = _manifest(tmp_path / "d", [15.0, 14.0, 16.0])
+    assert main(["train-generator", "--config", RECIPE, "--runs", str(tmp_path / "r"), "--set", f"data.train={data}",
+                 "--set", "train.steps=1", *TINY]) == 2
+    assert "one pose bin" in capsys.readouterr().err
+
+
+def test_yaws_outside_the_bins_are_counted(tmp_path, caplog):
+    data = _manifest(tmp_path / "d", [0.0, 30.0, 90.0, -75.0])
+    with caplog.at_level(logging.WARNING):
+        assert main(["train-generator", "--config", RECIPE, "--runs", str(tmp_path / "r"), "--set",
+                     f"data.train={data}", "--set", "train.steps=1", *TINY, "--set", "batch_size=4"]) == 0
+    assert any("4 of 8 training rows" in r.getMessage() for r in caplog.records)
+
+
+def test_yaw_binning_and_mirroring():
+    bins = [-60.0, -30.0, 0.0, 30.0, 60.0]
+    idx, outside = yaw_to_bins(np.array([-61.0, -44.0, 7.0, 16.0, 76.0, 74.0]), bins)
+    assert idx.tolist() == [0, 1, 2, 3, 4, 4] and outside == 1
+    assert mirror_bins(bins).tolist() == [4, 3, 2, 1, 0]
+    assert mirror_bins([0.0, 15.0, 30.0]).tolist() == [0, 0, 0]
+
+
+def test_sample_grid_is_a_pose_sweep(multipie):
+    from drgan.models import Generator
+    from drgan.task import pose_sweep
+
+    g = Generator(32, 9, width=0.25)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    grid = pose_sweep(g, x, seed=3)
+    assert grid.shape == (20, 3, 32, 32)
+    assert torch.equal(grid[0], x[0]) and torch.equal(grid[10], x[1])
+    assert torch.equal(grid, pose_sweep(g, x, seed=3)) and g.training
+    assert len(tensor_to_images(grid * 0.5 + 0.5)) == 20
