@@ -7,7 +7,8 @@ optimizer step). The warm-up steps are excluded from the timing.
 
 - `drgan`: `DRGANTask` built from `configs/drgan/synth-multipie.yaml` (via
   `hfr.config.load_config`) with `data.size`, `batch_size`, `net.width` and
-  `net.multi_image` overridden, on a tiny SynthFace `multipie` set rendered at that size;
+  `net.multi_image` overridden (at width 1 with the paper's shared D head, `net.d_heads`),
+  on a tiny SynthFace `multipie` set rendered at that size;
   one step = D phase then G phase. Multi-image (n = 4): the batch is runs of 4 images of a
   subject (the task's own SubjectGroupSampler), G also decodes one fused feature per run.
 
@@ -204,7 +205,9 @@ def bench_drgan(size: int, batch: int, device: str, steps: int, variant: Variant
     sets = [f"data.train={data}", "data.eval=null", f"data.size={size}", f"batch_size={batch}",
             f"net.width={variant.width}", f"net.multi_image={variant.multi_image}", f"train.seed={SEED}",
             f"train.amp={'bf16' if variant.amp else 'off'}", f"train.channels_last={str(variant.channels_last).lower()}",
-            "train.num_workers=0", f"train.device={'cuda' if cuda else 'cpu'}"]
+            "train.num_workers=0", f"train.device={'cuda' if cuda else 'cpu'}",
+            # the paper's single D head at the paper's width; the synth recipe's separate heads otherwise
+            f"net.d_heads={'shared' if variant.width >= 1 else 'separate'}"]
     cfg = load_config(DRGANConfig, DRGAN_RECIPE, sets)
     cfg.validate()
     torch.manual_seed(SEED)
