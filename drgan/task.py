@@ -166,8 +166,12 @@ class DRGANTask:
         """Real images per step."""
         return self.cfg.batch_size
 
-    def _target_poses(self, index: torch.Tensor, flipped: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Target pose bins y_t (B,) and, with L1 on, the ground-truth rows (B,) (-1 = none)."""
+    def _target_poses(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Target pose bins y_t (B,) and, with L1 on, the ground-truth rows (B,) (-1 = none).
+
+        The ground truth is the unflipped image even when the input was mirrored: the target
+        pose is absolute and the L1 term supervises the identity's appearance at that pose.
+        """
         ctx, b = self.ctx, len(index)
         if self.targets is None:
             y_t = torch.randint(0, self.num_poses, (b,), generator=ctx.generator, device=ctx.device)
@@ -178,7 +182,6 @@ class DRGANTask:
         u = torch.rand(b, 1, generator=ctx.generator, device=ctx.device).cpu()
         y_t = (weights.cumsum(1) / weights.sum(1, keepdim=True) < u).sum(1).clamp_max(self.num_poses - 1)
         rows = avail.gather(1, y_t[:, None]).squeeze(1)
-        del flipped  # the target is the unflipped ground truth; identity is what L1 supervises
         return y_t.to(ctx.device), rows
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
@@ -194,7 +197,7 @@ class DRGANTask:
             x = x.contiguous(memory_format=torch.channels_last)
         if self._preview is None and ctx.is_main:
             self._preview = x[:8].detach().cpu()
-        y_t, target_rows = self._target_poses(index, flipped)
+        y_t, target_rows = self._target_poses(index)
         n_groups = len(x) // self.n
         y_t_fused = torch.randint(0, self.num_poses, (n_groups,), generator=ctx.generator,
                                   device=ctx.device) if self.n > 1 else None
