@@ -52,7 +52,7 @@ def test_size_must_be_multiple_of_16():
 
 def test_init_is_normal_002():
     g, _ = build_models(64, 5, 9, width=0.5)
-    w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.Conv2d)])
+    w = torch.cat([m.weight.detach().flatten() for m in g.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(float(w.std()) - 0.02) < 0.002 and abs(float(w.mean())) < 0.001
 
 
