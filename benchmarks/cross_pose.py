@@ -44,7 +44,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import shlex
 import sys
 import time
@@ -69,6 +68,7 @@ from hfr.data.stats import yaw_bin  # noqa: E402
 from hfr.embed import embed_manifest  # noqa: E402
 from hfr.eval.protocols import cross_pose, cross_pose_split  # noqa: E402
 from hfr.fileio import atomic_write_text  # noqa: E402
+from hfr.machine import machine_info as hfr_machine_info  # noqa: E402
 from hfr.perf import configure_process  # noqa: E402
 from hfr.recognizer.export import Recognizer, load_recognizer  # noqa: E402
 from hfr.viz import labelled_grid, plot_rank1_vs_yaw, save_image, tensor_to_images  # noqa: E402
@@ -348,21 +348,8 @@ def frontalized_figure(gen: LoadedGenerator, manifest: Manifest, seed: int, path
 
 # ---------------------------------------------------------------------- reporting
 def machine_info() -> dict[str, Any]:
-    """CPU model, cores, torch threads and version, device, load."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    info: dict[str, Any] = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                            "torch": torch.__version__, "python": platform.python_version(),
-                            "device": "cuda" if torch.cuda.is_available() else "cpu"}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    with contextlib.suppress(OSError):
-        info["load_average_start"] = list(os.getloadavg())
-    return info
+    """CPU model, cores, torch threads and version, device, load (`hfr.machine.machine_info`)."""
+    return hfr_machine_info(device="cuda" if torch.cuda.is_available() else "cpu")
 
 
 def expected_seconds(args: argparse.Namespace, methods: list[str], render: bool) -> float:

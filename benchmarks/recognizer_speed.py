@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -51,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hfr.fileio import atomic_write_text  # noqa: E402
 from hfr.models import build_lightcnn  # noqa: E402
+from hfr.machine import machine_info as hfr_machine_info  # noqa: E402
 from hfr.perf import Allocator  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -224,23 +224,8 @@ def bench_model(arch: str, size: int, modes: list[str], batch: int, rounds: int,
 
 
 def machine_info(device: str, threads: int) -> dict[str, Any]:
-    """CPU/GPU model, core count, library versions and load."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    info: dict[str, Any] = {
-        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads, "torch": torch.__version__,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "mkldnn": torch.backends.mkldnn.is_available(), "device": device,
-    }
-    if device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name(0)
-    with contextlib.suppress(OSError):
-        info["load_average_start"] = list(os.getloadavg())
-    return info
+    """CPU/GPU model, core count, library versions and load (`hfr.machine.machine_info`)."""
+    return hfr_machine_info(device=device, torch_threads=threads)
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

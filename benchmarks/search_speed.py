@@ -31,8 +31,6 @@ import json
 import logging
 import math
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ import torch
 
 from hfr.fileio import atomic_write_text
 from hfr.gallery import Gallery, brute_force_topk, gpu_available
+from hfr.machine import machine_info as hfr_machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TIE_TOL = 1e-5
@@ -66,26 +65,12 @@ def rss_bytes() -> int:
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU, memory, library versions and thread counts of this run."""
-    cpu = platform.processor()
-    mem = None
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle
-                        if line.startswith("model name")), cpu)
-        with open("/proc/meminfo") as handle:
-            mem = int(handle.readline().split()[1]) * 1024
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-        "memory_bytes": mem, "python": sys.version.split()[0], "numpy": np.__version__,
-        "torch": torch.__version__, "faiss": faiss.__version__,
-        "faiss_threads": faiss.omp_get_max_threads(), "torch_threads": torch.get_num_threads(),
-        "faiss_gpus": faiss.get_num_gpus(), "gallery_on_gpu": gpu_available(),
-        "note": "shared machine: other jobs may have run at the same time, so timings are "
-                "pessimistic",
-    }
+    """CPU, memory, library versions and thread counts of this run (`hfr.machine.machine_info`)."""
+    return hfr_machine_info(numpy=np.__version__, faiss=faiss.__version__,
+                            faiss_threads=faiss.omp_get_max_threads(), faiss_gpus=faiss.get_num_gpus(),
+                            gallery_on_gpu=gpu_available(),
+                            note="shared machine: other jobs may have run at the same time, so timings are "
+                                 "pessimistic")
 
 
 def make_data(n: int, dim: int, probes: int, probe_cos: float, seed: int,

@@ -42,7 +42,6 @@ import gc
 import json
 import logging
 import os
-import platform
 import re
 import shlex
 import statistics
@@ -60,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hfr.fileio import atomic_write_text  # noqa: E402
+from hfr.machine import machine_info as hfr_machine_info  # noqa: E402
 from hfr.perf import Allocator, configure_process  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -241,23 +241,8 @@ METHODS: dict[str, BenchFn] = {"drgan": bench_drgan}
 
 # ---------------------------------------------------------------------- reporting
 def machine_info(devices: list[str]) -> dict[str, Any]:
-    """CPU/GPU model, core count, threads, library versions and load."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    info: dict[str, Any] = {
-        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-        "devices": devices,
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    with contextlib.suppress(OSError):
-        info["load_average_start"] = list(os.getloadavg())
-    return info
+    """CPU/GPU model, core count, threads, library versions and load (`hfr.machine.machine_info`)."""
+    return hfr_machine_info(devices=devices)
 
 
 def label(row: dict[str, Any]) -> str:

@@ -39,7 +39,7 @@ from drgan.losses import d_accuracy, d_loss, g_loss, target_l1
 from drgan.models import Generator, build_models, copy_trunk, fuse_features
 from drgan.recognizer import as_recognizer, export_encoder
 from hfr.data.datasets import ManifestDataset, ShuffleBatchSampler, SubjectGroupSampler
-from hfr.data.manifest import Manifest
+from hfr.data.manifest import Manifest, read_training_rows
 from hfr.data.transforms import augment
 from hfr.engine.task import TrainContext, register_task, unwrap_model
 from hfr.errors import ConfigError, DataError
@@ -65,23 +65,14 @@ def mirror_bins(bins: list[float]) -> np.ndarray:
 
 def training_rows(cfg: DRGANConfig) -> Manifest:
     """The training rows (split, modalities); DataError when empty, without yaw or single-pose."""
-    if not cfg.data.train:
-        raise ConfigError("data.train: no training manifest; set it, e.g. --set data.train=data/multipie")
-    manifest = Manifest.read(cfg.data.train)
-    wanted = set(cfg.data.modalities)
-    rows = manifest.filter(lambda r: (not cfg.data.split or r.split == cfg.data.split)
-                           and (not wanted or r.modality in wanted))
-    if len(rows) == 0:
-        raise DataError(f"{manifest.source}: no rows of split {cfg.data.split!r} and modalities "
-                        f"{sorted(wanted) or 'any'}; check data.split and data.modalities")
+    rows = read_training_rows(cfg.data.train, cfg.data.split, cfg.data.modalities, example="data/multipie",
+                              why="D's identity classifier needs at least 2")
+    source = rows.source
     no_yaw = [r for r in rows if r.yaw is None or not np.isfinite(r.yaw)]
     if no_yaw:
-        raise DataError(f"{manifest.source}: {len(no_yaw)} training row(s) have no yaw (first: row {no_yaw[0].line}, "
+        raise DataError(f"{source}: {len(no_yaw)} training row(s) have no yaw (first: row {no_yaw[0].line}, "
                         f"{no_yaw[0].path!r}); DR-GAN needs a pose label on every image: fill the yaw column "
                         f"or filter those rows out")
-    if len(rows.subjects()) < 2:
-        raise DataError(f"{manifest.source}: {len(rows.subjects())} training subject(s); D's identity "
-                        f"classifier needs at least 2")
     return rows
 
 

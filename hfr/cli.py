@@ -209,6 +209,17 @@ def _recipe_name(config: Path | None, default: str) -> str:
     return f"{config.parent.name}-{config.stem}" if config.parent.name not in ("", ".") else config.stem
 
 
+def _train_table(title: str, result: dict[str, Any]) -> Table:
+    """The last logged values and the last evaluation of a training run."""
+    table = Table(title=title, header_style="bold")
+    table.add_column("quantity")
+    table.add_column("value")
+    logs = {**result.get("logs", {}), **{f"eval/{k}": v for k, v in (result.get("eval") or {}).items()}}
+    for key, value in logs.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    return table
+
+
 def cmd_train_recognizer(args: argparse.Namespace) -> int:
     """Pretrain or fine-tune a LightCNN on the engine; export recognizer.pt into the run folder."""
     from hfr.config import load_config, to_yaml
@@ -227,13 +238,7 @@ def cmd_train_recognizer(args: argparse.Namespace) -> int:
     if getattr(task, "ctx", None) is None or task.ctx.is_main:
         out = run_dir / "recognizer.pt"
         fp = task.export(out, meta={"steps": result["step"]})
-        table = Table(title=f"train-recognizer ({cfg.mode}, {cfg.net.arch})", header_style="bold")
-        table.add_column("quantity")
-        table.add_column("value")
-        for key, value in {**result.get("logs", {}), **{f"eval/{k}": v for k, v in
-                                                          (result.get("eval") or {}).items()}}.items():
-            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-        console.print(table)
+        console.print(_train_table(f"train-recognizer ({cfg.mode}, {cfg.net.arch})", result))
         console.print(f"recognizer: {out} (fingerprint {fp}); run folder: {run_dir}")
     return 0
 
@@ -260,13 +265,7 @@ def cmd_train_generator(args: argparse.Namespace) -> int:
     run_dir = Path(result["run_dir"])
     if getattr(task, "ctx", None) is None or task.ctx.is_main:
         files = task.export(run_dir, meta={"steps": result["step"]}) if hasattr(task, "export") else {}
-        table = Table(title=f"train-generator ({cfg.model})", header_style="bold")
-        table.add_column("quantity")
-        table.add_column("value")
-        for key, value in {**result.get("logs", {}), **{f"eval/{k}": v for k, v in
-                                                          (result.get("eval") or {}).items()}}.items():
-            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-        console.print(table)
+        console.print(_train_table(f"train-generator ({cfg.model})", result))
         for name, path in files.items():
             if not name.endswith("fingerprint"):
                 console.print(f"{name}: {path}")

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from hfr.errors import ManifestError
+from hfr.errors import ConfigError, DataError, ManifestError
 from hfr.fileio import atomic_write_text
 
 MANIFEST_NAME = "manifest.csv"
@@ -337,3 +337,23 @@ def relabel(rec: Record, **changes: object) -> Record:
         if k not in fields:
             extra[k] = "" if v is None else str(v)
     return replace(rec, extra=extra, **fields)
+
+
+def read_training_rows(path: str | os.PathLike | None, split: str, modalities: Iterable[str], example: str,
+                       min_subjects: int = 2, why: str = "cross-entropy needs at least 2") -> Manifest:
+    """The rows of the manifest at `path` in `split` ("" = all) and `modalities` (empty = all).
+
+    ConfigError when `path` is empty (`example` shows a value for `data.train`); DataError
+    naming the manifest when no row is left or fewer than `min_subjects` subjects (`why` says why).
+    """
+    if not path:
+        raise ConfigError(f"data.train: no training manifest; set it, e.g. --set data.train={example}")
+    manifest = Manifest.read(path)
+    wanted = set(modalities)
+    rows = manifest.filter(lambda r: (not split or r.split == split) and (not wanted or r.modality in wanted))
+    if len(rows) == 0:
+        raise DataError(f"{manifest.source}: no rows of split {split!r} and modalities "
+                        f"{sorted(wanted) or 'any'}; check data.split and data.modalities")
+    if len(rows.subjects()) < min_subjects:
+        raise DataError(f"{manifest.source}: {len(rows.subjects())} training subject(s); {why}")
+    return rows

@@ -27,10 +27,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from hfr.data.datasets import ManifestDataset, NirVisPairSampler, ShuffleBatchSampler
-from hfr.data.manifest import Manifest
+from hfr.data.manifest import Manifest, read_training_rows
 from hfr.data.transforms import augment
 from hfr.engine.task import TrainContext, register_task, unwrap_model
-from hfr.errors import ConfigError, DataError
+from hfr.errors import ConfigError
 from hfr.models.lightcnn import LightCNN, build_lightcnn
 from hfr.recognizer.config import RecognizerConfig
 from hfr.recognizer.export import Recognizer, export_recognizer
@@ -52,19 +52,7 @@ class _WithLogits(nn.Module):
 
 def training_manifest(cfg: RecognizerConfig) -> Manifest:
     """The training rows of `cfg.data.train` (its split and modalities); errors when none."""
-    if not cfg.data.train:
-        raise ConfigError("data.train: no training manifest; set it, e.g. --set data.train=data/webface")
-    manifest = Manifest.read(cfg.data.train)
-    wanted = set(cfg.data.modalities)
-    rows = manifest.filter(lambda r: (not cfg.data.split or r.split == cfg.data.split)
-                           and (not wanted or r.modality in wanted))
-    if len(rows) == 0:
-        raise DataError(f"{manifest.source}: no rows of split {cfg.data.split!r} and modalities "
-                        f"{sorted(wanted) or 'any'}; check data.split and data.modalities")
-    if len(rows.subjects()) < 2:
-        raise DataError(f"{manifest.source}: {len(rows.subjects())} training subject(s); "
-                        f"cross-entropy needs at least 2")
-    return rows
+    return read_training_rows(cfg.data.train, cfg.data.split, cfg.data.modalities, example="data/webface")
 
 
 def load_pretrained(net: LightCNN, path: str) -> None:
