@@ -368,7 +368,12 @@ def _csv_cell(text: str) -> str:
 
 
 def _embed_for_gallery(args: argparse.Namespace):
-    from hfr.embed import embed_manifest
+    """(recognizer, features, subjects, modalities, paths) of the images `--data` names.
+
+    With `--fuse`, one entry per subject (`hfr.embed.embed_subjects`: omega-weighted for
+    DR-GAN, the mean of normalised features otherwise) holding its first image's modality and path.
+    """
+    from hfr.embed import embed_manifest, embed_subjects
     from hfr.probes import load_targets
     from hfr.recognizer.export import load_recognizer
 
@@ -382,19 +387,26 @@ def _embed_for_gallery(args: argparse.Namespace):
         raise OptionError(f"{args.data}: no images left after --split/--modality")
     progress, update = _progress("embedding")
     with progress:
-        feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size, progress=update)
-    paths = [str(manifest.resolve(r.path)) for r in manifest]
-    return recognizer, manifest, feats, paths
+        if getattr(args, "fuse", False):
+            subjects, feats = embed_subjects(recognizer, manifest, batch_size=args.batch_size, progress=update)
+            first = {}
+            for r in manifest:
+                first.setdefault(r.subject, r)
+            rows = [first[s] for s in subjects]
+        else:
+            feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size, progress=update)
+            rows = list(manifest)
+    return (recognizer, feats, [r.subject for r in rows], [r.modality for r in rows],
+            [str(manifest.resolve(r.path)) for r in rows])
 
 
 def cmd_gallery_build(args: argparse.Namespace) -> int:
     """Embed a dataset and write a new gallery folder."""
     from hfr.gallery import Gallery
 
-    recognizer, manifest, feats, paths = _embed_for_gallery(args)
-    gallery = Gallery.build(feats, [r.subject for r in manifest], recognizer.fingerprint,
-                            modalities=[r.modality for r in manifest], paths=paths, index=args.index,
-                            nlist=args.nlist, nprobe=args.nprobe)
+    recognizer, feats, subjects, modalities, paths = _embed_for_gallery(args)
+    gallery = Gallery.build(feats, subjects, recognizer.fingerprint, modalities=modalities, paths=paths,
+                            index=args.index, nlist=args.nlist, nprobe=args.nprobe)
     folder = gallery.save(args.out)
     console.print(_stats_table(f"gallery {folder}", gallery.info()))
     return 0
@@ -405,13 +417,13 @@ def cmd_gallery_add(args: argparse.Namespace) -> int:
     from hfr.gallery import Gallery
 
     gallery = Gallery.load(args.gallery)
-    recognizer, manifest, feats, paths = _embed_for_gallery(args)
+    recognizer, feats, subjects, modalities, paths = _embed_for_gallery(args)
     if recognizer.fingerprint != gallery.fingerprint:
         raise OptionError(f"--recognizer {args.recognizer} (fingerprint {recognizer.fingerprint}) is not the "
                           f"gallery's recognizer ({gallery.fingerprint}); use the same recognizer")
-    ids = gallery.add(feats, [r.subject for r in manifest], [r.modality for r in manifest], paths)
+    ids = gallery.add(feats, subjects, modalities, paths)
     gallery.save(args.gallery)
-    console.print(f"added {len(ids)} images (ids {int(ids.min())}..{int(ids.max())}); gallery holds {len(gallery)}")
+    console.print(f"added {len(ids)} entries (ids {int(ids.min())}..{int(ids.max())}); gallery holds {len(gallery)}")
     return 0
 
 
@@ -491,6 +503,8 @@ def _add_gallery_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="image folder or manifest")
     p.add_argument("--split", help="only rows of this split")
     p.add_argument("--modality", help="only rows of this modality")
+    p.add_argument("--fuse", action="store_true",
+                   help="one entry per subject: its images' features fused (omega-weighted for DR-GAN)")
 
 
 def _add_render_flags(p: argparse.ArgumentParser) -> None:

@@ -193,3 +193,20 @@ def test_gallery_and_cross_pose_evaluation_take_a_generator(run, multipie, tmp_p
     assert results["generator"]["rank1_by_abs_yaw"] == results["recognizer"]["rank1_by_abs_yaw"]
     assert len(results["generator"]["rank1_by_abs_yaw"]) >= 2
     assert 0.0 <= results["generator"]["mean"] <= 1.0
+
+
+def test_gallery_build_fuse_holds_one_entry_per_subject(run, multipie, tmp_path):
+    manifest = Manifest.read(multipie).select(split="test")
+    gallery = tmp_path / "fused"
+    assert main(["gallery", "build", "--recognizer", str(run), "--data", str(multipie), "--split", "test",
+                 "--fuse", "--out", str(gallery)]) == 0
+    g = Gallery.load(gallery)
+    assert len(g) == len(manifest.subjects())
+    subjects, feats = embed_subjects(load_recognizer(run), manifest)
+    assert g.subjects() == sorted(subjects) and [g.entry(int(i)).subject for i in g.ids()] == subjects
+    stored = np.stack([g.cpu_index.reconstruct(int(i)) for i in g.ids()])
+    np.testing.assert_allclose(stored, feats, atol=1e-6)  # the fused templates, in subject order
+    first = {}
+    for r in manifest:
+        first.setdefault(r.subject, str(manifest.resolve(r.path)))
+    assert [g.entry(int(i)).path for i in g.ids()] == [first[s] for s in subjects]
