@@ -1,4 +1,6 @@
 """DVG-Face (Fu et al., TPAMI 2021): dual variational generation of paired NIR-VIS faces.
 
-Not built yet: the models, losses and training task arrive with the DVG-Face issue.
+Built so far: `dvg.models` (attribute encoders E_N, E_V, the shared AdaIN decoder G with NIR and
+VIS heads, the identity sampler F_s, per-domain discriminators) and `dvg.losses` (the objectives
+and their weights). The training task, pair generation and the benchmark follow.
 """
