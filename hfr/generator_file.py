@@ -32,6 +32,7 @@ FORMAT = "hfr-generator/1"
 #: What each method's generator does, for error messages.
 METHOD_NAMES = {"drgan": "a DR-GAN pose-rotation generator",
                 "dvg": "a DVG-Face NIR-VIS pair generator",
+                "dvg-sampler": "a DVG-Face identity sampler (F_s)",
                 "tsgan": "a TSGAN de-occlusion/frontalization generator"}
 
 

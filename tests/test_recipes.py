@@ -16,13 +16,13 @@ RECIPES = sorted(CONFIGS.rglob("*.yaml"))
 
 def test_there_are_recipes():
     kinds = {p.parent.name for p in RECIPES}
-    assert {"data", "recognizer", "drgan"} <= kinds
+    assert {"data", "recognizer", "drgan", "dvg"} <= kinds
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_recipe_resolves(recipe, capsys):
     command = {"data": ["data", "synth"], "recognizer": ["train-recognizer"],
-               "drgan": ["train-generator"]}[recipe.parent.name]
+               "drgan": ["train-generator"], "dvg": ["train-generator"]}[recipe.parent.name]
     assert main([*command, "--config", str(recipe), "--dry-run"]) == 0
     assert capsys.readouterr().out.strip()
 
@@ -81,3 +81,20 @@ def test_drgan_recipe_trains_two_steps(recipe, tiny_multipie, tmp_path):
     run = next(p for p in (tmp_path / "runs").glob("*/*") if not p.is_symlink())
     assert (run / "generator.pt").is_file() and (run / "recognizer.pt").is_file()
     assert list((run / "samples").glob("*.png"))
+
+
+@pytest.mark.parametrize("recipe", sorted((CONFIGS / "dvg").glob("*.yaml")), ids=lambda p: p.stem)
+def test_dvg_recipe_trains_two_steps(recipe, nirvis_patterns, tmp_path):
+    from hfr.models.lightcnn import build_lightcnn
+    from hfr.recognizer.export import export_recognizer
+
+    recognizer = tmp_path / "recognizer.pt"
+    export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=32, in_channels=1), recognizer)
+    sets = [f"data.train={nirvis_patterns / 'real'}", f"data.recognizer={recognizer}", "batch_size=4",
+            "train.steps=2", "train.num_workers=0", "train.progress=false", "train.eval_every=2",
+            "eval_samples=8", "net.width=0.25"]
+    args = ["train-generator", "--config", str(recipe), "--runs", str(tmp_path / "runs")]
+    for s in sets:
+        args += ["--set", s]
+    assert main(args) == 0
+    assert list((tmp_path / "runs").rglob("identity_sampler.pt"))
