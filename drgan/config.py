@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hfr.data.transforms import AugmentConfig
-from hfr.engine.trainconfig import TrainConfig
+from hfr.engine.trainconfig import AdamConfig, TrainConfig
 from hfr.errors import ConfigError
 
 #: Multi-PIE Setting 2's 9 yaw bins (degrees).
@@ -44,15 +44,6 @@ class DRGANNet:
 
 
 @dataclass
-class DRGANOptim:
-    """Adam for G and for D (the paper's values)."""
-
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-
-
-@dataclass
 class DRGANLoss:
     """Options beside the paper's objective (all off by default)."""
 
@@ -70,7 +61,7 @@ class DRGANConfig:
     batch_size: int = 64               #: images per step (multi-image: a multiple of net.multi_image)
     data: DRGANData = field(default_factory=DRGANData)
     net: DRGANNet = field(default_factory=DRGANNet)
-    optim: DRGANOptim = field(default_factory=DRGANOptim)
+    optim: AdamConfig = field(default_factory=AdamConfig)  #: Adam for G and for D (the paper's values)
     loss: DRGANLoss = field(default_factory=DRGANLoss)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

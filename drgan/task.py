@@ -108,9 +108,8 @@ class DRGANTask:
         self.G, self.D = g, d
         self.g_model = ctx.wrap_model(_Synthesize(g, self.n))
         self.d_model = ctx.wrap_model(d)
-        betas = (cfg.optim.beta1, cfg.optim.beta2)
-        self.opt_g = torch.optim.Adam(g.parameters(), lr=cfg.optim.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(d.parameters(), lr=cfg.optim.lr, betas=betas)
+        self.opt_g = cfg.optim.make(g.parameters())
+        self.opt_d = cfg.optim.make(d.parameters())
         self.dataset = ManifestDataset(self.manifest, size=cfg.data.size, channels=cfg.data.channels, labels=labels)
         if self.n > 1:
             sampler: Any = SubjectGroupSampler(self.manifest, self.n, cfg.batch_size // self.n, seed=ctx.seed,

@@ -35,7 +35,7 @@ from dvg.models import IdentitySampler
 from hfr.data.datasets import ShuffleBatchSampler
 from hfr.data.manifest import read_training_rows
 from hfr.engine.task import TrainContext, register_task
-from hfr.engine.trainconfig import TrainConfig
+from hfr.engine.trainconfig import AdamConfig, TrainConfig
 from hfr.errors import ConfigError
 from hfr.generator_file import save_generator_file
 
@@ -63,15 +63,6 @@ class SamplerNet:
 
 
 @dataclass
-class SamplerOptim:
-    """Adam (our choice: the training of F_s is not released)."""
-
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-
-
-@dataclass
 class IdentitySamplerConfig:
     """A `dvg-sampler` recipe."""
 
@@ -81,7 +72,8 @@ class IdentitySamplerConfig:
     eval_samples: int = 1000           #: identities sampled to measure diversity
     data: SamplerData = field(default_factory=SamplerData)
     net: SamplerNet = field(default_factory=SamplerNet)
-    optim: SamplerOptim = field(default_factory=SamplerOptim)
+    #: Adam (our choice: the training of F_s is not released)
+    optim: AdamConfig = field(default_factory=lambda: AdamConfig(lr=1e-3, beta1=0.9))
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
@@ -130,8 +122,7 @@ class IdentitySamplerTask:
         self.sampler = IdentitySampler(feature_dim=feats.shape[1], latent_dim=cfg.net.latent_dim,
                                        width=cfg.net.width)
         self.model = ctx.wrap_model(self.sampler)
-        self.optimizer = torch.optim.Adam(self.sampler.parameters(), lr=cfg.optim.lr,
-                                          betas=(cfg.optim.beta1, cfg.optim.beta2))
+        self.optimizer = cfg.optim.make(self.sampler.parameters())
         batch_sampler = ShuffleBatchSampler(len(feats), min(cfg.batch_size, len(feats)), seed=ctx.seed,
                                             rank=ctx.rank, world_size=ctx.world_size)
         self.loader = DataLoader(TensorDataset(torch.arange(len(feats))), batch_sampler=batch_sampler)

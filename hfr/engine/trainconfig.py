@@ -13,7 +13,9 @@ overrides it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+import torch
 
 from hfr.errors import ConfigError
 
@@ -93,3 +95,17 @@ class TrainConfig:
         if self.best_metric is not None and self.eval_every == -1:
             raise ConfigError(f"train.best_metric is {self.best_metric!r} but train.eval_every is -1 "
                               f"(never evaluate); set eval_every >= 0 or best_metric to null")
+
+
+@dataclass
+class AdamConfig:
+    """Adam's settings, as a recipe's `optim:` section; the defaults are the GAN convention
+    (Radford et al. 2016) that DR-GAN and DVG-Face use: lr 2e-4, betas (0.5, 0.999)."""
+
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+    def make(self, params: Any) -> torch.optim.Adam:
+        """An Adam optimizer over `params` with these settings."""
+        return torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, self.beta2))

@@ -1,0 +1,220 @@
+"""The `dvg` training task: DVG-Face's dual generator on paired NIR-VIS images.
+
+One engine step on a batch of B same-subject (NIR, VIS) pairs (`NirVisPairSampler`):
+
+1. f~ = F(x_V): the frozen recognizer's unit-norm feature of each VIS image, the identity of
+   both reconstructions (as in the released code);
+2. z_N = E_N(x_N), z_V = E_V(x_V) (sampled by reparameterisation in the variational form);
+   x^_N = G(f~, z_N), x^_V = G(f~, z_V);
+3. the generator's terms (`dvg.losses`, weighted by `loss.*`): `ort` (z_N and z_V orthogonal to
+   f~), `kl` (variational form only), `pix` (L1 of the reconstructions), `pix_swap` (images
+   decoded from another pair's f~ with this pair's attributes, to the real pair),
+   `pix_sampled` and the sampled half of `ip` (images decoded from an identity f_s drawn from
+   F_s, when `data.identity_sampler` is set), `ip` (pairwise identity preserving through F),
+   `adv` (D_N and D_V); one Adam step on E_N, E_V, G;
+4. with `loss.adv` > 0, one Adam step on D_N and D_V against the (detached) reconstructions.
+
+Subjects with only one modality are left out of paired training with a count in the log; no
+paired subject is an error. The unpaired-VIS mode of the paper (identities from F on VIS images
+without NIR partners) is not built yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from dvg.config import DVGConfig
+from dvg.losses import (adversarial_d, adversarial_g, angular_orthogonal, identity_preserving, kl_standard_normal,
+                        pair_l1, weighted_total)
+from dvg.models import build_dvg
+from hfr.data.datasets import ManifestDataset, NirVisPairSampler
+from hfr.data.manifest import read_training_rows
+from hfr.engine.task import TrainContext, register_task, unwrap_model
+from hfr.errors import ConfigError
+from hfr.generator_file import save_generator_file
+from hfr.recognizer.losses import random_derangement
+
+log = logging.getLogger(__name__)
+
+METHOD = "dvg"
+
+
+@register_task(METHOD)
+class DVGTask:
+    """DVG-Face generator training (module docstring)."""
+
+    config_class = DVGConfig
+    sample_columns = 6
+
+    def build(self, cfg: DVGConfig, ctx: TrainContext) -> None:
+        """Paired data, the frozen F (and F_s), E_N, E_V, G, D_N, D_V and their optimizers."""
+        from hfr.recognizer.export import load_recognizer
+
+        self.cfg, self.ctx = cfg, ctx
+        if not cfg.data.recognizer:
+            raise ConfigError("data.recognizer: the frozen identity extractor F is not set; e.g. --set "
+                              "data.recognizer=runs/recognizer-synth-pretrain/latest/recognizer.pt")
+        rows = read_training_rows(cfg.data.train, cfg.data.split, ["nir", "vis"], example="data/nirvis",
+                                  min_subjects=1, why="paired training needs NIR-VIS subjects")
+        self.recognizer = load_recognizer(cfg.data.recognizer, device=ctx.device)
+        rec_dim = int(getattr(self.recognizer.model, "feature_dim", 0) or 0)
+        if rec_dim and rec_dim != cfg.net.id_dim:
+            raise ConfigError(f"data.recognizer {cfg.data.recognizer} gives {rec_dim}-d features but the generator's "
+                              f"identity size net.id_dim is {cfg.net.id_dim}; use a recognizer with "
+                              f"{cfg.net.id_dim}-d features or set net.id_dim={rec_dim}")
+        self.recognizer.model.requires_grad_(False)
+        sampler = NirVisPairSampler(rows, cfg.batch_size, seed=ctx.seed, rank=ctx.rank, world_size=ctx.world_size)
+        left_out = len(rows.subjects()) - len(sampler.subjects)
+        if left_out:
+            log.warning("%d of %d subjects have only one modality and are left out of paired training",
+                        left_out, len(rows.subjects()))
+        self.paired_subjects = len(sampler.subjects)
+        dataset = ManifestDataset(rows, size=cfg.data.size, channels=3)
+        self.loader = DataLoader(dataset, batch_sampler=sampler, num_workers=ctx.num_workers,
+                                 persistent_workers=ctx.num_workers > 0)
+        models = build_dvg(cfg.data.size, cfg.net.width, cfg.net.deterministic, d_width=cfg.net.d_width,
+                           d_norm=cfg.net.d_norm, id_dim=cfg.net.id_dim)
+        self.G = models.generator
+        self.D_nir, self.D_vis = models.disc_nir, models.disc_vis
+        self.g_model = ctx.wrap_model(self.G)
+        self.d_nir = ctx.wrap_model(self.D_nir)
+        self.d_vis = ctx.wrap_model(self.D_vis)
+        self.opt_g = cfg.optim.make(self.G.parameters())
+        self.opt_d = cfg.optim.make([*self.D_nir.parameters(), *self.D_vis.parameters()])
+        self.F_s = None
+        if cfg.data.identity_sampler:
+            from dvg.sampler_task import load_identity_sampler
+
+            self.F_s, scfg = load_identity_sampler(cfg.data.identity_sampler, device=ctx.device)
+            if scfg.get("recognizer_fingerprint") not in (None, self.recognizer.fingerprint):
+                log.warning("the identity sampler was trained on another recognizer's features (%s, F is %s)",
+                            scfg.get("recognizer_fingerprint"), self.recognizer.fingerprint)
+        self._preview: dict[str, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ engine API
+    def train_loader(self) -> DataLoader:
+        """Batches [nir_0, vis_0, nir_1, vis_1, ...] of same-subject pairs."""
+        return self.loader
+
+    def identity(self, images: torch.Tensor) -> torch.Tensor:
+        """F's unit-norm features of images in [0, 1] (differentiable in the images; F stays frozen)."""
+        return F.normalize(self.recognizer.model(self.recognizer.prepare(images)).float(), dim=1)
+
+    def train_step(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
+        """One generator step and one discriminator step (module docstring)."""
+        ctx, cfg, w = self.ctx, self.cfg, self.cfg.loss
+        x = batch["image"]
+        x_n, x_v = x[0::2], x[1::2]
+        b = len(x_v)
+        self.G.train()
+        with torch.no_grad():
+            f = self.identity(x_v)
+        with ctx.autocast():
+            code_n = self.G.encode(x_n, "nir", generator=ctx.generator)
+            code_v = self.G.encode(x_v, "vis", generator=ctx.generator)
+            xh_n = self.G.decode(f, code_n.z, "nir")
+            xh_v = self.G.decode(f, code_v.z, "vis")
+        terms: dict[str, torch.Tensor] = {
+            "ort": angular_orthogonal(code_n.z, f) + angular_orthogonal(code_v.z, f),
+            "pix": pair_l1(xh_n, xh_v, x_n, x_v)}
+        if code_n.logvar is not None and w.kl > 0:
+            terms["kl"] = kl_standard_normal(code_n.mu, code_n.logvar) + kl_standard_normal(code_v.mu, code_v.logvar)
+        ip = identity_preserving(self.identity(xh_n), self.identity(xh_v), f, w.ip_pair)["total"]
+        if w.pix_swap > 0:
+            # the derangement draws on the CPU: use the task's generator there, torch's (seeded, checkpointed) on CUDA
+            perm = random_derangement(b, generator=ctx.generator if ctx.device.type == "cpu" else None,
+                                      device=ctx.device)
+            with ctx.autocast():
+                xs_n, xs_v = self.G.decode(f[perm], code_n.z, "nir"), self.G.decode(f[perm], code_v.z, "vis")
+            terms["pix_swap"] = pair_l1(xs_n, xs_v, x_n, x_v)
+        sampled = None
+        if self.F_s is not None:
+            with torch.no_grad():
+                f_s = self.F_s.sample(b, generator=ctx.generator, device=ctx.device)
+            with ctx.autocast():
+                sampled = (self.G.decode(f_s, code_n.z, "nir"), self.G.decode(f_s, code_v.z, "vis"))
+            terms["pix_sampled"] = pair_l1(*sampled, x_n, x_v)
+            ip = ip + identity_preserving(self.identity(sampled[0]), self.identity(sampled[1]), f_s,
+                                          w.ip_pair)["total"]
+        terms["ip"] = ip
+        if w.adv > 0:
+            terms["adv"] = adversarial_g(self.d_nir(xh_n), w.adv_kind) + adversarial_g(self.d_vis(xh_v), w.adv_kind)
+        loss_g = weighted_total(terms, w)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        logs: dict[str, Any] = {f"loss_{k}": v.detach() for k, v in terms.items()}
+        logs["loss_g"] = loss_g.detach()
+        if w.adv > 0:
+            loss_d = (adversarial_d(self.d_nir(x_n), self.d_nir(xh_n.detach()), w.adv_kind)
+                      + adversarial_d(self.d_vis(x_v), self.d_vis(xh_v.detach()), w.adv_kind))
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            logs["loss_d"] = loss_d.detach()
+        if self._preview is None and ctx.is_main:
+            self._preview = {"x_n": x_n[:4].detach().cpu(), "x_v": x_v[:4].detach().cpu(), "f": f[:4].detach().cpu()}
+        return logs
+
+    def state_dict(self) -> dict:
+        """E_N, E_V, G, D_N, D_V and both optimizers."""
+        return {"generator": self.G.state_dict(), "disc_nir": self.D_nir.state_dict(),
+                "disc_vis": self.D_vis.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`'s output."""
+        self.G.load_state_dict(state["generator"])
+        self.D_nir.load_state_dict(state["disc_nir"])
+        self.D_vis.load_state_dict(state["disc_vis"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        """Rows of [real NIR, real VIS, reconstructed NIR, VIS, a new identity's NIR, VIS] (first batch).
+
+        The new identity is drawn from F_s when set (else another pair's identity) and decoded
+        with attribute codes from the attribute prior, so its two images are a generated pair.
+        """
+        if self._preview is None:
+            return torch.zeros(1, 3, self.cfg.data.size, self.cfg.data.size)
+        dev = self.ctx.device
+        x_n, x_v, f = (self._preview[k].to(dev) for k in ("x_n", "x_v", "f"))
+        self.G.eval()
+        try:
+            z_n, z_v = self.G.encode(x_n, "nir").z, self.G.encode(x_v, "vis").z
+            gen = torch.Generator(device=dev).manual_seed(self.ctx.seed)
+            if self.F_s is not None:
+                f_new = self.F_s.sample(len(f), generator=gen, device=dev)
+            else:
+                f_new = f.roll(1, 0)
+            p_n = self.G.encoder_nir.prior(len(f), generator=gen, device=dev)
+            p_v = self.G.encoder_vis.prior(len(f), generator=gen, device=dev)
+            rows = [x_n, x_v, self.G.decode(f, z_n, "nir"), self.G.decode(f, z_v, "vis"),
+                    self.G.decode(f_new, p_n, "nir"), self.G.decode(f_new, p_v, "vis")]
+        finally:
+            self.G.train()
+        return torch.stack(rows, dim=1).flatten(0, 1).cpu()
+
+    def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, str]:
+        """Write generator.pt (E_N, E_V, G and, when used, F_s) into `run_dir`."""
+        path = Path(run_dir) / "generator.pt"
+        g = unwrap_model(self.G)
+        config = {"size": self.cfg.data.size, "width": float(self.cfg.net.width),
+                  "deterministic": bool(self.cfg.net.deterministic), "id_dim": int(self.cfg.net.id_dim),
+                  "recognizer_fingerprint": self.recognizer.fingerprint}
+        modules = {"generator": g.state_dict()}
+        if self.F_s is not None:
+            modules["identity_sampler"] = self.F_s.state_dict()
+            config["sampler"] = {"feature_dim": self.F_s.feature_dim, "latent_dim": self.F_s.latent_dim}
+        save_generator_file(path, METHOD, config, modules,
+                            {"train": str(self.cfg.data.train), "paired_subjects": self.paired_subjects,
+                             **(meta or {})})
+        return {"generator": str(path)}

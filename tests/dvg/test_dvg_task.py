@@ -1,0 +1,101 @@
+"""The `dvg` task through `hfr train-generator`: the pixel loss falls, files, resume, bad input."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from hfr.cli import main
+from hfr.data.manifest import Manifest
+from hfr.data.synth import SynthConfig, write_preset
+from hfr.engine.runlog import read_metrics
+from hfr.generator_file import load_generator_file
+from hfr.models.lightcnn import build_lightcnn
+from hfr.recognizer.export import export_recognizer
+
+RECIPE = "configs/dvg/synth-nirvis.yaml"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dvg")
+    write_preset(SynthConfig(preset="nirvis", subjects=6, size=32, seed=0, workers=1), root / "nirvis")
+    torch.manual_seed(0)
+    export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=32, in_channels=1), root / "rec.pt")
+    return root
+
+
+def _args(setup, runs, data=None, *extra):
+    args = ["train-generator", "--config", RECIPE, "--runs", str(runs)]
+    for s in (f"data.train={data or setup / 'nirvis'}", f"data.recognizer={setup / 'rec.pt'}",
+              "data.identity_sampler=", "data.size=32", "net.width=0.125", "batch_size=4", "train.num_workers=0",
+              "train.progress=false", "train.sample_every=0", *extra):
+        args += ["--set", s]
+    return args
+
+
+def _run(runs):
+    (run,) = [p for p in runs.glob("*/*") if not p.is_symlink()]
+    return run
+
+
+def test_training_lowers_the_pixel_loss_and_writes_a_generator(setup, tmp_path):
+    runs = tmp_path / "runs"
+    assert main(_args(setup, runs, None, "train.steps=40", "train.log_every=5", "loss.adv=0", "net.width=0.25")) == 0
+    run = _run(runs)
+    logs = [m for m in read_metrics(run) if "loss_pix" in m]
+    assert logs[-1]["loss_pix"] < logs[0]["loss_pix"] - 0.02
+    assert "loss_d" not in logs[-1] and "loss_kl" in logs[-1]
+    payload = load_generator_file(run / "generator.pt", "dvg")
+    assert payload["config"]["size"] == 32 and "generator" in payload["modules"]
+    assert list((run / "samples").glob("*.png"))
+
+
+def test_resume_matches_an_uninterrupted_run(setup, tmp_path):
+    extra = ("train.checkpoint_every=2",)
+    assert main(_args(setup, tmp_path / "a", None, "train.steps=4", *extra)) == 0
+    assert main(_args(setup, tmp_path / "b", None, "train.steps=2", *extra)) == 0
+    assert main([*_args(setup, tmp_path / "b", None, "train.steps=4", *extra), "--resume", "auto"]) == 0
+    a = torch.load(_run(tmp_path / "a") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
+    b = torch.load(_run(tmp_path / "b") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
+    for net in ("generator", "disc_nir", "disc_vis"):
+        for k, v in a[net].items():
+            assert torch.equal(v, b[net][k]), (net, k)
+
+
+def test_one_modality_subjects_are_left_out_and_none_paired_is_an_error(setup, tmp_path, caplog, capsys):
+    rows = Manifest.read(setup / "nirvis").select(split="train")
+    solo = rows.subjects()[0]
+    partial = rows.filter(lambda r: r.subject != solo or r.modality == "vis")
+    partial.write(setup / "nirvis" / "partial.csv")
+    with caplog.at_level(logging.WARNING):
+        assert main(_args(setup, tmp_path / "p", setup / "nirvis" / "partial.csv", "train.steps=1")) == 0
+    assert any(f"1 of {len(rows.subjects())} subjects have only one modality" in r.getMessage()
+               for r in caplog.records)
+    rows.select(modality="vis").write(setup / "nirvis" / "vis_only.csv")
+    assert main(_args(setup, tmp_path / "v", setup / "nirvis" / "vis_only.csv", "train.steps=1")) == 2
+    assert "no subject has both" in capsys.readouterr().err
+
+
+def test_recognizer_of_another_feature_size_is_an_error(setup, tmp_path, capsys):
+    assert main(_args(setup, tmp_path / "r", None, "train.steps=1", "net.id_dim=128")) == 2
+    err = capsys.readouterr().err
+    assert "256-d" in err and "net.id_dim is 128" in err
+
+
+def test_sampled_identities_add_their_terms(setup, tmp_path):
+    from dvg.models import IdentitySampler
+    from hfr.generator_file import save_generator_file
+
+    sampler = IdentitySampler(256, 256, width=0.25)
+    path = tmp_path / "identity_sampler.pt"
+    save_generator_file(path, "dvg-sampler", {"feature_dim": 256, "latent_dim": 256, "width": 0.25},
+                        {"sampler": sampler.state_dict()})
+    runs = tmp_path / "runs"
+    assert main([*_args(setup, runs, None, "train.steps=2", "train.log_every=1"),
+                 "--set", f"data.identity_sampler={path}"]) == 0
+    run = _run(runs)
+    assert all("loss_pix_sampled" in m for m in read_metrics(run) if "loss_pix" in m)
+    assert "identity_sampler" in load_generator_file(run / "generator.pt", "dvg")["modules"]
