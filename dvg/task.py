@@ -93,6 +93,7 @@ class DVGTask:
             from dvg.sampler_task import load_identity_sampler
 
             self.F_s, scfg = load_identity_sampler(cfg.data.identity_sampler, device=ctx.device)
+            self.sampler_width = float(scfg["width"])
             if scfg.get("recognizer_fingerprint") not in (None, self.recognizer.fingerprint):
                 log.warning("the identity sampler was trained on another recognizer's features (%s, F is %s)",
                             scfg.get("recognizer_fingerprint"), self.recognizer.fingerprint)
@@ -213,7 +214,8 @@ class DVGTask:
         modules = {"generator": g.state_dict()}
         if self.F_s is not None:
             modules["identity_sampler"] = self.F_s.state_dict()
-            config["sampler"] = {"feature_dim": self.F_s.feature_dim, "latent_dim": self.F_s.latent_dim}
+            config["sampler"] = {"feature_dim": self.F_s.feature_dim, "latent_dim": self.F_s.latent_dim,
+                                 "width": self.sampler_width}
         save_generator_file(path, METHOD, config, modules,
                             {"train": str(self.cfg.data.train), "paired_subjects": self.paired_subjects,
                              **(meta or {})})

@@ -349,6 +349,28 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate_pairs(args: argparse.Namespace) -> int:
+    """Write NIR-VIS pairs of new identities from a DVG-Face generator.pt (resumable)."""
+    from dvg.generate import generate_pairs, load_dvg, pair_statistics
+    from hfr.data.manifest import Manifest
+
+    loaded = load_dvg(args.generator, device=args.device)
+    progress, update = _progress("generating pairs")
+    with progress:
+        result = generate_pairs(loaded, args.out, args.num, seed=args.seed, batch_size=args.batch_size,
+                                progress=lambda d, t: update(d, t))
+    console.print(f"{result['pairs']} pairs ({result['new_pairs']} new) in {result['out']}; "
+                  f"manifest: {result['manifest']}")
+    if args.recognizer is not None:
+        from hfr.recognizer.export import load_recognizer
+
+        stats = pair_statistics(load_recognizer(args.recognizer, device=args.device), Manifest.read(args.out))
+        console.print(_stats_table("generated pairs under the recognizer", {
+            "pairs measured": stats["pairs"], "identity consistency (NIR-VIS cosine)": f"{stats['consistency']:.3f}",
+            "diversity (cosine between pairs)": f"{stats['diversity']:.3f}"}))
+    return 0
+
+
 def cmd_rotate(args: argparse.Namespace) -> int:
     """Rotate faces with a DR-GAN generator.pt: one PNG per (input, yaw) and pose_sweep.png."""
     from drgan.export import load_generator
@@ -540,6 +562,16 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--resume", help="auto (newest run of the recipe) or a checkpoint / run folder")
     tg.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
     tg.set_defaults(func=cmd_train_generator)
+
+    gp = sub.add_parser("generate-pairs", help="DVG-Face: NIR-VIS pairs of new identities (resumable)")
+    gp.add_argument("--generator", type=Path, required=True, help="DVG-Face generator.pt (with F_s)")
+    gp.add_argument("--num", type=int, required=True, help="pairs wanted in --out in all")
+    gp.add_argument("--out", type=Path, required=True, help="dataset folder (manifest.csv, images/)")
+    gp.add_argument("--seed", type=int, default=0, help="pair i is drawn from (seed, i)")
+    gp.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass and manifest update")
+    gp.add_argument("--recognizer", type=Path, help="report identity consistency and diversity under it")
+    gp.add_argument("--device", default="cpu", help="cpu | cuda")
+    gp.set_defaults(func=cmd_generate_pairs)
 
     ev = sub.add_parser("evaluate", help="run an evaluation protocol: tables, JSON and plots")
     ev.add_argument("--protocol", required=True, help="cross-modal | cross-pose | verification")

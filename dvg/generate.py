@@ -1,0 +1,158 @@
+"""`hfr generate-pairs`: NIR-VIS pairs of new identities from a trained DVG-Face generator.
+
+Pair i gets an identity f_s = F_s(n), n ~ N(0, I), and attribute codes z_N, z_V from the
+attribute prior N(0, I) (unit-normalised for a deterministic generator), all drawn from a
+generator seeded by (seed, i), so pair i is the same whatever the batch size and however often
+the run was interrupted. The images are written as `images/g0000123/nir.png` and `vis.png`;
+the manifest (`subject` = `g0000123`, `modality`, a `pair` column) is rewritten atomically after
+every batch, so an interrupted run resumed with the same command continues after the last
+complete batch, without duplicates or gaps. `generated.json` records the generator's
+fingerprint and the seed; a folder holding another generator's pairs (or another seed's) is
+refused.
+
+With a recognizer, the report gives identity consistency (mean cosine between the NIR and VIS
+image of a pair) and diversity (mean cosine between the VIS images of different pairs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dvg.models import DualGenerator, IdentitySampler
+from hfr.data.imageio import write_png
+from hfr.data.manifest import MANIFEST_NAME, Manifest, make_record
+from hfr.errors import HFRError, OptionError
+from hfr.fileio import atomic_write_text
+from hfr.generator_file import GeneratorFileError, load_generator_file
+from hfr.recognizer.export import fingerprint
+
+STATE_NAME = "generated.json"
+
+
+class GeneratedPairsError(HFRError):
+    """The output folder holds pairs of another generator or seed."""
+
+
+@dataclass
+class LoadedDVG:
+    """A DVG-Face generator with its identity sampler, in eval mode."""
+
+    generator: DualGenerator
+    sampler: IdentitySampler
+    fingerprint: str
+    size: int
+
+
+def load_dvg(path: str | os.PathLike, device: torch.device | str = "cpu") -> LoadedDVG:
+    """Load a DVG-Face generator.pt that holds F_s; errors name the file and what is missing."""
+    p = Path(path)
+    payload = load_generator_file(p, "dvg")
+    c = payload["config"]
+    if "identity_sampler" not in payload["modules"]:
+        raise GeneratorFileError(f"{p}: this DVG-Face generator has no identity sampler F_s; train it with "
+                                 f"data.identity_sampler set (configs/dvg/synth-identity-sampler.yaml first)")
+    try:
+        g = DualGenerator(int(c["size"]), float(c["width"]), bool(c["deterministic"]), id_dim=int(c["id_dim"]))
+        g.load_state_dict(payload["modules"]["generator"])
+        sc = c["sampler"]
+        s = IdentitySampler(int(sc["feature_dim"]), int(sc["latent_dim"]), float(sc["width"]))
+        s.load_state_dict(payload["modules"]["identity_sampler"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise GeneratorFileError(f"{p}: DVG-Face generator file does not fit its own config "
+                                 f"({type(exc).__name__}); it is corrupt or was edited") from None
+    fp = fingerprint("dvg", f"w{c['width']:g}", int(c["size"]), 3, {**g.state_dict(), **{
+        f"sampler.{k}": v for k, v in s.state_dict().items()}})
+    return LoadedDVG(g.eval().to(device), s.eval().to(device), fp, int(c["size"]))
+
+
+@torch.no_grad()
+def generate_batch(loaded: LoadedDVG, start: int, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """NIR and VIS images (count, 3, S, S) in [0, 1] of pairs start .. start + count - 1."""
+    g, s = loaded.generator, loaded.sampler
+    device = next(g.parameters()).device
+    ids, z_n, z_v = [], [], []
+    for i in range(start, start + count):
+        gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + i)
+        ids.append(s.sample(1, generator=gen, device=device))
+        z_n.append(g.encoder_nir.prior(1, generator=gen, device=device))
+        z_v.append(g.encoder_vis.prior(1, generator=gen, device=device))
+    f = torch.cat(ids)
+    return g.decode(f, torch.cat(z_n), "nir"), g.decode(f, torch.cat(z_v), "vis")
+
+
+def _to_uint8(image: torch.Tensor) -> np.ndarray:
+    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def _read_state(out: Path, loaded: LoadedDVG, seed: int) -> int:
+    """Pairs already complete in `out` (0 for a new folder); refuses another generator's pairs."""
+    state_path = out / STATE_NAME
+    if not state_path.is_file():
+        if (out / MANIFEST_NAME).is_file():
+            raise GeneratedPairsError(f"{out}: holds a manifest but no {STATE_NAME}; it is not a generate-pairs "
+                                      f"folder of this generator: choose an empty or new folder")
+        return 0
+    state = json.loads(state_path.read_text(encoding="utf-8"))
+    if state.get("generator") != loaded.fingerprint or state.get("seed") != seed:
+        raise GeneratedPairsError(f"{out}: holds pairs of generator {state.get('generator')} with seed "
+                                  f"{state.get('seed')}, not of this generator ({loaded.fingerprint}) with seed "
+                                  f"{seed}: choose another folder (or the same --seed to continue)")
+    return int(state.get("pairs", 0))
+
+
+def generate_pairs(loaded: LoadedDVG, out: str | os.PathLike, num: int, seed: int = 0, batch_size: int = 64,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Write `num` pairs into `out` (continuing an interrupted run); returns counts and the manifest path."""
+    if num < 1 or batch_size < 1:
+        raise OptionError(f"--num and --batch-size must be >= 1, got {num} and {batch_size}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = _read_state(out, loaded, seed)
+    records = list(Manifest.read(out)) if done else []
+    records = [r for r in records if int(r.get("pair", -1)) < done]
+    start_done = done
+    while done < num:
+        count = min(batch_size, num - done)
+        nir, vis = generate_batch(loaded, done, count, seed)
+        for k in range(count):
+            i = done + k
+            subject = f"g{i:07d}"
+            for modality, image in (("nir", nir[k]), ("vis", vis[k])):
+                rel = f"images/{subject}/{modality}.png"
+                write_png(out / rel, _to_uint8(image))
+                records.append(make_record(rel, subject, modality, None, "", pair=str(i)))
+        done += count
+        Manifest(records, out).write(out)
+        atomic_write_text(out / STATE_NAME, json.dumps({"generator": loaded.fingerprint, "seed": seed,
+                                                         "pairs": done}) + "\n")
+        if progress is not None:
+            progress(done, num)
+    return {"out": str(out), "pairs": done, "new_pairs": done - start_done, "manifest": str(out / MANIFEST_NAME)}
+
+
+@torch.no_grad()
+def pair_statistics(recognizer: Any, manifest: Manifest, max_pairs: int = 2000) -> dict[str, float]:
+    """Identity consistency (mean NIR-VIS cosine within a pair) and diversity (mean cosine between
+    different pairs' VIS images) under `recognizer` (an `hfr.recognizer.export.Recognizer`)."""
+    from hfr.embed import embed_manifest
+
+    pairs = sorted({int(r.get("pair")) for r in manifest})[:max_pairs]
+    keep = set(pairs)
+    rows = manifest.filter(lambda r: int(r.get("pair")) in keep)
+    feats = torch.from_numpy(embed_manifest(recognizer, rows))
+    index = {(int(r.get("pair")), r.modality): i for i, r in enumerate(rows)}
+    nir = F.normalize(feats[[index[(p, "nir")] for p in pairs]], dim=1)
+    vis = F.normalize(feats[[index[(p, "vis")] for p in pairs]], dim=1)
+    n = len(pairs)
+    gram = vis @ vis.T
+    diversity = float((gram.sum() - gram.diagonal().sum()) / max(1, n * (n - 1)))
+    return {"pairs": n, "consistency": float((nir * vis).sum(1).mean()), "diversity": diversity}
