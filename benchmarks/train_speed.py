@@ -20,6 +20,13 @@ case's first step (models and batch built: so activations, gradients, optimizer 
 `torch.cuda.max_memory_allocated` (everything the case holds). The process runs with the
 malloc policy of the `hfr` command (`hfr.perf.configure_process`).
 
+- `dvg`: `DVGTask` built from `configs/dvg/synth-nirvis.yaml` on a tiny SynthFace `nirvis` set,
+  with an untrained LightCNN-9 as F and an untrained F_s (the cost does not depend on the weights);
+  `--batch` counts NIR-VIS pairs (2 images each); no multi-image variant.
+
+A run keeps the rows of other methods and batch sizes from the existing JSON, so they can be
+measured in separate runs (`--methods dvg --batch 8`, then `--batch 32`).
+
 To add a generator, write `bench_<name>(size, batch, device, steps, variant) -> dict | None`
 (None: the variant does not apply to it) and add it to `METHODS`.
 
@@ -64,6 +71,7 @@ from hfr.perf import Allocator, configure_process  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DRGAN_RECIPE = ROOT / "configs" / "drgan" / "synth-multipie.yaml"
+DVG_RECIPE = ROOT / "configs" / "dvg" / "synth-nirvis.yaml"
 SEED = 0
 WARMUP = 2
 
@@ -177,6 +185,7 @@ def timing_row(times: list[float], images_per_step: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- DR-GAN
 _DATA_CACHE: dict[int, Path] = {}
+_NIRVIS_CACHE: dict[int, Path] = {}
 _TMP = tempfile.TemporaryDirectory(prefix="hfr-train-speed-")
 
 
@@ -235,8 +244,63 @@ def bench_drgan(size: int, batch: int, device: str, steps: int, variant: Variant
     return row
 
 
+def bench_dvg(size: int, batch: int, device: str, steps: int, variant: Variant) -> dict[str, Any] | None:
+    """One DVG-Face `train_step` of `DVGTask` (generator step with every term, then D_N/D_V) on a fixed
+    batch of `batch` NIR-VIS pairs (2 * batch images). F is an untrained LightCNN-9 at the generator's
+    size and F_s an untrained identity sampler (width 1), so every term of the objective is timed."""
+    from dvg.config import DVGConfig
+    from dvg.models import IdentitySampler
+    from dvg.task import DVGTask
+    from hfr.config import load_config
+    from hfr.engine.task import TrainContext
+    from hfr.generator_file import save_generator_file
+    from hfr.models.lightcnn import build_lightcnn
+    from hfr.recognizer.export import export_recognizer
+
+    cuda = device.startswith("cuda")
+    if variant.multi_image or (variant.amp and not cuda):
+        return None  # no multi-image variant; autocast is CUDA-only in the engine
+    if size not in _NIRVIS_CACHE:
+        from hfr.data.synth import SynthConfig, write_preset
+
+        out = Path(_TMP.name) / f"nirvis-{size}"
+        write_preset(SynthConfig(preset="nirvis", subjects=12, size=size, seed=SEED), out)
+        torch.manual_seed(SEED)
+        export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=size, in_channels=1), out / "rec.pt")
+        save_generator_file(out / "fs.pt", "dvg-sampler", {"feature_dim": 256, "latent_dim": 256, "width": 1.0},
+                            {"sampler": IdentitySampler(256, 256, 1.0).state_dict()})
+        _NIRVIS_CACHE[size] = out
+    data = _NIRVIS_CACHE[size]
+    sets = [f"data.train={data}", "data.split=", f"data.size={size}", f"data.recognizer={data / 'rec.pt'}",
+            f"data.identity_sampler={data / 'fs.pt'}", f"batch_size={batch}", f"net.width={variant.width}",
+            f"train.seed={SEED}", f"train.amp={'bf16' if variant.amp else 'off'}",
+            f"train.channels_last={str(variant.channels_last).lower()}", "train.num_workers=0",
+            f"train.device={'cuda' if cuda else 'cpu'}"]
+    cfg = load_config(DVGConfig, DVG_RECIPE, sets)
+    cfg.validate()
+    torch.manual_seed(SEED)
+    dev = torch.device(device)
+    ctx = TrainContext(device=dev, amp=variant.amp and cuda, channels_last=variant.channels_last,
+                       generator=torch.Generator(device=dev).manual_seed(SEED), seed=SEED, num_workers=0,
+                       run_dir=Path(_TMP.name), train_cfg=cfg.train)
+    task = DVGTask()
+    task.build(cfg, ctx)
+    fixed = ctx.to_device(next(iter(task.train_loader())))
+    meter = MemoryMeter(device)
+    meter.start()
+    times = time_steps(lambda i: task.train_step(fixed, i), steps, variant.warmup, device, meter)
+    row = {"recipe": str(DVG_RECIPE.relative_to(ROOT)), "sets": sets[2:], "images_per_step": 2 * batch,
+           "params_g": sum(p.numel() for p in task.G.parameters()),
+           "params_d": sum(p.numel() for p in [*task.D_nir.parameters(), *task.D_vis.parameters()]),
+           **timing_row(times, 2 * batch), **meter.result()}
+    del task, fixed
+    if cuda:
+        torch.cuda.empty_cache()
+    return row
+
+
 #: name -> function(size, batch, device, steps, variant) -> row dict (None: variant not applicable).
-METHODS: dict[str, BenchFn] = {"drgan": bench_drgan}
+METHODS: dict[str, BenchFn] = {"drgan": bench_drgan, "dvg": bench_dvg}
 
 
 # ---------------------------------------------------------------------- reporting
@@ -250,6 +314,8 @@ def label(row: dict[str, Any]) -> str:
     multi = f"multi{row['multi_image']}" if row["multi_image"] else "single"
     extra = "" if not row["device"].startswith("cuda") else \
         f" {'bf16' if row['amp'] else 'fp32'}{' cl' if row['channels_last'] else ''}"
+    if row["method"] == "dvg":
+        multi = f"{row['batch']} pairs"
     return f"{row['method']} {row['size']}px w{row['width']:g} {multi} {row['device']}{extra}"
 
 
@@ -272,7 +338,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:.0f}", va="center", fontsize=7)
     ax.set_xlabel("training images/s (one full step: all phases)")
-    ax.set_title(f"generator training speed, batch {rows[0]['batch'] if rows else '?'}", fontsize=9)
+    batches = sorted({f"{r['method']} {r['batch']}" for r in rows})
+    ax.set_title(f"generator training speed (batch: {', '.join(batches)})", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -292,6 +359,15 @@ def _switch(text: str) -> list[bool]:
         return [values[v.strip().lower()] for v in text.split(",") if v.strip()]
     except KeyError as exc:
         raise SystemExit(f"expected a comma list of on/off, got {text!r} ({exc.args[0]!r})") from None
+
+
+def kept_rows(json_path: Path, methods: list[str], batch: int) -> list[dict[str, Any]]:
+    """Rows already in `json_path` of other methods or batch sizes (a run of `--methods dvg --batch 8`
+    keeps drgan's figures and dvg's at other batch sizes)."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        old = json.loads(json_path.read_text(encoding="utf-8"))["results"]
+        return [r for r in old if r.get("method") not in methods or r.get("batch") != batch]
+    return []
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, int, str, Variant]]:
@@ -384,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_total": round(time.perf_counter() - t_all, 1),
         "machine": info,
         "note": "timings on a shared machine are pessimistic; images/s counts real input images per step",
-        "results": rows,
+        "results": kept_rows(json_path, args.methods, args.batch) + rows,
     }
     json_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")

@@ -91,6 +91,17 @@ def test_train_speed_variants_reach_the_model(speed_result: dict) -> None:
     assert any("net.multi_image=4" in s for s in by[(0.25, 4)]["sets"])
 
 
+def test_train_speed_dvg_run_keeps_the_other_rows(train_speed: ModuleType, speed_result: dict,
+                                                  tmp_path: Path) -> None:
+    out = tmp_path / "train_speed.json"
+    out.write_text(json.dumps(speed_result))
+    assert train_speed.main(["--quick", "--methods", "dvg", "--widths", "0.25", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r for r in rows if r["method"] == "drgan"] == speed_result["results"]  # kept as they were
+    (dvg,) = [r for r in rows if r["method"] == "dvg"]  # no multi-image variant for DVG
+    assert dvg["images_per_step"] == 16 and dvg["images_per_s"] > 0  # 8 pairs, 2 images each
+
+
 def test_train_speed_skips_cpu_autocast_and_refuses_unknown_methods(train_speed: ModuleType) -> None:
     variant = train_speed.Variant(width=0.25, multi_image=0, amp=True)
     assert train_speed.bench_drgan(32, 8, "cpu", 1, variant) is None  # autocast is CUDA-only
