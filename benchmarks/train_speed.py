@@ -200,12 +200,31 @@ def tiny_multipie(size: int) -> Path:
     return _DATA_CACHE[size]
 
 
+def run_task(task: Any, cfg: Any, device: str, variant: Variant, steps: int) -> tuple[list[float], dict[str, Any]]:
+    """Build `task` as the engine would (amp only on CUDA) and time `steps` train_steps on one fixed
+    batch after the warm-up; returns (seconds per timed step, memory figures)."""
+    from hfr.engine.task import TrainContext
+
+    cfg.validate()
+    torch.manual_seed(SEED)
+    dev = torch.device(device)
+    ctx = TrainContext(device=dev, amp=variant.amp and device.startswith("cuda"),
+                       channels_last=variant.channels_last,
+                       generator=torch.Generator(device=dev).manual_seed(SEED), seed=SEED, num_workers=0,
+                       run_dir=Path(_TMP.name), train_cfg=cfg.train)
+    task.build(cfg, ctx)
+    fixed = ctx.to_device(next(iter(task.train_loader())))
+    meter = MemoryMeter(device)
+    meter.start()
+    times = time_steps(lambda i: task.train_step(fixed, i), steps, variant.warmup, device, meter)
+    return times, meter.result()
+
+
 def bench_drgan(size: int, batch: int, device: str, steps: int, variant: Variant) -> dict[str, Any] | None:
     """One DR-GAN `train_step` (D phase + G phase) of `DRGANTask` on a fixed batch."""
     from drgan.config import DRGANConfig
     from drgan.task import DRGANTask
     from hfr.config import load_config
-    from hfr.engine.task import TrainContext
 
     cuda = device.startswith("cuda")
     if variant.amp and not cuda:
@@ -218,27 +237,16 @@ def bench_drgan(size: int, batch: int, device: str, steps: int, variant: Variant
             # the paper's single D head at the paper's width; the synth recipe's separate heads otherwise
             f"net.d_heads={'shared' if variant.width >= 1 else 'separate'}"]
     cfg = load_config(DRGANConfig, DRGAN_RECIPE, sets)
-    cfg.validate()
-    torch.manual_seed(SEED)
-    dev = torch.device(device)
-    # The context the engine would build (hfr.engine.loop): amp only on CUDA.
-    ctx = TrainContext(device=dev, amp=variant.amp and cuda, channels_last=variant.channels_last,
-                       generator=torch.Generator(device=dev).manual_seed(SEED), seed=SEED, num_workers=0,
-                       run_dir=Path(_TMP.name), train_cfg=cfg.train)
     task = DRGANTask()
-    task.build(cfg, ctx)
-    fixed = ctx.to_device(next(iter(task.train_loader())))
-    meter = MemoryMeter(device)
-    meter.start()
-    times = time_steps(lambda i: task.train_step(fixed, i), steps, variant.warmup, device, meter)
+    times, memory = run_task(task, cfg, device, variant, steps)
     params_g = sum(p.numel() for p in task.G.parameters())
     params_d = sum(p.numel() for p in task.D.parameters())
     row = {"recipe": str(DRGAN_RECIPE.relative_to(ROOT)), "sets": sets[2:],
            "images_per_step": task.images_per_step(),
            "synthesized_per_step": batch + (batch // variant.multi_image if variant.multi_image else 0),
            "params_g": params_g, "params_d": params_d,
-           **timing_row(times, task.images_per_step()), **meter.result()}
-    del task, fixed
+           **timing_row(times, task.images_per_step()), **memory}
+    del task
     if cuda:
         torch.cuda.empty_cache()
     return row
@@ -252,7 +260,6 @@ def bench_dvg(size: int, batch: int, device: str, steps: int, variant: Variant) 
     from dvg.models import IdentitySampler
     from dvg.task import DVGTask
     from hfr.config import load_config
-    from hfr.engine.task import TrainContext
     from hfr.generator_file import save_generator_file
     from hfr.models.lightcnn import build_lightcnn
     from hfr.recognizer.export import export_recognizer
@@ -277,23 +284,13 @@ def bench_dvg(size: int, batch: int, device: str, steps: int, variant: Variant) 
             f"train.channels_last={str(variant.channels_last).lower()}", "train.num_workers=0",
             f"train.device={'cuda' if cuda else 'cpu'}"]
     cfg = load_config(DVGConfig, DVG_RECIPE, sets)
-    cfg.validate()
-    torch.manual_seed(SEED)
-    dev = torch.device(device)
-    ctx = TrainContext(device=dev, amp=variant.amp and cuda, channels_last=variant.channels_last,
-                       generator=torch.Generator(device=dev).manual_seed(SEED), seed=SEED, num_workers=0,
-                       run_dir=Path(_TMP.name), train_cfg=cfg.train)
     task = DVGTask()
-    task.build(cfg, ctx)
-    fixed = ctx.to_device(next(iter(task.train_loader())))
-    meter = MemoryMeter(device)
-    meter.start()
-    times = time_steps(lambda i: task.train_step(fixed, i), steps, variant.warmup, device, meter)
+    times, memory = run_task(task, cfg, device, variant, steps)
     row = {"recipe": str(DVG_RECIPE.relative_to(ROOT)), "sets": sets[2:], "images_per_step": 2 * batch,
            "params_g": sum(p.numel() for p in task.G.parameters()),
            "params_d": sum(p.numel() for p in [*task.D_nir.parameters(), *task.D_vis.parameters()]),
-           **timing_row(times, 2 * batch), **meter.result()}
-    del task, fixed
+           **timing_row(times, 2 * batch), **memory}
+    del task
     if cuda:
         torch.cuda.empty_cache()
     return row
