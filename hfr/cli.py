@@ -515,6 +515,11 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
 
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resume", help="auto (newest run of the recipe) or a checkpoint / run folder")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
+
+
 def _add_embed_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=128, help="images per forward pass")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
@@ -553,14 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train-recognizer", help="pretrain or fine-tune a LightCNN recognizer")
     _add_config_args(tr)
-    tr.add_argument("--resume", help="auto (newest run of the recipe) or a checkpoint / run folder")
-    tr.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
+    _add_train_args(tr)
     tr.set_defaults(func=cmd_train_recognizer)
 
     tg = sub.add_parser("train-generator", help="train a generator (DR-GAN, ...) from its recipe")
     _add_config_args(tg)
-    tg.add_argument("--resume", help="auto (newest run of the recipe) or a checkpoint / run folder")
-    tg.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
+    _add_train_args(tg)
     tg.set_defaults(func=cmd_train_generator)
 
     gp = sub.add_parser("generate-pairs", help="DVG-Face: NIR-VIS pairs of new identities (resumable)")

@@ -60,13 +60,17 @@ def test_recognizer_recipe_trains_two_steps(recipe, nirvis_patterns, tmp_path):
     assert list((tmp_path / "runs").rglob("recognizer.pt"))
 
 
-@pytest.fixture(scope="module")
-def tiny_multipie(tmp_path_factory):
+def _render(tmp_path_factory, preset):
     from hfr.data.synth import SynthConfig, write_preset
 
-    out = tmp_path_factory.mktemp("multipie")
-    write_preset(SynthConfig(preset="multipie", subjects=4, size=32, seed=0, workers=1), out)
+    out = tmp_path_factory.mktemp(preset)
+    write_preset(SynthConfig(preset=preset, subjects=4, size=32, seed=0, workers=1), out)
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_multipie(tmp_path_factory):
+    return _render(tmp_path_factory, "multipie")
 
 
 @pytest.mark.parametrize("recipe", sorted((CONFIGS / "drgan").glob("*.yaml")), ids=lambda p: p.stem)
@@ -85,11 +89,7 @@ def test_drgan_recipe_trains_two_steps(recipe, tiny_multipie, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_nirvis(tmp_path_factory):
-    from hfr.data.synth import SynthConfig, write_preset
-
-    out = tmp_path_factory.mktemp("nirvis")
-    write_preset(SynthConfig(preset="nirvis", subjects=4, size=32, seed=0, workers=1), out)
-    return out
+    return _render(tmp_path_factory, "nirvis")
 
 
 @pytest.mark.parametrize("recipe", sorted((CONFIGS / "dvg").glob("*.yaml")), ids=lambda p: p.stem)
