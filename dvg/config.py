@@ -24,6 +24,9 @@ class DVGData:
     size: int = 64                     #: image size S (a power of two >= 32; the paper: 128)
     recognizer: str = ""               #: recognizer.pt (or run folder) of the frozen identity extractor F
     identity_sampler: str = ""         #: identity_sampler.pt of F_s ("" = no sampled-identity terms)
+    unpaired: str = ""                 #: VIS images without NIR partners (e.g. data/webface; "" = paired only)
+    unpaired_split: str = "train"      #: rows of this split of `unpaired` ("" = every row)
+    unpaired_batch: int = 0            #: unpaired VIS images per step (0 = batch_size)
 
 
 @dataclass
@@ -57,6 +60,8 @@ class DVGConfig:
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be >= 2 pairs (the swapped-identity term needs another pair), "
                               f"got {self.batch_size}")
+        if self.data.unpaired_batch < 0:
+            raise ConfigError(f"data.unpaired_batch must be >= 0 (0 = batch_size), got {self.data.unpaired_batch}")
         if self.net.width <= 0 or (self.net.d_width is not None and self.net.d_width <= 0):
             raise ConfigError("net.width and net.d_width must be > 0")
         if self.net.d_norm not in ("instance", "spectral", "none"):

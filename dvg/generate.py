@@ -1,9 +1,16 @@
 """`hfr generate-pairs`: NIR-VIS pairs of new identities from a trained DVG-Face generator.
 
-Pair i gets an identity f_s = F_s(n), n ~ N(0, I), and attribute codes z_N, z_V from the
-attribute prior N(0, I) (unit-normalised for a deterministic generator), all drawn from a
-generator seeded by (seed, i), so pair i is the same whatever the batch size and however often
-the run was interrupted. The images are written as `images/g0000123/nir.png` and `vis.png`;
+Pair i gets an identity f_s = F_s(n), n ~ N(0, I), and attribute codes z_N, z_V, all drawn
+from a generator seeded by (seed, i), so pair i is the same whatever the batch size and however
+often the run was interrupted. The attribute codes come from one of two sources
+(`--attributes`):
+
+- `prior` (default): z ~ N(0, I), the paper's sampling; for a deterministic (released-code)
+  generator, a uniform point on the unit sphere, which its encoders' codes need not fill;
+- `real`: the released sampling script's way: z_N = E_N(x_N), z_V = E_V(x_V) of a random NIR and
+  a random VIS image of one random subject of a paired dataset (`--data`, rows of `--split`,
+  default `train`: the generator's own training set, never the test subjects), so a generated pair keeps a real pair's pose, expression and lighting and
+  takes a new identity. The images are written as `images/g0000123/nir.png` and `vis.png`;
 the manifest (`subject` = `g0000123`, `modality`, a `pair` column) is rewritten atomically after
 every batch, so an interrupted run resumed with the same command continues after the last
 complete batch, without duplicates or gaps. `generated.json` records the generator's
@@ -74,17 +81,67 @@ def load_dvg(path: str | os.PathLike, device: torch.device | str = "cpu") -> Loa
     return LoadedDVG(g.eval().to(device), s.eval().to(device), fp, int(c["size"]))
 
 
+ATTRIBUTE_SOURCES: tuple[str, ...] = ("prior", "real")
+
+
+class RealAttributes:
+    """Attribute images from a paired NIR-VIS dataset: pair i draws one subject with both
+    modalities, then one NIR and one VIS image of it (module docstring, `--attributes real`)."""
+
+    def __init__(self, data: str | os.PathLike, size: int, split: str = "train") -> None:
+        from hfr.data.datasets import ManifestDataset
+
+        manifest = Manifest.read(data)
+        if split:
+            manifest = manifest.filter(lambda r: r.split == split)
+        nir: dict[str, list[int]] = {}
+        vis: dict[str, list[int]] = {}
+        for i, r in enumerate(manifest):
+            if r.modality in ("nir", "vis"):
+                (nir if r.modality == "nir" else vis).setdefault(r.subject, []).append(i)
+        self.subjects = sorted(s for s in nir if s in vis)
+        if not self.subjects:
+            raise OptionError(f"--data {data}: no subject has both NIR and VIS images in split {split!r}; "
+                              f"--attributes real needs a paired NIR-VIS dataset (e.g. the generator's training "
+                              f"set; --split '' takes every row)")
+        self.nir = [nir[s] for s in self.subjects]
+        self.vis = [vis[s] for s in self.subjects]
+        self.dataset = ManifestDataset(manifest, size=size, channels=3)
+        self.source, self.split = str(manifest.source), split
+        self.rows = len(manifest)
+
+    def draw(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One (NIR, VIS) image pair (each (1, 3, S, S) in [0, 1]) of one subject, drawn with `gen`."""
+        j = int(torch.randint(len(self.subjects), (1,), generator=gen))
+        a = self.nir[j][int(torch.randint(len(self.nir[j]), (1,), generator=gen))]
+        b = self.vis[j][int(torch.randint(len(self.vis[j]), (1,), generator=gen))]
+        return self.dataset[a]["image"][None], self.dataset[b]["image"][None]
+
+
 @torch.no_grad()
-def generate_batch(loaded: LoadedDVG, start: int, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """NIR and VIS images (count, 3, S, S) in [0, 1] of pairs start .. start + count - 1."""
+def generate_batch(loaded: LoadedDVG, start: int, count: int, seed: int,
+                   attributes: RealAttributes | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """NIR and VIS images (count, 3, S, S) in [0, 1] of pairs start .. start + count - 1.
+
+    Attribute codes from the prior, or encoded from `attributes`' images (z = mu in eval mode).
+    """
     g, s = loaded.generator, loaded.sampler
     device = next(g.parameters()).device
-    ids, z_n, z_v = [], [], []
+    ids, z_n, z_v, x_n, x_v = [], [], [], [], []
     for i in range(start, start + count):
         gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + i)
         ids.append(s.sample(1, generator=gen, device=device))
-        z_n.append(g.encoder_nir.prior(1, generator=gen, device=device))
-        z_v.append(g.encoder_vis.prior(1, generator=gen, device=device))
+        if attributes is None:
+            z_n.append(g.encoder_nir.prior(1, generator=gen, device=device))
+            z_v.append(g.encoder_vis.prior(1, generator=gen, device=device))
+        else:
+            cpu = torch.Generator().manual_seed(seed * 1_000_003 + i)
+            a, b = attributes.draw(cpu)
+            x_n.append(a)
+            x_v.append(b)
+    if attributes is not None:
+        z_n = [g.encode(torch.cat(x_n).to(device), "nir", sample=False).z]
+        z_v = [g.encode(torch.cat(x_v).to(device), "vis", sample=False).z]
     f = torch.cat(ids)
     return g.decode(f, torch.cat(z_n), "nir"), g.decode(f, torch.cat(z_v), "vis")
 
@@ -93,8 +150,9 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
     return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
-def _read_state(out: Path, loaded: LoadedDVG, seed: int) -> int:
-    """Pairs already complete in `out` (0 for a new folder); refuses another generator's pairs."""
+def _read_state(out: Path, loaded: LoadedDVG, seed: int, attributes: str) -> int:
+    """Pairs already complete in `out` (0 for a new folder); refuses another generator's (or seed's,
+    or attribute source's) pairs."""
     state_path = out / STATE_NAME
     if not state_path.is_file():
         if (out / MANIFEST_NAME).is_file():
@@ -102,27 +160,37 @@ def _read_state(out: Path, loaded: LoadedDVG, seed: int) -> int:
                                       f"folder of this generator: choose an empty or new folder")
         return 0
     state = json.loads(state_path.read_text(encoding="utf-8"))
-    if state.get("generator") != loaded.fingerprint or state.get("seed") != seed:
-        raise GeneratedPairsError(f"{out}: holds pairs of generator {state.get('generator')} with seed "
-                                  f"{state.get('seed')}, not of this generator ({loaded.fingerprint}) with seed "
-                                  f"{seed}: choose another folder (or the same --seed to continue)")
+    theirs = (state.get("generator"), state.get("seed"), state.get("attributes", "prior"))
+    if theirs != (loaded.fingerprint, seed, attributes):
+        raise GeneratedPairsError(f"{out}: holds pairs of generator {theirs[0]} with seed {theirs[1]} and attributes "
+                                  f"{theirs[2]!r}, not of this generator ({loaded.fingerprint}) with seed {seed} and "
+                                  f"attributes {attributes!r}: choose another folder (or the same options to continue)")
     return int(state.get("pairs", 0))
 
 
 def generate_pairs(loaded: LoadedDVG, out: str | os.PathLike, num: int, seed: int = 0, batch_size: int = 64,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Write `num` pairs into `out` (continuing an interrupted run); returns counts and the manifest path."""
+                   progress: Callable[[int, int], None] | None = None, attributes: str = "prior",
+                   data: str | os.PathLike | None = None, split: str = "train") -> dict[str, Any]:
+    """Write `num` pairs into `out` (continuing an interrupted run); returns counts and the manifest path.
+
+    `attributes`: "prior" or "real" (then the rows of `split` of `data`, a paired dataset, give them).
+    """
     if num < 1 or batch_size < 1:
         raise OptionError(f"--num and --batch-size must be >= 1, got {num} and {batch_size}")
+    if attributes not in ATTRIBUTE_SOURCES:
+        raise OptionError(f"--attributes must be one of {', '.join(ATTRIBUTE_SOURCES)}, got {attributes!r}")
+    if (attributes == "real") != (data is not None):
+        raise OptionError("--attributes real needs --data (a paired NIR-VIS dataset); --data is only used with it")
+    real = RealAttributes(data, loaded.size, split) if data is not None else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    done = _read_state(out, loaded, seed)
+    done = _read_state(out, loaded, seed, attributes)
     records = list(Manifest.read(out)) if done else []
     records = [r for r in records if int(r.get("pair", -1)) < done]
     start_done = done
     while done < num:
         count = min(batch_size, num - done)
-        nir, vis = generate_batch(loaded, done, count, seed)
+        nir, vis = generate_batch(loaded, done, count, seed, real)
         for k in range(count):
             i = done + k
             subject = f"g{i:07d}"
@@ -132,8 +200,10 @@ def generate_pairs(loaded: LoadedDVG, out: str | os.PathLike, num: int, seed: in
                 records.append(make_record(rel, subject, modality, None, "", pair=str(i)))
         done += count
         Manifest(records, out).write(out)
-        atomic_write_text(out / STATE_NAME, json.dumps({"generator": loaded.fingerprint, "seed": seed,
-                                                         "pairs": done}) + "\n")
+        state = {"generator": loaded.fingerprint, "seed": seed, "attributes": attributes, "pairs": done}
+        if real is not None:
+            state["attribute_data"] = {"manifest": real.source, "split": real.split, "rows": real.rows}
+        atomic_write_text(out / STATE_NAME, json.dumps(state) + "\n")
         if progress is not None:
             progress(done, num)
     return {"out": str(out), "pairs": done, "new_pairs": done - start_done, "manifest": str(out / MANIFEST_NAME)}

@@ -14,6 +14,7 @@ identity f_s = F_s(n), n ~ N(0, I); D_N, D_V the discriminators.
 | `pair_l1`               | L_rec: L1 of x^_N and x^_V       | 100 (L1_N + L1_V)               | pix = 100              |
 | `pair_l1`, swapped f~   | not in the paper                 | 100 * 0.1 (L1_N + L1_V)         | pix_swap = 10          |
 | `pair_l1`, sampled f_s  | not in the paper                 | 100 * 0.1 (L1_N + L1_V)         | pix_sampled = 10       |
+| L1 of x^_V, unpaired VIS | L_rec of the unpaired VIS data   | absent (paired data only)       | pix_unpaired = 100     |
 | `identity_preserving`   | L_ip: pairwise identity          | -0.1 (rec + 0.05 pair), f~, f_s | ip 0.1, ip_pair 0.05   |
 | `adversarial_d`, `_g`   | L_adv with D_N, D_V              | absent (no D at all)            | adv 1 (ours), adv_kind |
 | `identity_sampler_loss` | F_s: a VAE over F's features     | not released (F_s weights only) | sampler_kl 0.01 (ours) |
@@ -73,6 +74,7 @@ class DVGLossWeights:
     pix_sampled: float = 10.0   #: L1 of images decoded with a sampled f_s, to the real pair (released: 100 * 0.1)
     ip: float = 0.1             #: identity preserving, real f~ and sampled f_s each (released: 0.1)
     ip_pair: float = 0.05       #: the pairwise part inside `ip` (released: 0.05, so 0.005 in all)
+    pix_unpaired: float = 100.0  #: L1 of the VIS reconstruction of unpaired VIS images (ours: pix's weight, one domain)
     adv: float = 1.0            #: adversarial loss of G per domain (ours: the paper has one, the released code none)
     adv_kind: str = "lsgan"     #: hinge | lsgan (ours; the paper's form is not in the released code)
     sampler_kl: float = 0.01    #: KL weight of the identity-sampler VAE (ours: training not released)
@@ -212,7 +214,7 @@ def identity_sampler_loss(f: torch.Tensor, f_hat: torch.Tensor, mu: torch.Tensor
 
 
 #: Terms that `weighted_total` accepts, each scaled by the `DVGLossWeights` field of that name.
-WEIGHTED_TERMS = ("ort", "kl", "pix", "pix_swap", "pix_sampled", "ip", "adv")
+WEIGHTED_TERMS = ("ort", "kl", "pix", "pix_swap", "pix_sampled", "pix_unpaired", "ip", "adv")
 
 
 def weighted_total(terms: Mapping[str, torch.Tensor], weights: DVGLossWeights) -> torch.Tensor:

@@ -12,11 +12,19 @@ One engine step on a batch of B same-subject (NIR, VIS) pairs (`NirVisPairSample
    `pix_sampled` and the sampled half of `ip` (images decoded from an identity f_s drawn from
    F_s, when `data.identity_sampler` is set), `ip` (pairwise identity preserving through F),
    `adv` (D_N and D_V); one Adam step on E_N, E_V, G;
-4. with `loss.adv` > 0, one Adam step on D_N and D_V against the (detached) reconstructions.
+4. with `loss.adv` > 0, one Adam step on D_N and D_V against the (detached) generated images.
+
+Unpaired VIS (`data.unpaired`, e.g. the `webface` set F was trained on): the paper brings the
+identities of large VIS data into the generator. Each step then also takes `data.unpaired_batch`
+VIS images x_U of subjects without NIR images, drawn with a generator seeded by (seed, step) (so
+a resumed run draws the same ones): f_U = F(x_U), z_U = E_V(x_U), x^_U = G(f_U, z_U) with the
+VIS pixel target (`pix_unpaired`), and a NIR image G(f_U, z_N) with the attributes of the
+paired batch's NIR images and no pixel target (there is no NIR image of that subject). Both
+images join the `ort`, `kl`, `ip` (x^_U and the NIR image as a pair, target f_U) and `adv` terms
+and D's fakes; the log shows the unpaired parts as `loss_*_unpaired`.
 
 Subjects with only one modality are left out of paired training with a count in the log; no
-paired subject is an error. The unpaired-VIS mode of the paper (identities from F on VIS images
-without NIR partners) is not built yet.
+paired subject is an error.
 """
 
 from __future__ import annotations
@@ -32,12 +40,12 @@ from torch.utils.data import DataLoader
 
 from dvg.config import DVGConfig
 from dvg.losses import (adversarial_d, adversarial_g, angular_orthogonal, identity_preserving, kl_standard_normal,
-                        pair_l1, weighted_total)
+                        l1, pair_l1, weighted_total)
 from dvg.models import build_dvg
 from hfr.data.datasets import ManifestDataset, NirVisPairSampler
 from hfr.data.manifest import read_training_rows
 from hfr.engine.task import TrainContext, register_task, unwrap_model
-from hfr.errors import ConfigError
+from hfr.errors import ConfigError, DataError
 from hfr.generator_file import save_generator_file
 from hfr.recognizer.losses import random_derangement
 
@@ -97,7 +105,32 @@ class DVGTask:
             if scfg.get("recognizer_fingerprint") not in (None, self.recognizer.fingerprint):
                 log.warning("the identity sampler was trained on another recognizer's features (%s, F is %s)",
                             scfg.get("recognizer_fingerprint"), self.recognizer.fingerprint)
+        self.unpaired: ManifestDataset | None = None
+        if cfg.data.unpaired:
+            self.unpaired = self._unpaired_set(cfg)
+            log.info("unpaired VIS: %d images of %d subjects without NIR images (%s)", len(self.unpaired.manifest),
+                     len(self.unpaired.manifest.subjects()), cfg.data.unpaired)
         self._preview: dict[str, torch.Tensor] | None = None
+
+    @staticmethod
+    def _unpaired_set(cfg: DVGConfig) -> ManifestDataset:
+        """The VIS rows of `data.unpaired` whose subjects have no NIR image there."""
+        rows = read_training_rows(cfg.data.unpaired, cfg.data.unpaired_split, [], example="data/webface",
+                                  min_subjects=1, why="unpaired training needs VIS images")
+        with_nir = {r.subject for r in rows if r.modality == "nir"}
+        vis = rows.filter(lambda r: r.modality == "vis" and r.subject not in with_nir)
+        if len(vis) == 0:
+            raise DataError(f"data.unpaired {cfg.data.unpaired}: no VIS image of a subject without NIR images in "
+                            f"split {cfg.data.unpaired_split!r}; point it at a VIS-only set such as data/webface")
+        return ManifestDataset(vis, size=cfg.data.size, channels=3)
+
+    def unpaired_batch(self, step: int) -> torch.Tensor:
+        """The unpaired VIS images of one step (drawn from (seed, step), so resuming draws the same)."""
+        assert self.unpaired is not None
+        n = self.cfg.data.unpaired_batch or self.cfg.batch_size
+        gen = torch.Generator().manual_seed(self.ctx.seed * 1_000_003 + step * 7919 + self.ctx.rank)
+        idx = torch.randint(len(self.unpaired), (n,), generator=gen).tolist()
+        return torch.stack([self.unpaired[i]["image"] for i in idx]).to(self.ctx.device)
 
     # ------------------------------------------------------------------ engine API
     def train_loader(self) -> DataLoader:
@@ -144,18 +177,47 @@ class DVGTask:
             terms["pix_sampled"] = pair_l1(*sampled, x_n, x_v)
             ip = ip + identity_preserving(self.identity(sampled[0]), self.identity(sampled[1]), f_s,
                                           w.ip_pair)["total"]
+        unpaired: dict[str, torch.Tensor] = {}
+        fakes_u: tuple[torch.Tensor, torch.Tensor] | None = None
+        if self.unpaired is not None:
+            x_u = self.unpaired_batch(step)
+            with torch.no_grad():
+                f_u = self.identity(x_u)
+            k = min(len(x_u), b)
+            with ctx.autocast():
+                code_u = self.G.encode(x_u, "vis", generator=ctx.generator)
+                xu_v = self.G.decode(f_u, code_u.z, "vis")
+                xu_n = self.G.decode(f_u[:k], code_n.z[:k], "nir")
+            fakes_u = (xu_n, xu_v)
+            unpaired["pix_unpaired"] = l1(xu_v, x_u)
+            unpaired["ort"] = angular_orthogonal(code_u.z, f_u)
+            if code_u.logvar is not None and w.kl > 0:
+                unpaired["kl"] = kl_standard_normal(code_u.mu, code_u.logvar)
+            unpaired["ip"] = identity_preserving(self.identity(xu_n), self.identity(xu_v[:k]), f_u[:k],
+                                                 w.ip_pair)["total"]
+            if w.adv > 0:
+                unpaired["adv"] = adversarial_g(self.d_nir(xu_n), w.adv_kind) + adversarial_g(self.d_vis(xu_v),
+                                                                                              w.adv_kind)
         terms["ip"] = ip
         if w.adv > 0:
             terms["adv"] = adversarial_g(self.d_nir(xh_n), w.adv_kind) + adversarial_g(self.d_vis(xh_v), w.adv_kind)
-        loss_g = weighted_total(terms, w)
+        total_terms = dict(terms)
+        for name, value in unpaired.items():
+            total_terms[name] = total_terms[name] + value if name in total_terms else value
+        loss_g = weighted_total(total_terms, w)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
         logs: dict[str, Any] = {f"loss_{k}": v.detach() for k, v in terms.items()}
+        logs.update({f"loss_{k}" if k == "pix_unpaired" else f"loss_{k}_unpaired": v.detach()
+                     for k, v in unpaired.items()})
         logs["loss_g"] = loss_g.detach()
         if w.adv > 0:
             loss_d = (adversarial_d(self.d_nir(x_n), self.d_nir(xh_n.detach()), w.adv_kind)
                       + adversarial_d(self.d_vis(x_v), self.d_vis(xh_v.detach()), w.adv_kind))
+            if fakes_u is not None:
+                loss_d = loss_d + (adversarial_d(self.d_nir(x_n), self.d_nir(fakes_u[0].detach()), w.adv_kind)
+                                   + adversarial_d(self.d_vis(x_u), self.d_vis(fakes_u[1].detach()), w.adv_kind))
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -218,5 +280,6 @@ class DVGTask:
                                  "width": self.sampler_width}
         save_generator_file(path, METHOD, config, modules,
                             {"train": str(self.cfg.data.train), "paired_subjects": self.paired_subjects,
+                             "unpaired": str(self.cfg.data.unpaired),
                              **(meta or {})})
         return {"generator": str(path)}

@@ -67,6 +67,45 @@ def test_another_generators_folder_and_missing_sampler_are_errors(tmp_path, caps
     assert "DR-GAN" in capsys.readouterr().err
 
 
+def test_real_attributes_come_from_the_data_and_resume_identically(tmp_path, capsys):
+    gen = _generator(tmp_path / "g.pt")
+    data_a = tmp_path / "a"
+    write_patterns(data_a, subjects=3, per_subject=2, modalities=("nir", "vis"), seed=0)
+    data_b = tmp_path / "b"
+    write_patterns(data_b, subjects=3, per_subject=2, modalities=("nir", "vis"), seed=5)
+    args = ["generate-pairs", "--generator", str(gen), "--attributes", "real"]
+    outs = {k: tmp_path / k for k in ("direct", "resumed", "other", "prior")}
+    assert main([*args, "--data", str(data_a), "--num", "5", "--batch-size", "5", "--out", str(outs["direct"])]) == 0
+    assert main([*args, "--data", str(data_a), "--num", "2", "--batch-size", "2", "--out", str(outs["resumed"])]) == 0
+    assert main([*args, "--data", str(data_a), "--num", "5", "--batch-size", "2", "--out", str(outs["resumed"])]) == 0
+    assert main([*args, "--data", str(data_b), "--num", "5", "--out", str(outs["other"])]) == 0
+    assert main(["generate-pairs", "--generator", str(gen), "--num", "5", "--out", str(outs["prior"])]) == 0
+    state = json.loads((outs["direct"] / "generated.json").read_text())
+    assert state["attributes"] == "real" and state["attribute_data"]["rows"] == 12
+    differs = {"other": 0, "prior": 0}
+    for r in Manifest.read(outs["direct"]):
+        png = (outs["direct"] / r.path).read_bytes()
+        assert png == (outs["resumed"] / r.path).read_bytes()
+        for k in differs:
+            differs[k] += png != (outs[k] / r.path).read_bytes()
+    assert differs == {"other": 10, "prior": 10}  # the attribute images matter, and differ from the prior
+    # another attribute source in the same folder is refused; nothing is lost
+    assert main(["generate-pairs", "--generator", str(gen), "--num", "6", "--out", str(outs["direct"])]) == 2
+    assert "attributes 'real'" in capsys.readouterr().err
+    assert _pairs(outs["direct"])[0] == list(range(5))
+    vis_only = tmp_path / "vis"
+    write_patterns(vis_only, subjects=2, per_subject=1)
+    assert main([*args, "--data", str(vis_only), "--num", "1", "--out", str(tmp_path / "z")]) == 2
+    assert "no subject has both NIR and VIS" in capsys.readouterr().err
+    assert main([*args, "--num", "1", "--out", str(tmp_path / "z")]) == 2
+    assert "needs --data" in capsys.readouterr().err
+    test_only = tmp_path / "test_split"  # attributes come from training rows only, unless --split says otherwise
+    write_patterns(test_only, subjects=2, per_subject=1, modalities=("nir", "vis"), split="test")
+    assert main([*args, "--data", str(test_only), "--num", "1", "--out", str(tmp_path / "z")]) == 2
+    assert "in split 'train'" in capsys.readouterr().err
+    assert main([*args, "--data", str(test_only), "--split", "", "--num", "1", "--out", str(tmp_path / "z")]) == 0
+
+
 def test_generated_pairs_feed_the_recognizer_finetune(tmp_path, capsys):
     gen = _generator(tmp_path / "g.pt")
     pairs = tmp_path / "pairs"
