@@ -196,6 +196,10 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         table.add_row(*(f"{100 * v:.1f}" for v in d["rank1_by_abs_yaw"].values()), f"{100 * d['mean']:.1f}")
         console.print(table)
         console.print(f"DR-GAN pose sweep: {d['sweep']}; generator: {d['generator']}")
+    if "dvg" in summary:
+        g = summary["dvg"]
+        console.print(f"DVG-Face: {g['pairs']} (grid {g['grid']}); identity consistency (NIR-VIS cosine of a pair) "
+                      f"{g['consistency']:.3f}, diversity (cosine between pairs) {g['diversity']:.3f}")
     console.print(f"[bold green]done[/bold green] in {summary['seconds']:.1f} s; everything is in "
                   f"[bold]{summary['out']}[/bold] (summary.md, summary.json, sheets/, eval/)")
     return 0
@@ -358,7 +362,8 @@ def cmd_generate_pairs(args: argparse.Namespace) -> int:
     progress, update = _progress("generating pairs")
     with progress:
         result = generate_pairs(loaded, args.out, args.num, seed=args.seed, batch_size=args.batch_size,
-                                progress=lambda d, t: update(d, t))
+                                progress=lambda d, t: update(d, t), attributes=args.attributes, data=args.data,
+                                split=args.split)
     console.print(f"{result['pairs']} pairs ({result['new_pairs']} new) in {result['out']}; "
                   f"manifest: {result['manifest']}")
     if args.recognizer is not None:
@@ -572,6 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--out", type=Path, required=True, help="dataset folder (manifest.csv, images/)")
     gp.add_argument("--seed", type=int, default=0, help="pair i is drawn from (seed, i)")
     gp.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass and manifest update")
+    gp.add_argument("--attributes", choices=["prior", "real"], default="prior",
+                    help="attribute codes from the prior (default) or encoded from --data's real NIR-VIS images")
+    gp.add_argument("--data", type=Path, help="paired NIR-VIS manifest (or folder) for --attributes real")
+    gp.add_argument("--split", default="train", help="rows of --data that give attributes ('' = every row)")
     gp.add_argument("--recognizer", type=Path, help="report identity consistency and diversity under it")
     gp.add_argument("--device", default="cpu", help="cpu | cuda")
     gp.set_defaults(func=cmd_generate_pairs)

@@ -8,7 +8,12 @@
    few of their NIR images;
 5. train a small single-image DR-GAN (`configs/drgan/synth-multipie.yaml` scaled down) on
    the `multipie` training subjects for `drgan_steps` steps: its pose-sweep grid of test
-   subjects and the cross-pose rank-1 of its G_enc features (0 steps skips it).
+   subjects and the cross-pose rank-1 of its G_enc features (0 steps skips it);
+6. DVG-Face (`configs/dvg/synth-identity-sampler.yaml` and `synth-nirvis.yaml` scaled down):
+   the identity sampler F_s on the LightCNN's `webface` features, the dual generator on the
+   `nirvis` training pairs for `dvg_steps` steps at `train_size` px, then `dvg_pairs` generated
+   NIR-VIS pairs of new identities (attributes encoded from real training pairs), their grid
+   and their identity consistency and diversity under the LightCNN (0 steps skips it).
 
 Everything lands in one run folder (`runs/quickstart/<timestamp>/` by default) with a
 `summary.json` and a `summary.md`. `pipeline: false` stops after step 1.
@@ -65,6 +70,10 @@ class QuickstartConfig:
     probes: int = 5          #: NIR probes searched in the gallery
     drgan_steps: int = 300   #: DR-GAN training steps on the multipie set (0: skip DR-GAN)
     drgan_batch_size: int = 32   #: DR-GAN batch size
+    sampler_steps: int = 500     #: DVG-Face identity-sampler steps
+    dvg_steps: int = 250         #: DVG-Face generator steps on the nirvis pairs (0: skip DVG-Face)
+    dvg_batch_size: int = 8      #: NIR-VIS pairs per DVG-Face step
+    dvg_pairs: int = 64          #: generated pairs written
 
     def validate(self) -> None:
         """Raise OptionError for unknown presets or impossible counts."""
@@ -76,6 +85,9 @@ class QuickstartConfig:
             raise OptionError("quickstart: sheet_subjects, steps and probes must be >= 1, subjects >= 0")
         if self.drgan_steps < 0 or self.drgan_batch_size < 2:
             raise OptionError("quickstart: drgan_steps must be >= 0 and drgan_batch_size >= 2")
+        if self.dvg_steps < 0 or self.dvg_batch_size < 2 or self.sampler_steps < 1 or self.dvg_pairs < 1:
+            raise OptionError("quickstart: dvg_steps must be >= 0, dvg_batch_size >= 2, sampler_steps and "
+                              "dvg_pairs >= 1")
         if self.pipeline and not {"webface", "multipie", "nirvis"} <= set(self.presets):
             raise OptionError("quickstart pipeline needs the webface, multipie and nirvis presets; "
                               "add them or set pipeline=false")
@@ -219,6 +231,56 @@ def _drgan(cfg: QuickstartConfig, run: Path) -> dict[str, Any]:
             "logs": {k: float(v) for k, v in result.get("logs", {}).items()}}
 
 
+def _dvg(cfg: QuickstartConfig, run: Path) -> dict[str, Any]:
+    """Stage 6: F_s, the dual generator, generated pairs, their grid and statistics (module docstring)."""
+    from dvg.config import DVGConfig
+    from dvg.generate import generate_pairs, load_dvg, pair_statistics
+    import torch
+
+    from dvg.sampler_task import IdentitySamplerConfig, IdentitySamplerTask
+    from dvg.task import DVGTask
+    from hfr.config import load_config
+    from hfr.data.datasets import ManifestDataset
+    from hfr.data.manifest import Manifest
+    from hfr.engine.loop import train
+    from hfr.recognizer.export import load_recognizer
+    from hfr.viz import labelled_grid, tensor_to_images
+
+    recognizer = run / "recognizer.pt"
+    quiet = ["train.checkpoint_every=0", "train.eval_every=-1", "train.best_metric=none", f"train.seed={cfg.seed}",
+             "train.num_workers=0"]
+    scfg = load_config(IdentitySamplerConfig, None, [f"data.train={run / 'data' / 'webface'}", f"data.recognizer={recognizer}",
+                                             f"train.steps={cfg.sampler_steps}", "train.sample_every=-1",
+                                             f"train.log_every={max(1, cfg.sampler_steps // 5)}", *quiet])
+    sampler_task = IdentitySamplerTask()
+    train(sampler_task, scfg, recipe="dvg-sampler", run_dir=run / "dvg" / "sampler", runs_root=run)
+    sampler = sampler_task.export(run / "dvg" / "sampler", {"recipe": "quickstart"})["identity_sampler"]
+    nirvis = run / "data" / "nirvis"
+    # configs/dvg/synth-nirvis.yaml's settings at the recognizer's input size, with fewer steps
+    gcfg = load_config(DVGConfig, None, [
+        f"data.train={nirvis}", f"data.size={cfg.train_size}", f"data.recognizer={recognizer}",
+        f"data.identity_sampler={sampler}", "net.width=0.25", "net.deterministic=true",
+        f"batch_size={cfg.dvg_batch_size}", f"train.steps={cfg.dvg_steps}",
+        f"train.log_every={max(1, cfg.dvg_steps // 10)}", f"train.sample_every={cfg.dvg_steps}", *quiet])
+    task = DVGTask()
+    result = train(task, gcfg, recipe="dvg", run_dir=run / "dvg" / "generator", runs_root=run)
+    generator = task.export(run / "dvg" / "generator", {"recipe": "quickstart", "steps": result["step"]})["generator"]
+    pairs = run / "dvg" / "pairs"
+    generate_pairs(load_dvg(generator), pairs, cfg.dvg_pairs, seed=cfg.seed, attributes="real", data=nirvis)
+    manifest = Manifest.read(pairs)
+    stats = pair_statistics(load_recognizer(recognizer), manifest)
+    shown = manifest.filter(lambda r: int(r.get("pair")) < 8)
+    rows = [shown.filter(lambda r, m=m: r.modality == m) for m in ("nir", "vis")]
+    images = [img for rows_m in rows for img in tensor_to_images(torch.stack(
+        [item["image"] for item in ManifestDataset(rows_m, size=cfg.size, channels=3)]))]
+    grid = run / "dvg" / "pairs.png"
+    save_image(grid, labelled_grid(images, ncol=len(rows[0]), row_labels=["NIR", "VIS"]))
+    return {"generator": generator, "pairs": str(pairs), "grid": str(grid), "samples": str(run / "dvg" / "generator"
+                                                                                        / "samples"),
+            "consistency": stats["consistency"], "diversity": stats["diversity"],
+            "logs": {k: float(v) for k, v in result.get("logs", {}).items()}}
+
+
 def run_quickstart(cfg: QuickstartConfig, out: str | Path | None = None,
                    progress: Progress | None = None) -> dict[str, Any]:
     """Run the quickstart into `out` (default a new `runs/quickstart/<timestamp>`); return the summary.
@@ -249,6 +311,10 @@ def run_quickstart(cfg: QuickstartConfig, out: str | Path | None = None,
             t0 = time.perf_counter()
             summary["drgan"] = _drgan(cfg, run)
             timings["drgan"] = time.perf_counter() - t0
+        if cfg.dvg_steps:
+            t0 = time.perf_counter()
+            summary["dvg"] = _dvg(cfg, run)
+            timings["dvg"] = time.perf_counter() - t0
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary["timings"] = {k: round(v, 2) for k, v in timings.items()}
     atomic_write_text(run / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
@@ -300,4 +366,11 @@ def _markdown(summary: dict[str, Any]) -> str:
                   + f" | {100 * d['mean']:.1f} |", "",
                   "Pose sweep of test subjects (input, then every pose bin):", "",
                   f"![DR-GAN pose sweep]({_rel(d['sweep'], root)})"]
+    if "dvg" in summary:
+        g = summary["dvg"]
+        lines += ["", f"## DVG-Face ({summary['config']['dvg_steps']} steps on the nirvis training pairs)", "",
+                  "Generated NIR-VIS pairs of new identities (F_s identities, attributes of real training pairs); "
+                  "under the LightCNN, the NIR and VIS image of a pair have mean cosine "
+                  f"{g['consistency']:.3f} (identity consistency), different pairs {g['diversity']:.3f} (diversity).",
+                  "", f"![DVG-Face generated pairs]({_rel(g['grid'], root)})"]
     return "\n".join(lines) + "\n"

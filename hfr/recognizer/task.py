@@ -114,6 +114,7 @@ def _optimizer(groups: list[dict], cfg: RecognizerConfig, lr: float) -> torch.op
 class RecognizerTask:
     """LightCNN training on the engine (see the module docstring)."""
 
+    config_class = RecognizerConfig
     sample_columns = 8
 
     def build(self, cfg: RecognizerConfig, ctx: TrainContext) -> None:
