@@ -390,6 +390,20 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deocclude(args: argparse.Namespace) -> int:
+    """Restore occluded faces (and frontalize them) with a TSGAN generator.pt; outputs and a grid."""
+    from tsgan.deocclude import deocclude_folder
+    from tsgan.export import load_tsgan
+
+    loaded = load_tsgan(args.generator, device=args.device)
+    result = deocclude_folder(loaded, args.input, args.out, masks=args.masks, frontalize=args.frontalize,
+                              batch_size=args.batch_size)
+    what = "de-occluded and frontalized" if args.frontalize else "de-occluded"
+    console.print(f"{result.count} image(s) {what} ({'with' if result.masked else 'without'} masks, batches of "
+                  f"{result.batch_size}) into {args.out}; before/after grid: {result.grid}")
+    return 0
+
+
 def _csv_cell(text: str) -> str:
     return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text
 
@@ -615,6 +629,18 @@ def build_parser() -> argparse.ArgumentParser:
     # let `--yaw -60,-30,0` through: argparse takes any other "-..." word for an option
     ro._negative_number_matcher = re.compile(r"^-\d*\.?\d+(,\s*[-+]?\d*\.?\d+)*$")
     ro.set_defaults(func=cmd_rotate)
+
+    de = sub.add_parser("deocclude", help="restore occluded faces (and frontalize them) with a TSGAN generator.pt")
+    de.add_argument("--generator", type=Path, required=True, help="TSGAN generator.pt (or its run folder)")
+    de.add_argument("--input", type=Path, required=True, help="image or folder of images")
+    de.add_argument("--masks", type=Path,
+                    help="folder of occlusion masks named like the inputs (255 = occluded); without: none marked")
+    de.add_argument("--frontalize", action="store_true", help="also run stage 2 (frontalization)")
+    de.add_argument("--out", type=Path, required=True, help="folder for deoccluded/, frontalized/ and grid.png")
+    de.add_argument("--batch-size", type=int, default=None,
+                    help="images per forward (default: the training batch; mask attention mixes a batch)")
+    de.add_argument("--device", default="cpu", help="cpu | cuda")
+    de.set_defaults(func=cmd_deocclude)
 
     g = sub.add_parser("gallery", help="FAISS galleries: build, add, remove, info")
     gsub = g.add_subparsers(dest="gallery_command", metavar="GALLERY_COMMAND")

@@ -16,13 +16,13 @@ RECIPES = sorted(CONFIGS.rglob("*.yaml"))
 
 def test_there_are_recipes():
     kinds = {p.parent.name for p in RECIPES}
-    assert {"data", "recognizer", "drgan", "dvg"} <= kinds
+    assert {"data", "recognizer", "drgan", "dvg", "tsgan"} <= kinds
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_recipe_resolves(recipe, capsys):
     command = {"data": ["data", "synth"], "recognizer": ["train-recognizer"],
-               "drgan": ["train-generator"], "dvg": ["train-generator"]}[recipe.parent.name]
+               "drgan": ["train-generator"], "dvg": ["train-generator"], "tsgan": ["train-generator"]}[recipe.parent.name]
     assert main([*command, "--config", str(recipe), "--dry-run"]) == 0
     assert capsys.readouterr().out.strip()
 
@@ -113,3 +113,24 @@ def test_dvg_recipe_trains_two_steps(recipe, nirvis_patterns, tiny_nirvis, tmp_p
         args += ["--set", s]
     assert main(args) == 0
     assert list((tmp_path / "runs").rglob(produced))
+
+
+@pytest.fixture(scope="module")
+def tiny_occluded(tmp_path_factory):
+    return _render(tmp_path_factory, "occluded")
+
+
+@pytest.mark.parametrize("recipe", sorted((CONFIGS / "tsgan").glob("*.yaml")), ids=lambda p: p.stem)
+def test_tsgan_recipe_trains_two_steps(recipe, tiny_occluded, tmp_path):
+    from hfr.models.lightcnn import build_lightcnn
+    from hfr.recognizer.export import export_recognizer
+
+    recognizer = tmp_path / "recognizer.pt"
+    export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=32, in_channels=1), recognizer)
+    args = ["train-generator", "--config", str(recipe), "--runs", str(tmp_path / "runs")]
+    for s in (f"data.train={tiny_occluded}", "data.split=", "data.size=32", f"data.recognizer={recognizer}",
+              "net.width=0.125", "batch_size=4", "train.steps=2", "train.sample_every=2", "train.amp=off",
+              "train.num_workers=0", "train.progress=false"):
+        args += ["--set", s]
+    assert main(args) == 0
+    assert list((tmp_path / "runs").rglob("generator.pt")) and list((tmp_path / "runs").rglob("step-0000002.png"))
