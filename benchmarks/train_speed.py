@@ -23,6 +23,8 @@ malloc policy of the `hfr` command (`hfr.perf.configure_process`).
 - `dvg`: `DVGTask` built from `configs/dvg/synth-nirvis.yaml` on a tiny SynthFace `nirvis` set,
   with an untrained LightCNN-9 as F and an untrained F_s (the cost does not depend on the weights);
   `--batch` counts NIR-VIS pairs (2 images each); no multi-image variant.
+- `dvg-generate`: pair generation, `dvg.generate.generate_batch` (what `hfr generate-pairs` runs
+  per batch, PNG writes excluded) with `--batch` pairs per call: images/s = 2 * pairs/s.
 
 A run keeps the rows of other methods and batch sizes from the existing JSON, so they can be
 measured in separate runs (`--methods dvg --batch 8`, then `--batch 32`).
@@ -296,8 +298,37 @@ def bench_dvg(size: int, batch: int, device: str, steps: int, variant: Variant) 
     return row
 
 
+@torch.no_grad()
+def bench_dvg_generate(size: int, batch: int, device: str, steps: int, variant: Variant) -> dict[str, Any] | None:
+    """Pair generation as `hfr generate-pairs` runs it (`dvg.generate.generate_batch`: per pair an
+    identity from F_s and prior attribute codes from its own seeded generator, then one G forward per
+    domain) for `batch` pairs per call: 2 * batch images per step. PNG encoding and writing are not
+    timed (they cost the same whatever the generator). Untrained networks, deterministic codes (the
+    synth recipe); the cost does not depend on the weights."""
+    from dvg.generate import LoadedDVG, generate_batch
+    from dvg.models import DualGenerator, IdentitySampler
+
+    cuda = device.startswith("cuda")
+    if variant.multi_image or variant.amp:
+        return None  # generation runs in fp32, one image per pair and domain
+    torch.manual_seed(SEED)
+    g = DualGenerator(size, variant.width, deterministic=True).eval().to(device)
+    s = IdentitySampler(256, 256, 1.0).eval().to(device)
+    if variant.channels_last:
+        g = g.to(memory_format=torch.channels_last)
+    loaded = LoadedDVG(g, s, "bench", size)
+    meter = MemoryMeter(device)
+    meter.start()
+    times = time_steps(lambda i: generate_batch(loaded, i * batch, batch, SEED), steps, variant.warmup, device, meter)
+    row = {"what": "F_s + G forward for NIR and VIS (PNG writes excluded)", "images_per_step": 2 * batch,
+           "params_g": sum(p.numel() for p in g.parameters()), **timing_row(times, 2 * batch), **meter.result()}
+    if cuda:
+        torch.cuda.empty_cache()
+    return row
+
+
 #: name -> function(size, batch, device, steps, variant) -> row dict (None: variant not applicable).
-METHODS: dict[str, BenchFn] = {"drgan": bench_drgan, "dvg": bench_dvg}
+METHODS: dict[str, BenchFn] = {"drgan": bench_drgan, "dvg": bench_dvg, "dvg-generate": bench_dvg_generate}
 
 
 # ---------------------------------------------------------------------- reporting
@@ -311,7 +342,7 @@ def label(row: dict[str, Any]) -> str:
     multi = f"multi{row['multi_image']}" if row["multi_image"] else "single"
     extra = "" if not row["device"].startswith("cuda") else \
         f" {'bf16' if row['amp'] else 'fp32'}{' cl' if row['channels_last'] else ''}"
-    if row["method"] == "dvg":
+    if row["method"] in ("dvg", "dvg-generate"):
         multi = f"{row['batch']} pairs"
     return f"{row['method']} {row['size']}px w{row['width']:g} {multi} {row['device']}{extra}"
 

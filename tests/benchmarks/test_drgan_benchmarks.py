@@ -95,11 +95,15 @@ def test_train_speed_dvg_run_keeps_the_other_rows(train_speed: ModuleType, speed
                                                   tmp_path: Path) -> None:
     out = tmp_path / "train_speed.json"
     out.write_text(json.dumps(speed_result))
-    assert train_speed.main(["--quick", "--methods", "dvg", "--widths", "0.25", "--out", str(out)]) == 0
+    assert train_speed.main(["--quick", "--methods", "dvg,dvg-generate", "--widths", "0.25", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["results"]
     assert [r for r in rows if r["method"] == "drgan"] == speed_result["results"]  # kept as they were
     (dvg,) = [r for r in rows if r["method"] == "dvg"]  # no multi-image variant for DVG
     assert dvg["images_per_step"] == 16 and dvg["images_per_s"] > 0  # 8 pairs, 2 images each
+    (gen,) = [r for r in rows if r["method"] == "dvg-generate"]
+    assert gen["images_per_step"] == 16 and gen["params_g"] == dvg["params_g"]  # the same E_N, E_V, G
+    # generation is a forward pass only: faster per image than a training step of the same networks
+    assert gen["images_per_s"] > dvg["images_per_s"]
 
 
 def test_train_speed_skips_cpu_autocast_and_refuses_unknown_methods(train_speed: ModuleType) -> None:

@@ -1,0 +1,79 @@
+"""Smoke test of `benchmarks/cross_modal.py --quick` and of its synthetic folds."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from hfr.data.manifest import Manifest, make_record
+
+ROOT = Path(__file__).resolve().parents[2]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def cross_modal() -> ModuleType:
+    """The cross_modal script as a module."""
+    spec = importlib.util.spec_from_file_location("bench_cross_modal", ROOT / "benchmarks" / "cross_modal.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_folds_are_halves_of_the_subjects_with_gallery_vis_and_nir_probes(cross_modal: ModuleType) -> None:
+    recs = []
+    for s in ("A", "B", "C", "D"):
+        recs += [make_record(f"{s}/g.png", s, "vis", 0.0, "test", gallery=1),
+                 make_record(f"{s}/v.png", s, "vis", 10.0, "test", gallery=0),
+                 make_record(f"{s}/n0.png", s, "nir", 0.0, "test", gallery=0),
+                 make_record(f"{s}/n1.png", s, "nir", 5.0, "test", gallery=0)]
+    folded = cross_modal.with_folds(Manifest(recs, "/data"), folds=6, seed=1)
+    assert [c for c in folded.columns if c.startswith("fold_")] == [f"fold_{k}" for k in range(1, 7)]
+    draws = set()
+    for k in range(1, 7):
+        roles = {(r.path, r.get(f"fold_{k}")) for r in folded if r.get(f"fold_{k}")}
+        gallery = sorted(p for p, role in roles if role == "gallery")
+        probes = sorted(p for p, role in roles if role == "probe")
+        subjects = sorted(p.split("/")[0] for p in gallery)
+        assert len(subjects) == 2 and all(p.endswith("/g.png") for p in gallery)  # one gallery VIS each
+        assert probes == sorted(f"{s}/n{i}.png" for s in subjects for i in (0, 1))  # every NIR image of them
+        draws.add(tuple(subjects))
+    assert len(draws) > 1  # the folds draw different halves
+
+
+def test_quick_run_writes_the_table_json_and_figures(cross_modal: ModuleType, tmp_path: Path) -> None:
+    threads = torch.get_num_threads()
+    try:
+        assert cross_modal.main(["--quick", "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads((tmp_path / "cross_modal.json").read_text())
+    methods = ["vis-only", "real pairs", "real + DVG pairs", "real + DVG pairs, no L_ort", "real + DVG pairs, no L_ip"]
+    assert list(result["results"]) == methods
+    for name in methods:
+        summary = result["results"][name]["summary"]
+        assert set(summary) == {"rank1", "vr@far=0.01", "vr@far=0.001", "vr@far=0.0001"}
+        assert summary["rank1"]["n"] == 2 and 0 <= summary["rank1"]["mean"] <= 1  # quick: 2 folds, 1 seed
+    stages = result["stages"]
+    assert "loss.ort=0" in stages["dvg-no-ort"]["sets"] and "loss.ip=0" in stages["dvg-no-ip"]["sets"]
+    assert any(s.startswith("data.generated=") and s != "data.generated="
+               for s in stages["finetune-dvg-seed0"]["sets"])
+    assert "data.generated=" in stages["finetune-real-seed0"]["sets"]  # the real-pairs baseline adds none
+    for name in ("dvg", "dvg-no-ort", "dvg-no-ip"):
+        assert set(result["pair_statistics"][name]) == {"pairs", "consistency", "diversity"}
+    table = (tmp_path / "cross_modal.md").read_text()
+    assert all(f"| {name} |" in table for name in methods)
+    for png in ("cross_modal_roc.png", "cross_modal_pairs.png"):
+        assert (tmp_path / png).read_bytes()[:8] == PNG_MAGIC
+    # --reuse skips the finished stages: same files, nothing retrained
+    assert cross_modal.main(["--quick", "--reuse", "--out", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "cross_modal.json").read_text())
+    assert all(s["reused"] for s in again["stages"].values())
+    assert again["results"] == result["results"]
