@@ -50,7 +50,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hfr.config import load_config, read_yaml  # noqa: E402
 from hfr.data.manifest import MANIFEST_NAME, Manifest, relabel  # noqa: E402
 from hfr.embed import embed_manifest  # noqa: E402
 from hfr.eval.protocols import FAR_LEVELS, cross_modal, fold_names  # noqa: E402
@@ -59,6 +58,8 @@ from hfr.machine import machine_info  # noqa: E402
 from hfr.perf import configure_process  # noqa: E402
 from hfr.recognizer.export import load_recognizer  # noqa: E402
 from hfr.viz import labelled_grid, plot_roc, save_image, tensor_to_images  # noqa: E402
+
+from benchmarks.stages import Stages, lightcnn_sets, quiet_sets  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 RECIPES = {
@@ -77,9 +78,9 @@ WEBFACE_SUBJECTS, NIRVIS_SUBJECTS, RENDER_SIZE = 300, 360, 64
 SIZE = 32                 #: recognizer and generator input (faces are resized)
 LIGHTCNN_STEPS = 1000     #: VIS pretraining (AdamW 1e-3, lr / 10 at 70%)
 SAMPLER_STEPS = 2000      #: identity sampler F_s
-DVG_STEPS = 1200          #: each DVG-Face generator
-PAIRS = 4000              #: generated pairs per generator
-FINETUNE_STEPS = 400      #: each fine-tuning (100 of them classifier-only, as the recipe's warm-up)
+DVG_STEPS = 600           #: each DVG-Face generator (~3 min at 32 px)
+PAIRS = 3000              #: generated pairs per generator
+FINETUNE_STEPS = 300      #: each fine-tuning (a quarter of them classifier-only, as the recipe's warm-up)
 QUICK = {"webface": 10, "nirvis": 10, "render_size": 32, "lightcnn": 4, "sampler": 4, "dvg": 2, "pairs": 16,
          "finetune": 3, "folds": 2}
 
@@ -121,68 +122,6 @@ def with_folds(test: Manifest, folds: int, seed: int) -> Manifest:
 
 
 # ---------------------------------------------------------------------- training
-class Stages:
-    """Runs the training stages into `runs/<stage>/`, or reuses one an earlier run finished with the
-    same `--set`s (`--reuse`); records what each did for the JSON."""
-
-    def __init__(self, runs: Path, reuse: bool) -> None:
-        self.runs, self.reuse = runs, reuse
-        self.records: dict[str, dict[str, Any]] = {}
-        self.seconds: dict[str, float] = {}
-
-    def train(self, stage: str, recipe: Path, sets: list[str], file_name: str) -> Path:
-        """Train `recipe` with `sets` (the task from its `model:`); returns the exported `file_name`."""
-        import hfr.recognizer.task  # noqa: F401  (registers the `recognizer` task; the others are entry points)
-        from hfr.engine.loop import train
-        from hfr.engine.task import get_task
-
-        done = self.runs / stage / "done.json"
-        if self.reuse and done.is_file():
-            record = json.loads(done.read_text(encoding="utf-8"))
-            if record.get("sets") == sets and Path(record["file"]).is_file():
-                print(f"{stage}: reusing {record['file']}", flush=True)
-                self.records[stage] = {**record, "reused": True}
-                return Path(record["file"])
-        model = read_yaml(recipe)["model"]
-        task_cls = get_task(model)
-        cfg: Any = load_config(task_cls.config_class, recipe, sets)
-        task = task_cls()
-        print(f"training {stage}: {recipe.relative_to(ROOT)} for {cfg.train.steps} steps", flush=True)
-        t = time.perf_counter()
-        result = train(task, cfg, recipe=stage, runs_root=self.runs)
-        run_dir = Path(result["run_dir"])
-        meta = {"steps": result["step"], "benchmark": "cross_modal"}
-        if model == "recognizer":
-            path = run_dir / file_name
-            task.export(path, meta=meta)
-        else:
-            path = Path(task.export(run_dir, meta)[file_name.removesuffix(".pt")])
-        seconds = round(time.perf_counter() - t, 1)
-        print(f"  {stage}: {result['step']} steps in {seconds:.0f} s -> {path}", flush=True)
-        record = {"recipe": str(recipe.relative_to(ROOT)), "sets": sets, "steps": int(result["step"]),
-                  "file": str(path), "train_seconds": seconds}
-        atomic_write_text(done, json.dumps(record, indent=2) + "\n")
-        self.records[stage] = {**record, "reused": False}
-        self.seconds[f"train {stage}"] = seconds
-        return path
-
-
-def quick_sets(quick: bool, batch: int) -> list[str]:
-    """The smoke mode's small batches and no in-training evaluation, checkpoints or samples."""
-    if not quick:
-        return ["train.eval_every=-1", "train.best_metric=null", "train.checkpoint_every=0"]
-    return [f"batch_size={batch}", "train.num_workers=0", "train.eval_every=-1", "train.best_metric=null",
-            "train.sample_every=-1", "train.checkpoint_every=0", "train.log_every=1", "train.progress=false"]
-
-
-def lightcnn_sets(webface: Path, steps: int, seed: int, quick: bool) -> list[str]:
-    """VIS-only LightCNN-9 (benchmarks/cross_pose.py's setting: AdamW, 32 px)."""
-    return [f"data.train={webface}", "data.eval=none", f"data.size={SIZE}", f"train.seed={seed}",
-            f"train.steps={steps}", "optim.name=adamw", "optim.lr=0.001", "optim.official_lr_groups=false",
-            "net.dropout=0", "optim.gamma=0.1", f"optim.step_size={max(1, round(0.7 * steps))}",
-            "train.channels_last=true", "train.sample_every=-1", *quick_sets(quick, 16)]
-
-
 def finetune_sets(nirvis: Path, pretrained: Path, generated: Path | None, steps: int, seed: int,
                   quick: bool) -> list[str]:
     """The NIR-VIS fine-tuning recipe at 32 px with `steps` steps (a quarter of them classifier-only)."""
@@ -190,7 +129,7 @@ def finetune_sets(nirvis: Path, pretrained: Path, generated: Path | None, steps:
     return [f"data.train={nirvis}", "data.eval=none", f"data.size={SIZE}", f"net.pretrained={pretrained}",
             f"data.generated={generated or ''}", f"train.seed={seed}", f"train.steps={steps}",
             f"finetune.warmup_steps={warmup}", f"optim.step_size={max(1, (steps - warmup) // 2)}",
-            "train.sample_every=-1", *quick_sets(quick, 16)]
+            "train.sample_every=-1", *quiet_sets(quick, 16)]
 
 
 # ---------------------------------------------------------------------- evaluation
@@ -270,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     n_pairs = QUICK["pairs"] if q else PAIRS
     render_size = QUICK["render_size"] if q else RENDER_SIZE
     t_all = time.perf_counter()
-    stages = Stages(runs, args.reuse)
+    stages = Stages(runs, args.reuse, "cross_modal")
 
     t = time.perf_counter()
     webface_n, nirvis_n = (QUICK["webface"], QUICK["nirvis"]) if q else (WEBFACE_SUBJECTS, NIRVIS_SUBJECTS)
@@ -288,16 +227,16 @@ def main(argv: list[str] | None = None) -> int:
         plain, test = test, with_folds(test, args.folds, args.seed)
 
     vis_only = stages.train("lightcnn-vis", RECIPES["lightcnn"],
-                            lightcnn_sets(webface, steps["lightcnn"], args.seed, q), "recognizer.pt")
+                            [*lightcnn_sets(webface, SIZE, steps["lightcnn"], args.seed), *quiet_sets(q, 16)])
     sampler = stages.train("identity-sampler", RECIPES["sampler"],
                            [f"data.train={webface}", f"data.recognizer={vis_only}", f"train.steps={steps['sampler']}",
-                            *quick_sets(q, 16)], "identity_sampler.pt")
+                            *quiet_sets(q, 16)], "identity_sampler")
     generators: dict[str, Path] = {}
     for name, extra in GENERATORS.items():
         sets = [f"data.train={nirvis}", f"data.size={SIZE}", f"data.recognizer={vis_only}",
                 f"data.identity_sampler={sampler}", f"train.seed={args.seed}", f"train.steps={steps['dvg']}",
-                f"train.sample_every={steps['dvg'] if not q else -1}", *extra, *quick_sets(q, 4)]
-        generators[name] = stages.train(name, RECIPES["dvg"], sets, "generator.pt")
+                f"train.sample_every={steps['dvg'] if not q else -1}", *extra, *quiet_sets(q, 4)]
+        generators[name] = stages.train(name, RECIPES["dvg"], sets)
 
     from dvg.generate import generate_pairs, load_dvg, pair_statistics
 
@@ -329,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             generated = pairs[(gen_name, seed)] if gen_name else None
             stage = f"finetune-{gen_name or 'real'}-seed{seed}"
             rec = stages.train(stage, RECIPES["finetune"],
-                               finetune_sets(nirvis, vis_only, generated, steps["finetune"], seed, q), "recognizer.pt")
+                               finetune_sets(nirvis, vis_only, generated, steps["finetune"], seed, q))
             t = time.perf_counter()
             ev = evaluate(rec, test, plain)
             stages.seconds["evaluate"] += round(time.perf_counter() - t, 1)

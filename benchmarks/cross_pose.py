@@ -73,6 +73,8 @@ from hfr.perf import configure_process  # noqa: E402
 from hfr.recognizer.export import Recognizer, load_recognizer  # noqa: E402
 from hfr.viz import labelled_grid, plot_rank1_vs_yaw, save_image, tensor_to_images  # noqa: E402
 
+from benchmarks.stages import frontalize  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 DATA_RECIPE = ROOT / "configs" / "data" / "synth-multipie.yaml"
 RECIPES = {
@@ -258,16 +260,6 @@ def fused_cross_pose(manifest: Manifest, feats: np.ndarray, omega: np.ndarray, n
     result.update(templates=len(templates), template_sizes={str(s): sizes.count(s) for s in sorted(set(sizes))},
                   n=n, template_seed=seed)
     return result
-
-
-@torch.no_grad()
-def frontalize(gen: LoadedGenerator, images: torch.Tensor, seed: int) -> torch.Tensor:
-    """Images in [0, 1] decoded at the 0-degree pose bin with one fixed z (drawn from `seed`); [0, 1]."""
-    g = gen.generator
-    f, _ = g.encode(images * 2 - 1)
-    z = g.noise(1, torch.Generator().manual_seed(seed), images.device).expand(len(f), -1)
-    pose = torch.full((len(f),), gen.bin_of(0.0), dtype=torch.long)
-    return (g.decode(f, pose, z).float() * 0.5 + 0.5).clamp(0, 1)
 
 
 @torch.no_grad()

@@ -23,6 +23,10 @@ malloc policy of the `hfr` command (`hfr.perf.configure_process`).
 - `dvg`: `DVGTask` built from `configs/dvg/synth-nirvis.yaml` on a tiny SynthFace `nirvis` set,
   with an untrained LightCNN-9 as F and an untrained F_s (the cost does not depend on the weights);
   `--batch` counts NIR-VIS pairs (2 images each); no multi-image variant.
+- `tsgan`: `TSGANTask` built from `configs/tsgan/synth-occluded.yaml` on a tiny SynthFace `occluded`
+  set, with an untrained LightCNN-9 as F (identity and dual triplet terms on); one step = the G_d + G_f
+  step with every term, then the D_d + D_f step; `--batch` occluded images (2 per subject); no
+  multi-image variant.
 - `dvg-generate`: pair generation, `dvg.generate.generate_batch` (what `hfr generate-pairs` runs
   per batch, PNG writes excluded) with `--batch` pairs per call: images/s = 2 * pairs/s.
 
@@ -74,6 +78,7 @@ from hfr.perf import Allocator, configure_process  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 DRGAN_RECIPE = ROOT / "configs" / "drgan" / "synth-multipie.yaml"
 DVG_RECIPE = ROOT / "configs" / "dvg" / "synth-nirvis.yaml"
+TSGAN_RECIPE = ROOT / "configs" / "tsgan" / "synth-occluded.yaml"
 SEED = 0
 WARMUP = 2
 
@@ -188,6 +193,7 @@ def timing_row(times: list[float], images_per_step: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------- DR-GAN
 _DATA_CACHE: dict[int, Path] = {}
 _NIRVIS_CACHE: dict[int, Path] = {}
+_OCCLUDED_CACHE: dict[tuple[int, int], Path] = {}
 _TMP = tempfile.TemporaryDirectory(prefix="hfr-train-speed-")
 
 
@@ -298,6 +304,50 @@ def bench_dvg(size: int, batch: int, device: str, steps: int, variant: Variant) 
     return row
 
 
+def bench_tsgan(size: int, batch: int, device: str, steps: int, variant: Variant) -> dict[str, Any] | None:
+    """One TSGAN `train_step` of `TSGANTask` (G_d + G_f step with every term, then D_d + D_f) on a fixed
+    batch of `batch` occluded images (`batch / 2` subjects x 2) from a tiny SynthFace `occluded` set (every
+    split: at least 12 subjects, more when the batch needs them). F is an untrained LightCNN-9 at the
+    generators' size (the cost does not depend on the weights)."""
+    from hfr.config import load_config
+    from hfr.models.lightcnn import build_lightcnn
+    from hfr.recognizer.export import export_recognizer
+    from tsgan.config import TSGANConfig
+    from tsgan.task import TSGANTask
+
+    cuda = device.startswith("cuda")
+    if variant.multi_image or (variant.amp and not cuda):
+        return None  # no multi-image variant; autocast is CUDA-only in the engine
+    subjects = max(12, batch // 2)  # the sampler draws batch / 2 distinct subjects per batch
+    key = (size, subjects)
+    if key not in _OCCLUDED_CACHE:
+        from hfr.data.synth import SynthConfig, write_preset
+
+        out = Path(_TMP.name) / f"occluded-{size}-{subjects}"
+        write_preset(SynthConfig(preset="occluded", subjects=subjects, size=size, seed=SEED), out)
+        torch.manual_seed(SEED)
+        export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=size, in_channels=1), out / "rec.pt")
+        _OCCLUDED_CACHE[key] = out
+    data = _OCCLUDED_CACHE[key]
+    sets = [f"data.train={data}", f"data.recognizer={data / 'rec.pt'}", "data.split=", f"data.size={size}",
+            f"batch_size={batch}",
+            f"net.width={variant.width}", f"train.seed={SEED}", f"train.amp={'bf16' if variant.amp else 'off'}",
+            f"train.channels_last={str(variant.channels_last).lower()}", "train.num_workers=0",
+            f"train.device={'cuda' if cuda else 'cpu'}"]
+    cfg = load_config(TSGANConfig, TSGAN_RECIPE, sets)
+    task = TSGANTask()
+    times, memory = run_task(task, cfg, device, variant, steps)
+    row = {"recipe": str(TSGAN_RECIPE.relative_to(ROOT)), "sets": sets[2:], "subjects": subjects,
+           "images_per_step": task.images_per_step(),
+           "params_g": sum(p.numel() for p in [*task.G_d.parameters(), *task.G_f.parameters()]),
+           "params_d": sum(p.numel() for p in [*task.D_d.parameters(), *task.D_f.parameters()]),
+           **timing_row(times, task.images_per_step()), **memory}
+    del task
+    if cuda:
+        torch.cuda.empty_cache()
+    return row
+
+
 @torch.no_grad()
 def bench_dvg_generate(size: int, batch: int, device: str, steps: int, variant: Variant) -> dict[str, Any] | None:
     """Pair generation as `hfr generate-pairs` runs it (`dvg.generate.generate_batch`: per pair an
@@ -328,7 +378,8 @@ def bench_dvg_generate(size: int, batch: int, device: str, steps: int, variant: 
 
 
 #: name -> function(size, batch, device, steps, variant) -> row dict (None: variant not applicable).
-METHODS: dict[str, BenchFn] = {"drgan": bench_drgan, "dvg": bench_dvg, "dvg-generate": bench_dvg_generate}
+METHODS: dict[str, BenchFn] = {"drgan": bench_drgan, "dvg": bench_dvg, "dvg-generate": bench_dvg_generate,
+                              "tsgan": bench_tsgan}
 
 
 # ---------------------------------------------------------------------- reporting
@@ -344,6 +395,8 @@ def label(row: dict[str, Any]) -> str:
         f" {'bf16' if row['amp'] else 'fp32'}{' cl' if row['channels_last'] else ''}"
     if row["method"] in ("dvg", "dvg-generate"):
         multi = f"{row['batch']} pairs"
+    elif row["method"] == "tsgan":
+        multi = f"batch {row['batch']}"
     return f"{row['method']} {row['size']}px w{row['width']:g} {multi} {row['device']}{extra}"
 
 

@@ -6,9 +6,7 @@ they are loaded from their files and their `main(argv)` is called in-process.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,38 +14,22 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark_scripts import PNG_MAGIC, ROOT, load_script
+from benchmark_scripts import keep_threads  # noqa: F401  (autouse: restores torch's threads)
+
 from hfr.data.manifest import Manifest, make_record
-
-ROOT = Path(__file__).resolve().parents[2]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def train_speed() -> ModuleType:
     """The train_speed script as a module."""
-    return _load("train_speed")
+    return load_script("train_speed")
 
 
 @pytest.fixture(scope="module")
 def cross_pose() -> ModuleType:
     """The cross_pose script as a module."""
-    return _load("cross_pose")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def keep_threads():
-    """The quick modes set torch to 1 thread; give the rest of the session its setting back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+    return load_script("cross_pose")
 
 
 # ---------------------------------------------------------------------- train_speed

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-import torch
+
+from benchmark_scripts import PNG_MAGIC, load_script
+from benchmark_scripts import keep_threads  # noqa: F401  (autouse: restores torch's threads)
 
 from hfr.data.manifest import Manifest, make_record
-
-ROOT = Path(__file__).resolve().parents[2]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def cross_modal() -> ModuleType:
     """The cross_modal script as a module."""
-    spec = importlib.util.spec_from_file_location("bench_cross_modal", ROOT / "benchmarks" / "cross_modal.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("cross_modal")
 
 
 def test_folds_are_halves_of_the_subjects_with_gallery_vis_and_nir_probes(cross_modal: ModuleType) -> None:
@@ -49,11 +42,7 @@ def test_folds_are_halves_of_the_subjects_with_gallery_vis_and_nir_probes(cross_
 
 
 def test_quick_run_writes_the_table_json_and_figures(cross_modal: ModuleType, tmp_path: Path) -> None:
-    threads = torch.get_num_threads()
-    try:
-        assert cross_modal.main(["--quick", "--out", str(tmp_path)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert cross_modal.main(["--quick", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "cross_modal.json").read_text())
     methods = ["vis-only", "real pairs", "real + DVG pairs", "real + DVG pairs, no L_ort", "real + DVG pairs, no L_ip"]
     assert list(result["results"]) == methods
