@@ -254,9 +254,13 @@ def verification(manifest: Manifest, features: np.ndarray, pairs: Sequence[Any])
 
 
 def _roc_points(roc: "metrics.RocCounts", n: int = 200) -> dict[str, list[float]]:
-    """A thinned ROC (at most `n` points) for plots and JSON."""
+    """A thinned ROC (at most about `n` points) for plots and JSON: half the points evenly spaced
+    along the curve, half at log-spaced FARs (1e-6 .. 1), so the low-FAR end that log-FAR plots
+    show keeps its shape (evenly spaced points alone all sit at high FAR)."""
     far, tar = np.asarray(roc.far), np.asarray(roc.tar)
     if len(far) > n:
-        keep = np.unique(np.linspace(0, len(far) - 1, n).round().astype(int))
+        even = np.linspace(0, len(far) - 1, n // 2).round().astype(int)
+        at_log_far = np.searchsorted(far, np.logspace(-6, 0, n - n // 2), side="right") - 1
+        keep = np.unique(np.clip(np.concatenate([even, at_log_far]), 0, len(far) - 1))
         far, tar = far[keep], tar[keep]
     return {"far": [float(x) for x in far], "tar": [float(x) for x in tar]}

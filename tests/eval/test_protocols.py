@@ -141,3 +141,20 @@ def test_verification_folds_and_errors():
         verification(manifest, np.stack(feats), [Pair("lfw", 1, "x.png", "0_0.png", True)])
     with pytest.raises(DataError, match="no pairs"):
         verification(manifest, np.stack(feats), [])
+
+
+def test_thinned_roc_keeps_the_low_far_end_on_the_curve():
+    from hfr import metrics
+    from hfr.eval.protocols import _roc_points
+
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(2, 1, 2000), rng.normal(0, 1, 200_000)])
+    labels = np.concatenate([np.ones(2000), np.zeros(200_000)])
+    roc = metrics.roc_counts(scores, labels)
+    thin = _roc_points(roc, n=200)
+    far, tar = np.array(thin["far"]), np.array(thin["tar"])
+    assert len(far) <= 200 and np.all(np.diff(far) >= 0) and np.all(np.diff(tar) >= 0)
+    full = dict(zip(np.asarray(roc.far).tolist(), np.asarray(roc.tar).tolist()))
+    assert all(full.get(f) is not None for f in far)  # every kept point is a point of the exact curve
+    for decade in (1e-4, 1e-3, 1e-2):  # each low-FAR decade keeps points (an even spacing left none below 1e-2)
+        assert np.sum((far >= decade) & (far < 10 * decade)) >= 5
