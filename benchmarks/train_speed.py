@@ -401,7 +401,7 @@ def label(row: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    """Horizontal bar chart of training images/s per configuration."""
+    """Horizontal bar chart of images/s per configuration."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -418,7 +418,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_xscale("log" if values and max(values) / max(min(values), 1e-9) > 50 else "linear")
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:.0f}", va="center", fontsize=7)
-    ax.set_xlabel("training images/s (one full step: all phases)")
+    ax.set_xlabel("images/s (training: one full step, all phases; dvg-generate: F_s + G forward)")
     batches = sorted({f"{r['method']} {r['batch']}" for r in rows})
     ax.set_title(f"generator training speed (batch: {', '.join(batches)})", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
@@ -515,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(cases)} cases; {args.warmup} warm-up + {args.steps} timed steps each; batch {args.batch}; "
           f"{info['torch_threads']} torch threads on {info['cpu_count']} cores")
     rows: list[dict[str, Any]] = []
-    header = f"{'method':<8}{'dev':<6}{'size':>5}{'width':>7}{'multi':>6}{'amp':>6}{'cl':>4}" \
+    header = f"{'method':<13}{'dev':<6}{'size':>5}{'width':>7}{'multi':>6}{'amp':>6}{'cl':>4}" \
              f"{'img/s':>9}{'ms/step':>10}{'median':>9}{'peak MB':>9}"
     print(header)
     t_all = time.perf_counter()
@@ -526,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {"method": method, "device": device, "size": size, "batch": args.batch, **asdict(variant), **row}
         rows.append(row)
         peak = row.get("peak_mem_mb")
-        print(f"{method:<8}{device:<6}{size:>5}{variant.width:>7g}{variant.multi_image:>6}"
+        print(f"{method:<13}{device:<6}{size:>5}{variant.width:>7g}{variant.multi_image:>6}"
               f"{'bf16' if variant.amp else 'off':>6}{'on' if variant.channels_last else 'off':>4}"
               f"{row['images_per_s']:>9.1f}{row['ms_per_step']:>10.1f}{row['ms_per_step_median']:>9.1f}"
               f"{peak if peak is not None else float('nan'):>9.1f}", flush=True)
