@@ -633,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     de = sub.add_parser("deocclude", help="restore occluded faces (and frontalize them) with a TSGAN generator.pt")
     de.add_argument("--generator", type=Path, required=True, help="TSGAN generator.pt (or its run folder)")
     de.add_argument("--input", type=Path, required=True, help="image or folder of images")
-    de.add_argument("--masks", type=Path,
+    de.add_argument("--masks", "--mask", type=Path,
                     help="folder of occlusion masks named like the inputs (255 = occluded); without: none marked")
     de.add_argument("--frontalize", action="store_true", help="also run stage 2 (frontalization)")
     de.add_argument("--out", type=Path, required=True, help="folder for deoccluded/, frontalized/ and grid.png")

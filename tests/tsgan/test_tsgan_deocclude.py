@@ -123,7 +123,7 @@ def test_cli_deocclude_writes_outputs_and_refuses_bad_input(setup, tmp_path, cap
 
     out = tmp_path / "cli"
     assert main(["deocclude", "--generator", str(setup / "generator.pt"), "--input", str(setup / "faces"),
-                 "--masks", str(setup / "masks"), "--frontalize", "--out", str(out)]) == 0
+                 "--mask", str(setup / "masks"), "--frontalize", "--out", str(out)]) == 0  # the spelling
     assert f"{N_IMAGES} image(s) de-occluded and frontalized (with masks" in capsys.readouterr().out
     assert sorted(p.name for p in (out / "frontalized").glob("*.png")) == [f"f{i}.png" for i in range(N_IMAGES)]
     assert (out / "grid.png").exists()
