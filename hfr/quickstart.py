@@ -70,8 +70,8 @@ class QuickstartConfig:
     probes: int = 5          #: NIR probes searched in the gallery
     drgan_steps: int = 300   #: DR-GAN training steps on the multipie set (0: skip DR-GAN)
     drgan_batch_size: int = 32   #: DR-GAN batch size
-    sampler_steps: int = 500     #: DVG-Face identity-sampler steps
-    dvg_steps: int = 250         #: DVG-Face generator steps on the nirvis pairs (0: skip DVG-Face)
+    sampler_steps: int = 300     #: DVG-Face identity-sampler steps
+    dvg_steps: int = 150         #: DVG-Face generator steps on the nirvis pairs (0: skip DVG-Face)
     dvg_batch_size: int = 8      #: NIR-VIS pairs per DVG-Face step
     dvg_pairs: int = 64          #: generated pairs written
 

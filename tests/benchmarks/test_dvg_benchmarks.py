@@ -50,6 +50,12 @@ def test_quick_run_writes_the_table_json_and_figures(cross_modal: ModuleType, tm
         summary = result["results"][name]["summary"]
         assert set(summary) == {"rank1", "vr@far=0.01", "vr@far=0.001", "vr@far=0.0001"}
         assert summary["rank1"]["n"] == 2 and 0 <= summary["rank1"]["mean"] <= 1  # quick: 2 folds, 1 seed
+    for name in methods[2:]:  # the generated-pairs methods, against real pairs on the same seed and fold
+        diff = result["results"][name]["minus_real_pairs"]["rank1"]
+        folds = {(f["seed"], f["fold"]): f["rank1"] for f in result["results"]["real pairs"]["folds"]}
+        mine = [f["rank1"] - folds[(f["seed"], f["fold"])] for f in result["results"][name]["folds"]]
+        assert diff["n"] == 2 and abs(diff["mean"] - sum(mine) / 2) < 1e-9
+    assert "minus_real_pairs" not in result["results"]["real pairs"]
     stages = result["stages"]
     assert "loss.ort=0" in stages["dvg-no-ort"]["sets"] and "loss.ip=0" in stages["dvg-no-ip"]["sets"]
     assert any(s.startswith("data.generated=") and s != "data.generated="
