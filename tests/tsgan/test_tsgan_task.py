@@ -23,15 +23,6 @@ from tsgan.export import load_tsgan
 RECIPE = "configs/tsgan/synth-occluded.yaml"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on the shared 2-core machine two OpenMP threads spin against other jobs (50x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from hfr.data.synth import SynthConfig, write_preset
