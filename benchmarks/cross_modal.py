@@ -50,7 +50,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hfr.data.manifest import MANIFEST_NAME, Manifest, relabel  # noqa: E402
+from hfr.data.manifest import Manifest, relabel  # noqa: E402
 from hfr.embed import embed_manifest  # noqa: E402
 from hfr.eval.protocols import FAR_LEVELS, cross_modal, fold_names  # noqa: E402
 from hfr.fileio import atomic_write_text  # noqa: E402
@@ -59,7 +59,7 @@ from hfr.perf import configure_process  # noqa: E402
 from hfr.recognizer.export import load_recognizer  # noqa: E402
 from hfr.viz import labelled_grid, plot_roc, save_image, tensor_to_images  # noqa: E402
 
-from benchmarks.stages import Stages, lightcnn_sets, quiet_sets  # noqa: E402
+from benchmarks.stages import Stages, lightcnn_sets, quiet_sets, render_synth  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 RECIPES = {
@@ -68,6 +68,7 @@ RECIPES = {
     "dvg": ROOT / "configs" / "dvg" / "synth-nirvis.yaml",
     "finetune": ROOT / "configs" / "recognizer" / "synth-finetune.yaml",
 }
+DATA_RECIPES = {p: ROOT / "configs" / "data" / f"synth-{p}.yaml" for p in ("webface", "nirvis")}
 #: The generators: name -> extra `--set`s of configs/dvg/synth-nirvis.yaml.
 GENERATORS: dict[str, list[str]] = {"dvg": [], "dvg-no-ort": ["loss.ort=0"], "dvg-no-ip": ["loss.ip=0"]}
 #: The recognizers in the table: name -> the generator whose pairs its fine-tuning adds (None: none).
@@ -86,20 +87,6 @@ QUICK = {"webface": 10, "nirvis": 10, "render_size": 32, "lightcnn": 4, "sampler
 
 
 # ---------------------------------------------------------------------- data
-def render(preset: str, subjects: int, size: int, seed: int, folder: Path, quick: bool) -> tuple[Path, bool]:
-    """The manifest of a SynthFace preset in `folder`, rendered there when absent (returns (path, rendered))."""
-    manifest = folder / MANIFEST_NAME
-    if manifest.is_file():
-        return manifest, False
-    from hfr.data.synth import SynthConfig, validate_config, write_preset
-
-    cfg = SynthConfig(preset=preset, subjects=subjects, size=size, seed=seed, workers=1 if quick else 2)
-    validate_config(cfg)
-    print(f"rendering SynthFace {preset} ({subjects} subjects, {size} px, seed {seed}) into {folder}", flush=True)
-    write_preset(cfg, folder)
-    return manifest, True
-
-
 def with_folds(test: Manifest, folds: int, seed: int) -> Manifest:
     """`test` with `fold_k` columns: in fold k a random half of the subjects (gallery: each one's
     gallery VIS image, probes: its NIR images); other rows of the fold are left blank."""
@@ -224,10 +211,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     webface_n, nirvis_n = (QUICK["webface"], QUICK["nirvis"]) if q else (WEBFACE_SUBJECTS, NIRVIS_SUBJECTS)
-    webface, rendered_w = render("webface", webface_n, render_size, args.seed,
-                                 args.webface or base / f"data-webface-{webface_n}x{render_size}-seed{args.seed}", q)
-    nirvis, rendered_n = render("nirvis", nirvis_n, render_size, args.seed,
-                                args.nirvis or base / f"data-nirvis-{nirvis_n}x{render_size}-seed{args.seed}", q)
+    webface, rendered_w, _ = render_synth(DATA_RECIPES["webface"], args.webface or base / f"data-webface-{webface_n}x"
+                                          f"{render_size}-seed{args.seed}", webface_n, render_size, args.seed, q)
+    nirvis, rendered_n, _ = render_synth(DATA_RECIPES["nirvis"], args.nirvis or base / f"data-nirvis-{nirvis_n}x"
+                                         f"{render_size}-seed{args.seed}", nirvis_n, render_size, args.seed, q)
     stages.seconds["render"] = round(time.perf_counter() - t, 1)
     full = Manifest.read(nirvis)
     test = full.filter(lambda r: r.split == "test" and r.modality in ("nir", "vis"))

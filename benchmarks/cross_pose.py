@@ -73,7 +73,7 @@ from hfr.perf import configure_process  # noqa: E402
 from hfr.recognizer.export import Recognizer, load_recognizer  # noqa: E402
 from hfr.viz import labelled_grid, plot_rank1_vs_yaw, save_image, tensor_to_images  # noqa: E402
 
-from benchmarks.stages import frontalize  # noqa: E402
+from benchmarks.stages import frontalize, render_synth  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA_RECIPE = ROOT / "configs" / "data" / "synth-multipie.yaml"
@@ -102,24 +102,6 @@ SHOWN_YAWS = (0, 15, 30, 45, 60)
 
 
 # ---------------------------------------------------------------------- data
-def prepare_data(args: argparse.Namespace) -> tuple[Path, bool, float]:
-    """(manifest path, rendered now?, seconds): reuse `--data` when it holds a manifest, else render there."""
-    path = Path(args.data)
-    manifest = path if path.suffix == ".csv" else path / MANIFEST_NAME
-    if manifest.is_file():
-        return manifest, False, 0.0
-    from hfr.data.synth import SynthConfig, validate_config, write_preset
-
-    cfg = load_config(SynthConfig, DATA_RECIPE, [f"subjects={args.subjects}", f"size={args.size}",
-                                                 f"seed={args.seed}", f"workers={1 if args.quick else 2}"])
-    validate_config(cfg)
-    t = time.perf_counter()
-    print(f"rendering SynthFace multipie ({cfg.subjects} subjects, {cfg.size} px, seed {cfg.seed}) into {path}",
-          flush=True)
-    write_preset(cfg, path)
-    return path / MANIFEST_NAME, True, round(time.perf_counter() - t, 1)
-
-
 # ---------------------------------------------------------------------- training
 def training_sets(method: str, args: argparse.Namespace, data: Path) -> list[str]:
     """The `--set` overrides of one method's recipe for this run."""
@@ -428,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
           f"of the whole default run: ~{default_expected_seconds() / 60:.0f} min "
           "(quiet 2-core CPU; a shared one is slower)", flush=True)
 
-    manifest_path, rendered, seconds["render"] = prepare_data(args)
+    manifest_path, rendered, seconds["render"] = render_synth(
+        DATA_RECIPE, Path(args.data), args.subjects, args.size, args.seed, args.quick)
     records: dict[str, dict[str, Any]] = {}
     for method in RECIPES:
         if method in given:

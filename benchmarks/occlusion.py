@@ -70,7 +70,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from drgan.export import load_generator  # noqa: E402
-from hfr.config import load_config, read_yaml  # noqa: E402
+from hfr.config import read_yaml  # noqa: E402
 from hfr.data.datasets import ManifestDataset  # noqa: E402
 from hfr.data.manifest import MANIFEST_NAME, Manifest  # noqa: E402
 from hfr.data.stats import yaw_bin  # noqa: E402
@@ -85,7 +85,7 @@ from tsgan.data import TSGANDataset, is_occluded  # noqa: E402
 from tsgan.deocclude import run_generators  # noqa: E402
 from tsgan.export import LoadedTSGAN, load_tsgan  # noqa: E402
 
-from benchmarks.stages import Stages, frontalize, lightcnn_sets, quiet_sets  # noqa: E402
+from benchmarks.stages import Stages, frontalize, lightcnn_sets, quiet_sets, render_synth  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA_RECIPE = ROOT / "configs" / "data" / "synth-occluded.yaml"
@@ -124,24 +124,6 @@ COMPARISONS = {
 
 
 # ---------------------------------------------------------------------- data
-def prepare_data(args: argparse.Namespace) -> tuple[Path, bool, float]:
-    """(manifest path, rendered now?, seconds): reuse `--data` when it holds a manifest, else render there."""
-    path = Path(args.data)
-    manifest = path if path.suffix == ".csv" else path / MANIFEST_NAME
-    if manifest.is_file():
-        return manifest, False, 0.0
-    from hfr.data.synth import SynthConfig, validate_config, write_preset
-
-    cfg = load_config(SynthConfig, DATA_RECIPE, [f"subjects={args.subjects}", f"size={args.size}",
-                                                 f"seed={args.seed}", f"workers={1 if args.quick else 2}"])
-    validate_config(cfg)
-    t = time.perf_counter()
-    print(f"rendering SynthFace occluded ({cfg.subjects} subjects, {cfg.size} px, seed {cfg.seed}) into {path}",
-          flush=True)
-    write_preset(cfg, path)
-    return path / MANIFEST_NAME, True, round(time.perf_counter() - t, 1)
-
-
 def evaluation_rows(test: Manifest) -> Manifest:
     """The protocol's rows of the test split: the `gallery=1` clean frontal images and the occluded probes."""
     rows = test.filter(lambda r: str(r.get("gallery", "0")) in ("1", "true", "yes") or is_occluded(r))
@@ -445,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
           "a shared one is slower)", flush=True)
     t_all = time.perf_counter()
     stages = Stages(runs, args.reuse, "occlusion")
-    manifest_path, rendered, stages.seconds["render"] = prepare_data(args)
+    manifest_path, rendered, stages.seconds["render"] = render_synth(
+        DATA_RECIPE, Path(args.data), args.subjects, args.size, args.seed, args.quick)
 
     files: dict[str, Path] = {}
     for method in RECIPES:

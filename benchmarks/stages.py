@@ -18,9 +18,29 @@ import torch
 
 from drgan.export import LoadedGenerator
 from hfr.config import load_config, read_yaml
+from hfr.data.manifest import MANIFEST_NAME
 from hfr.fileio import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def render_synth(recipe: Path, data: Path, subjects: int, size: int, seed: int, quick: bool
+                 ) -> tuple[Path, bool, float]:
+    """(manifest path, rendered now?, seconds): the manifest at `data` (a folder or a .csv) when it exists,
+    else the SynthFace preset recipe (configs/data/synth-*.yaml) with these sizes rendered into `data`."""
+    from hfr.data.synth import SynthConfig, validate_config, write_preset
+
+    manifest = data if data.suffix == ".csv" else data / MANIFEST_NAME
+    if manifest.is_file():
+        return manifest, False, 0.0
+    cfg = load_config(SynthConfig, recipe, [f"subjects={subjects}", f"size={size}", f"seed={seed}",
+                                            f"workers={1 if quick else 2}"])
+    validate_config(cfg)
+    t = time.perf_counter()
+    print(f"rendering SynthFace {cfg.preset} ({cfg.subjects} subjects, {cfg.size} px, seed {cfg.seed}) into {data}",
+          flush=True)
+    write_preset(cfg, data)
+    return data / MANIFEST_NAME, True, round(time.perf_counter() - t, 1)
 
 
 def quiet_sets(quick: bool, batch: int) -> list[str]:
