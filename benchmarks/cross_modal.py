@@ -15,9 +15,9 @@ Methods (each a LightCNN-9 recognizer, evaluated with `hfr.eval.protocols.cross_
    and without the pairwise identity preserving loss (`loss.ip=0`).
 
 Folds: a manifest with `fold_k` columns (a CASIA NIR-VIS 2.0 index) is evaluated on its own
-folds. SynthFace has none: `--folds` (5) random halves of the test subjects (drawn from `--seed`)
-play their part, each with its subjects' gallery VIS image and every NIR image as probes. The
-figures are mean +- std over folds; `--seeds 0 1 2` repeats every fine-tuning (and generation) with
+folds. SynthFace has none: `--folds` (5) random halves of the test subjects (drawn from `--seed`,
+`hfr.eval.folds.random_subject_folds`) play their part, each with its subjects' gallery VIS image
+and every NIR image as probes. The figures are mean +- std over folds; `--seeds 0 1 2` repeats every fine-tuning (and generation) with
 other seeds, and the mean +- std is then taken over every (seed, fold).
 
 Writes into `--out` (default benchmarks/results): `cross_modal.json` (per method: rank-1 and
@@ -50,16 +50,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hfr.data.manifest import Manifest, relabel  # noqa: E402
+from benchmarks.stages import lightcnn_sets, quiet_sets, script_main, show_progress  # noqa: E402
+from hfr.data.manifest import Manifest  # noqa: E402
 from hfr.embed import embed_manifest  # noqa: E402
+from hfr.engine.stages import Stages, render_synth  # noqa: E402
+from hfr.eval.folds import random_subject_folds  # noqa: E402
 from hfr.eval.protocols import FAR_LEVELS, cross_modal, fold_names  # noqa: E402
 from hfr.fileio import atomic_write_text  # noqa: E402
 from hfr.machine import machine_info  # noqa: E402
 from hfr.perf import configure_process  # noqa: E402
 from hfr.recognizer.export import load_recognizer  # noqa: E402
 from hfr.viz import labelled_grid, plot_roc, save_image, tensor_to_images  # noqa: E402
-
-from benchmarks.stages import Stages, lightcnn_sets, quiet_sets, render_synth  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 RECIPES = {
@@ -84,28 +85,6 @@ PAIRS = 3000              #: generated pairs per generator
 FINETUNE_STEPS = 300      #: each fine-tuning (a quarter of them classifier-only, as the recipe's warm-up)
 QUICK = {"webface": 10, "nirvis": 10, "render_size": 32, "lightcnn": 4, "sampler": 4, "dvg": 2, "pairs": 16,
          "finetune": 3, "folds": 2}
-
-
-# ---------------------------------------------------------------------- data
-def with_folds(test: Manifest, folds: int, seed: int) -> Manifest:
-    """`test` with `fold_k` columns: in fold k a random half of the subjects (gallery: each one's
-    gallery VIS image, probes: its NIR images); other rows of the fold are left blank."""
-    subjects = test.subjects()
-    rng = np.random.default_rng(seed)
-    chosen = [set(rng.permutation(subjects)[: max(1, len(subjects) // 2)].tolist()) for _ in range(folds)]
-    records = []
-    for r in test:
-        extra: dict[str, str] = {}
-        for k, keep in enumerate(chosen, start=1):
-            role = ""
-            if r.subject in keep:
-                if r.modality == "nir":
-                    role = "probe"
-                elif r.modality == "vis" and str(r.get("gallery", "0")) == "1":
-                    role = "gallery"
-            extra[f"fold_{k}"] = role
-        records.append(relabel(r, **extra))
-    return Manifest(records, test.root, source=test.source)
 
 
 # ---------------------------------------------------------------------- training
@@ -189,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="output folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    show_progress()
     configure_process()
     if args.quick and args.out is None:
         raise SystemExit("--quick writes into --out DIR only (never over benchmarks/results)")
@@ -207,14 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     n_pairs = QUICK["pairs"] if q else PAIRS
     render_size = QUICK["render_size"] if q else RENDER_SIZE
     t_all = time.perf_counter()
-    stages = Stages(runs, args.reuse, "cross_modal")
+    stages = Stages(runs, reuse=args.reuse, meta={"benchmark": "cross_modal"})
 
     t = time.perf_counter()
     webface_n, nirvis_n = (QUICK["webface"], QUICK["nirvis"]) if q else (WEBFACE_SUBJECTS, NIRVIS_SUBJECTS)
     webface, rendered_w, _ = render_synth(DATA_RECIPES["webface"], args.webface or base / f"data-webface-{webface_n}x"
-                                          f"{render_size}-seed{args.seed}", webface_n, render_size, args.seed, q)
+                                          f"{render_size}-seed{args.seed}", webface_n, render_size, args.seed,
+                                          workers=1 if q else 2)
     nirvis, rendered_n, _ = render_synth(DATA_RECIPES["nirvis"], args.nirvis or base / f"data-nirvis-{nirvis_n}x"
-                                         f"{render_size}-seed{args.seed}", nirvis_n, render_size, args.seed, q)
+                                         f"{render_size}-seed{args.seed}", nirvis_n, render_size, args.seed,
+                                         workers=1 if q else 2)
     stages.seconds["render"] = round(time.perf_counter() - t, 1)
     full = Manifest.read(nirvis)
     test = full.filter(lambda r: r.split == "test" and r.modality in ("nir", "vis"))
@@ -222,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{nirvis}: no NIR/VIS rows of split 'test'; the protocol evaluates the test subjects")
     plain = None
     if not fold_names(test):
-        plain, test = test, with_folds(test, args.folds, args.seed)
+        plain, test = test, random_subject_folds(test, args.folds, args.seed)
 
     vis_only = stages.train("lightcnn-vis", RECIPES["lightcnn"],
                             [*lightcnn_sets(webface, SIZE, steps["lightcnn"], args.seed), *quiet_sets(q, 16)])
@@ -340,4 +322,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_main(main))

@@ -18,8 +18,9 @@ other test image) for:
 4. `lightcnn-frontalized`: the LightCNN above on probes frontalized by the single-image DR-GAN
    (every probe decoded at the 0-degree pose bin with one fixed z; gallery images as they are).
 
-Models are trained through the library (`hfr.engine.loop.train` and the tasks, what
-`hfr train-recognizer` / `hfr train-generator` run) into `--runs`, each for its recipe's
+Models are trained through the library's stage runner (`hfr.engine.stages.Stages`: the task a
+recipe's `model:` names, as `hfr train-recognizer` / `hfr train-generator` run it) into `--runs`, each
+for its recipe's
 `train.steps` (times `--steps-scale`); `--reuse RUN_DIR ...` or `--lightcnn/--drgan/--drgan-multi`
 (recognizer.pt / generator.pt or their run folders) skip training, so results can be re-evaluated.
 
@@ -58,22 +59,24 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.stages import script_main, show_progress  # noqa: E402
 from drgan.export import LoadedGenerator, load_generator  # noqa: E402
+from drgan.frontalize import frontalize  # noqa: E402
 from drgan.models import fuse_features  # noqa: E402
 from drgan.recognizer import as_recognizer, encoder_module  # noqa: E402
-from hfr.config import load_config, read_yaml  # noqa: E402
+from hfr.config import read_recipe, read_yaml  # noqa: E402
 from hfr.data.datasets import ManifestDataset  # noqa: E402
 from hfr.data.manifest import MANIFEST_NAME, Manifest, make_record  # noqa: E402
 from hfr.data.stats import yaw_bin  # noqa: E402
 from hfr.embed import embed_manifest  # noqa: E402
+from hfr.engine.stages import Stages, render_synth  # noqa: E402
 from hfr.eval.protocols import cross_pose, cross_pose_split  # noqa: E402
 from hfr.fileio import atomic_write_text  # noqa: E402
 from hfr.machine import machine_info as hfr_machine_info  # noqa: E402
+from hfr.nn.ranges import to_signed, to_unit  # noqa: E402
 from hfr.perf import configure_process  # noqa: E402
 from hfr.recognizer.export import Recognizer, load_recognizer  # noqa: E402
 from hfr.viz import labelled_grid, plot_rank1_vs_yaw, save_image, tensor_to_images  # noqa: E402
-
-from benchmarks.stages import frontalize, render_synth  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA_RECIPE = ROOT / "configs" / "data" / "synth-multipie.yaml"
@@ -98,6 +101,7 @@ SECONDS_PER_STEP_SIZE = {"lightcnn": LIGHTCNN_SIZE, "drgan": 64, "drgan-multi": 
 QUICK = {"subjects": 12, "size": 32, "steps": 3, "batch": 16}
 MULTI_NS = (1, 2, 4)
 SWEEP_SUBJECTS = 6
+FILES = {"lightcnn": "recognizer.pt", "drgan": "generator.pt", "drgan-multi": "generator.pt"}
 SHOWN_YAWS = (0, 15, 30, 45, 60)
 
 
@@ -106,7 +110,7 @@ SHOWN_YAWS = (0, 15, 30, 45, 60)
 def training_sets(method: str, args: argparse.Namespace, data: Path) -> list[str]:
     """The `--set` overrides of one method's recipe for this run."""
     folder = str(data)  # the manifest itself (data.train takes a manifest or its folder)
-    recipe_steps = int(read_yaml(RECIPES[method]).get("train", {}).get("steps", 1000))
+    recipe_steps = int(read_recipe(RECIPES[method]).get("train", {}).get("steps", 1000))
     steps = LIGHTCNN_STEPS if method == "lightcnn" else recipe_steps
     steps = args.steps if args.steps else max(1, round(steps * args.steps_scale))
     sets = [f"data.train={folder}", f"data.eval={folder}", f"train.seed={args.seed}", f"train.steps={steps}"]
@@ -123,38 +127,6 @@ def training_sets(method: str, args: argparse.Namespace, data: Path) -> list[str
     return sets
 
 
-def train_method(method: str, args: argparse.Namespace, data: Path) -> dict[str, Any]:
-    """Train one method from its recipe; export its files; returns what the JSON records."""
-    from hfr.engine.loop import train
-
-    sets = training_sets(method, args, data)
-    if method == "lightcnn":
-        from hfr.recognizer.config import RecognizerConfig
-        from hfr.recognizer.task import RecognizerTask
-
-        cfg: Any = load_config(RecognizerConfig, RECIPES[method], sets)
-        task: Any = RecognizerTask()
-    else:
-        from drgan.config import DRGANConfig
-        from drgan.task import DRGANTask
-
-        cfg = load_config(DRGANConfig, RECIPES[method], sets)
-        task = DRGANTask()
-    print(f"training {method}: {RECIPES[method].relative_to(ROOT)} for {cfg.train.steps} steps", flush=True)
-    t = time.perf_counter()
-    result = train(task, cfg, recipe=method, runs_root=args.runs)
-    run_dir = Path(result["run_dir"])
-    if method == "lightcnn":
-        task.export(run_dir / "recognizer.pt", meta={"steps": result["step"]})
-    else:
-        task.export(run_dir, meta={"steps": result["step"]})
-    seconds = time.perf_counter() - t
-    print(f"  {method}: {result['step']} steps in {seconds:.0f} s -> {run_dir}", flush=True)
-    return {"recipe": str(RECIPES[method].relative_to(ROOT)), "sets": sets, "steps": int(result["step"]),
-            "batch_size": cfg.batch_size, "run_dir": str(run_dir), "train_seconds": round(seconds, 1),
-            "train_eval": result.get("eval") or {}, "reused": False}
-
-
 def run_kind(run_dir: Path) -> str:
     """Which method a run folder holds, from its config.yaml (lightcnn, drgan or drgan-multi)."""
     config = run_dir / "config.yaml"
@@ -166,27 +138,6 @@ def run_kind(run_dir: Path) -> str:
     if data.get("model") == "drgan":
         return "drgan-multi" if int(data.get("net", {}).get("multi_image", 0) or 0) >= 2 else "drgan"
     raise SystemExit(f"--reuse {run_dir}: model {data.get('model')!r} is none of recognizer, drgan")
-
-
-def model_file(method: str, path: Path) -> Path:
-    """The recognizer.pt (lightcnn) or generator.pt (DR-GAN) a path or run folder names."""
-    name = "recognizer.pt" if method == "lightcnn" else "generator.pt"
-    p = path / name if path.is_dir() else path
-    if not p.is_file():
-        raise SystemExit(f"{method}: {p} does not exist; give a {name} or the run folder holding it")
-    return p
-
-
-def reused(method: str, path: Path) -> dict[str, Any]:
-    """The JSON record of a model given on the command line, with its training config when known."""
-    p = model_file(method, path)
-    record: dict[str, Any] = {"file": str(p), "reused": True, "run_dir": str(p.parent)}
-    config = p.parent / "config.yaml"
-    if config.is_file():
-        data = read_yaml(config)
-        record.update(steps=data.get("train", {}).get("steps"), batch_size=data.get("batch_size"),
-                      seed=data.get("train", {}).get("seed"))
-    return record
 
 
 # ---------------------------------------------------------------------- features
@@ -290,10 +241,10 @@ def sweep_figure(gen: LoadedGenerator, manifest: Manifest, seed: int, path: Path
         i = i if i is not None else next(j for j in probes if manifest[j].subject == s)
         rows.append(i)
         labels.append(f"{s} {manifest[i].yaw:+g}")
-    x = _images(manifest, rows, gen.size, gen.channels) * 2 - 1
+    x = to_signed(_images(manifest, rows, gen.size, gen.channels))
     grid = pose_sweep(gen.generator, x, seed=seed)
     cols = ["input"] + [f"{b:+g}" for b in gen.yaw_bins]
-    save_image(path, labelled_grid(tensor_to_images(grid), len(cols), cols, labels))
+    save_image(path, labelled_grid(tensor_to_images(to_unit(grid)), len(cols), cols, labels))
 
 
 def frontalized_figure(gen: LoadedGenerator, manifest: Manifest, seed: int, path: Path, subjects: int = 4) -> None:
@@ -333,7 +284,7 @@ def expected_seconds(args: argparse.Namespace, methods: list[str], render: bool)
     images = args.subjects * 36  # the multipie preset: 9 yaws x 4 lights per subject
     per_image = (args.size / 64) ** 2 / EMBED_IMAGES_PER_S
     for m in methods:
-        train = read_yaml(RECIPES[m])["train"]
+        train = read_recipe(RECIPES[m])["train"]
         recipe_steps = LIGHTCNN_STEPS if m == "lightcnn" else int(train["steps"])
         steps = args.steps or max(1, round(recipe_steps * args.steps_scale))
         size = (args.size if args.quick else LIGHTCNN_SIZE) if m == "lightcnn" else args.size
@@ -378,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    show_progress()
     configure_process()  # the malloc policy of the `hfr` command
     if args.quick:
         if args.out is None:
@@ -386,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         args.size = args.size or QUICK["size"]
         args.steps = args.steps or QUICK["steps"]
         args.threads = args.threads or 1
-    args.subjects = args.subjects or int(read_yaml(DATA_RECIPE).get("subjects", 200))
-    args.size = args.size or int(read_yaml(DATA_RECIPE).get("size", 64))
+    args.subjects = args.subjects or int(read_recipe(DATA_RECIPE).get("subjects", 200))
+    args.size = args.size or int(read_recipe(DATA_RECIPE).get("size", 64))
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or RESULTS
@@ -411,15 +363,16 @@ def main(argv: list[str] | None = None) -> int:
           "(quiet 2-core CPU; a shared one is slower)", flush=True)
 
     manifest_path, rendered, seconds["render"] = render_synth(
-        DATA_RECIPE, Path(args.data), args.subjects, args.size, args.seed, args.quick)
-    records: dict[str, dict[str, Any]] = {}
+        DATA_RECIPE, Path(args.data), args.subjects, args.size, args.seed, workers=1 if args.quick else 2)
+    stages = Stages(args.runs, meta={"benchmark": "cross_pose"})
+    files: dict[str, Path] = {}
     for method in RECIPES:
         if method in given:
-            records[method] = reused(method, given[method])
+            files[method] = stages.given(method, given[method], FILES[method])
         else:
-            records[method] = train_method(method, args, manifest_path)
-            seconds[f"train_{method}"] = records[method]["train_seconds"]
-    files = {m: model_file(m, Path(r.get("file") or r["run_dir"])) for m, r in records.items()}
+            files[method] = stages.train(method, RECIPES[method], training_sets(method, args, manifest_path))
+            seconds[f"train_{method}"] = stages.records[method]["train_seconds"]
+    records = stages.records
 
     t = time.perf_counter()
     full = Manifest.read(manifest_path)
@@ -490,4 +443,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_main(main))

@@ -69,23 +69,25 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.stages import lightcnn_sets, quiet_sets, script_main, show_progress  # noqa: E402
 from drgan.export import load_generator  # noqa: E402
-from hfr.config import read_yaml  # noqa: E402
+from drgan.frontalize import frontalize  # noqa: E402
+from hfr.config import read_recipe  # noqa: E402
 from hfr.data.datasets import ManifestDataset  # noqa: E402
 from hfr.data.manifest import MANIFEST_NAME, Manifest  # noqa: E402
 from hfr.data.stats import yaw_bin  # noqa: E402
-from hfr.eval.protocols import cross_pose_split, rank1_hits  # noqa: E402
+from hfr.engine.stages import Stages, render_synth  # noqa: E402
 from hfr.errors import DataError  # noqa: E402
+from hfr.eval.protocols import cross_pose_split, rank1_hits  # noqa: E402
 from hfr.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
 from hfr.machine import machine_info  # noqa: E402
+from hfr.nn.ranges import to_channels, to_signed, to_unit  # noqa: E402
 from hfr.perf import configure_process  # noqa: E402
 from hfr.recognizer.export import Recognizer, load_recognizer  # noqa: E402
 from hfr.viz import labelled_grid, save_image, tensor_to_images  # noqa: E402
 from tsgan.data import TSGANDataset, is_occluded  # noqa: E402
 from tsgan.deocclude import run_generators  # noqa: E402
 from tsgan.export import LoadedTSGAN, load_tsgan  # noqa: E402
-
-from benchmarks.stages import Stages, frontalize, lightcnn_sets, quiet_sets, render_synth  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA_RECIPE = ROOT / "configs" / "data" / "synth-occluded.yaml"
@@ -140,7 +142,7 @@ def steps_of(method: str, args: argparse.Namespace) -> int:
     """Training steps of a method: `--steps`, else its benchmark setting times `--steps-scale`."""
     if args.steps:
         return args.steps
-    base = LIGHTCNN_STEPS if method == "lightcnn" else int(read_yaml(RECIPES[method])["train"]["steps"])
+    base = LIGHTCNN_STEPS if method == "lightcnn" else int(read_recipe(RECIPES[method])["train"]["steps"])
     return max(1, round(base * args.steps_scale))
 
 
@@ -233,7 +235,7 @@ def probe_tensors(manifest: Manifest, rows: list[int], size: int) -> dict[str, t
     ds = TSGANDataset(manifest.with_records([manifest[i] for i in rows]), size, 3, check_sizes=False)
     items = [ds[j] for j in range(len(ds))]
     out = {k: torch.stack([it[k] for it in items]) for k in ("image", "clean", "frontal")}
-    out = {k: (v * 0.5 + 0.5).clamp(0, 1) for k, v in out.items()}
+    out = {k: to_unit(v) for k, v in out.items()}
     out["mask"] = torch.stack([it["mask"] for it in items])
     return out
 
@@ -248,12 +250,10 @@ def gallery_tensors(manifest: Manifest, rows: list[int], size: int) -> torch.Ten
 
 def tsgan_outputs(gen: LoadedTSGAN, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(x_d, x_f) in [0, 1] of probes in [0, 1], in batches of TSGAN's training batch size."""
-    x = images if gen.channels == 3 else (images * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(
-        1, keepdim=True)
-    x_d, x_f = run_generators(gen, x * 2 - 1, masks, frontalize=True)
+    x = to_channels(images, gen.channels, "the generator's")
+    x_d, x_f = run_generators(gen, to_signed(x), masks, frontalize=True)
     assert x_f is not None
-    to01 = [(t.float() * 0.5 + 0.5).clamp(0, 1) for t in (x_d, x_f)]
-    return tuple(t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t for t in to01)  # type: ignore[return-value]
+    return to_channels(to_unit(x_d.float()), 3), to_channels(to_unit(x_f.float()), 3)
 
 
 def resized(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -402,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="output folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    show_progress()
     configure_process()
     if args.quick:
         if args.out is None:
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         args.size = args.size or QUICK["size"]
         args.steps = args.steps or QUICK["steps"]
         args.threads = args.threads or 1
-    recipe = read_yaml(DATA_RECIPE)
+    recipe = read_recipe(DATA_RECIPE)
     args.subjects = args.subjects or int(recipe.get("subjects", 200))
     args.size = args.size or int(recipe.get("size", 64))
     if args.threads:
@@ -426,9 +427,9 @@ def main(argv: list[str] | None = None) -> int:
           f"of the whole default run: ~{default_expected_seconds() / 60:.0f} min (quiet 2-core CPU, 1 thread; "
           "a shared one is slower)", flush=True)
     t_all = time.perf_counter()
-    stages = Stages(runs, args.reuse, "occlusion")
+    stages = Stages(runs, reuse=args.reuse, meta={"benchmark": "occlusion"})
     manifest_path, rendered, stages.seconds["render"] = render_synth(
-        DATA_RECIPE, Path(args.data), args.subjects, args.size, args.seed, args.quick)
+        DATA_RECIPE, Path(args.data), args.subjects, args.size, args.seed, workers=1 if args.quick else 2)
 
     files: dict[str, Path] = {}
     for method in RECIPES:
@@ -529,4 +530,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_main(main))

@@ -49,8 +49,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hfr.fileio import atomic_write_text  # noqa: E402
-from hfr.models import build_lightcnn  # noqa: E402
 from hfr.machine import machine_info as hfr_machine_info  # noqa: E402
+from hfr.models import build_lightcnn  # noqa: E402
 from hfr.perf import Allocator  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

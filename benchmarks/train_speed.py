@@ -267,8 +267,8 @@ def bench_dvg(size: int, batch: int, device: str, steps: int, variant: Variant) 
     from dvg.config import DVGConfig
     from dvg.models import IdentitySampler
     from dvg.task import DVGTask
+    from hfr.artifacts import save_generator_file
     from hfr.config import load_config
-    from hfr.generator_file import save_generator_file
     from hfr.models.lightcnn import build_lightcnn
     from hfr.recognizer.export import export_recognizer
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hfr.data.transforms import AugmentConfig
+from drgan.models import D_HEADS
+from hfr.data.augment import AugmentConfig
 from hfr.engine.trainconfig import AdamConfig, TrainConfig
 from hfr.errors import ConfigError
+from hfr.nn.sizing import check_choice
 
 #: Multi-PIE Setting 2's 9 yaw bins (degrees).
 MULTIPIE_YAW_BINS = [-60.0, -45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0, 60.0]
@@ -75,9 +77,7 @@ class DRGANConfig:
         bins = self.data.yaw_bins
         if len(bins) < 2 or sorted(bins) != list(bins) or len(set(bins)) != len(bins):
             raise ConfigError(f"data.yaw_bins must be at least 2 distinct increasing yaws, got {bins}")
-        if self.net.d_heads not in ("shared", "separate"):
-            raise ConfigError(f"net.d_heads must be 'shared' (the paper) or 'separate' (released code), "
-                              f"got {self.net.d_heads!r}")
+        check_choice(self.net.d_heads, D_HEADS, "net.d_heads")  # shared: the paper; separate: the released code
         if self.net.width <= 0 or self.net.noise_dim < 0:
             raise ConfigError("net.width must be > 0 and net.noise_dim >= 0")
         if self.net.multi_image == 1 or self.net.multi_image < 0:

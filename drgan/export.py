@@ -1,6 +1,6 @@
 """DR-GAN generator files: write G (G_enc + G_dec) with its pose bins; load it back for rotation.
 
-The file is an `hfr-generator/1` file (see `hfr.generator_file`) of method `drgan`; its
+The file is an `hfr-generator/1` file (see `hfr.artifacts`) of method `drgan`; its
 `config` holds size, channels, width, N_z, multi_image and the yaw bins, so `load_generator`
 rebuilds G without the recipe. D is not stored (training checkpoints hold it).
 """
@@ -15,8 +15,7 @@ import torch
 
 from drgan.config import DRGANConfig
 from drgan.models import Generator
-from hfr.generator_file import GeneratorFileError, load_generator_file, save_generator_file
-from hfr.recognizer.export import fingerprint
+from hfr.artifacts import GeneratorFileError, fingerprint, load_generator_file, save_generator_file
 
 METHOD = "drgan"
 

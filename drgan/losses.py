@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from hfr.nn.gan import l1
+
 
 def d_loss(real_id: torch.Tensor, real_pose: torch.Tensor, y_d: torch.Tensor, y_p: torch.Tensor,
            fake_id: torch.Tensor, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
@@ -50,7 +52,7 @@ def target_l1(fake: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> 
     """Mean |x_hat - x_t| over the images whose ground truth exists (`valid`, (B,) bool); 0 if none."""
     if not bool(valid.any()):
         return fake.new_zeros(())
-    return (fake[valid].float() - target[valid].float()).abs().mean()
+    return l1(fake[valid], target[valid])
 
 
 def d_accuracy(real_id: torch.Tensor, real_pose: torch.Tensor, y_d: torch.Tensor, y_p: torch.Tensor,

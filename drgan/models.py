@@ -44,8 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hfr.errors import ConfigError
 from hfr.nn.layers import init_weights
+from hfr.nn.sizing import check_choice, scaled
+from hfr.nn.sizing import check_size as _check_size
 
 #: (out channels, stride) of Conv11 .. Conv53 at width 1; the last is N_f.
 ENCODER_LAYERS: tuple[tuple[int, int], ...] = (
@@ -57,18 +58,13 @@ DECODER_LAYERS: tuple[tuple[int, int], ...] = (
     (64, 1), (64, 1), (64, 2), (32, 1))
 #: N_f at width 1.
 FEATURE_DIM = 320
-
-
-def scaled(channels: int, width: float) -> int:
-    """A channel count times `width`, at least 4."""
-    return max(4, int(round(channels * width)))
+#: D's head layouts: the paper's one linear layer, or the released code's separate pose branch.
+D_HEADS: tuple[str, ...] = ("shared", "separate")
 
 
 def check_size(size: int) -> int:
     """`size` if it is a positive multiple of 16 (four stride-2 stages), else ConfigError."""
-    if size < 16 or size % 16:
-        raise ConfigError(f"DR-GAN image size must be a multiple of 16 (four stride-2 stages), got {size}")
-    return size
+    return _check_size(size, "DR-GAN image size", multiple=16, minimum=16, why="four stride-2 stages")
 
 
 def _conv_bn_elu(cin: int, cout: int, stride: int, elu: bool = True) -> nn.Sequential:
@@ -214,8 +210,7 @@ class Discriminator(nn.Module):
     def __init__(self, num_identities: int, num_poses: int, channels: int = 3, width: float = 1.0,
                  dropout: float = 0.0, heads: str = "shared") -> None:
         super().__init__()
-        if heads not in ("shared", "separate"):
-            raise ConfigError(f"net.d_heads must be 'shared' or 'separate', got {heads!r}")
+        check_choice(heads, D_HEADS, "net.d_heads")
         self.num_identities, self.num_poses, self.heads = num_identities, num_poses, heads
         self.trunk = CasiaTrunk(channels, width, confidence=False)
         self.dropout = dropout
@@ -253,7 +248,9 @@ def build_models(size: int, num_identities: int, num_poses: int, noise_dim: int 
     """G and D initialised with `init` (the paper: N(0, 0.02), see `hfr.nn.init_weights`)."""
     g = Generator(size, num_poses, noise_dim, channels, width, multi_image, dropout)
     d = Discriminator(num_identities, num_poses, channels, width, dropout, d_heads)
-    return init_weights(g, init), init_weights(d, init)
+    init_weights(g, init)
+    init_weights(d, init)
+    return g, d
 
 
 def copy_trunk(src: CasiaTrunk, dst: CasiaTrunk) -> None:

@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from drgan.models import Encoder, Generator
-from hfr.recognizer.export import (Recognizer, RecognizerError, export_recognizer, fingerprint,
-                                   register_generator_reader, register_kind)
+from hfr.artifacts import fingerprint
+from hfr.nn.ranges import to_signed
+from hfr.recognizer.export import Recognizer, RecognizerError, export_recognizer
 
 KIND = "drgan"
 _ARCH = re.compile(r"^casia-w(?P<width>[0-9.]+)(?P<multi>-multi)?$")
@@ -55,24 +56,27 @@ class EncoderFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """f(x) (B, N_f) of images in [0, 1]."""
-        return self.encoder(x * 2 - 1)[0]
+        return self.encoder(to_signed(x))[0]
 
     def features_and_confidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(f(x), omega) of images in [0, 1]; omega is 1 for an encoder without the head."""
-        f, omega = self.encoder(x * 2 - 1)
+        f, omega = self.encoder(to_signed(x))
         return f, (omega if omega is not None else torch.ones(len(f), device=f.device, dtype=f.dtype))
 
 
-def _build(arch: str, size: int, channels: int) -> nn.Module:
+def encoder_network(arch: str, size: int, channels: int) -> nn.Module:
+    """The `drgan` recognizer kind's network: G_enc of the width and kind `arch` names (entry point)."""
     width, multi = parse_arch(arch)
     return EncoderFeatures(Encoder(channels, width, confidence=multi), arch, size, channels)
 
 
-register_kind(KIND, _build)
 
+def encoder_from_generator_file(payload: dict[str, Any], path: os.PathLike) -> dict[str, Any]:
+    """The recognizer payload (kind `drgan`) of a DR-GAN generator file: G_enc's weights, no decoder.
 
-def _encoder_from_generator_file(payload: dict[str, Any], path: os.PathLike) -> dict[str, Any]:
-    """The recognizer payload (kind `drgan`) of a DR-GAN generator file: G_enc's weights, no decoder."""
+    The `hfr.generator_readers` entry point `drgan`: `hfr.recognizer.export.load_recognizer` takes a
+    DR-GAN generator.pt as a recognizer through it.
+    """
     config = payload["config"]
     state = {k: v for k, v in payload["modules"]["generator"].items() if k.startswith("encoder.")}
     if not state:
@@ -86,8 +90,6 @@ def _encoder_from_generator_file(payload: dict[str, Any], path: os.PathLike) -> 
             "feature_dim": int(feature_dim), "state_dict": state,
             "meta": meta}
 
-
-register_generator_reader("drgan", _encoder_from_generator_file)
 
 
 def encoder_module(generator: Generator, width: float) -> EncoderFeatures:

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from drgan.export import LoadedGenerator
 from drgan.models import fuse_features
 from hfr.data.datasets import ManifestDataset
-from hfr.errors import OptionError
+from hfr.errors import ArgumentError
+from hfr.nn.ranges import to_channels, to_signed, to_unit
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +43,23 @@ def yaw_label(yaw: float) -> str:
 
 
 def parse_yaws(text: str) -> list[float]:
-    """`-60,-30,0,30,60` as floats; OptionError naming `--yaw` when a value is not a number."""
+    """`-60,-30,0,30,60` as floats; ArgumentError naming `--yaw` when a value is not a number."""
     values = []
     for part in (p.strip() for p in text.split(",")):
         try:
             value = float(part)
         except ValueError:
-            raise OptionError(f"--yaw {text!r}: {part!r} is not a number; give degrees like -60,-30,0,30,60") from None
+            raise ArgumentError(f"--yaw {text!r}: {part!r} is not a number; give degrees like -60,-30,0,30,60") from None
         if not math.isfinite(value):
-            raise OptionError(f"--yaw {text!r}: {part!r} is not a finite angle")
+            raise ArgumentError(f"--yaw {text!r}: {part!r} is not a finite angle")
         values.append(value)
     if not values:
-        raise OptionError("--yaw: give at least one yaw in degrees, e.g. -60,-30,0,30,60")
+        raise ArgumentError("--yaw: give at least one yaw in degrees, e.g. -60,-30,0,30,60")
     return values
 
 
 def pose_bins_of(loaded: LoadedGenerator, yaws: list[float]) -> list[int]:
-    """The pose-bin index of each yaw; OptionError for a yaw beyond half a bin gap outside the bins."""
+    """The pose-bin index of each yaw; ArgumentError for a yaw beyond half a bin gap outside the bins."""
     bins = sorted(loaded.yaw_bins)
     low, high = bins[0], bins[-1]
     if len(bins) >= 2:
@@ -67,21 +68,19 @@ def pose_bins_of(loaded: LoadedGenerator, yaws: list[float]) -> list[int]:
     shown = ", ".join(f"{b:g}" for b in loaded.yaw_bins)
     for yaw in yaws:
         if not low <= yaw <= high:
-            raise OptionError(f"--yaw {yaw:g} is outside the generator's pose bins ({shown} degrees; "
+            raise ArgumentError(f"--yaw {yaw:g} is outside the generator's pose bins ({shown} degrees; "
                               f"usable yaws {low:g}..{high:g}); give yaws within them")
     return [loaded.bin_of(yaw) for yaw in yaws]
 
 
 def prepare_images(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
-    """(B, C, H, W) in [0, 1] as (B, channels, size, size): RGB<->gray like `Recognizer.prepare`, antialiased resize."""
-    x = images.float()
-    if x.shape[1] == 3 and channels == 1:
-        w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
-        x = (x * w).sum(dim=1, keepdim=True)
-    elif x.shape[1] == 1 and channels == 3:
-        x = x.expand(-1, 3, -1, -1)
-    elif x.shape[1] != channels:
-        raise OptionError(f"cannot convert {x.shape[1]}-channel images to the generator's {channels} channels")
+    """(B, C, H, W) in [0, 1] as (B, channels, size, size): RGB<->gray (`hfr.nn.ranges.to_channels`), resized.
+
+    The resize is bilinear and antialiased, like `Recognizer.prepare`.
+
+    ImageError when the images have neither 1 nor 3 channels.
+    """
+    x = to_channels(images.float(), channels, "the generator's")
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return x.clamp(0, 1)
@@ -93,19 +92,19 @@ def rotate_images(loaded: LoadedGenerator, images: torch.Tensor, yaws: list[floa
     """Faces rotated to `yaws`: (B, len(yaws), C, S, S) in [0, 1]; with `fuse`, (1, len(yaws), C, S, S).
 
     `images` is (B, C, H, W) in [0, 1], resized to the generator's size S and converted to its
-    channels; each yaw goes to the nearest pose bin (OptionError beyond the bins). Input i gets
+    channels; each yaw goes to the nearest pose bin (ArgumentError beyond the bins). Input i gets
     the i-th noise vector of a generator seeded with `seed` (the fused row gets the first), so
     the result does not depend on `batch_size` (inputs per forward pass).
     """
     if images.ndim != 4 or len(images) == 0:
-        raise OptionError(f"rotate_images: expected a non-empty (B, C, H, W) batch, got shape {tuple(images.shape)}")
+        raise ArgumentError(f"rotate_images: expected a non-empty (B, C, H, W) batch, got shape {tuple(images.shape)}")
     poses = pose_bins_of(loaded, yaws)
     g = loaded.generator
     device = next(g.parameters()).device
     step = max(1, batch_size)
     feats, weights = [], []
     for i in range(0, len(images), step):
-        x = prepare_images(images[i:i + step].to(device), loaded.size, loaded.channels) * 2 - 1
+        x = to_signed(prepare_images(images[i:i + step].to(device), loaded.size, loaded.channels))
         f, omega = g.encode(x)
         feats.append(f)
         weights.append(omega)
@@ -117,7 +116,7 @@ def rotate_images(loaded: LoadedGenerator, images: torch.Tensor, yaws: list[floa
                         len(f))
             omega = torch.ones(len(f), device=device, dtype=f.dtype)
         else:
-            omega = torch.cat(weights)
+            omega = torch.cat([w for w in weights if w is not None])  # all set: a multi-image G
         f, z = fuse_features(f, omega, len(f)), z[:1]
     p = len(poses)
     pose = torch.as_tensor(poses, device=device)
@@ -125,14 +124,8 @@ def rotate_images(loaded: LoadedGenerator, images: torch.Tensor, yaws: list[floa
     for i in range(0, len(f), step):
         fi, zi = f[i:i + step], z[i:i + step]
         images_out = g.decode(fi.repeat_interleave(p, 0), pose.repeat(len(fi)), zi.repeat_interleave(p, 0))
-        out.append((images_out.float() * 0.5 + 0.5).clamp(0, 1).view(len(fi), p, *images_out.shape[1:]).cpu())
+        out.append(to_unit(images_out.float()).view(len(fi), p, *images_out.shape[1:]).cpu())
     return torch.cat(out)
-
-
-def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
-    """(N, C, H, W) in [0, 1] as uint8 (H, W) (one channel) or (H, W, 3) arrays."""
-    t = (images.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-    return [im[0].numpy() if im.shape[0] == 1 else im.permute(1, 2, 0).numpy() for im in t]
 
 
 def output_names(paths: list[Path], root: Path) -> list[str]:
@@ -184,7 +177,7 @@ def rotate_folder(loaded: LoadedGenerator, target: str | os.PathLike, yaws: list
     See the module docstring for the files; a folder without images is a DataError naming it.
     """
     from hfr.probes import load_targets
-    from hfr.viz import labelled_grid, save_image
+    from hfr.viz import labelled_grid, save_image, tensor_to_images
 
     poses = pose_bins_of(loaded, yaws)  # fail on a bad yaw before reading any image
     manifest = load_targets(target)
@@ -197,17 +190,17 @@ def rotate_folder(loaded: LoadedGenerator, target: str | os.PathLike, yaws: list
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for name, row in zip(names, rotated):
-        for yaw, image in zip(yaws, to_uint8(row)):
+        for yaw, image in zip(yaws, tensor_to_images(row)):
             path = out / f"{name}_yaw{yaw_label(yaw)}.png"
             save_image(path, image)
             files.append(path)
-    inputs = to_uint8(images)
+    inputs = tensor_to_images(images)
     if fuse:
-        sheet = fused_sheet(inputs, to_uint8(rotated[0]), [yaw_label(y) for y in yaws])
+        sheet = fused_sheet(inputs, tensor_to_images(rotated[0]), [yaw_label(y) for y in yaws])
     else:
         cells: list[np.ndarray | None] = []
         for image, row in zip(inputs, rotated):
-            cells += [image, *to_uint8(row)]
+            cells += [image, *tensor_to_images(row)]
         sheet = labelled_grid(cells, len(yaws) + 1, col_labels=["input", *map(yaw_label, yaws)],
                               row_labels=[n[:ROW_LABEL_CHARS] for n in names])
     sweep = out / "pose_sweep.png"

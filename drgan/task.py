@@ -23,7 +23,6 @@ gap beyond the outermost bins are counted in a warning.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -38,13 +37,12 @@ from drgan.config import DRGANConfig
 from drgan.losses import d_accuracy, d_loss, g_loss, target_l1
 from drgan.models import Generator, build_models, copy_trunk, fuse_features
 from drgan.recognizer import as_recognizer, export_encoder
+from hfr.data.augment import augment
 from hfr.data.datasets import ManifestDataset, ShuffleBatchSampler, SubjectGroupSampler
 from hfr.data.manifest import Manifest, read_training_rows
-from hfr.data.transforms import augment
-from hfr.engine.task import TrainContext, register_task, unwrap_model
+from hfr.engine.task import TrainContext, parameter_summary, unwrap_model
 from hfr.errors import ConfigError, DataError
-
-log = logging.getLogger(__name__)
+from hfr.nn.ranges import to_signed, to_unit
 
 
 def yaw_to_bins(yaws: np.ndarray, bins: list[float]) -> tuple[np.ndarray, int]:
@@ -76,11 +74,11 @@ def training_rows(cfg: DRGANConfig) -> Manifest:
     return rows
 
 
-@register_task("drgan")
 class DRGANTask:
     """DR-GAN on the engine (see the module docstring)."""
 
     config_class = DRGANConfig
+    artifact_description = "a DR-GAN pose-rotation generator"
 
     def build(self, cfg: DRGANConfig, ctx: TrainContext) -> None:
         """Data, pose bins, G and D, their optimizers."""
@@ -89,7 +87,7 @@ class DRGANTask:
         bins = list(cfg.data.yaw_bins)
         pose, outside = yaw_to_bins(np.array([r.yaw for r in self.manifest], dtype=np.float64), bins)
         if outside:
-            log.warning("%d of %d training rows have a yaw beyond the bins %s..%s; mapped to the nearest bin",
+            self.ctx.logger.warning("%d of %d training rows have a yaw beyond the bins %s..%s; mapped to the nearest bin",
                         outside, len(self.manifest), bins[0], bins[-1])
         used = sorted(set(pose.tolist()))
         if len(used) < 2:
@@ -122,6 +120,8 @@ class DRGANTask:
         self.targets = self._target_table() if cfg.loss.l1_weight > 0 else None
         self.eval_manifest = Manifest.read(cfg.data.eval) if cfg.data.eval else None
         self._preview: torch.Tensor | None = None
+        ctx.logger.info("drgan: %d images of %d subjects in %d pose bins, %d image(s) per synthesis; parameters: %s",
+                        len(self.manifest), len(self.subjects), self.num_poses, self.n, parameter_summary(G=g, D=d))
 
     # ------------------------------------------------------------------ data helpers
     def _target_table(self) -> torch.Tensor:
@@ -138,14 +138,14 @@ class DRGANTask:
             for b, j in groups[key].items():
                 table[i, b] = j
         found = int((table >= 0).any(1).sum())
-        log.info("L1 targets: %d of %d rows have a same-subject image at another pose (by %s)",
+        self.ctx.logger.info("L1 targets: %d of %d rows have a same-subject image at another pose (by %s)",
                  found, len(table), ", ".join(["subject", *cols]))
         return table
 
     def _load_targets(self, rows: torch.Tensor) -> torch.Tensor:
         """Images (in [-1, 1]) of the given training rows, on the device."""
         images = torch.stack([self.dataset[int(j)]["image"] for j in rows.tolist()])
-        return self.ctx.to_device(images) * 2 - 1
+        return to_signed(self.ctx.to_device(images))
 
     # ------------------------------------------------------------------ engine API
     def train_loader(self) -> DataLoader:
@@ -182,7 +182,7 @@ class DRGANTask:
         y_p = self.pose[index]
         y_p = torch.where(flipped.cpu(), self.mirror[y_p], y_p).to(ctx.device)
         y_d = batch["label"]
-        x = images * 2 - 1
+        x = to_signed(images)
         if ctx.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self._preview is None and ctx.is_main:
@@ -208,7 +208,8 @@ class DRGANTask:
         b = len(x)
         parts_d = d_loss(real_id, real_pose, y_d, y_p, fake_id, cfg.loss.label_smoothing)
         acc = d_accuracy(real_id, real_pose, y_d, y_p, fake_id)
-        d_score = (acc["acc_id"] + acc["acc_fake"]) / 2
+        # every rank must take the same decision, or the replicas' D drift apart: judge the mean over ranks
+        d_score = float(ctx.mean_over_ranks(torch.tensor((acc["acc_id"] + acc["acc_fake"]) / 2, device=ctx.device)))
         skip_d = 0 < cfg.loss.d_skip_accuracy < d_score
         self.opt_d.zero_grad(set_to_none=True)
         parts_d["total"].backward()
@@ -288,12 +289,12 @@ class DRGANTask:
 
     @torch.no_grad()
     def sample_grid(self) -> torch.Tensor:
-        """Pose sweep: each row is an input face, then G's synthesis at every pose bin (fixed z)."""
+        """Pose sweep in [0, 1]: each row is an input face, then G's synthesis at every pose bin (fixed z)."""
         if self._preview is None:
             return torch.zeros(1, self.cfg.data.channels, self.cfg.data.size, self.cfg.data.size)
-        return pose_sweep(self.G, self._preview.to(self.ctx.device), seed=self.ctx.seed).cpu() * 0.5 + 0.5
+        return to_unit(pose_sweep(self.G, self._preview.to(self.ctx.device), seed=self.ctx.seed).cpu())
 
-    def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, str]:
+    def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, Path]:
         """Write generator.pt (G, pose bins) and recognizer.pt (G_enc) into `run_dir`."""
         from drgan.export import export_generator
 
@@ -301,10 +302,9 @@ class DRGANTask:
         info = {"method": "drgan", "train": str(self.cfg.data.train), "subjects": len(self.subjects),
                 **(meta or {})}
         g = unwrap_model(self.G)
-        gen = export_generator(g, run_dir / "generator.pt", self.cfg, meta=info)
-        rec = export_encoder(g, self.cfg.net.width, run_dir / "recognizer.pt", meta=info)
-        return {"generator": str(run_dir / "generator.pt"), "recognizer": str(run_dir / "recognizer.pt"),
-                "generator_fingerprint": gen, "recognizer_fingerprint": rec}
+        export_generator(g, run_dir / "generator.pt", self.cfg, meta=info)
+        export_encoder(g, self.cfg.net.width, run_dir / "recognizer.pt", meta=info)
+        return {"generator": run_dir / "generator.pt", "recognizer": run_dir / "recognizer.pt"}
 
 
 @torch.no_grad()

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from dvg.losses import DVGLossWeights
 from hfr.engine.trainconfig import AdamConfig, TrainConfig
 from hfr.errors import ConfigError
+from hfr.nn.gan import D_NORMS
+from hfr.nn.sizing import check_choice
 
 
 @dataclass
@@ -64,8 +66,7 @@ class DVGConfig:
             raise ConfigError(f"data.unpaired_batch must be >= 0 (0 = batch_size), got {self.data.unpaired_batch}")
         if self.net.width <= 0 or (self.net.d_width is not None and self.net.d_width <= 0):
             raise ConfigError("net.width and net.d_width must be > 0")
-        if self.net.d_norm not in ("instance", "spectral", "none"):
-            raise ConfigError(f"net.d_norm must be instance, spectral or none, got {self.net.d_norm!r}")
+        check_choice(self.net.d_norm, D_NORMS, "net.d_norm")
         if self.optim.lr <= 0:
             raise ConfigError(f"optim.lr must be > 0, got {self.optim.lr}")
         self.loss.validate()

@@ -30,17 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from dvg.models import DualGenerator, IdentitySampler
+from hfr.artifacts import GeneratorFileError, fingerprint, load_generator_file
 from hfr.data.imageio import write_png
 from hfr.data.manifest import MANIFEST_NAME, Manifest, make_record
-from hfr.errors import HFRError, OptionError
+from hfr.errors import ArgumentError, HFRError
 from hfr.fileio import atomic_write_text
-from hfr.generator_file import GeneratorFileError, load_generator_file
-from hfr.recognizer.export import fingerprint
+from hfr.viz import tensor_to_images
 
 STATE_NAME = "generated.json"
 
@@ -101,7 +100,7 @@ class RealAttributes:
                 (nir if r.modality == "nir" else vis).setdefault(r.subject, []).append(i)
         self.subjects = sorted(s for s in nir if s in vis)
         if not self.subjects:
-            raise OptionError(f"--data {data}: no subject has both NIR and VIS images in split {split!r}; "
+            raise ArgumentError(f"--data {data}: no subject has both NIR and VIS images in split {split!r}; "
                               f"--attributes real needs a paired NIR-VIS dataset (e.g. the generator's training "
                               f"set; --split '' takes every row)")
         self.nir = [nir[s] for s in self.subjects]
@@ -146,10 +145,6 @@ def generate_batch(loaded: LoadedDVG, start: int, count: int, seed: int,
     return g.decode(f, torch.cat(z_n), "nir"), g.decode(f, torch.cat(z_v), "vis")
 
 
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-
-
 def _read_state(out: Path, loaded: LoadedDVG, seed: int, attributes: str) -> int:
     """Pairs already complete in `out` (0 for a new folder); refuses another generator's (or seed's,
     or attribute source's) pairs."""
@@ -176,27 +171,27 @@ def generate_pairs(loaded: LoadedDVG, out: str | os.PathLike, num: int, seed: in
     `attributes`: "prior" or "real" (then the rows of `split` of `data`, a paired dataset, give them).
     """
     if num < 1 or batch_size < 1:
-        raise OptionError(f"--num and --batch-size must be >= 1, got {num} and {batch_size}")
+        raise ArgumentError(f"--num and --batch-size must be >= 1, got {num} and {batch_size}")
     if attributes not in ATTRIBUTE_SOURCES:
-        raise OptionError(f"--attributes must be one of {', '.join(ATTRIBUTE_SOURCES)}, got {attributes!r}")
+        raise ArgumentError(f"--attributes must be one of {', '.join(ATTRIBUTE_SOURCES)}, got {attributes!r}")
     if (attributes == "real") != (data is not None):
-        raise OptionError("--attributes real needs --data (a paired NIR-VIS dataset); --data is only used with it")
+        raise ArgumentError("--attributes real needs --data (a paired NIR-VIS dataset); --data is only used with it")
     real = RealAttributes(data, loaded.size, split) if data is not None else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = _read_state(out, loaded, seed, attributes)
     records = list(Manifest.read(out)) if done else []
-    records = [r for r in records if int(r.get("pair", -1)) < done]
+    records = [r for r in records if int(r.get("pair", "-1")) < done]
     start_done = done
     while done < num:
         count = min(batch_size, num - done)
-        nir, vis = generate_batch(loaded, done, count, seed, real)
+        nir, vis = (tensor_to_images(t) for t in generate_batch(loaded, done, count, seed, real))  # [0, 1] -> uint8
         for k in range(count):
             i = done + k
             subject = f"g{i:07d}"
             for modality, image in (("nir", nir[k]), ("vis", vis[k])):
                 rel = f"images/{subject}/{modality}.png"
-                write_png(out / rel, _to_uint8(image))
+                write_png(out / rel, image)
                 records.append(make_record(rel, subject, modality, None, "", pair=str(i)))
         done += count
         Manifest(records, out).write(out)

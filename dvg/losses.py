@@ -7,17 +7,17 @@ F the frozen recognizer and f~ = F(x_V) the identity representation; G the decod
 x^_V = G(f~, z_V); F_s the identity sampler (decoder of a VAE over recognizer features) giving a new
 identity f_s = F_s(n), n ~ N(0, I); D_N, D_V the discriminators.
 
-| function                | paper term (Sec. 3)              | released code                   | weight field           |
-| ----------------------- | -------------------------------- | ------------------------------- | ---------------------- |
-| `angular_orthogonal`    | L_ort: z_N, z_V orthogonal to f~ | 50 (ort(z_N,f~) + ort(z_V,f~))  | ort = 50               |
-| `kl_standard_normal`    | L_kl: KL(q ‖ N(0, I)), z_N, z_V  | absent (unit-norm codes)        | kl = 0.01 (ours)       |
-| `pair_l1`               | L_rec: L1 of x^_N and x^_V       | 100 (L1_N + L1_V)               | pix = 100              |
-| `pair_l1`, swapped f~   | not in the paper                 | 100 * 0.1 (L1_N + L1_V)         | pix_swap = 10          |
-| `pair_l1`, sampled f_s  | not in the paper                 | 100 * 0.1 (L1_N + L1_V)         | pix_sampled = 10       |
-| L1 of x^_V, unpaired VIS | L_rec of the unpaired VIS data   | absent (paired data only)       | pix_unpaired = 100     |
-| `identity_preserving`   | L_ip: pairwise identity          | -0.1 (rec + 0.05 pair), f~, f_s | ip 0.1, ip_pair 0.05   |
-| `adversarial_d`, `_g`   | L_adv with D_N, D_V              | absent (no D at all)            | adv 1 (ours), adv_kind |
-| `identity_sampler_loss` | F_s: a VAE over F's features     | not released (F_s weights only) | sampler_kl 0.01 (ours) |
+| function                | paper term (Sec. 3)              | released code                  | weight field           |
+| ----------------------- | -------------------------------- | ------------------------------ | ---------------------- |
+| `angular_orthogonal`    | L_ort: z_N, z_V orthogonal to f~ | 50 (ort(z_N,f~) + ort(z_V,f~)) | ort = 50               |
+| `kl_standard_normal`    | L_kl: KL(q ‖ N(0, I)), z_N, z_V  | absent (unit-norm codes)       | kl = 0.01 (ours)       |
+| `pair_l1`               | L_rec: L1 of x^_N and x^_V       | 100 (L1_N + L1_V)              | pix = 100              |
+| `pair_l1`, swapped f~   | not in the paper                 | 100 * 0.1 (L1_N + L1_V)        | pix_swap = 10          |
+| `pair_l1`, sampled f_s  | not in the paper                 | 100 * 0.1 (L1_N + L1_V)        | pix_sampled = 10       |
+| `l1`, unpaired VIS x^_V | L_rec of the unpaired VIS data   | absent (paired data only)      | pix_unpaired = 100     |
+| `identity_preserving`   | L_ip: pairwise identity          | -0.1 (rec + 0.05 pair) f~, f_s | ip 0.1, ip_pair 0.05   |
+| `adversarial_d`, `_g`   | L_adv with D_N, D_V              | absent (no D at all)           | adv 1 (ours), adv_kind |
+| `identity_sampler_loss` | F_s: a VAE over F's features     | not released (F_s weights)     | sampler_kl 0.01 (ours) |
 
 Where the released code (BradyFU/DVG-Face, train_generator.py and utils.py) differs from the paper:
 
@@ -40,6 +40,9 @@ Where the released code (BradyFU/DVG-Face, train_generator.py and utils.py) diff
   its decoder (256 -> 1024 -> 1024 -> 512 -> 256, L2-normalised output); `identity_sampler_loss` is
   a standard VAE objective on unit-norm features.
 
+`adversarial_d`, `adversarial_g` (kinds lsgan, bce, hinge: the `adv_kind` field) and the pixel
+`l1` are shared with the other methods and live in `hfr.nn.gan`.
+
 Every function averages over the batch (and over pixels / score-map elements where there are
 any) and computes in float32, so bf16 autocast inputs are safe.
 """
@@ -53,10 +56,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from hfr.errors import ConfigError, OptionError
-
-#: Adversarial loss forms understood by `adversarial_d` / `adversarial_g`.
-ADV_KINDS = ("hinge", "lsgan")
+from hfr.errors import ConfigError
+from hfr.nn.gan import check_adv_kind, check_feature_pair, l1
 
 
 @dataclass
@@ -76,7 +77,7 @@ class DVGLossWeights:
     ip_pair: float = 0.05       #: the pairwise part inside `ip` (released: 0.05, so 0.005 in all)
     pix_unpaired: float = 100.0  #: L1 of the VIS reconstruction of unpaired VIS images (ours: pix's weight, one domain)
     adv: float = 1.0            #: adversarial loss of G per domain (ours: the paper has one, the released code none)
-    adv_kind: str = "lsgan"     #: hinge | lsgan (ours; the paper's form is not in the released code)
+    adv_kind: str = "lsgan"     #: lsgan | bce | hinge (ours; the paper's form is not in the released code)
     sampler_kl: float = 0.01    #: KL weight of the identity-sampler VAE (ours: training not released)
 
     def validate(self) -> None:
@@ -85,14 +86,7 @@ class DVGLossWeights:
             value = getattr(self, f.name)
             if f.name != "adv_kind" and not value >= 0:
                 raise ConfigError(f"loss.{f.name} must be >= 0 (0 turns the term off), got {value}")
-        if self.adv_kind not in ADV_KINDS:
-            raise ConfigError(f"loss.adv_kind must be one of {', '.join(ADV_KINDS)}, got {self.adv_kind!r}")
-
-
-def _check_pair(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"{what}: expected two (B, D) tensors of one shape, "
-                         f"got {tuple(a.shape)} and {tuple(b.shape)}")
+        check_adv_kind(self.adv_kind, "loss.adv_kind")
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -107,7 +101,7 @@ def angular_orthogonal(z: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     (or anti-parallel). The released code takes |z . f~| on unit-norm vectors: the same value.
     Call it once per domain; the released total is `ort * (L(z_N, f~) + L(z_V, f~))`.
     """
-    _check_pair(z, f, "angular_orthogonal")
+    check_feature_pair(z, f, "angular_orthogonal")
     return _cos(z, f).abs().mean()
 
 
@@ -118,16 +112,9 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     dimensions and averaged over the batch: mean_b -1/2 sum_d (1 + logvar - mu^2 - exp(logvar)).
     0 at mu = 0, logvar = 0; it grows with |mu| and with |logvar|.
     """
-    _check_pair(mu, logvar, "kl_standard_normal")
+    check_feature_pair(mu, logvar, "kl_standard_normal")
     mu, logvar = mu.float(), logvar.float()
     return (-0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
-
-
-def l1(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference |x^ - x| over every element (torch's L1Loss, as the released code)."""
-    if x_hat.shape != x.shape:
-        raise ValueError(f"l1: shapes differ: {tuple(x_hat.shape)} and {tuple(x.shape)}")
-    return (x_hat.float() - x.float()).abs().mean()
 
 
 def pair_l1(x_hat_nir: torch.Tensor, x_hat_vis: torch.Tensor, x_nir: torch.Tensor,
@@ -154,45 +141,11 @@ def identity_preserving(f_nir: torch.Tensor, f_vis: torch.Tensor, f_id: torch.Te
     way. Features are L2-normalised here (hfr's LightCNN returns raw features; the released one
     normalises), so the released `-cos` terms are these minus a constant.
     """
-    _check_pair(f_nir, f_id, "identity_preserving")
-    _check_pair(f_vis, f_id, "identity_preserving")
+    check_feature_pair(f_nir, f_id, "identity_preserving")
+    check_feature_pair(f_vis, f_id, "identity_preserving")
     rec = ((1.0 - _cos(f_nir, f_id)) + (1.0 - _cos(f_vis, f_id))).mean()
     pair = (1.0 - _cos(f_nir, f_vis)).mean()
     return {"rec": rec, "pair": pair, "total": rec + pair_weight * pair}
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in ADV_KINDS:
-        raise OptionError(f"unknown adversarial loss {kind!r}: use one of {', '.join(ADV_KINDS)}")
-
-
-def adversarial_d(real: torch.Tensor, fake: torch.Tensor, kind: str = "lsgan") -> torch.Tensor:
-    """L_adv for D: D's loss on raw scores of real images and of generated ones (detach them first).
-
-    real, fake: D's scores of any shape (a vector or a patch map); every element counts once in
-    its mean. `kind`:
-
-    - `hinge` (Lim & Ye 2017; Miyato et al. 2018): mean(relu(1 - D(x))) + mean(relu(1 + D(x^))).
-    - `lsgan` (Mao et al. 2017, a=0, b=1): 1/2 mean((D(x) - 1)^2) + 1/2 mean(D(x^)^2).
-    """
-    _check_kind(kind)
-    real, fake = real.float(), fake.float()
-    if kind == "hinge":
-        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-    return 0.5 * (real - 1.0).pow(2).mean() + 0.5 * fake.pow(2).mean()
-
-
-def adversarial_g(fake: torch.Tensor, kind: str = "lsgan") -> torch.Tensor:
-    """L_adv for G: the generator's loss on D's raw scores of generated images.
-
-    - `hinge`: -mean(D(x^)) (the usual generator side of the hinge loss).
-    - `lsgan` (c=1): 1/2 mean((D(x^) - 1)^2).
-    """
-    _check_kind(kind)
-    fake = fake.float()
-    if kind == "hinge":
-        return -fake.mean()
-    return 0.5 * (fake - 1.0).pow(2).mean()
 
 
 def identity_sampler_loss(f: torch.Tensor, f_hat: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
@@ -207,7 +160,7 @@ def identity_sampler_loss(f: torch.Tensor, f_hat: torch.Tensor, mu: torch.Tensor
     collapsed the posterior (KL 0, prior samples with mean pairwise cos 0.74), 0.1 and 0.01 kept
     samples as diverse as the data (0.02 and 0.006); 0.01 reconstructed better (rec 0.22 vs 1.12).
     """
-    _check_pair(f, f_hat, "identity_sampler_loss")
+    check_feature_pair(f, f_hat, "identity_sampler_loss")
     rec = (F.normalize(f_hat.float(), dim=1) - F.normalize(f.float(), dim=1)).pow(2).sum(dim=1).mean()
     kl = kl_standard_normal(mu, logvar)
     return {"rec": rec, "kl": kl, "total": rec + kl_weight * kl}

@@ -48,10 +48,11 @@ Where each detail comes from:
   recognizer feature: a design choice, not from the release.
 - D_N, D_V: the released code trains the generator without a discriminator (its losses are
   pixel L1, the orthogonal term and the identity terms). The discriminator here is a
-  PatchGAN-style design choice (pix2pix, Isola et al. 2017): 4x4 stride-2 convolutions with
-  64-128-256-512 channels at width 1 (no norm on the first), LeakyReLU 0.2, then a 3x3
-  convolution to one channel: raw scores of shape (B, 1, S/16, S/16). The adversarial loss
-  form (hinge, least squares, ...) belongs to `dvg.losses`.
+  PatchGAN-style design choice (pix2pix, Isola et al. 2017), `hfr.nn.gan.PatchGAN` with the
+  `FOUR_STRIDE_2` layout: 4x4 stride-2 convolutions with 64-128-256-512 channels at width 1
+  (no norm on the first, instance norm without affine parameters on the others), LeakyReLU
+  0.2, then a 3x3 convolution to one channel: raw scores of shape (B, 1, S/16, S/16). The
+  adversarial loss form (`hfr.nn.gan.ADV_KINDS`) is the config's `loss.adv_kind`.
 
 Sizes: S = 4 * 2^k with S >= 32 (32, 64, 128, 256): the encoder has log2(S/4) stride-2
 stages and the decoder as many upsampling stages, each stage keeping the channel count that
@@ -80,8 +81,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hfr.errors import ConfigError, OptionError
+from hfr.errors import ArgumentError
+from hfr.nn.gan import D_NORMS, FOUR_STRIDE_2, PatchGAN
 from hfr.nn.layers import init_weights
+from hfr.nn.sizing import check_size as _check_size
+from hfr.nn.sizing import check_width, scaled
 
 #: the two domains and the order of the decoder's heads.
 DOMAINS: tuple[str, ...] = ("nir", "vis")
@@ -94,30 +98,22 @@ ATTR_DIM = 256
 STYLE_HIDDEN: tuple[int, int] = (1024, 2048)
 #: the released identity-sampler decoder's hidden widths (width 1).
 SAMPLER_HIDDEN: tuple[int, int, int] = (1024, 1024, 512)
-#: discriminator channels at width 1 (four stride-2 stages).
-DISC_LAYERS: tuple[int, ...] = (64, 128, 256, 512)
-DISC_NORMS: tuple[str, ...] = ("instance", "spectral", "none")
+#: discriminator normalisations (`hfr.nn.gan.D_NORMS`).
+DISC_NORMS: tuple[str, ...] = D_NORMS
 #: lowest resolution of the encoder and the decoder.
 BASE_SIZE = 4
 
 
-def scaled(channels: int, width: float) -> int:
-    """A channel count (or hidden width) times `width`, at least 4."""
-    return max(4, int(round(channels * width)))
-
-
 def check_size(size: int) -> int:
     """`size` if it is 4 * 2^k with size >= 32 (e.g. 64, 128), else ConfigError."""
-    if not isinstance(size, int) or size < 32 or size & (size - 1):
-        raise ConfigError(f"DVG-Face image size must be a power of two >= 32 (the encoder halves it down to "
-                          f"4 x 4, e.g. 64 or 128), got {size!r}")
-    return size
+    return _check_size(size, "DVG-Face image size", minimum=32, power_of_two=True,
+                       why="the encoder halves it down to 4 x 4, e.g. 64 or 128")
 
 
 def check_domain(domain: str) -> str:
-    """`domain` if it is "nir" or "vis", else OptionError."""
+    """`domain` if it is "nir" or "vis", else ArgumentError."""
     if domain not in DOMAINS:
-        raise OptionError(f"DVG-Face domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
+        raise ArgumentError(f"DVG-Face domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
     return domain
 
 
@@ -299,7 +295,7 @@ class Decoder(nn.Module):
         c0 = scaled(4 * ndf, width)
         self.size, self.id_dim, self.attr_dim, self.base_channels = size, id_dim, attr_dim, c0
         self.fc = nn.Sequential(nn.Linear(id_dim + attr_dim, c0 * BASE_SIZE ** 2), nn.LeakyReLU(0.2, inplace=True))
-        blocks: list[nn.Module] = []
+        blocks: list[ConvBlock | ResBlock] = []
         cin = c0
         for i in range(1, n + 1):
             d = n - i
@@ -312,20 +308,20 @@ class Decoder(nn.Module):
         self.nir_output = nn.Conv2d(cin, nir_channels, 1, 1, 0)
         self.vis_output = nn.Conv2d(cin, vis_channels, 1, 1, 0)
         self.channels = {"nir": nir_channels, "vis": vis_channels}
-        self.num_adain_params = sum(b.num_adain_params for b in blocks)
+        self._adain_counts = [b.num_adain_params for b in blocks]  # AdaIN parameters of each block, in order
+        self.num_adain_params = sum(self._adain_counts)
 
     def forward(self, identity: torch.Tensor, attribute: torch.Tensor, style: torch.Tensor, domain: str
                 ) -> torch.Tensor:
         """Image of `domain` ("nir" / "vis") from identity f (B, 256), attribute z (B, 256), AdaIN params (B, P)."""
         check_domain(domain)
         if style.shape[1] != self.num_adain_params:
-            raise OptionError(f"the decoder needs {self.num_adain_params} AdaIN parameters per image, got "
+            raise ArgumentError(f"the decoder needs {self.num_adain_params} AdaIN parameters per image, got "
                               f"{style.shape[1]}; build the encoders and the decoder with the same size and width")
         h = self.fc(torch.cat([identity, attribute.to(identity.dtype)], dim=1))
         h = h.view(-1, self.base_channels, BASE_SIZE, BASE_SIZE)
         offset = 0
-        for block in self.conv:
-            k = block.num_adain_params
+        for block, k in zip(self.conv, self._adain_counts):
             h = block(h, style[:, offset:offset + k] if k else None)
             offset += k
         head = self.nir_output if domain == "nir" else self.vis_output
@@ -417,7 +413,7 @@ class IdentitySampler(nn.Module):
                device: torch.device | str | None = None) -> torch.Tensor:
         """n new identities: decode(z) for z ~ N(0, I), shape (n, feature_dim), unit norm."""
         if device is None:
-            device = self.decoder.fc[0].weight.device
+            device = next(self.decoder.parameters()).device
         return self.decode(torch.randn(n, self.latent_dim, generator=generator, device=device))
 
     def forward(self, f: torch.Tensor, sample: bool | None = None, generator: torch.Generator | None = None
@@ -433,43 +429,20 @@ class IdentitySampler(nn.Module):
 # ---------------------------------------------------------------- D_N, D_V
 
 
-class Discriminator(nn.Module):
+class Discriminator(PatchGAN):
     """D_N or D_V: image (B, C, S, S) -> raw patch scores (B, 1, S/16, S/16); the loss picks their use.
 
-    `norm`: "instance" (instance norm after every conv but the first), "spectral" (spectral
+    `hfr.nn.gan.PatchGAN` with the `FOUR_STRIDE_2` layout (module docstring). `norm`:
+    "instance" (instance norm after every conv but the first), "spectral" (spectral
     normalisation of every conv, no norm layer) or "none". `init`: None (PyTorch's default)
     or an `hfr.nn.init_weights` kind, applied to each conv before spectral normalisation.
     """
 
     def __init__(self, size: int, in_channels: int = 3, width: float = 1.0, norm: str = "instance",
                  init: str | None = None) -> None:
-        super().__init__()
-        check_size(size)
-        if norm not in DISC_NORMS:
-            raise OptionError(f"discriminator norm must be one of {', '.join(DISC_NORMS)}, got {norm!r}")
-        self.size, self.in_channels, self.norm = size, in_channels, norm
-
-        def conv(cin: int, cout: int, k: int, s: int, p: int) -> nn.Module:
-            c = nn.Conv2d(cin, cout, k, s, p)
-            if init is not None:  # before spectral norm, which hides the raw weight
-                init_weights(c, init)
-            return nn.utils.parametrizations.spectral_norm(c) if norm == "spectral" else c
-
-        layers: list[nn.Module] = []
-        cin = in_channels
-        for i, c in enumerate(DISC_LAYERS):
-            cout = scaled(c, width)
-            layers.append(conv(cin, cout, 4, 2, 1))
-            if i and norm == "instance":
-                layers.append(nn.InstanceNorm2d(cout))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
-            cin = cout
-        layers.append(conv(cin, 1, 3, 1, 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw scores, higher = more real."""
-        return self.net(x)
+        size = check_size(size)
+        super().__init__(in_channels, FOUR_STRIDE_2, width, norm, init=init)
+        self.size = size
 
 
 # ---------------------------------------------------------------- all of them
@@ -495,11 +468,6 @@ class DVGModels:
         return self
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameters of `module`."""
-    return sum(p.numel() for p in module.parameters())
-
-
 def build_dvg(size: int = 128, width: float = 1.0, deterministic: bool = False, nir_channels: int = 3,
               vis_channels: int = 3, d_width: float | None = None, d_norm: str = "instance",
               init: str | None = None, id_dim: int = ID_DIM, attr_dim: int = ATTR_DIM,
@@ -513,9 +481,8 @@ def build_dvg(size: int = 128, width: float = 1.0, deterministic: bool = False, 
     `hfr.nn.init_weights` ("xavier", "kaiming", "normal002").
     """
     check_size(size)
-    if width <= 0 or (d_width is not None and d_width <= 0):
-        raise ConfigError(f"DVG-Face width multipliers must be > 0, got width={width}, d_width={d_width}")
-    dw = width if d_width is None else d_width
+    check_width(width, "DVG-Face width (net.width)")
+    dw = width if d_width is None else check_width(d_width, "DVG-Face discriminator width (net.d_width)")
     models = DVGModels(
         generator=DualGenerator(size, width, deterministic, nir_channels, vis_channels, id_dim, attr_dim),
         sampler=IdentitySampler(id_dim, sampler_latent, width),

@@ -20,7 +20,6 @@ weights, its sizes and the recognizer's fingerprint) into the run folder.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +31,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dvg.losses import identity_sampler_loss
 from dvg.models import IdentitySampler
+from hfr.artifacts import save_generator_file
 from hfr.data.datasets import ShuffleBatchSampler
 from hfr.data.manifest import read_training_rows
-from hfr.engine.task import TrainContext, register_task
+from hfr.engine.task import TrainContext
 from hfr.engine.trainconfig import AdamConfig, TrainConfig
 from hfr.errors import ConfigError
-from hfr.generator_file import save_generator_file
-
-log = logging.getLogger(__name__)
 
 METHOD = "dvg-sampler"
 
@@ -96,11 +93,11 @@ def mean_pairwise_cosine(features: torch.Tensor) -> float:
     return float((gram.sum() - gram.diagonal().sum()) / (n * (n - 1)))
 
 
-@register_task(METHOD)
 class IdentitySamplerTask:
     """Trains F_s on the frozen recognizer's features (module docstring)."""
 
     config_class = IdentitySamplerConfig
+    artifact_description = "a DVG-Face identity sampler (F_s)"
 
     def build(self, cfg: IdentitySamplerConfig, ctx: TrainContext) -> None:
         """Embed the training faces with F once; build F_s and Adam."""
@@ -117,7 +114,7 @@ class IdentitySamplerTask:
         self.recognizer_fingerprint = recognizer.fingerprint
         feats = torch.from_numpy(embed_manifest(recognizer, rows, batch_size=256, num_workers=ctx.num_workers))
         self.features = feats.to(ctx.device)
-        log.info("identity sampler: %d features (%d-d) of %d subjects from %s", len(feats), feats.shape[1],
+        self.ctx.logger.info("identity sampler: %d features (%d-d) of %d subjects from %s", len(feats), feats.shape[1],
                  len(rows.subjects()), rows.source)
         self.sampler = IdentitySampler(feature_dim=feats.shape[1], latent_dim=cfg.net.latent_dim,
                                        width=cfg.net.width)
@@ -166,19 +163,19 @@ class IdentitySamplerTask:
         self.sampler.load_state_dict(state["sampler"])
         self.optimizer.load_state_dict(state["optimizer"])
 
-    def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, str]:
+    def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, Path]:
         """Write identity_sampler.pt into `run_dir`."""
         path = Path(run_dir) / "identity_sampler.pt"
         config = {"feature_dim": self.sampler.feature_dim, "latent_dim": self.sampler.latent_dim,
                   "width": float(self.cfg.net.width), "recognizer_fingerprint": self.recognizer_fingerprint}
         save_generator_file(path, METHOD, config, {"sampler": self.sampler.state_dict()},
                             {"train": str(self.cfg.data.train), **(meta or {})})
-        return {"identity_sampler": str(path)}
+        return {"identity_sampler": path}
 
 
 def load_identity_sampler(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[IdentitySampler, dict]:
     """(F_s in eval mode, its config) from an identity_sampler.pt; another file is an error naming it."""
-    from hfr.generator_file import GeneratorFileError, load_generator_file
+    from hfr.artifacts import GeneratorFileError, load_generator_file
 
     p = Path(path)
     payload = load_generator_file(p / "identity_sampler.pt" if p.is_dir() else p, METHOD)

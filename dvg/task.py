@@ -29,36 +29,34 @@ paired subject is an error.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader
 
 from dvg.config import DVGConfig
-from dvg.losses import (adversarial_d, adversarial_g, angular_orthogonal, identity_preserving, kl_standard_normal,
-                        l1, pair_l1, weighted_total)
-from dvg.models import build_dvg
+from dvg.losses import angular_orthogonal, identity_preserving, kl_standard_normal, pair_l1, weighted_total
+from dvg.models import DualGenerator, build_dvg
+from hfr.artifacts import save_generator_file
 from hfr.data.datasets import ManifestDataset, NirVisPairSampler
 from hfr.data.manifest import read_training_rows
-from hfr.engine.task import TrainContext, register_task, unwrap_model
+from hfr.engine.task import TrainContext, parameter_summary, unwrap_model
 from hfr.errors import ConfigError, DataError
-from hfr.generator_file import save_generator_file
+from hfr.nn.gan import adversarial_d, adversarial_g, l1
 from hfr.recognizer.losses import random_derangement
-
-log = logging.getLogger(__name__)
 
 METHOD = "dvg"
 
 
-@register_task(METHOD)
 class DVGTask:
     """DVG-Face generator training (module docstring)."""
 
     config_class = DVGConfig
+    artifact_description = "a DVG-Face NIR-VIS pair generator"
     sample_columns = 6
 
     def build(self, cfg: DVGConfig, ctx: TrainContext) -> None:
@@ -81,7 +79,7 @@ class DVGTask:
         sampler = NirVisPairSampler(rows, cfg.batch_size, seed=ctx.seed, rank=ctx.rank, world_size=ctx.world_size)
         left_out = len(rows.subjects()) - len(sampler.subjects)
         if left_out:
-            log.warning("%d of %d subjects have only one modality and are left out of paired training",
+            self.ctx.logger.warning("%d of %d subjects have only one modality and are left out of paired training",
                         left_out, len(rows.subjects()))
         self.paired_subjects = len(sampler.subjects)
         dataset = ManifestDataset(rows, size=cfg.data.size, channels=3)
@@ -91,7 +89,7 @@ class DVGTask:
                            d_norm=cfg.net.d_norm, id_dim=cfg.net.id_dim)
         self.G = models.generator
         self.D_nir, self.D_vis = models.disc_nir, models.disc_vis
-        self.g_model = ctx.wrap_model(self.G)
+        self.g_model = ctx.wrap_model(GeneratorStep(self.G))
         self.d_nir = ctx.wrap_model(self.D_nir)
         self.d_vis = ctx.wrap_model(self.D_vis)
         self.opt_g = cfg.optim.make(self.G.parameters())
@@ -103,14 +101,19 @@ class DVGTask:
             self.F_s, scfg = load_identity_sampler(cfg.data.identity_sampler, device=ctx.device)
             self.sampler_width = float(scfg["width"])
             if scfg.get("recognizer_fingerprint") not in (None, self.recognizer.fingerprint):
-                log.warning("the identity sampler was trained on another recognizer's features (%s, F is %s)",
+                self.ctx.logger.warning("the identity sampler was trained on another recognizer's features (%s, F is %s)",
                             scfg.get("recognizer_fingerprint"), self.recognizer.fingerprint)
         self.unpaired: ManifestDataset | None = None
         if cfg.data.unpaired:
             self.unpaired = self._unpaired_set(cfg)
-            log.info("unpaired VIS: %d images of %d subjects without NIR images (%s)", len(self.unpaired.manifest),
+            self.ctx.logger.info("unpaired VIS: %d images of %d subjects without NIR images (%s)", len(self.unpaired.manifest),
                      len(self.unpaired.manifest.subjects()), cfg.data.unpaired)
         self._preview: dict[str, torch.Tensor] | None = None
+        ctx.logger.info("dvg: %d NIR-VIS subjects at %d px, %s attribute codes, F_s %s; parameters: %s",
+                        self.paired_subjects, cfg.data.size, "unit-norm" if cfg.net.deterministic else "variational",
+                        "on" if self.F_s is not None else "off",
+                        parameter_summary(E_N=self.G.encoder_nir, E_V=self.G.encoder_vis, decoder=self.G.decoder,
+                                          D=nn.ModuleList([self.D_nir, self.D_vis])))
 
     @staticmethod
     def _unpaired_set(cfg: DVGConfig) -> ManifestDataset:
@@ -143,56 +146,54 @@ class DVGTask:
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
         """One generator step and one discriminator step (module docstring)."""
-        ctx, cfg, w = self.ctx, self.cfg, self.cfg.loss
+        ctx, w = self.ctx, self.cfg.loss
         x = batch["image"]
         x_n, x_v = x[0::2], x[1::2]
         b = len(x_v)
         self.G.train()
         with torch.no_grad():
             f = self.identity(x_v)
-        with ctx.autocast():
-            code_n = self.G.encode(x_n, "nir", generator=ctx.generator)
-            code_v = self.G.encode(x_v, "vis", generator=ctx.generator)
-            xh_n = self.G.decode(f, code_n.z, "nir")
-            xh_v = self.G.decode(f, code_v.z, "vis")
-        terms: dict[str, torch.Tensor] = {
-            "ort": angular_orthogonal(code_n.z, f) + angular_orthogonal(code_v.z, f),
-            "pix": pair_l1(xh_n, xh_v, x_n, x_v)}
-        if code_n.logvar is not None and w.kl > 0:
-            terms["kl"] = kl_standard_normal(code_n.mu, code_n.logvar) + kl_standard_normal(code_v.mu, code_v.logvar)
-        ip = identity_preserving(self.identity(xh_n), self.identity(xh_v), f, w.ip_pair)["total"]
+        f_swap = f_s = x_u = f_u = None
         if w.pix_swap > 0:
             # the derangement draws on the CPU: use the task's generator there, torch's (seeded, checkpointed) on CUDA
             perm = random_derangement(b, generator=ctx.generator if ctx.device.type == "cpu" else None,
                                       device=ctx.device)
-            with ctx.autocast():
-                xs_n, xs_v = self.G.decode(f[perm], code_n.z, "nir"), self.G.decode(f[perm], code_v.z, "vis")
-            terms["pix_swap"] = pair_l1(xs_n, xs_v, x_n, x_v)
-        sampled = None
+            f_swap = f[perm]
         if self.F_s is not None:
             with torch.no_grad():
                 f_s = self.F_s.sample(b, generator=ctx.generator, device=ctx.device)
-            with ctx.autocast():
-                sampled = (self.G.decode(f_s, code_n.z, "nir"), self.G.decode(f_s, code_v.z, "vis"))
+        if self.unpaired is not None:
+            x_u = self.unpaired_batch(step)
+            with torch.no_grad():
+                f_u = self.identity(x_u)
+        with ctx.autocast():
+            out = self.g_model(x_n, x_v, f, f_swap=f_swap, f_sampled=f_s, x_u=x_u, f_u=f_u,
+                               generator=ctx.generator)
+        xh_n, xh_v = out["xh_n"], out["xh_v"]
+        terms: dict[str, torch.Tensor] = {
+            "ort": angular_orthogonal(out["z_n"], f) + angular_orthogonal(out["z_v"], f),
+            "pix": pair_l1(xh_n, xh_v, x_n, x_v)}
+        if out["logvar_n"] is not None and w.kl > 0:
+            terms["kl"] = (kl_standard_normal(out["mu_n"], out["logvar_n"])
+                           + kl_standard_normal(out["mu_v"], out["logvar_v"]))
+        ip = identity_preserving(self.identity(xh_n), self.identity(xh_v), f, w.ip_pair)["total"]
+        if f_swap is not None:
+            terms["pix_swap"] = pair_l1(out["xs_n"], out["xs_v"], x_n, x_v)
+        if f_s is not None:
+            sampled = (out["xf_n"], out["xf_v"])
             terms["pix_sampled"] = pair_l1(*sampled, x_n, x_v)
             ip = ip + identity_preserving(self.identity(sampled[0]), self.identity(sampled[1]), f_s,
                                           w.ip_pair)["total"]
         unpaired: dict[str, torch.Tensor] = {}
         fakes_u: tuple[torch.Tensor, torch.Tensor] | None = None
-        if self.unpaired is not None:
-            x_u = self.unpaired_batch(step)
-            with torch.no_grad():
-                f_u = self.identity(x_u)
-            k = min(len(x_u), b)
-            with ctx.autocast():
-                code_u = self.G.encode(x_u, "vis", generator=ctx.generator)
-                xu_v = self.G.decode(f_u, code_u.z, "vis")
-                xu_n = self.G.decode(f_u[:k], code_n.z[:k], "nir")
+        if x_u is not None and f_u is not None:
+            xu_n, xu_v = out["xu_n"], out["xu_v"]
+            k = len(xu_n)
             fakes_u = (xu_n, xu_v)
             unpaired["pix_unpaired"] = l1(xu_v, x_u)
-            unpaired["ort"] = angular_orthogonal(code_u.z, f_u)
-            if code_u.logvar is not None and w.kl > 0:
-                unpaired["kl"] = kl_standard_normal(code_u.mu, code_u.logvar)
+            unpaired["ort"] = angular_orthogonal(out["z_u"], f_u)
+            if out["logvar_u"] is not None and w.kl > 0:
+                unpaired["kl"] = kl_standard_normal(out["mu_u"], out["logvar_u"])
             unpaired["ip"] = identity_preserving(self.identity(xu_n), self.identity(xu_v[:k]), f_u[:k],
                                                  w.ip_pair)["total"]
             if w.adv > 0:
@@ -241,7 +242,7 @@ class DVGTask:
 
     @torch.no_grad()
     def sample_grid(self) -> torch.Tensor:
-        """Rows of [real NIR, real VIS, reconstructed NIR, VIS, a new identity's NIR, VIS] (first batch).
+        """Rows of [real NIR, real VIS, reconstructed NIR, VIS, a new identity's NIR, VIS] (first batch), in [0, 1].
 
         The new identity is drawn from F_s when set (else another pair's identity) and decoded
         with attribute codes from the attribute prior, so its two images are a generated pair.
@@ -266,7 +267,7 @@ class DVGTask:
             self.G.train()
         return torch.stack(rows, dim=1).flatten(0, 1).cpu()
 
-    def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, str]:
+    def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, Path]:
         """Write generator.pt (E_N, E_V, G and, when used, F_s) into `run_dir`."""
         path = Path(run_dir) / "generator.pt"
         g = unwrap_model(self.G)
@@ -282,4 +283,44 @@ class DVGTask:
                             {"train": str(self.cfg.data.train), "paired_subjects": self.paired_subjects,
                              "unpaired": str(self.cfg.data.unpaired),
                              **(meta or {})})
-        return {"generator": str(path)}
+        return {"generator": path}
+
+
+class GeneratorStep(nn.Module):
+    """Everything one training step computes with E_N, E_V and G, in one forward: what DDP wraps.
+
+    DDP synchronises the gradients of what runs inside its module's `forward`; calling the
+    generator's `encode`/`decode` directly would bypass it. Returns a dict of tensors:
+    `z_*`, `mu_*`, `logvar_*` (None when deterministic) of the attribute codes of x_N (`_n`),
+    x_V (`_v`) and, with unpaired VIS images, x_U (`_u`); the reconstructions x^_N = G(f~, z_N),
+    x^_V = G(f~, z_V) (`xh_n`, `xh_v`); with `f_swap`, another pair's identity decoded with this
+    pair's codes (`xs_n`, `xs_v`); with `f_sampled`, identities f_s from F_s decoded with them
+    (`xf_n`, `xf_v`); with `x_u`/`f_u`, x^_U = G(f_U, z_U) (`xu_v`) and a NIR image of the unpaired
+    identity with the first paired NIR codes (`xu_n`, min(B_U, B) of them).
+    """
+
+    def __init__(self, generator: DualGenerator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, x_n: torch.Tensor, x_v: torch.Tensor, f: torch.Tensor, *, f_swap: torch.Tensor | None = None,
+                f_sampled: torch.Tensor | None = None, x_u: torch.Tensor | None = None,
+                f_u: torch.Tensor | None = None, generator: torch.Generator | None = None
+                ) -> dict[str, Any]:
+        g = self.generator
+        code_n = g.encode(x_n, "nir", generator=generator)
+        code_v = g.encode(x_v, "vis", generator=generator)
+        out: dict[str, Any] = {
+            "z_n": code_n.z, "mu_n": code_n.mu, "logvar_n": code_n.logvar,
+            "z_v": code_v.z, "mu_v": code_v.mu, "logvar_v": code_v.logvar,
+            "xh_n": g.decode(f, code_n.z, "nir"), "xh_v": g.decode(f, code_v.z, "vis")}
+        if f_swap is not None:
+            out["xs_n"], out["xs_v"] = g.decode(f_swap, code_n.z, "nir"), g.decode(f_swap, code_v.z, "vis")
+        if f_sampled is not None:
+            out["xf_n"], out["xf_v"] = g.decode(f_sampled, code_n.z, "nir"), g.decode(f_sampled, code_v.z, "vis")
+        if x_u is not None and f_u is not None:
+            code_u = g.encode(x_u, "vis", generator=generator)
+            k = min(len(x_u), len(x_n))
+            out.update(z_u=code_u.z, mu_u=code_u.mu, logvar_u=code_u.logvar,
+                       xu_v=g.decode(f_u, code_u.z, "vis"), xu_n=g.decode(f_u[:k], code_n.z[:k], "nir"))
+        return out

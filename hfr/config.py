@@ -9,6 +9,19 @@ builds one from defaults, then a YAML file, then the overrides, in that order:
 Every value is checked against its field's type; an unknown key is a ConfigError that
 names the key, the file or override it came from, and the closest valid key. The
 resolved config is saved beside every output with `save_config` (atomically).
+
+A recipe can inherit another with a `base:` key (a path relative to the recipe's own
+folder; the base may itself have a base):
+
+    # configs/drgan/synth-multipie-multi.yaml
+    base: synth-multipie.yaml
+    net:
+      multi_image: 4
+
+The chain is merged from the first base on: each file's keys go on top of what its base
+gave (nested mappings key by key, other values replaced), then the `--set`s. `read_recipe`
+returns the merged mapping; a missing base or a cycle is a ConfigError naming the file.
+`recipe_file` finds the recipes under `configs/` from any working directory.
 """
 
 from __future__ import annotations
@@ -247,9 +260,52 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+#: The key of a recipe that names the recipe it inherits (`base: synth-multipie.yaml`).
+BASE_KEY = "base"
+
+
+def recipe_chain(path: str | os.PathLike) -> list[tuple[Path, dict[str, Any]]]:
+    """The files a recipe is built from, first base first: [(file, its own keys without `base:`), ...].
+
+    `base:` is a path relative to the folder of the file that names it (or absolute). A base
+    that does not exist, a `base:` that is not a path and a cycle are ConfigErrors naming the file.
+    """
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    seen: list[Path] = []
+    current = Path(path)
+    while True:
+        resolved = current.resolve()
+        if resolved in seen:
+            cycle = " -> ".join(str(p) for p in [*seen[seen.index(resolved):], resolved])
+            raise ConfigError(f"{current}: recipe inheritance cycle ({cycle}); remove one of these 'base:' keys")
+        seen.append(resolved)
+        data = dict(read_yaml(current))
+        base = data.pop(BASE_KEY, None)
+        chain.append((current, data))
+        if base is None:
+            break
+        if not isinstance(base, str) or not base.strip():
+            raise ConfigError(f"{current}: 'base:' must be the path of another recipe (relative to this "
+                              f"file's folder), got {base!r}")
+        parent = current.parent / base
+        if not parent.is_file():
+            raise ConfigError(f"{current}: base recipe {base!r} not found (looked for {parent}); "
+                              f"'base:' is relative to the folder of the file that names it")
+        current = parent
+    return chain[::-1]
+
+
+def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """A recipe YAML as one mapping: its `base:` chain merged (see the module docstring), no `base:` key."""
+    data: dict[str, Any] = {}
+    for _, layer in recipe_chain(path):
+        data = _merge(data, layer)
+    return data
+
+
 def load_config(cls: type[T], path: str | os.PathLike | None = None, sets: Iterable[str] = (),
                 base: Mapping[str, Any] | None = None) -> T:
-    """Defaults <- `base` mapping <- YAML file `path` <- `--set` overrides, then type-check.
+    """Defaults <- `base` mapping <- recipe `path` (its `base:` chain first) <- `--set` overrides, then type-check.
 
     Errors name the file (or override) and key.
     """
@@ -258,10 +314,10 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, sets: Itera
         data = _merge(data, dict(base))
     where = "config"
     if path is not None:
-        from_file = read_yaml(path)
+        for layer_path, layer in recipe_chain(path):
+            _check_keys(cls, layer, str(layer_path))
+            data = _merge(data, layer)
         where = str(path)
-        _check_keys(cls, from_file, where)
-        data = _merge(data, from_file)
     data = apply_overrides(cls, data, sets)
     return from_dict(cls, data, where)
 
@@ -293,14 +349,39 @@ def save_config(cfg: Any, path: str | os.PathLike) -> Path:
     return p
 
 
-def read_model_name(path: str | os.PathLike, sets: Iterable[str] = ()) -> str:
-    """The `model:` of a recipe (a `--set model=...` wins); ConfigError naming the file when absent."""
+def read_model_name(path: str | os.PathLike, sets: Iterable[str] = (), default: str | None = None) -> str:
+    """The `model:` of a recipe (a `--set model=...` wins); `default`, else a ConfigError naming the file, when absent."""
     for item in sets:
         key, sep, value = str(item).partition("=")
         if sep and key.strip() == "model":
             return value.strip()
-    data = read_yaml(path)
+    data = read_recipe(path)
     name = data.get("model") if isinstance(data, Mapping) else None
+    if (not isinstance(name, str) or not name) and default is not None:
+        return default
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{path}: no 'model:' key; a generator recipe names its method, e.g. 'model: drgan'")
     return name
+
+
+#: Where the recipes are: `configs/` beside the `hfr` package's source (a checkout, an editable install).
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def configs_dir() -> Path:
+    """The `configs/` folder of the recipes (`CONFIGS_DIR`), from any working directory; ConfigError naming
+    the expected path when it is not there."""
+    folder = CONFIGS_DIR
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: the recipes folder is missing; hfr looks for configs/ beside its package "
+                          f"source (install from a checkout with `pip install -e .`)")
+    return folder
+
+
+def recipe_file(name: str | os.PathLike) -> Path:
+    """The recipe `configs/<name>` (e.g. "quickstart/drgan.yaml"); ConfigError naming the expected path."""
+    path = configs_dir() / name
+    if not path.is_file():
+        raise ConfigError(f"{path}: recipe not found; the recipes under {configs_dir()} are part of the "
+                          f"checkout (restore the file with git)")
+    return path

@@ -16,7 +16,7 @@ Conventions (shared by every function here):
   compared with the exact fractions ``fp / n_impostor``, so ``FAR <= 0.001`` with 1000
   impostors allows exactly one false accept, whatever the binary rounding of 0.001.
 - Bad input (NaN, shapes that differ, no genuine or no impostor pair, an unknown option)
-  raises :class:`hfr.errors.OptionError` with a message that says what to do.
+  raises :class:`hfr.errors.MetricError` with a message that says what to do.
 
 Everything is vectorised numpy: the ROC costs one sort of all scores plus a binary search
 per score of the rarer kind (usually the genuine pairs), so the full verification report
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from hfr.errors import OptionError
+from hfr.errors import MetricError
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +56,17 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 
 def _as_float(x: Any, name: str, allow_inf: bool = False) -> np.ndarray:
-    """`x` as a float64 array; NaN (and infinity unless `allow_inf`) is an OptionError."""
+    """`x` as a float64 array; NaN (and infinity unless `allow_inf`) is a MetricError."""
     try:
         arr = np.asarray(_to_numpy(x), dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise OptionError(f"{name} must be numbers (got {type(x).__name__}): {exc}") from exc
+        raise MetricError(f"{name} must be numbers (got {type(x).__name__}): {exc}") from exc
     if np.isnan(arr).any():
         n = int(np.isnan(arr).sum())
-        raise OptionError(f"{name} holds {n} NaN value(s); remove those pairs or fix the features "
+        raise MetricError(f"{name} holds {n} NaN value(s); remove those pairs or fix the features "
                           "that produced them (a zero feature vector gives NaN cosines)")
     if not allow_inf and np.isinf(arr).any():
-        raise OptionError(f"{name} holds infinite values; scores must be finite similarities "
+        raise MetricError(f"{name} holds infinite values; scores must be finite similarities "
                           "(drop masked pairs instead of giving them -inf)")
     return arr
 
@@ -75,7 +75,7 @@ def _as_labels(x: Any, name: str) -> np.ndarray:
     """Identity labels (ints, strings, ...) as a 1-D numpy array."""
     arr = _to_numpy(x)
     if arr.ndim != 1:
-        raise OptionError(f"{name} must be a 1-D sequence of subject labels (got shape {arr.shape})")
+        raise MetricError(f"{name} must be a 1-D sequence of subject labels (got shape {arr.shape})")
     return arr
 
 
@@ -84,7 +84,7 @@ def _check_pairs(scores: Any, labels: Any, require_both: bool = True) -> tuple[n
     s = _as_float(scores, "scores")
     raw = _to_numpy(labels)
     if s.shape != raw.shape:
-        raise OptionError(f"scores and labels must have the same shape (got {s.shape} and "
+        raise MetricError(f"scores and labels must have the same shape (got {s.shape} and "
                           f"{raw.shape}); give one label per score")
     if raw.dtype == bool:
         lab = raw.reshape(-1)
@@ -92,11 +92,11 @@ def _check_pairs(scores: Any, labels: Any, require_both: bool = True) -> tuple[n
         try:
             num = np.asarray(raw, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError) as exc:
-            raise OptionError("labels must be 1 (genuine) / 0 (impostor) or booleans "
+            raise MetricError("labels must be 1 (genuine) / 0 (impostor) or booleans "
                               f"(got dtype {raw.dtype})") from exc
         bad = ~((num == 0) | (num == 1))
         if bad.any():
-            raise OptionError("labels must be 1 (genuine) / 0 (impostor) or booleans; found "
+            raise MetricError("labels must be 1 (genuine) / 0 (impostor) or booleans; found "
                               f"{num[bad][0]!r} at index {int(np.flatnonzero(bad)[0])}")
         lab = num == 1
     s = s.reshape(-1)
@@ -104,7 +104,7 @@ def _check_pairs(scores: Any, labels: Any, require_both: bool = True) -> tuple[n
         n_gen = int(lab.sum())
         if n_gen == 0 or n_gen == lab.size:
             missing = "genuine (label 1)" if n_gen == 0 else "impostor (label 0)"
-            raise OptionError(f"the verification set has no {missing} pair among {lab.size} "
+            raise MetricError(f"the verification set has no {missing} pair among {lab.size} "
                               "scores; a ROC needs both kinds")
     return s, lab
 
@@ -185,7 +185,7 @@ def _counts(scores: Any, labels: Any) -> RocCounts:
     """`scores` itself when it is a RocCounts (labels must be None), else roc_counts(...)."""
     if isinstance(scores, RocCounts):
         if labels is not None:
-            raise OptionError("pass labels=None together with a precomputed RocCounts")
+            raise MetricError("pass labels=None together with a precomputed RocCounts")
         return scores
     return roc_counts(scores, labels)
 
@@ -197,7 +197,7 @@ def roc_curve(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     is ``>= thresholds[k]`` (all pairs sharing a score move together). FAR and TAR are
     non-decreasing, the last point is (1, 1) at the lowest score. ``labels``: 1 / True for
     genuine, 0 / False for impostor. NaN or infinite scores, shapes that differ, or a set
-    without genuine or without impostor pairs raise OptionError.
+    without genuine or without impostor pairs raise MetricError.
     """
     rc = roc_counts(scores, labels)
     return rc.far, rc.tar, rc.thresholds.copy()
@@ -211,9 +211,9 @@ def _far_target(x: Any) -> Fraction:
     try:
         v = float(x)
     except (TypeError, ValueError) as exc:
-        raise OptionError(f"FAR target {x!r} is not a number; give e.g. 1e-3") from exc
+        raise MetricError(f"FAR target {x!r} is not a number; give e.g. 1e-3") from exc
     if not (0.0 <= v <= 1.0):
-        raise OptionError(f"FAR target {x!r} must lie in [0, 1] (e.g. 1e-3 for 0.1%)")
+        raise MetricError(f"FAR target {x!r} must lie in [0, 1] (e.g. 1e-3 for 0.1%)")
     return Fraction(repr(v))
 
 
@@ -252,7 +252,7 @@ def tar_at_far(scores: Any, labels: Any, far: float | Sequence[float],
     `scores` may be a precomputed :class:`RocCounts` with ``labels=None``.
     """
     if mode not in TAR_MODES:
-        raise OptionError(f"unknown TAR@FAR mode {mode!r}; choose one of {', '.join(TAR_MODES)}")
+        raise MetricError(f"unknown TAR@FAR mode {mode!r}; choose one of {', '.join(TAR_MODES)}")
     rc = _counts(scores, labels)
     scalar = np.ndim(far) == 0
     targets = [far] if scalar else list(np.asarray(_to_numpy(far), dtype=object).reshape(-1))
@@ -269,7 +269,7 @@ def threshold_at_far(scores: Any, labels: Any, far: float, mode: str = "conserva
     genuine score ties with or falls below the top impostor score and `far` allows none).
     """
     if mode not in TAR_MODES:
-        raise OptionError(f"unknown TAR@FAR mode {mode!r}; choose one of {', '.join(TAR_MODES)}")
+        raise MetricError(f"unknown TAR@FAR mode {mode!r}; choose one of {', '.join(TAR_MODES)}")
     rc = _counts(scores, labels)
     return float(rc.thresholds[_tar_index(rc, _far_target(far), mode)])
 
@@ -359,22 +359,22 @@ def similarity_matrix(probe_feats: Any, gallery_feats: Any) -> np.ndarray:
     """Cosine similarities ``(P, G)`` of the rows of two feature matrices, after L2 normalising.
 
     Both inputs are 2-D ``(n, D)`` with the same D. A zero (or non-finite) feature vector
-    cannot be normalised and raises OptionError naming its row.
+    cannot be normalised and raises MetricError naming its row.
     """
     out = []
     for name, feats in (("probe_feats", probe_feats), ("gallery_feats", gallery_feats)):
         f = _as_float(feats, name)
         if f.ndim != 2:
-            raise OptionError(f"{name} must be a 2-D (n, D) feature matrix (got shape {f.shape})")
+            raise MetricError(f"{name} must be a 2-D (n, D) feature matrix (got shape {f.shape})")
         norms = np.linalg.norm(f, axis=1)
         bad = np.flatnonzero(norms == 0)
         if bad.size:
-            raise OptionError(f"{name} row {int(bad[0])} is a zero vector and has no direction; "
+            raise MetricError(f"{name} row {int(bad[0])} is a zero vector and has no direction; "
                               f"{bad.size} such row(s) in all — check the features")
         out.append(f / norms[:, None])
     p, g = out
     if p.shape[1] != g.shape[1]:
-        raise OptionError(f"probe features have dimension {p.shape[1]} but gallery features "
+        raise MetricError(f"probe features have dimension {p.shape[1]} but gallery features "
                           f"{g.shape[1]}; embed both with the same model")
     return np.clip(p @ g.T, -1.0, 1.0)
 
@@ -384,20 +384,20 @@ def _check_identification(similarity: Any, probe_labels: Any,
     """Validated (similarity (P, G) float64, probe labels, gallery labels)."""
     sim = _as_float(similarity, "similarity", allow_inf=True)
     if sim.ndim != 2:
-        raise OptionError(f"similarity must be a (probes, gallery) matrix (got shape {sim.shape})")
+        raise MetricError(f"similarity must be a (probes, gallery) matrix (got shape {sim.shape})")
     if np.isposinf(sim).any():
-        raise OptionError("similarity holds +inf; only -inf is allowed (to mask a pair out)")
+        raise MetricError("similarity holds +inf; only -inf is allowed (to mask a pair out)")
     pl = _as_labels(probe_labels, "probe_labels")
     gl = _as_labels(gallery_labels, "gallery_labels")
     textual = [a.dtype.kind in "USO" for a in (pl, gl)]
     if textual[0] != textual[1]:
-        raise OptionError(f"probe labels ({pl.dtype}) and gallery labels ({gl.dtype}) are of "
+        raise MetricError(f"probe labels ({pl.dtype}) and gallery labels ({gl.dtype}) are of "
                           "different kinds (text vs numbers); give both as the same type")
     if pl.size != sim.shape[0] or gl.size != sim.shape[1]:
-        raise OptionError(f"similarity has shape {sim.shape} but there are {pl.size} probe labels "
+        raise MetricError(f"similarity has shape {sim.shape} but there are {pl.size} probe labels "
                           f"and {gl.size} gallery labels; give one label per row / column")
     if sim.shape[0] == 0 or sim.shape[1] == 0:
-        raise OptionError(f"similarity has shape {sim.shape}: no probes or an empty gallery")
+        raise MetricError(f"similarity has shape {sim.shape}: no probes or an empty gallery")
     return sim, pl, gl
 
 
@@ -409,11 +409,11 @@ def subject_ranks(similarity: Any, probe_labels: Any, gallery_labels: Any,
     subject count once. Ties are pessimistic: the rank is the number of gallery subjects whose
     score is ``>=`` the true subject's, so a tie with an impostor subject counts against.
     ``-inf`` similarities are allowed (to mask pairs out). Probes whose subject is not in the
-    gallery: ``open_set="error"`` (default) raises OptionError, ``"ignore"`` gives them rank 0
+    gallery: ``open_set="error"`` (default) raises MetricError, ``"ignore"`` gives them rank 0
     (callers drop them), ``"miss"`` gives them rank ``n_subjects + 1`` (never matched).
     """
     if open_set not in OPEN_SET_MODES:
-        raise OptionError(f"unknown open_set {open_set!r}; choose one of {', '.join(OPEN_SET_MODES)}")
+        raise MetricError(f"unknown open_set {open_set!r}; choose one of {', '.join(OPEN_SET_MODES)}")
     sim, pl, gl = _check_identification(similarity, probe_labels, gallery_labels)
     subjects, g_idx = np.unique(gl, return_inverse=True)
     n_sub = subjects.size
@@ -424,7 +424,7 @@ def subject_ranks(similarity: Any, probe_labels: Any, gallery_labels: Any,
     found = (pos < n_sub) & (subjects[np.minimum(pos, n_sub - 1)] == pl)
     if not found.all() and open_set == "error":
         missing = np.flatnonzero(~found)
-        raise OptionError(f"{missing.size} probe(s) have a subject absent from the gallery "
+        raise MetricError(f"{missing.size} probe(s) have a subject absent from the gallery "
                           f"(first: probe {int(missing[0])}, subject {pl[missing[0]]!r}); use "
                           "open_set='ignore' or 'miss' for an open-set evaluation")
     rows = np.flatnonzero(found)
@@ -450,10 +450,10 @@ def cmc(similarity: Any, probe_labels: Any, gallery_labels: Any, max_rank: int |
     if max_rank is None:
         max_rank = n_sub
     if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
-        raise OptionError(f"max_rank must be a positive integer (got {max_rank!r})")
+        raise MetricError(f"max_rank must be a positive integer (got {max_rank!r})")
     kept = ranks[ranks > 0]
     if kept.size == 0 or (kept > n_sub).all():
-        raise OptionError("no probe has its subject in the gallery; nothing to rank")
+        raise MetricError("no probe has its subject in the gallery; nothing to rank")
     kept = np.where(kept > n_sub, max_rank + 1, kept)      # open_set="miss": never matched
     hist = np.bincount(np.minimum(kept, max_rank + 1), minlength=max_rank + 2)[1:max_rank + 1]
     return np.cumsum(hist) / kept.size
@@ -463,7 +463,7 @@ def rank_k(similarity: Any, probe_labels: Any, gallery_labels: Any, k: int = 1,
            open_set: str = "error") -> float:
     """Rank-k identification rate: ``cmc(...)[k - 1]`` (rank-1 accuracy by default)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise OptionError(f"k must be a positive integer (got {k!r})")
+        raise MetricError(f"k must be a positive integer (got {k!r})")
     return float(cmc(similarity, probe_labels, gallery_labels, max_rank=int(k), open_set=open_set)[-1])
 
 
@@ -512,7 +512,7 @@ def best_threshold(scores: Any, labels: Any) -> tuple[float, float]:
     """
     s, lab = _check_pairs(scores, labels, require_both=False)
     if s.size == 0:
-        raise OptionError("cannot choose a threshold on an empty set of pairs")
+        raise MetricError("cannot choose a threshold on an empty set of pairs")
     return _best_cut(*_accept_counts(s, lab))
 
 
@@ -534,21 +534,21 @@ def verification_accuracy(scores: Any, labels: Any, folds: Any = None,
     The scores are sorted once; each fold then costs O(n).
     """
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
-        raise OptionError(f"n_folds must be an integer >= 2 (got {n_folds!r})")
+        raise MetricError(f"n_folds must be an integer >= 2 (got {n_folds!r})")
     s, lab = _check_pairs(scores, labels, require_both=False)
     if folds is None:
         if s.size < n_folds:
-            raise OptionError(f"{s.size} pairs cannot be split into {n_folds} folds")
+            raise MetricError(f"{s.size} pairs cannot be split into {n_folds} folds")
         sizes = [len(b) for b in np.array_split(np.arange(s.size), n_folds)]
         fold_id = np.repeat(np.arange(n_folds), sizes)
     else:
         f = np.asarray(_to_numpy(folds)).reshape(-1)
         if f.size != s.size:
-            raise OptionError(f"folds has {f.size} entries but there are {s.size} pairs; give one "
+            raise MetricError(f"folds has {f.size} entries but there are {s.size} pairs; give one "
                               "fold per pair")
         values, fold_id = np.unique(f, return_inverse=True)
         if values.size != n_folds:
-            raise OptionError(f"folds holds {values.size} distinct fold(s) but n_folds={n_folds}; "
+            raise MetricError(f"folds holds {values.size} distinct fold(s) but n_folds={n_folds}; "
                               "every fold needs at least one pair")
     order = np.argsort(s)
     distinct, starts = _group_counts(s[order])

@@ -8,13 +8,17 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from hfr.data.imageio import read_image, write_png
 from hfr.data.manifest import Manifest, Record
-from hfr.errors import OptionError
+from hfr.errors import ArgumentError
+
+if TYPE_CHECKING:
+    import torch
 
 SHEET_AXES: tuple[str, ...] = ("yaw", "modality", "occlusion", "illumination", "expression")
 
@@ -28,13 +32,21 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def tensor_to_images(batch: "object") -> list[np.ndarray]:
-    """A float tensor (N, C, H, W) in [0, 1] (or [-1, 1] when any value is negative) as uint8 images."""
+def tensor_to_images(batch: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)) -> list[np.ndarray]:
+    """A float tensor (N, C, H, W) whose values span `value_range` as N uint8 (H, W, C) images.
+
+    `value_range` (low, high) is mapped linearly onto 0..255; values outside it are clipped. The
+    package's convention is [0, 1] (the default); pass (-1.0, 1.0) for a tanh generator's output,
+    or convert it first with `hfr.nn.ranges.to_unit`. Nothing is inferred from the values.
+    """
     import torch  # local: viz is importable without building torch state
 
+    low, high = (float(v) for v in value_range)
+    if not high > low:
+        raise ArgumentError(f"tensor_to_images: value_range must be (low, high) with low < high, got {value_range}")
     t = batch.detach().float().cpu()
-    if t.min() < 0:
-        t = (t + 1) / 2
+    if (low, high) != (0.0, 1.0):
+        t = (t - low) / (high - low)
     t = (t.clamp(0, 1) * 255).round().to(torch.uint8)
     return [img.permute(1, 2, 0).numpy() for img in t]
 
@@ -44,9 +56,9 @@ def image_grid(images: Sequence[np.ndarray | None], ncol: int, pad: int = 2,
     """Tile same-size images into a grid of `ncol` columns; None leaves a blank cell."""
     present = [im for im in images if im is not None]
     if not present:
-        raise OptionError("image_grid: no images to tile")
+        raise ArgumentError("image_grid: no images to tile")
     if ncol < 1:
-        raise OptionError(f"image_grid: ncol must be >= 1, got {ncol}")
+        raise ArgumentError(f"image_grid: ncol must be >= 1, got {ncol}")
     h, w = present[0].shape[:2]
     nrow = math.ceil(len(images) / ncol)
     grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, 3), background, np.uint8)
@@ -54,7 +66,7 @@ def image_grid(images: Sequence[np.ndarray | None], ncol: int, pad: int = 2,
         if im is None:
             continue
         if im.shape[:2] != (h, w):
-            im = np.asarray(Image.fromarray(to_rgb(im)).resize((w, h), Image.BILINEAR))
+            im = np.asarray(Image.fromarray(to_rgb(im)).resize((w, h), Image.Resampling.BILINEAR))
         r, c = divmod(i, ncol)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         grid[y:y + h, x:x + w] = to_rgb(im)
@@ -104,12 +116,12 @@ def contact_sheet(manifest: Manifest, by: str = "yaw", subjects: int = 8, max_co
     Each cell shows the first image of that subject with that value (blank when none).
     """
     if by not in SHEET_AXES:
-        raise OptionError(f"--by {by!r}: use one of {', '.join(SHEET_AXES)}")
+        raise ArgumentError(f"--by {by!r}: use one of {', '.join(SHEET_AXES)}")
     if subjects < 1:
-        raise OptionError(f"--subjects must be >= 1, got {subjects}")
+        raise ArgumentError(f"--subjects must be >= 1, got {subjects}")
     rows = manifest if split is None else manifest.select(split=split)
     if len(rows) == 0:
-        raise OptionError(f"no images to show (split {split!r}); check the manifest and --split")
+        raise ArgumentError(f"no images to show (split {split!r}); check the manifest and --split")
     names = rows.subjects()[:subjects]
     values = sorted({_axis_value(r, by) for r in rows if r.subject in set(names)},
                     key=lambda v: _sort_key(by, v))
@@ -134,7 +146,7 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     write_png(path, image)
 
 
-def _figure():
+def _figure() -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -143,7 +155,7 @@ def _figure():
     return plt
 
 
-def _save_figure(fig: "object", path: str | os.PathLike) -> None:
+def _save_figure(fig: Any, path: str | os.PathLike) -> None:
     import io as _io
 
     from hfr.fileio import atomic_write_bytes
@@ -153,7 +165,7 @@ def _save_figure(fig: "object", path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _finish(plt: "object", fig: "object", ax: "object", path: str | os.PathLike, title: str,
+def _finish(plt: Any, fig: Any, ax: Any, path: str | os.PathLike, title: str,
             xlabel: str, ylabel: str, ylim: tuple[float, float], legend: str) -> None:
     """Labels, grid and legend shared by the plots; save atomically and close."""
     ax.set_xlabel(xlabel)

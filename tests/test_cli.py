@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fake_datasets import write_casia, write_folder  # noqa: E402
 
 from hfr.cli import main  # noqa: E402
@@ -95,7 +94,7 @@ def test_data_show_bad_axis(tiny_dataset, tmp_path, capsys):
 
 
 def test_data_align_writes_crops_and_manifest(tmp_path, capsys):
-    from hfr.data.transforms import template_points
+    from hfr.data.align import template_points
 
     pts, size = template_points("lightcnn128")
     img = np.zeros((160, 160), np.uint8)
@@ -139,3 +138,91 @@ def test_data_synth_flags_errors_and_dry_run(tmp_path, capsys):
     assert main(["data", "synth", "--preset", "nirvis", "--subjects", "7", "--dry-run"]) == 0
     assert "subjects: 7" in capsys.readouterr().out
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+# ---------------------------------------------------------------------- command groups and plug-ins
+@pytest.fixture
+def commands(monkeypatch):
+    """A fresh registry of method command groups (the installed entry points), swapped into hfr.cli."""
+    from hfr import cli
+    from hfr.registry import Registry
+
+    registry = Registry("command group", cli.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(cli, "COMMANDS", registry)
+    return registry
+
+
+def _subcommands(parser) -> set[str]:
+    import argparse
+
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(action.choices)
+
+
+def test_method_commands_arrive_through_entry_points(commands):
+    from importlib import metadata
+
+    from hfr.cli import build_parser
+
+    declared = {ep.name: ep.value for ep in metadata.entry_points(group="hfr.commands")}
+    assert declared == {"drgan": "drgan.commands:register", "dvg": "dvg.commands:register",
+                        "tsgan": "tsgan.commands:register"}
+    names = _subcommands(build_parser())
+    assert {"rotate", "generate-pairs", "deocclude"} <= names
+    assert {"quickstart", "train-recognizer", "train-generator", "evaluate", "embed", "gallery", "search",
+            "data"} <= names
+
+
+def test_a_broken_plugin_is_a_warning_and_the_rest_still_works(commands, monkeypatch, caplog, tmp_path, capsys):
+    from importlib import metadata
+
+    from hfr.cli import build_parser
+
+    real = commands._entry_points
+    broken = metadata.EntryPoint(name="broken", value="no_such_module_hfr_test:register", group="hfr.commands")
+    monkeypatch.setattr(commands, "_entry_points", lambda: [*real(), broken])
+
+    def register_raises(sub):
+        raise RuntimeError("bug in a plug-in")
+
+    with commands.temporarily("raiser", register_raises), caplog.at_level("WARNING"):
+        names = _subcommands(build_parser())
+        assert main(["data", "stats", str(tmp_path / "nowhere")]) == 2  # a core command still runs
+    assert "rotate" in names and "broken" not in names
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("broken" in w and "no_such_module_hfr_test" in w for w in warnings)
+    assert any("raiser" in w and "bug in a plug-in" in w for w in warnings)
+    assert "manifest not found" in capsys.readouterr().err
+
+
+def test_a_new_method_adds_a_command_without_touching_hfr(commands, capsys):
+    from hfr.cli.common import console
+
+    def register(sub):
+        p = sub.add_parser("wave", help="a fourth method's command")
+        p.add_argument("--times", type=int, default=1)
+        p.set_defaults(func=lambda args: console.print("wave " * args.times) or 0)
+
+    with commands.temporarily("fourth", register):
+        assert main(["wave", "--times", "2"]) == 0
+    assert "wave wave" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["wave"])  # gone with the plug-in
+
+
+def test_help_does_not_load_torch_and_python_m_works():
+    code = "import sys, hfr.cli; hfr.cli.build_parser(); print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "hfr.cli", "--version"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("hfr ")
+
+
+def test_the_core_does_not_import_the_methods():
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "hfr"
+    pattern = re.compile(r"^\s*(from|import)\s+(drgan|dvg|tsgan)\b", re.MULTILINE)
+    offenders = [str(p.relative_to(root.parent)) for p in sorted(root.rglob("*.py"))
+                 if pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []

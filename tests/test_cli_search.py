@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from pattern_data import write_patterns  # noqa: E402
 
 from hfr.cli import main  # noqa: E402

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hfr.errors import OptionError
+from hfr.errors import ArgumentError, HFRError, MetricError, OptionError
 from hfr.metrics import (
     auc,
     best_threshold,
@@ -307,19 +307,27 @@ def test_edge_cases_perfect_reversed_equal():
     ([], [], "no genuine"),
 ])
 def test_bad_verification_input(scores, labels, match):
-    with pytest.raises(OptionError, match=match):
+    with pytest.raises(MetricError, match=match):
         roc_curve(scores, labels)
 
 
 def test_bad_options():
-    with pytest.raises(OptionError, match="mode"):
+    with pytest.raises(MetricError, match="mode"):
         tar_at_far(HAND_SCORES, HAND_LABELS, 0.1, mode="interp")
-    with pytest.raises(OptionError, match=r"\[0, 1\]"):
+    with pytest.raises(MetricError, match=r"\[0, 1\]"):
         tar_at_far(HAND_SCORES, HAND_LABELS, 1.5)
-    with pytest.raises(OptionError, match=r"\[0, 1\]"):
+    with pytest.raises(MetricError, match=r"\[0, 1\]"):
         tar_at_far(HAND_SCORES, HAND_LABELS, [0.1, float("nan")])
-    with pytest.raises(OptionError, match="labels=None"):
+    with pytest.raises(MetricError, match="labels=None"):
         auc(roc_counts(HAND_SCORES, HAND_LABELS), HAND_LABELS)
+
+
+def test_metric_errors_are_library_errors_not_cli_options():
+    with pytest.raises(MetricError) as err:
+        roc_curve([0.1, 0.2], [0, 0])
+    # a library error: catchable as ArgumentError and HFRError (the CLI exits 2), never an OptionError
+    assert isinstance(err.value, ArgumentError) and isinstance(err.value, HFRError)
+    assert not isinstance(err.value, OptionError)
 
 
 # ----------------------------------------------------------------------------- identification
@@ -363,29 +371,29 @@ def test_cmc_open_set_options():
     gallery = [1, 2]
     probes = [1, 3, 2]
     sim = np.array([[0.9, 0.1], [0.5, 0.6], [0.8, 0.3]])
-    with pytest.raises(OptionError, match="absent from the gallery.*probe 1"):
+    with pytest.raises(MetricError, match="absent from the gallery.*probe 1"):
         cmc(sim, probes, gallery)
     np.testing.assert_allclose(cmc(sim, probes, gallery, open_set="ignore"), [0.5, 1.0])
     np.testing.assert_allclose(cmc(sim, probes, gallery, open_set="miss", max_rank=4),
                                [1 / 3, 2 / 3, 2 / 3, 2 / 3])
-    with pytest.raises(OptionError, match="open_set"):
+    with pytest.raises(MetricError, match="open_set"):
         cmc(sim, probes, gallery, open_set="drop")
-    with pytest.raises(OptionError, match="nothing to rank"):
+    with pytest.raises(MetricError, match="nothing to rank"):
         cmc(sim[1:2], [3], gallery, open_set="miss")
 
 
 def test_cmc_masked_pairs_and_bad_input():
     sim = np.array([[-np.inf, 0.2, 0.1], [0.3, -np.inf, 0.4]])
     np.testing.assert_array_equal(subject_ranks(sim, [0, 1], [0, 1, 2]), [3, 3])
-    with pytest.raises(OptionError, match="shape"):
+    with pytest.raises(MetricError, match="shape"):
         cmc(np.zeros((2, 3)), [0, 1], [0, 1])
-    with pytest.raises(OptionError, match="NaN"):
+    with pytest.raises(MetricError, match="NaN"):
         cmc(np.array([[np.nan, 0.0]]), [0], [0, 1])
-    with pytest.raises(OptionError, match="different kinds"):
+    with pytest.raises(MetricError, match="different kinds"):
         cmc(np.zeros((1, 2)), ["0"], [0, 1])
-    with pytest.raises(OptionError, match="max_rank"):
+    with pytest.raises(MetricError, match="max_rank"):
         cmc(np.zeros((1, 2)), [0], [0, 1], max_rank=0)
-    with pytest.raises(OptionError, match="k must"):
+    with pytest.raises(MetricError, match="k must"):
         rank_k(np.zeros((1, 2)), [0], [0, 1], k=0)
 
 
@@ -399,11 +407,11 @@ def test_similarity_matrix_is_cosine():
             assert sim[i, j] == pytest.approx(cos)
     np.testing.assert_allclose(similarity_matrix(3 * p, p).diagonal(), 1.0)
     np.testing.assert_allclose(similarity_matrix(torch.tensor(p), torch.tensor(g)), sim)
-    with pytest.raises(OptionError, match="row 2 is a zero vector"):
+    with pytest.raises(MetricError, match="row 2 is a zero vector"):
         similarity_matrix(np.r_[p[:2], np.zeros((1, 8))], g)
-    with pytest.raises(OptionError, match="dimension 8 but gallery features 5"):
+    with pytest.raises(MetricError, match="dimension 8 but gallery features 5"):
         similarity_matrix(p, g[:, :5])
-    with pytest.raises(OptionError, match="2-D"):
+    with pytest.raises(MetricError, match="2-D"):
         similarity_matrix(p[0], g)
 
 
@@ -465,11 +473,11 @@ def test_best_threshold_edges_and_bad_folds():
     hi = float(np.nextafter(lo, 1.0))
     thr, acc = best_threshold([hi, lo], [1, 0])
     assert acc == 1.0 and lo < thr <= hi
-    with pytest.raises(OptionError, match="n_folds"):
+    with pytest.raises(MetricError, match="n_folds"):
         verification_accuracy([0.1, 0.2], [1, 0], n_folds=1)
-    with pytest.raises(OptionError, match="2 distinct fold"):
+    with pytest.raises(MetricError, match="2 distinct fold"):
         verification_accuracy([0.1, 0.2, 0.3], [1, 0, 1], folds=[0, 1, 1], n_folds=3)
-    with pytest.raises(OptionError, match="one fold per pair"):
+    with pytest.raises(MetricError, match="one fold per pair"):
         verification_accuracy([0.1, 0.2, 0.3], [1, 0, 1], folds=[0, 1], n_folds=2)
-    with pytest.raises(OptionError, match="cannot be split"):
+    with pytest.raises(MetricError, match="cannot be split"):
         verification_accuracy([0.1, 0.2, 0.3], [1, 0, 1], n_folds=10)

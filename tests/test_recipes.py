@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from pattern_data import write_patterns
 
 from hfr.cli import main
@@ -19,12 +20,43 @@ def test_there_are_recipes():
     assert {"data", "recognizer", "drgan", "dvg", "tsgan"} <= kinds
 
 
+def _command(recipe: Path) -> list[str]:
+    """The command that takes `recipe`: data recipes render, the others train what their `model:` names."""
+    from hfr.config import read_model_name
+
+    if recipe.parent.name == "data":
+        return ["data", "synth"]
+    return ["train-recognizer"] if read_model_name(recipe) == "recognizer" else ["train-generator"]
+
+
+def _resolved(recipe: Path, capsys) -> dict:
+    assert main([*_command(recipe), "--config", str(recipe), "--dry-run"]) == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_recipe_resolves(recipe, capsys):
-    command = {"data": ["data", "synth"], "recognizer": ["train-recognizer"],
-               "drgan": ["train-generator"], "dvg": ["train-generator"], "tsgan": ["train-generator"]}[recipe.parent.name]
-    assert main([*command, "--config", str(recipe), "--dry-run"]) == 0
-    assert capsys.readouterr().out.strip()
+    assert _resolved(recipe, capsys)
+
+
+def test_multi_image_recipe_is_the_single_image_one_plus_fusion(capsys):
+    single = _resolved(CONFIGS / "drgan" / "synth-multipie.yaml", capsys)
+    multi = _resolved(CONFIGS / "drgan" / "synth-multipie-multi.yaml", capsys)
+    assert single["net"]["multi_image"] == 0 and multi["net"]["multi_image"] == 4
+    multi["net"]["multi_image"] = 0
+    assert multi == single
+
+
+@pytest.mark.parametrize("recipe", sorted((CONFIGS / "quickstart").glob("*.yaml")), ids=lambda p: p.stem)
+def test_quickstart_recipes_inherit_a_recipe_of_configs(recipe, capsys):
+    from hfr.config import read_yaml
+
+    base = (recipe.parent / read_yaml(recipe)["base"]).resolve()
+    assert base.parent.parent == CONFIGS and base.parent.name != "quickstart"
+    own = _resolved(recipe, capsys)
+    # what the quickstart turns off: in-training checkpoints and evaluation
+    assert own["train"]["checkpoint_every"] == 0 and own["train"]["eval_every"] == -1
+    assert own["model"] == _resolved(base, capsys)["model"]
 
 
 @pytest.mark.parametrize("recipe", sorted((CONFIGS / "data").glob("*.yaml")), ids=lambda p: p.stem)

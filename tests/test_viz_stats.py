@@ -1,13 +1,14 @@
-"""Contact sheets, grids and dataset statistics."""
+"""Contact sheets, grids, tensor-to-image conversion and dataset statistics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from hfr.data.stats import dataset_stats, yaw_bin
-from hfr.errors import OptionError
-from hfr.viz import contact_sheet, image_grid
+from hfr.errors import ArgumentError
+from hfr.viz import contact_sheet, image_grid, tensor_to_images
 
 
 def test_image_grid_places_cells():
@@ -18,6 +19,21 @@ def test_image_grid_places_cells():
     assert (grid[1:5, 1:5] == 0).all()          # a, top-left
     assert (grid[1:5, 6:10] == 255).all()       # None stays blank
     assert (grid[6:10, 1:5] == 200).all()       # b, second row
+
+
+def test_tensor_to_images_maps_the_given_range_and_never_guesses():
+    unit = torch.tensor([0.0, 0.25, 1.0, 1.5]).view(1, 1, 2, 2)
+    (img,) = tensor_to_images(unit)
+    assert img.dtype == np.uint8 and img.shape == (2, 2, 1)
+    assert img[:, :, 0].tolist() == [[0, 64], [255, 255]]  # 1.5 is clipped
+    signed = torch.tensor([-1.0, -0.5, 0.0, 1.0]).view(1, 1, 2, 2)
+    assert tensor_to_images(signed, value_range=(-1.0, 1.0))[0][:, :, 0].tolist() == [[0, 64], [128, 255]]
+    # a [-1, 1] tensor given as [0, 1] is clipped, not silently re-read as [-1, 1]
+    assert tensor_to_images(signed)[0][:, :, 0].tolist() == [[0, 0], [0, 255]]
+    rgb = tensor_to_images(torch.rand(3, 3, 4, 5))
+    assert len(rgb) == 3 and rgb[0].shape == (4, 5, 3)
+    with pytest.raises(ArgumentError, match="value_range"):
+        tensor_to_images(unit, value_range=(1.0, 1.0))
 
 
 def test_contact_sheet_rows_are_subjects_and_columns_values(tiny_dataset):
@@ -32,9 +48,9 @@ def test_contact_sheet_rows_are_subjects_and_columns_values(tiny_dataset):
 
 
 def test_contact_sheet_bad_axis(tiny_dataset):
-    with pytest.raises(OptionError, match="--by 'colour'"):
+    with pytest.raises(ArgumentError, match="--by 'colour'"):
         contact_sheet(tiny_dataset, by="colour")
-    with pytest.raises(OptionError, match="no images"):
+    with pytest.raises(ArgumentError, match="no images"):
         contact_sheet(tiny_dataset, split="val")
 
 

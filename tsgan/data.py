@@ -37,7 +37,8 @@ from torch.utils.data import Dataset
 
 from hfr.data.imageio import read_image
 from hfr.data.manifest import Manifest, read_training_rows
-from hfr.errors import DataError, ImageError, OptionError
+from hfr.errors import ArgumentError, DataError, ImageError
+from hfr.nn.ranges import to_signed
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class TSGANDataset(Dataset):
     def __init__(self, manifest: Manifest, size: int, channels: int = 3, labels: Mapping[str, int] | None = None,
                  synthesize_masks: bool = False, mask_threshold: float = 0.05, check_sizes: bool = True) -> None:
         if channels not in (1, 3):
-            raise OptionError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels!r}")
+            raise ArgumentError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels!r}")
         self.manifest, self.size, self.channels = manifest, int(size), channels
         self.mode = "L" if channels == 1 else "RGB"
         self.labels = dict(labels) if labels is not None else manifest.subject_index()
@@ -183,6 +184,6 @@ class TSGANDataset(Dataset):
             mask = mask_from_difference(image, clean, self.mask_threshold)
         frontal = self._load(index, "frontal_path", rec.get("frontal_path"), self.mode)
         s = self.size
-        return {"image": resize_image(image, s) * 2 - 1, "mask": resize_mask(mask, s),
-                "clean": resize_image(clean, s) * 2 - 1, "frontal": resize_image(frontal, s) * 2 - 1,
+        return {"image": to_signed(resize_image(image, s)), "mask": resize_mask(mask, s),
+                "clean": to_signed(resize_image(clean, s)), "frontal": to_signed(resize_image(frontal, s)),
                 "label": self.labels[rec.subject], "index": index}

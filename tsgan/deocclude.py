@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from hfr.data.imageio import read_image, write_png
-from hfr.errors import DataError, OptionError
+from hfr.errors import ArgumentError, DataError
+from hfr.nn.ranges import to_signed, to_unit
 from hfr.viz import labelled_grid, save_image, tensor_to_images
 from tsgan.data import resize_image, resize_mask
 from tsgan.export import LoadedTSGAN
@@ -108,7 +109,7 @@ def load_pair(loaded: LoadedTSGAN, image: Path, mask: Path | None) -> tuple[torc
             raise DataError(f"{mask}: the mask is {marr.shape[1]}x{marr.shape[0]} but its image {image} is {w}x{h}; "
                             f"give a mask of its image's size")
         m = torch.from_numpy(np.ascontiguousarray(marr)).float().div_(255.0).unsqueeze(0)
-    return resize_image(x, loaded.size) * 2 - 1, resize_mask(m, loaded.size)
+    return to_signed(resize_image(x, loaded.size)), resize_mask(m, loaded.size)
 
 
 @torch.no_grad()
@@ -122,7 +123,7 @@ def run_generators(loaded: LoadedTSGAN, images: torch.Tensor, masks: torch.Tenso
     n = len(images)
     b = int(batch_size or loaded.batch_size or n)
     if b < 1:
-        raise OptionError(f"batch size must be >= 1, got {b}")
+        raise ArgumentError(f"batch size must be >= 1, got {b}")
     dev = loaded.device
     outs_d, outs_f = [], []
     for start in range(0, n, b):
@@ -164,17 +165,17 @@ def deocclude_folder(loaded: LoadedTSGAN, input_path: str | os.PathLike, out: st
         if tensor is None:
             continue
         (out / kind).mkdir(parents=True, exist_ok=True)
-        for f, img in zip(files, tensor_to_images(tensor * 0.5 + 0.5)):
+        for f, img in zip(files, tensor_to_images(to_unit(tensor))):
             path = out / kind / (f.stem + ".png")
-            write_png(path, img[:, :, 0] if img.shape[2] == 1 else img)
+            write_png(path, img)  # a gray image's (H, W, 1) is written as one channel
             paths.append(path)
     k = min(len(files), max(1, grid_limit))
-    columns = [images[:k], (mask_t[:k] * 2 - 1).expand(-1, loaded.channels, -1, -1), x_d[:k]]
+    columns = [images[:k], to_signed(mask_t[:k]).expand(-1, loaded.channels, -1, -1), x_d[:k]]
     labels = ["input", "mask", "out"]  # short: the labels must fit above 32-px cells
     if x_f is not None:
         columns.append(x_f[:k])
         labels.append("front")
-    cells = tensor_to_images((torch.stack(columns, dim=1).flatten(0, 1) * 0.5 + 0.5).clamp(0, 1))
+    cells = tensor_to_images(to_unit(torch.stack(columns, dim=1).flatten(0, 1)))
     row_labels = [f.stem[:16] for f in files[:k]]
     result.grid = out / "grid.png"
     save_image(result.grid, labelled_grid(cells, len(columns), labels, row_labels))

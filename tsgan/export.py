@@ -1,6 +1,6 @@
 """TSGAN generator files: write G_d and G_f; load them back for `hfr deocclude`.
 
-The file is an `hfr-generator/1` file (see `hfr.generator_file`) of method `tsgan`. Its
+The file is an `hfr-generator/1` file (see `hfr.artifacts`) of method `tsgan`. Its
 `config` holds what rebuilds both generators without the recipe (size, channels, width, MAM
 settings, norm, dropout, composite) plus `f_mask` (whether G_f's attention takes the mask as
 prior) and `batch_size` (the training batch size: the mask-attention modules mix samples of a
@@ -16,8 +16,7 @@ from typing import Any
 
 import torch
 
-from hfr.generator_file import GeneratorFileError, load_generator_file, save_generator_file
-from hfr.recognizer.export import fingerprint
+from hfr.artifacts import GeneratorFileError, fingerprint, load_generator_file, save_generator_file
 from tsgan.config import TSGANConfig
 from tsgan.models import DeocclusionGenerator, FrontalizationGenerator
 

@@ -6,14 +6,14 @@ x_d = G_d(x_o, M) the de-occluded face, x_f = G_f(x_d) the frontalized one; F th
 recognizer (its features are differentiable in the images, its weights frozen); D_d, D_f the
 patch discriminators. Images are in [-1, 1].
 
-| term (`TSGANLossWeights` field) | lambda | function(s)                         | applied to                          |
-| ------------------------------- | ------ | ----------------------------------- | ----------------------------------- |
-| `pixel`                         | λ1 = 20   | `l1` / `pixel_loss`              | x_d vs x_c (stage 1), x_f vs x_g (stage 2) |
-| `symmetry`                      | λ2 = 4    | `symmetry_loss`                  | x_f (a frontal face is left-right symmetric) |
-| `tv`                            | λ3 = 40   | `total_variation`                | x_d and x_f                         |
-| `identity`                      | λ4 = 1    | `identity_loss`                  | F(x_d) vs F(x_c), F(x_f) vs F(x_g)  |
-| `triplet`                       | λ5 = 0.3  | `dual_triplet_loss` (L_d + L_f)  | F(x_d) and F(x_f) with identity labels |
-| `adversarial`                   | λ6 = 1e-3 | `adversarial_g` (`adversarial_d` for D) | D_d(x_d), D_f(x_f)           |
+| `TSGANLossWeights` field | lambda    | function(s)                          | applied to                             |
+| ------------------------ | --------- | ------------------------------------ | -------------------------------------- |
+| `pixel`                  | λ1 = 20   | `l1` / `pixel_loss`                  | x_d vs x_c, x_f vs x_g                 |
+| `symmetry`               | λ2 = 4    | `symmetry_loss`                      | x_f (frontal faces are symmetric)      |
+| `tv`                     | λ3 = 40   | `total_variation`                    | x_d and x_f                            |
+| `identity`               | λ4 = 1    | `identity_loss`                      | F(x_d) vs F(x_c), F(x_f) vs F(x_g)     |
+| `triplet`                | λ5 = 0.3  | `dual_triplet_loss` (L_d + L_f)      | F(x_d) and F(x_f) with identity labels |
+| `adversarial`            | λ6 = 1e-3 | `adversarial_g` (D: `adversarial_d`) | D_d(x_d), D_f(x_f)                     |
 
 Where each detail comes from. The paper's text was not reachable from this workplace, so:
 
@@ -48,7 +48,9 @@ Where each detail comes from. The paper's text was not reachable from this workp
   no negative are skipped; with none left the loss is 0.
 - Ours, adversarial: least squares (LSGAN, Mao et al. 2017; `kind="lsgan"`, default) on the raw
   patch scores; "bce" is the non-saturating cross-entropy GAN loss (Goodfellow et al. 2014),
-  "hinge" the hinge loss. D's loss takes the generated images' scores detached.
+  "hinge" the hinge loss. D's loss takes the generated images' scores detached. The three kinds
+  (`adversarial_d`, `adversarial_g`) and the pixel `l1` are shared with DVG-Face and live in
+  `hfr.nn.gan`.
 
 Every function averages over the batch (and over pixels or patch scores) and computes in
 float32, so bf16 autocast inputs are safe.
@@ -64,9 +66,9 @@ import torch
 import torch.nn.functional as F
 
 from hfr.errors import ConfigError
+from hfr.nn.gan import ADV_KINDS, check_feature_pair, l1
+from hfr.nn.sizing import check_choice
 
-#: Adversarial loss forms.
-ADV_KINDS: tuple[str, ...] = ("lsgan", "bce", "hinge")
 #: Identity loss forms.
 IDENTITY_KINDS: tuple[str, ...] = ("cosine", "l1", "l2")
 #: Total-variation forms.
@@ -106,9 +108,7 @@ class TSGANLossWeights:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in _KIND_FIELDS:
-                if value not in _KIND_FIELDS[f.name]:
-                    raise ConfigError(f"loss.{f.name} must be one of {', '.join(_KIND_FIELDS[f.name])}, "
-                                      f"got {value!r}")
+                check_choice(value, _KIND_FIELDS[f.name], f"loss.{f.name}")
             elif not value >= 0:
                 raise ConfigError(f"loss.{f.name} must be >= 0 (0 turns the term off), got {value}")
 
@@ -117,21 +117,9 @@ class TSGANLossWeights:
         return (self.pixel, self.symmetry, self.tv, self.identity, self.triplet, self.adversarial)
 
 
-def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown {what} {value!r}: use one of {', '.join(choices)}")
-
-
-def l1(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference |x_hat - x| over every element."""
-    if x_hat.shape != x.shape:
-        raise ValueError(f"l1: shapes differ: {tuple(x_hat.shape)} and {tuple(x.shape)}")
-    return (x_hat.float() - x.float()).abs().mean()
-
-
 def pixel_loss(deoccluded: torch.Tensor, clean: torch.Tensor, frontalized: torch.Tensor, frontal: torch.Tensor
                ) -> dict[str, torch.Tensor]:
-    """The pixel term at both stages: `d` = l1(x_d, x_c), `f` = l1(x_f, x_g), `total` = d + f."""
+    """The pixel term at both stages: `d` = l1(x_d, x_c), `f` = l1(x_f, x_g), `total` = d + f (`hfr.nn.gan.l1`)."""
     d, f = l1(deoccluded, clean), l1(frontalized, frontal)
     return {"d": d, "f": f, "total": d + f}
 
@@ -149,7 +137,7 @@ def total_variation(x: torch.Tensor, kind: str = "l2") -> torch.Tensor:
 
     "l2": mean(dx^2) + mean(dy^2) (default); "l1": mean|dx| + mean|dy|. 0 for a constant image.
     """
-    _check_choice(kind, TV_KINDS, "total-variation kind")
+    check_choice(kind, TV_KINDS, "total-variation kind (loss.tv_kind)")
     if x.ndim != 4:
         raise ValueError(f"total_variation: expected (B, C, H, W) images, got {tuple(x.shape)}")
     x = x.float()
@@ -160,20 +148,14 @@ def total_variation(x: torch.Tensor, kind: str = "l2") -> torch.Tensor:
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 
-def _check_features(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"{what}: expected two (B, D) tensors of one shape, got {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
-
-
 def identity_loss(f_out: torch.Tensor, f_target: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
     """Feature-level identity loss between recognizer features (B, D) of generated and target images.
 
     "cosine": mean(1 - cos) (default; 0 for features pointing the same way, whatever their norm);
     "l1": mean |f_out - f_target|; "l2": mean (f_out - f_target)^2. Minimal (0) for identical features.
     """
-    _check_choice(kind, IDENTITY_KINDS, "identity loss kind")
-    _check_features(f_out, f_target, "identity_loss")
+    check_choice(kind, IDENTITY_KINDS, "identity loss kind (loss.identity_kind)")
+    check_feature_pair(f_out, f_target, "identity_loss")
     a, b = f_out.float(), f_target.float()
     if kind == "cosine":
         return (1.0 - F.cosine_similarity(a, b, dim=1, eps=1e-8)).mean()
@@ -200,7 +182,7 @@ def triplet_loss(anchors: torch.Tensor, labels: torch.Tensor, reference: torch.T
     positive and the nearest negative) or "all" (every valid triplet). Anchors without a
     positive or a negative are skipped; 0 when no triplet is left.
     """
-    _check_choice(mining, MINING_KINDS, "triplet mining")
+    check_choice(mining, MINING_KINDS, "triplet mining (loss.triplet_mining)")
     if anchors.ndim != 2 or labels.shape != anchors.shape[:1]:
         raise ValueError(f"triplet_loss: expected (B, D) anchors and (B,) labels, got {tuple(anchors.shape)} "
                          f"and {tuple(labels.shape)}")
@@ -249,37 +231,6 @@ def dual_triplet_loss(f_deoccluded: torch.Tensor, f_frontalized: torch.Tensor, l
     lf = triplet_loss(f_frontalized, labels, ref_frontalized,
                       ref_labels if ref_frontalized is not None else None, mining)
     return {"d": ld, "f": lf, "total": ld + lf}
-
-
-def adversarial_d(real: torch.Tensor, fake: torch.Tensor, kind: str = "lsgan") -> torch.Tensor:
-    """D's loss on raw scores (any shape: patch maps count every element) of real and generated images.
-
-    Detach the generated images (or their scores) first. "lsgan": 1/2 mean((D(x) - 1)^2) +
-    1/2 mean(D(x^)^2); "bce": mean(softplus(-D(x))) + mean(softplus(D(x^))) (= -log sigmoid(D(x))
-    - log(1 - sigmoid(D(x^)))); "hinge": mean(relu(1 - D(x))) + mean(relu(1 + D(x^))).
-    """
-    _check_choice(kind, ADV_KINDS, "adversarial loss")
-    real, fake = real.float(), fake.float()
-    if kind == "lsgan":
-        return 0.5 * (real - 1.0).pow(2).mean() + 0.5 * fake.pow(2).mean()
-    if kind == "bce":
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
-    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-
-
-def adversarial_g(fake: torch.Tensor, kind: str = "lsgan") -> torch.Tensor:
-    """A generator's loss on D's raw scores of its images.
-
-    "lsgan": 1/2 mean((D(x^) - 1)^2); "bce": the non-saturating mean(softplus(-D(x^)));
-    "hinge": -mean(D(x^)).
-    """
-    _check_choice(kind, ADV_KINDS, "adversarial loss")
-    fake = fake.float()
-    if kind == "lsgan":
-        return 0.5 * (fake - 1.0).pow(2).mean()
-    if kind == "bce":
-        return F.softplus(-fake).mean()
-    return -fake.mean()
 
 
 def _term_of(name: str) -> str:

@@ -47,10 +47,11 @@ choice, documented here and configurable:
 - Ours, G_f's prior: G_f has no mask input channel. `G_f(x, mask=None)` accepts an optional
   mask for its MAMs' prior; the task may pass the stage-1 occlusion mask (the cells G_d had
   to invent) or nothing, in which case G_f's MAMs run without a prior (the "none" form).
-- Ours, the discriminators: the pix2pix 70 x 70 PatchGAN (4x4 convolutions, 64-128-256
-  stride 2, 512 stride 1, then one output channel stride 1; instance norm after all but the
-  first; LeakyReLU 0.2) giving raw scores (B, 1, P, P) (P = 6 at 64 px, 14 at 128 px); the
-  loss form is `tsgan.losses`'s choice. `d_norm="spectral"` uses spectral normalisation
+- Ours, the discriminators: the pix2pix 70 x 70 PatchGAN (`hfr.nn.gan.PatchGAN` with the
+  `PIX2PIX_70` layout: 4x4 convolutions, 64-128-256 stride 2, 512 stride 1, then one output
+  channel stride 1; affine instance norm after all but the first; LeakyReLU 0.2) giving raw
+  scores (B, 1, P, P) (P = 6 at 64 px, 14 at 128 px); the loss form is the config's
+  `loss.adv_kind` (`hfr.nn.gan.ADV_KINDS`). `d_norm="spectral"` uses spectral normalisation
   instead of instance norm. Unconditional by default (D sees only the image, so D_f can
   judge any real frontal face); `d_conditional=True` makes them pix2pix-conditional: D_d
   sees [x_occluded, mask, image] and D_f sees [its input, image], and `forward(x, cond)`
@@ -73,50 +74,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from hfr.errors import ConfigError
+from hfr.nn.gan import D_NORMS, PIX2PIX_70, PatchGAN
 from hfr.nn.layers import init_weights
+from hfr.nn.sizing import check_choice, check_width, count_parameters, scaled
+from hfr.nn.sizing import check_size as _check_size
 
 #: Mask-attention priors understood by `MaskAttention`.
 PRIORS: tuple[str, ...] = ("gate", "scale", "none")
 #: Generator normalisation layers.
 G_NORMS: tuple[str, ...] = ("instance", "batch", "none")
-#: Discriminator normalisation.
-D_NORMS: tuple[str, ...] = ("instance", "spectral", "none")
 #: U-Net channels per encoder stage at width 1 (stages past the list keep the last value).
 UNET_CHANNELS: tuple[int, ...] = (64, 128, 256, 512)
-#: PatchGAN channels (stride 2, 2, 2, 1) at width 1.
-PATCH_CHANNELS: tuple[int, ...] = (64, 128, 256, 512)
 #: Decoder stages (counted from the bottleneck) that get dropout when `dropout` > 0 (pix2pix).
 DROPOUT_STAGES = 3
 
 
-def scaled(channels: int, width: float) -> int:
-    """A channel count times `width`, at least 4."""
-    return max(4, int(round(channels * width)))
-
-
 def check_size(size: int) -> int:
     """`size` if it is a power of two >= 32 (the U-Net halves it down to a 4 x 4 bottleneck), else ConfigError."""
-    if size < 32 or size & (size - 1):
-        raise ConfigError(f"TSGAN image size must be a power of two >= 32 (64 for the CPU recipes, "
-                          f"128 as the paper), got {size}")
-    return size
-
-
-def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
-    if value not in choices:
-        raise ConfigError(f"TSGAN {what} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _check_width(width: float, what: str = "width") -> float:
-    if not width > 0:
-        raise ConfigError(f"TSGAN {what} must be > 0 (1.0 = the paper's widths), got {width}")
-    return width
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameters of `module`."""
-    return sum(p.numel() for p in module.parameters())
+    return _check_size(size, "TSGAN image size", minimum=32, power_of_two=True,
+                       why="64 for the CPU recipes, 128 as the paper")
 
 
 def _norm2d(kind: str, channels: int) -> nn.Module:
@@ -147,7 +123,7 @@ class MaskAttention(nn.Module):
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ConfigError(f"TSGAN mask-attention kernel size must be odd and >= 1, got {kernel_size}")
         self.channels = channels
-        self.prior = _check_choice(prior, PRIORS, "mask-attention prior")
+        self.prior = check_choice(prior, PRIORS, "TSGAN mask-attention prior")
         self.key = nn.Conv1d(1, 1, kernel_size, padding=kernel_size // 2, bias=False)
         self.query = nn.Conv1d(1, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
@@ -213,9 +189,9 @@ class UNetGenerator(nn.Module):
                  ) -> None:
         super().__init__()
         self.size, self.channels, self.in_channels = check_size(size), channels, in_channels
-        _check_width(width)
-        _check_choice(norm, G_NORMS, "generator norm")
-        _check_choice(prior, PRIORS, "mask-attention prior")
+        check_width(width, "TSGAN width")
+        check_choice(norm, G_NORMS, "TSGAN generator norm")
+        check_choice(prior, PRIORS, "TSGAN mask-attention prior")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"TSGAN generator dropout must be in [0, 1), got {dropout}")
         self.num_stages = int(math.log2(size)) - 2
@@ -300,53 +276,20 @@ class FrontalizationGenerator(UNetGenerator):
         return self.run(x, mask)
 
 
-class PatchDiscriminator(nn.Module):
+class PatchDiscriminator(PatchGAN):
     """D_d or D_f: the pix2pix 70 x 70 PatchGAN giving raw scores (B, 1, P, P), higher = more real.
 
-    `cond_channels` > 0 makes it conditional: forward(x, cond) scores cat([cond, x]).
+    `hfr.nn.gan.PatchGAN` with the `PIX2PIX_70` layout (module docstring); `cond_channels` > 0
+    makes it conditional: forward(x, cond) scores cat([cond, x]).
     """
 
     def __init__(self, size: int, channels: int = 3, width: float = 1.0, cond_channels: int = 0,
                  norm: str = "instance", init: str | None = "normal002") -> None:
-        super().__init__()
-        self.size, self.channels, self.cond_channels = check_size(size), channels, cond_channels
-        _check_width(width, "discriminator width")
-        self.norm = _check_choice(norm, D_NORMS, "discriminator norm")
-
-        def conv(cin: int, cout: int, stride: int) -> nn.Module:
-            c = nn.Conv2d(cin, cout, 4, stride, 1)
-            if init is not None:  # before spectral norm, which hides the raw weight
-                init_weights(c, init)
-            return nn.utils.parametrizations.spectral_norm(c) if norm == "spectral" else c
-
-        layers: list[nn.Module] = []
-        cin = channels + cond_channels
-        for i, c in enumerate(PATCH_CHANNELS):
-            cout = scaled(c, width)
-            layers.append(conv(cin, cout, 2 if i < len(PATCH_CHANNELS) - 1 else 1))
-            if i and norm == "instance":
-                layers.append(nn.InstanceNorm2d(cout, affine=True))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
-            cin = cout
-        layers.append(conv(cin, 1, 1))
-        self.net = nn.Sequential(*layers)
-
-    @property
-    def conditional(self) -> bool:
-        """Whether forward needs `cond`."""
-        return self.cond_channels > 0
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Raw patch scores of x (B, C, S, S) (conditioned on `cond` (B, cond_channels, S, S) when conditional)."""
-        if self.conditional:
-            if cond is None or cond.shape[1] != self.cond_channels or cond.shape[0] != x.shape[0]:
-                got = None if cond is None else tuple(cond.shape)
-                raise ValueError(f"conditional PatchDiscriminator needs cond of shape (B, {self.cond_channels}, "
-                                 f"S, S), got {got}")
-            x = torch.cat([cond.to(x.dtype), x], dim=1)
-        elif cond is not None:
-            raise ValueError("PatchDiscriminator is unconditional (cond_channels=0) but got cond")
-        return self.net(x)
+        size = check_size(size)
+        check_width(width, "TSGAN discriminator width")
+        check_choice(norm, D_NORMS, "TSGAN discriminator norm")
+        super().__init__(channels, PIX2PIX_70, width, norm, cond_channels, init)
+        self.size, self.channels = size, channels
 
 
 @dataclass
@@ -386,8 +329,8 @@ def build_tsgan(size: int = 128, width: float = 1.0, channels: int = 3, mam: boo
     PyTorch's default.
     """
     check_size(size)
-    _check_width(width)
-    dw = width if d_width is None else _check_width(d_width, "discriminator width")
+    check_width(width, "TSGAN width")
+    dw = width if d_width is None else check_width(d_width, "TSGAN discriminator width")
     if channels not in (1, 3):
         raise ConfigError(f"TSGAN images have 1 or 3 channels, got {channels}")
     g_d = DeocclusionGenerator(size, channels, width, mam, prior, norm, dropout, attention_kernel, composite)

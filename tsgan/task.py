@@ -24,7 +24,6 @@ batch; `hfr deocclude` runs inputs in batches of the training batch size for the
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -33,14 +32,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from hfr.data.datasets import IdentityBalancedSampler
-from hfr.engine.task import TrainContext, register_task, unwrap_model
+from hfr.engine.task import TrainContext, parameter_summary, unwrap_model
+from hfr.nn.gan import adversarial_d, adversarial_g, l1
+from hfr.nn.ranges import to_signed, to_unit
 from tsgan.config import TSGANConfig
 from tsgan.data import TSGANDataset, training_rows
-from tsgan.losses import (adversarial_d, adversarial_g, dual_triplet_loss, identity_loss, l1, symmetry_loss,
-                          total_variation, weighted_total)
+from tsgan.losses import dual_triplet_loss, identity_loss, symmetry_loss, total_variation, weighted_total
 from tsgan.models import TSGANModels, build_tsgan
-
-log = logging.getLogger(__name__)
 
 METHOD = "tsgan"
 
@@ -52,11 +50,11 @@ def build_models_from(cfg: TSGANConfig) -> TSGANModels:
                        n.attention_kernel, n.composite, n.d_width, n.d_norm, n.d_conditional)
 
 
-@register_task(METHOD)
 class TSGANTask:
     """TSGAN training (module docstring)."""
 
     config_class = TSGANConfig
+    artifact_description = "a TSGAN de-occlusion/frontalization generator"
     sample_columns = 6
 
     def build(self, cfg: TSGANConfig, ctx: TrainContext) -> None:
@@ -79,7 +77,7 @@ class TSGANTask:
             self.recognizer = load_recognizer(cfg.data.recognizer, device=ctx.device)
             self.recognizer.model.requires_grad_(False)
         elif w.identity > 0 or w.triplet > 0:
-            log.info("data.recognizer is empty: the identity and dual triplet terms are off; set it to a "
+            self.ctx.logger.info("data.recognizer is empty: the identity and dual triplet terms are off; set it to a "
                      "recognizer.pt (e.g. runs/recognizer-synth-pretrain/latest/recognizer.pt) to use them")
         models = build_models_from(cfg)
         self.G_d, self.G_f, self.D_d, self.D_f = models.g_d, models.g_f, models.d_d, models.d_f
@@ -88,6 +86,9 @@ class TSGANTask:
         self.opt_g = cfg.optim.make([*self.G_d.parameters(), *self.G_f.parameters()])
         self.opt_d = cfg.optim.make([*self.D_d.parameters(), *self.D_f.parameters()])
         self._preview: dict[str, torch.Tensor] | None = None
+        ctx.logger.info("tsgan: %d occluded images of %d subjects at %d px; parameters: %s", len(self.dataset),
+                        self.subjects, cfg.data.size, parameter_summary(G_d=self.G_d, G_f=self.G_f, D_d=self.D_d,
+                                                                        D_f=self.D_f))
 
     # ------------------------------------------------------------------ engine API
     def train_loader(self) -> DataLoader:
@@ -101,7 +102,7 @@ class TSGANTask:
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """F's features (B, D) of images in [-1, 1] (differentiable in the images; F stays frozen)."""
         assert self.recognizer is not None
-        x = (images.float() * 0.5 + 0.5).clamp(0.0, 1.0)
+        x = to_unit(images.float())
         return self.recognizer.model(self.recognizer.prepare(x)).float()
 
     def _d_cond(self, x_occ: torch.Tensor, mask: torch.Tensor, f_input: torch.Tensor
@@ -194,11 +195,11 @@ class TSGANTask:
             self.G_d.train()
             self.G_f.train()
         k = min(4, len(x))
-        m = (mask * 2 - 1).expand(-1, c, -1, -1)
+        m = to_signed(mask).expand(-1, c, -1, -1)
         rows = [t[:k].float() for t in (x, m, x_d, x_f, clean, frontal)]
-        return (torch.stack(rows, dim=1).flatten(0, 1).cpu() * 0.5 + 0.5).clamp(0.0, 1.0)
+        return to_unit(torch.stack(rows, dim=1).flatten(0, 1).cpu())
 
-    def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, str]:
+    def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, Path]:
         """Write generator.pt (G_d and G_f, with what `tsgan.export.load_tsgan` needs) into `run_dir`."""
         from tsgan.export import export_tsgan
 
@@ -206,5 +207,5 @@ class TSGANTask:
         info = {"train": str(self.cfg.data.train), "subjects": self.subjects,
                 "recognizer_fingerprint": self.recognizer.fingerprint if self.recognizer is not None else "",
                 **(meta or {})}
-        fp = export_tsgan(unwrap_model(self.G_d), unwrap_model(self.G_f), path, self.cfg, info)
-        return {"generator": str(path), "generator_fingerprint": fp}
+        export_tsgan(unwrap_model(self.G_d), unwrap_model(self.G_f), path, self.cfg, info)
+        return {"generator": path}

@@ -1,1 +1,1 @@
-"""Data: the manifest format, SynthFace, real-dataset adapters, datasets, samplers, transforms."""
+"""Data: the manifest format, SynthFace, real-dataset adapters, datasets, samplers, augmentation, alignment."""

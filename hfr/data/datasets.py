@@ -29,7 +29,7 @@ from torch.utils.data import Dataset, Sampler
 
 from hfr.data.imageio import read_image
 from hfr.data.manifest import Manifest
-from hfr.errors import DataError, ImageError, OptionError
+from hfr.errors import ArgumentError, DataError, ImageError
 
 __all__ = [
     "ManifestDataset",
@@ -87,9 +87,9 @@ class ManifestDataset(Dataset):
     def __init__(self, manifest: Manifest, size: int | None = None, channels: int = 1,
                  labels: Mapping[str, int] | None = None, load_targets: bool = False) -> None:
         if channels not in (1, 3):
-            raise OptionError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels!r}")
+            raise ArgumentError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels!r}")
         if size is not None and (not isinstance(size, int) or size <= 0):
-            raise OptionError(f"size must be a positive integer or None, not {size!r}")
+            raise ArgumentError(f"size must be a positive integer or None, not {size!r}")
         self.manifest = manifest
         self.size = size
         self.channels = channels
@@ -161,15 +161,15 @@ def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
     if rank is None:
         rank = torch.distributed.get_rank() if dist_on else 0
     if world_size < 1:
-        raise OptionError(f"world_size must be >= 1, not {world_size}")
+        raise ArgumentError(f"world_size must be >= 1, not {world_size}")
     if not 0 <= rank < world_size:
-        raise OptionError(f"rank must be in [0, {world_size - 1}] for world_size {world_size}, not {rank}")
+        raise ArgumentError(f"rank must be in [0, {world_size - 1}] for world_size {world_size}, not {rank}")
     return rank, world_size
 
 
 def _positive(name: str, value: int) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise OptionError(f"{name} must be a positive integer, not {value!r}")
+        raise ArgumentError(f"{name} must be a positive integer, not {value!r}")
     return int(value)
 
 
@@ -203,7 +203,7 @@ class _ShardedBatchSampler(Sampler, abc.ABC):
         per-rank count; a pass yields `len(self) - start` batches.
         """
         if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start <= len(self):
-            raise OptionError(f"{type(self).__name__}.set_epoch: start must be an integer in "
+            raise ArgumentError(f"{type(self).__name__}.set_epoch: start must be an integer in "
                               f"[0, {len(self)}] (batches per epoch on this rank), not {start!r}")
         self.epoch = int(epoch)
         self.start = int(start)
@@ -313,7 +313,7 @@ class NirVisPairSampler(_ShardedBatchSampler):
         self.batch_pairs = _positive("batch_pairs", batch_pairs)
         a, b = modalities
         if a == b:
-            raise OptionError(f"modalities must be two different names, got {modalities!r}")
+            raise ArgumentError(f"modalities must be two different names, got {modalities!r}")
         self.modalities = (a, b)
         first = _by_subject(manifest, [i for i, r in enumerate(manifest) if r.modality == a])
         second = _by_subject(manifest, [i for i, r in enumerate(manifest) if r.modality == b])

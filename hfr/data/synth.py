@@ -47,7 +47,7 @@ from hfr.data.imageio import encode_png
 from hfr.data.manifest import Manifest, Record, make_record
 from hfr.data.synth_face import EXPRESSIONS, Identity, namespace_code, sample_identity
 from hfr.data.synth_render import OCCLUSIONS, ImageSpec, RenderOutput, render_batch
-from hfr.errors import OptionError
+from hfr.errors import ConfigError
 from hfr.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -105,31 +105,31 @@ class _Item:
 
 
 def validate_config(cfg: SynthConfig) -> None:
-    """Raise OptionError naming the option when `cfg` holds an impossible value."""
+    """Raise ConfigError naming the option when `cfg` holds an impossible value."""
     if cfg.preset not in PRESETS:
-        raise OptionError(f"option 'preset' must be one of {', '.join(PRESETS)}, got {cfg.preset!r}")
+        raise ConfigError(f"option 'preset' must be one of {', '.join(PRESETS)}, got {cfg.preset!r}")
     if cfg.subjects is not None and (not isinstance(cfg.subjects, int) or isinstance(cfg.subjects, bool)
                                      or not 1 <= cfg.subjects <= MAX_SUBJECTS):
-        raise OptionError(f"option 'subjects' must be an integer from 1 to {MAX_SUBJECTS}, got {cfg.subjects!r}")
+        raise ConfigError(f"option 'subjects' must be an integer from 1 to {MAX_SUBJECTS}, got {cfg.subjects!r}")
     if not isinstance(cfg.size, int) or isinstance(cfg.size, bool) or not 32 <= cfg.size <= 512:
-        raise OptionError(f"option 'size' must be an integer from 32 to 512 pixels, got {cfg.size!r}")
+        raise ConfigError(f"option 'size' must be an integer from 32 to 512 pixels, got {cfg.size!r}")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2 ** 63:
-        raise OptionError(f"option 'seed' must be a non-negative integer, got {cfg.seed!r}")
+        raise ConfigError(f"option 'seed' must be a non-negative integer, got {cfg.seed!r}")
     if not isinstance(cfg.workers, int) or isinstance(cfg.workers, bool) or not 1 <= cfg.workers <= 256:
-        raise OptionError(f"option 'workers' must be an integer from 1 to 256, got {cfg.workers!r}")
+        raise ConfigError(f"option 'workers' must be an integer from 1 to 256, got {cfg.workers!r}")
     if not isinstance(cfg.images_per_subject, int) or not 1 <= cfg.images_per_subject <= 10_000:
-        raise OptionError(f"option 'images_per_subject' must be an integer from 1 to 10000, "
+        raise ConfigError(f"option 'images_per_subject' must be an integer from 1 to 10000, "
                           f"got {cfg.images_per_subject!r}")
     if not cfg.occlusions or any(k not in OCCLUSIONS for k in cfg.occlusions):
-        raise OptionError(f"option 'occlusions' must list kinds among {', '.join(OCCLUSIONS)}, "
+        raise ConfigError(f"option 'occlusions' must list kinds among {', '.join(OCCLUSIONS)}, "
                           f"got {cfg.occlusions!r}")
     try:
         dev = torch.device(cfg.device)
     except (RuntimeError, TypeError):
-        raise OptionError(f"option 'device' must name a torch device such as 'cpu' or 'cuda', "
+        raise ConfigError(f"option 'device' must name a torch device such as 'cpu' or 'cuda', "
                           f"got {cfg.device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError(f"option 'device' is {cfg.device!r} but no CUDA GPU is available; use 'cpu'")
+        raise ConfigError(f"option 'device' is {cfg.device!r} but no CUDA GPU is available; use 'cpu'")
 
 
 def subject_name(preset: str, index: int) -> str:
@@ -339,7 +339,7 @@ def write_preset(cfg: SynthConfig, out_dir: str | Path,
                  progress: Callable[[int, int], None] | None = None) -> Manifest:
     """Render preset `cfg.preset` into `out_dir` (images in subfolders), write `manifest.csv`
     and `preset.yaml`, and return the Manifest. `progress(done, total)` is called as images
-    are written. Raises OptionError for bad options."""
+    are written. Raises ConfigError for bad options."""
     validate_config(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

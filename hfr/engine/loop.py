@@ -28,16 +28,37 @@ from typing import Any
 import torch
 
 from hfr.config import to_dict, to_yaml
-from hfr.engine.checkpoint import (CHECKPOINT_DIR, CheckpointError, CheckpointSaver, config_diff,
-                                   latest_checkpoint, load_checkpoint, make_payload, resolve_resume_path,
-                                   structure_diff)
-from hfr.engine.distributed import (DistInfo, any_true, broadcast_object, gather_objects, init_distributed,
-                                    mean_over_ranks, shutdown_distributed)
+from hfr.engine.checkpoint import (
+    CHECKPOINT_DIR,
+    CheckpointError,
+    CheckpointSaver,
+    config_diff,
+    latest_checkpoint,
+    load_checkpoint,
+    make_payload,
+    resolve_resume_path,
+    structure_diff,
+)
+from hfr.engine.distributed import (
+    DistInfo,
+    any_true,
+    broadcast_object,
+    gather_objects,
+    init_distributed,
+    mean_over_ranks,
+    shutdown_distributed,
+)
 from hfr.engine.progress import TrainProgress, format_logs, progress_enabled
 from hfr.engine.rundir import DEFAULT_RUNS_ROOT, latest_run_dir, new_run_dir
 from hfr.engine.runlog import MetricsWriter, RunLogFile
-from hfr.engine.seeding import derive_seed, get_rng_state, preserved_rng, seed_everything, set_deterministic, \
-    set_rng_state
+from hfr.engine.seeding import (
+    derive_seed,
+    get_rng_state,
+    preserved_rng,
+    seed_everything,
+    set_deterministic,
+    set_rng_state,
+)
 from hfr.engine.task import TrainContext, get_task, move_to
 from hfr.engine.trainconfig import TrainConfig
 from hfr.errors import ConfigError, DataError, HFRError
@@ -251,7 +272,7 @@ class _Trainer:
         if not torch.is_tensor(grid) or grid.ndim != 4:
             raise HFRError(f"sample_grid returned {type(grid).__name__} "
                            f"{tuple(grid.shape) if torch.is_tensor(grid) else ''}; expected a (N, C, H, W) tensor")
-        images = tensor_to_images(grid)
+        images = tensor_to_images(grid, value_range=(0.0, 1.0))  # the Task contract: sample grids are in [0, 1]
         ncol = int(getattr(self.task, "sample_columns", 0) or math.ceil(math.sqrt(len(images))))
         path = run_dir / SAMPLES_DIR / f"step-{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -265,7 +286,8 @@ class _Trainer:
         run_dir, ckpt_path = broadcast_object(located, info)
         run_dir = Path(run_dir)
         set_deterministic(cfg.deterministic)
-        with RunLogFile(run_dir) if info.is_main else _Null():
+        package = type(self.task).__module__.split(".")[0]
+        with RunLogFile(run_dir, extra=(package,)) if info.is_main else _Null():
             return self._run(run_dir, ckpt_path)
 
     def _run(self, run_dir: Path, ckpt_path: Path | None) -> dict[str, Any]:

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from typing import IO
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 def progress_enabled(requested: bool, is_main: bool, stream: IO | None = None) -> bool:

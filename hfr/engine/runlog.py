@@ -70,27 +70,35 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 class RunLogFile:
-    """Copies the `hfr` loggers' INFO+ records into `run_dir/log.txt` while active (a context manager)."""
+    """Copies INFO+ records of the `hfr` loggers (and of `extra` logger names) into `run_dir/log.txt`.
 
-    def __init__(self, run_dir: str | os.PathLike, logger_name: str = "hfr") -> None:
+    A context manager. The engine passes the top-level package of the task's module as `extra`
+    (e.g. `drgan`), so a method's own module loggers reach log.txt as well as `ctx.logger`.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, logger_name: str = "hfr", extra: tuple[str, ...] = ()) -> None:
         self.path = Path(run_dir) / LOG_NAME
-        self.logger = logging.getLogger(logger_name)
+        names = [logger_name, *(n for n in extra if n and n != logger_name and not n.startswith(f"{logger_name}."))]
+        self.loggers = [logging.getLogger(n) for n in dict.fromkeys(names)]
         self.handler: logging.Handler | None = None
-        self._old_level = self.logger.level
+        self._old_levels: list[int] = []
 
     def __enter__(self) -> RunLogFile:
         self.handler = logging.FileHandler(self.path, mode="a", encoding="utf-8")
         self.handler.setLevel(logging.INFO)
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        self.logger.addHandler(self.handler)
-        self._old_level = self.logger.level
-        if self.logger.getEffectiveLevel() > logging.INFO:
-            self.logger.setLevel(logging.INFO)
+        self._old_levels = []
+        for logger in self.loggers:
+            logger.addHandler(self.handler)
+            self._old_levels.append(logger.level)
+            if logger.getEffectiveLevel() > logging.INFO:
+                logger.setLevel(logging.INFO)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.handler is not None:
-            self.logger.removeHandler(self.handler)
+            for logger, level in zip(self.loggers, self._old_levels):
+                logger.removeHandler(self.handler)
+                logger.setLevel(level)
             self.handler.close()
             self.handler = None
-        self.logger.setLevel(self._old_level)

@@ -1,42 +1,37 @@
-"""The Task protocol, the TrainContext the engine hands a task, and the registry of tasks.
+"""The plug-in contract of a training method: the Task protocol, the TrainContext, the task registry.
 
 The engine owns the loop (steps, epochs, checkpoints, logging, distributed); a task owns its
-models, losses, optimizers, data and the order of updates. A task is registered under the
-config's `model:` name:
+models, losses, optimizers, data and the order of updates. `hfr train-recognizer` and
+`hfr train-generator` find a task by the recipe's `model:` name, load the recipe into the
+task's `config_class`, train it with `hfr.engine.loop.train` and call its `export`.
 
-    @register_task("toy")
-    class ToyTask:
-        def build(self, cfg, ctx): ...
-        def train_loader(self): ...
-        def train_step(self, batch, step): ...
-        def state_dict(self): ...
-        def load_state_dict(self, state): ...
+A method plugs in with an entry point in its `pyproject.toml`, nothing else:
 
-    task = get_task(cfg.model)()      # a ConfigError suggests the closest name when unknown
+    [project.entry-points."hfr.tasks"]
+    drgan = "drgan.task:DRGANTask"
 
-Tasks that live outside `hfr` (drgan, dvg, tsgan) register on import; `get_task` also imports
-the modules named by the `hfr.tasks` entry-point group before giving up, so a package can
-declare `[project.entry-points."hfr.tasks"] drgan = "drgan.task"`.
+    task_cls = get_task(cfg.model)    # a ConfigError suggests the closest name when unknown
+
+`register_task(name)` (a decorator) and `registered(name, cls)` (a `with` block) register
+tasks built at run time, in tests and scripts; the registry (`hfr.registry.Registry`) refuses a
+second class under a taken name either way.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
-import importlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import torch
 
 from hfr.engine.trainconfig import TrainConfig
 from hfr.errors import ConfigError
-
-log = logging.getLogger(__name__)
+from hfr.registry import Registry
 
 ENTRY_POINT_GROUP = "hfr.tasks"
 
@@ -57,7 +52,8 @@ class TrainContext:
             it, identically on every rank, and shard by rank).
         num_workers: DataLoader worker processes to use.
         run_dir: the run folder (config.yaml, metrics.jsonl, checkpoints/, samples/, log.txt).
-        logger: the task's logger (written to log.txt on rank 0).
+        logger: the task's logger (`hfr.task.<model>`): what a task logs through it reaches the
+            console and, on rank 0, the run's log.txt.
         train_cfg: the run's TrainConfig.
     """
 
@@ -108,9 +104,31 @@ class TrainContext:
             ddp_kwargs.setdefault("device_ids", [self.device.index])
         return DistributedDataParallel(model, **ddp_kwargs)
 
+    def mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        """`value` averaged over every rank (one all-reduce when distributed; `value` itself otherwise).
+
+        For decisions every replica must take alike, such as skipping an optimizer step when a
+        discriminator's accuracy is high: a decision taken on one rank's batch alone would let the
+        replicas drift apart.
+        """
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        out = value.detach().clone().float()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out / self.world_size
+
     def to_device(self, batch: Any) -> Any:
         """Every tensor in a nested dict/list/tuple batch moved to the device (others unchanged)."""
         return move_to(batch, self.device)
+
+
+def parameter_summary(**modules: torch.nn.Module) -> str:
+    """"G 1.23M, D 0.45M": each named module's parameter count, for a task's build log line."""
+    from hfr.nn.sizing import count_parameters
+
+    return ", ".join(f"{name} {count_parameters(m) / 1e6:.2f}M" for name, m in modules.items())
 
 
 def move_to(obj: Any, device: torch.device) -> Any:
@@ -134,32 +152,53 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
 
 @runtime_checkable
 class Task(Protocol):
-    """A training method: the engine calls these; the optional hooks are looked up with hasattr.
+    """A training method: what the engine and the training commands call.
 
-    Required:
-        build(cfg, ctx): create models (through `ctx.wrap_model`), optimizers, schedulers and
-            data from the recipe's whole config `cfg`. Called once per process, with every RNG
-            seeded identically on all ranks.
+    Class attributes:
+        config_class: the dataclass a recipe YAML is loaded into (`hfr.config.load_config`); it
+            has a `model: str` field naming the task and a `train: TrainConfig` section.
+        artifact_description: what the files `export` writes are, for messages (e.g. "a DR-GAN
+            pose-rotation generator"); `hfr.artifacts` names a generator file's method with it.
+
+    Required methods:
+        build(cfg, ctx): create models, optimizers, schedulers and data from the recipe's whole
+            config `cfg`. Called once per process, with every RNG seeded identically on all ranks.
+            Every module whose gradients must be synchronised across ranks is wrapped with
+            `ctx.wrap_model`, and every forward that produces those gradients goes through the
+            returned module (calling the unwrapped module's methods bypasses DDP: the replicas
+            then drift apart). Methods other than `forward` (e.g. encode/decode) do not go
+            through DDP: put what a training step computes with a module into one `forward`.
         train_loader(): the DataLoader to train on. Exact resume needs a batch sampler (or
             sampler) with `set_epoch(epoch, start=0)` (the project's samplers) or at least a
             deterministic `set_epoch(epoch)` (DistributedSampler); randomness belongs in
-            `train_step` (augment the batch there), not in the Dataset.
+            `train_step` (augment the batch there, drawing from `ctx.generator`), not in the Dataset.
         train_step(batch, step): one update on `batch` (already on `ctx.device`); `step` counts
             from 0. Returns scalar logs (floats or 0-d tensors): losses, accuracies. Every
-            rank must return the same keys at the same step.
+            rank must return the same keys at the same step and take the same decisions
+            (`ctx.mean_over_ranks` for decisions that depend on the batch).
         state_dict(): everything to continue exactly: models (unwrapped), optimizers,
             schedulers, scalers, counters. Plain containers, tensors and numbers only.
         load_state_dict(state): restore from `state_dict()`'s output.
+        export(run_dir, meta) -> dict[str, Path]: write the trained artifacts (recognizer.pt,
+            generator.pt, ...) into `run_dir` atomically, with `meta` (JSON types: steps,
+            provenance) in each file; return {artifact name: file written}. Called on rank 0
+            after training.
 
-    Optional:
+    Optional (looked up with hasattr):
         evaluate() -> dict[str, float]: called on every rank (it may run collectives); rank 0's
             result is logged with the `eval/` prefix. Leave models in train mode afterwards.
-        sample_grid() -> Tensor (N, C, H, W) in [0, 1] or [-1, 1]: called on rank 0 only (no
-            collectives) and written to samples/step-NNNNNNN.png; `sample_columns` (int
-            attribute) sets the grid width.
+        sample_grid() -> Tensor (N, C, H, W) in [0, 1] (a [-1, 1] generator's output converted
+            with `hfr.nn.ranges.to_unit`): called on rank 0 only (no collectives) and written to
+            samples/step-NNNNNNN.png; `sample_columns` (int attribute) sets the grid width.
         images_per_step() -> int: images one rank consumes per step, for the images/s figure
             (otherwise the engine counts the first dimension of the batch's first tensor).
+
+    Logging: through `ctx.logger`, which reaches log.txt; the engine also copies records of the
+    task's own package loggers (e.g. `drgan.*`) into log.txt.
     """
+
+    config_class: ClassVar[type]
+    artifact_description: ClassVar[str]
 
     def build(self, cfg: Any, ctx: TrainContext) -> None:
         """Create models, optimizers, schedulers and data."""
@@ -167,7 +206,7 @@ class Task(Protocol):
     def train_loader(self) -> Iterable:
         """The training DataLoader."""
 
-    def train_step(self, batch: Any, step: int) -> dict[str, float]:
+    def train_step(self, batch: Any, step: int) -> dict[str, Any]:
         """One update; scalar logs."""
 
     def state_dict(self) -> dict:
@@ -176,72 +215,35 @@ class Task(Protocol):
     def load_state_dict(self, state: dict) -> None:
         """Restore the state returned by `state_dict`."""
 
+    def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, Path]:
+        """Write the trained artifacts into `run_dir`; {artifact name: path}."""
+
 
 TaskFactory = Callable[[], Task]
 F = TypeVar("F", bound=Callable[..., Any])
 
-_REGISTRY: dict[str, Callable[[], Any]] = {}
+#: Every task, by the `model:` name recipes use; filled from the `hfr.tasks` entry points.
+TASKS: Registry[Callable[[], Any]] = Registry("task", ENTRY_POINT_GROUP, ConfigError, key="model")
 
 
 def register_task(name: str) -> Callable[[F], F]:
-    """Class (or factory) decorator registering a task under the config's `model:` name."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"register_task needs a non-empty name, got {name!r}")
+    """Class (or factory) decorator registering a task under the config's `model:` name at run time.
 
-    def decorate(factory: F) -> F:
-        previous = _REGISTRY.get(name)
-        if previous is not None and _qualname(previous) != _qualname(factory):
-            raise ValueError(f"task name {name!r} is already registered to {_qualname(previous)}; "
-                             f"choose another name for {_qualname(factory)}")
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorate
-
-
-def _qualname(obj: Any) -> str:
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
-
-
-def _load_entry_points() -> None:
-    """Import the modules of the `hfr.tasks` entry points (they register their tasks)."""
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _REGISTRY:
-            continue
-        try:
-            importlib.import_module(ep.value.split(":")[0])
-        except ImportError as exc:
-            log.warning("task entry point %s = %s could not be imported: %s", ep.name, ep.value, exc)
+    Packages declare their tasks as `hfr.tasks` entry points instead (module docstring).
+    """
+    return TASKS.register_as(name)
 
 
 def task_names() -> list[str]:
-    """The registered task names (after loading entry points), sorted."""
-    _load_entry_points()
-    return sorted(_REGISTRY)
+    """The registered task names (entry points loaded), sorted."""
+    return TASKS.names()
 
 
 def get_task(name: str) -> Callable[[], Any]:
-    """The factory registered as `name`; ConfigError naming the closest registered name."""
-    if name not in _REGISTRY:
-        _load_entry_points()
-    if name not in _REGISTRY:
-        names = sorted(_REGISTRY)
-        close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        listing = ", ".join(repr(n) for n in names) or "none"
-        raise ConfigError(f"model: unknown task {name!r}{hint} (registered tasks: {listing})")
-    return _REGISTRY[name]
+    """The task class registered as `name`; ConfigError naming the closest registered name."""
+    return TASKS.get(name)
 
 
-@contextlib.contextmanager
-def registered(name: str, factory: Callable[[], Any]) -> Iterator[None]:
+def registered(name: str, factory: Callable[[], Any]) -> contextlib.AbstractContextManager[None]:
     """Register `factory` as `name` for the duration of a `with` block (for tests and scripts)."""
-    previous = _REGISTRY.get(name)
-    _REGISTRY[name] = factory
-    try:
-        yield
-    finally:
-        if previous is None:
-            _REGISTRY.pop(name, None)
-        else:
-            _REGISTRY[name] = previous
+    return TASKS.temporarily(name, factory)

@@ -253,7 +253,7 @@ def verification(manifest: Manifest, features: np.ndarray, pairs: Sequence[Any])
     return out
 
 
-def _roc_points(roc: "metrics.RocCounts", n: int = 200) -> dict[str, list[float]]:
+def _roc_points(roc: metrics.RocCounts, n: int = 200) -> dict[str, list[float]]:
     """A thinned ROC (at most about `n` points) for plots and JSON: half the points evenly spaced
     along the curve, half at log-spaced FARs (1e-6 .. 1), so the low-FAR end that log-FAR plots
     show keeps its shape (evenly spaced points alone all sit at high FAR)."""

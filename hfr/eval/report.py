@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hfr.data.manifest import Manifest
-from hfr.errors import OptionError
+from hfr.errors import ArgumentError
 from hfr.eval import protocols
 from hfr.fileio import atomic_write_text
 
@@ -26,9 +26,9 @@ def run_protocol(protocol: str, manifest: Manifest, features: Any) -> dict[str, 
         from hfr.data.adapters import read_pairs, sidecar_path
 
         if manifest.source is None:
-            raise OptionError("verification needs a manifest file with its pairs sidecar beside it")
+            raise ArgumentError("verification needs a manifest file with its pairs sidecar beside it")
         return protocols.verification(manifest, features, read_pairs(sidecar_path(manifest.source, "pairs")))
-    raise OptionError(f"--protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    raise ArgumentError(f"--protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
 
 
 def write_report(result: dict[str, Any], out: str | os.PathLike, label: str = "recognizer") -> list[Path]:
@@ -63,7 +63,7 @@ def evaluate(recognizer_path: str | os.PathLike, data: str | os.PathLike, protoc
     from hfr.recognizer.export import load_recognizer
 
     if protocol not in PROTOCOLS:
-        raise OptionError(f"--protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        raise ArgumentError(f"--protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
     recognizer = load_recognizer(recognizer_path, device=device)
     manifest = Manifest.read(data)
     feats = embed_manifest(recognizer, manifest, batch_size=batch_size, progress=progress)

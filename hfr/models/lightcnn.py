@@ -19,7 +19,7 @@ API (one for training and embedding):
 - `model(x)` returns the (B, 256) feature (the official code's second output, before dropout).
 - `model.classify(feat)` returns the (B, num_classes) logits: dropout (p = `model.dropout`,
   only in training mode, as the official code) then `fc2`. With `num_classes=0` there is no
-  classifier and `classify` raises OptionError.
+  classifier and `classify` raises ArgumentError.
 - `model.forward_with_logits(x)` returns `(logits, feat)` like the official `forward`.
   In eval mode both are the official ones exactly. In training mode the official -9 and -29
   return the feature after dropout; here the feature is always the one before dropout (as
@@ -57,8 +57,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hfr.errors import HFRError, ImageError, OptionError
+from hfr.errors import ArgumentError, HFRError, ImageError
 from hfr.nn.layers import MFM, Group, ResBlock
+from hfr.nn.sizing import count_parameters as total_parameters
 from hfr.safeload import load_weights_only
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,10 @@ _RES_BLOCKS = (1, 2, 3, 4)  # residual blocks per stage of LightCNN-29 and -29v2
 def fc_input_size(input_size: int) -> int:
     """Width of the flattened last feature map for an S x S input: 128 * (S / 16) ** 2.
 
-    Raises OptionError when S is not a positive multiple of 16 (the four 2x2 poolings).
+    Raises ArgumentError when S is not a positive multiple of 16 (the four 2x2 poolings).
     """
     if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 16 or input_size % 16:
-        raise OptionError(
+        raise ArgumentError(
             f"input_size={input_size!r} does not work for LightCNN: it must be a positive multiple of 16 "
             "(four 2x2 poolings), e.g. 64, 96, 112 or 128"
         )
@@ -98,9 +99,9 @@ class LightCNN(nn.Module):
     def __init__(self, num_classes: int, input_size: int, in_channels: int) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 0:
-            raise OptionError(f"num_classes={num_classes!r} must be an integer >= 0 (0 builds no classifier)")
+            raise ArgumentError(f"num_classes={num_classes!r} must be an integer >= 0 (0 builds no classifier)")
         if not isinstance(in_channels, int) or in_channels < 1:
-            raise OptionError(f"in_channels={in_channels!r} must be an integer >= 1 (1 for grayscale)")
+            raise ArgumentError(f"in_channels={in_channels!r} must be an integer >= 1 (1 for grayscale)")
         self.fc_in = fc_input_size(input_size)
         self.num_classes = num_classes
         self.input_size = input_size
@@ -127,7 +128,7 @@ class LightCNN(nn.Module):
     def classify(self, feat: torch.Tensor) -> torch.Tensor:
         """Return the identity logits of features from `forward` (dropout applies in training mode)."""
         if self.fc2 is None:
-            raise OptionError(f"this {self.arch} was built with num_classes=0: it has no classifier")
+            raise ArgumentError(f"this {self.arch} was built with num_classes=0: it has no classifier")
         return self.fc2(F.dropout(feat, p=self.dropout, training=self.training))
 
     def forward_with_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,7 +243,7 @@ _CLASSES: dict[str, type[LightCNN]] = {"lightcnn9": LightCNN9, "lightcnn29": Lig
 def build_lightcnn(arch: str, num_classes: int = 0, input_size: int = 128, in_channels: int = 1) -> LightCNN:
     """Build a LightCNN by name ("lightcnn9", "lightcnn29", "lightcnn29v2"; case and "-"/"_" ignored).
 
-    num_classes=0 builds no classifier; input_size must be a multiple of 16. Raises OptionError
+    num_classes=0 builds no classifier; input_size must be a multiple of 16. Raises ArgumentError
     for an unknown architecture or an impossible size.
     """
     return _CLASSES[_arch_name(arch)](num_classes=num_classes, input_size=input_size, in_channels=in_channels)
@@ -251,13 +252,15 @@ def build_lightcnn(arch: str, num_classes: int = 0, input_size: int = 128, in_ch
 def _arch_name(arch: str) -> str:
     key = str(arch).lower().replace("-", "").replace("_", "")
     if key not in _CLASSES:
-        raise OptionError(f"unknown LightCNN architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}")
+        raise ArgumentError(f"unknown LightCNN architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}")
     return key
 
 
 def count_parameters(model: nn.Module, with_classifier: bool = False) -> int:
     """Number of parameters of `model`, leaving out the classifier `fc2` unless asked."""
-    return sum(p.numel() for n, p in model.named_parameters() if with_classifier or not n.startswith("fc2."))
+    if with_classifier:
+        return total_parameters(model)
+    return sum(p.numel() for n, p in model.named_parameters() if not n.startswith("fc2."))
 
 
 # ---------------------------------------------------------------- official checkpoints

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hfr.errors import OptionError
+from hfr.errors import ArgumentError
 
 INIT_KINDS = ("xavier", "kaiming", "normal002")
 
@@ -103,10 +103,10 @@ def init_weights(module: nn.Module, kind: str = "xavier") -> nn.Module:
     - "normal002": weights ~ N(0, 0.02), zero biases; affine norm layers get scale ~ N(1, 0.02)
       and zero shift (the DCGAN convention that DR-GAN follows).
     With "xavier" and "kaiming", affine norm layers are reset to scale 1, shift 0.
-    Raises OptionError for another kind.
+    Raises ArgumentError for another kind.
     """
     if kind not in INIT_KINDS:
-        raise OptionError(f"init kind {kind!r} is unknown; use one of {', '.join(INIT_KINDS)}")
+        raise ArgumentError(f"init kind {kind!r} is unknown; use one of {', '.join(INIT_KINDS)}")
     for m in module.modules():
         if isinstance(m, _CONV_LINEAR):
             if kind == "xavier":

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hfr.data.transforms import AugmentConfig
+from hfr.data.augment import AugmentConfig
 from hfr.engine.trainconfig import TrainConfig
 from hfr.errors import ConfigError
 

@@ -15,7 +15,6 @@ of that stage; it is computed from the step, so resuming needs no scheduler stat
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 from pathlib import Path
@@ -26,17 +25,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from hfr.data.augment import augment
 from hfr.data.datasets import ManifestDataset, NirVisPairSampler, ShuffleBatchSampler
 from hfr.data.manifest import Manifest, read_training_rows
-from hfr.data.transforms import augment
-from hfr.engine.task import TrainContext, register_task, unwrap_model
+from hfr.engine.task import TrainContext, parameter_summary, unwrap_model
 from hfr.errors import ConfigError
 from hfr.models.lightcnn import LightCNN, build_lightcnn
 from hfr.recognizer.config import RecognizerConfig
 from hfr.recognizer.export import Recognizer, export_recognizer
 from hfr.recognizer.losses import pair_contrastive_loss
-
-log = logging.getLogger(__name__)
 
 
 class _WithLogits(nn.Module):
@@ -110,11 +107,11 @@ def _optimizer(groups: list[dict], cfg: RecognizerConfig, lr: float) -> torch.op
     return torch.optim.SGD(groups, lr=lr, momentum=cfg.optim.momentum)
 
 
-@register_task("recognizer")
 class RecognizerTask:
     """LightCNN training on the engine (see the module docstring)."""
 
     config_class = RecognizerConfig
+    artifact_description = "a LightCNN recognizer"
     sample_columns = 8
 
     def build(self, cfg: RecognizerConfig, ctx: TrainContext) -> None:
@@ -148,6 +145,9 @@ class RecognizerTask:
             self.pairs = _Stream(DataLoader(pair_data, batch_sampler=pair_sampler, num_workers=0))
         self.eval_manifest = Manifest.read(cfg.data.eval) if cfg.data.eval else None
         self._preview: torch.Tensor | None = None
+        ctx.logger.info("recognizer (%s): %s, %d images of %d subjects at %d px, %d channel(s); parameters: %s",
+                        cfg.mode, cfg.net.arch, len(dataset), len(self.subjects), cfg.data.size, cfg.data.channels,
+                        parameter_summary(net=net))
 
     def train_loader(self) -> DataLoader:
         """Real training images, reshuffled every epoch."""
@@ -230,7 +230,7 @@ class RecognizerTask:
 
     def recognizer(self) -> Recognizer:
         """The current network as a Recognizer (shares weights; eval mode is set by `embed`)."""
-        from hfr.recognizer.export import fingerprint
+        from hfr.artifacts import fingerprint
 
         state = {k: v for k, v in self.net.state_dict().items() if not k.startswith("fc2")}
         fp = fingerprint("lightcnn", self.net.arch, self.net.input_size, self.net.in_channels, state)
@@ -257,17 +257,19 @@ class RecognizerTask:
                 **{f"rank1@{k}": v for k, v in res["rank1_by_abs_yaw"].items()}}
 
     def sample_grid(self) -> torch.Tensor:
-        """The first augmented training images (what the network sees)."""
+        """The first augmented training images (what the network sees), in [0, 1]."""
         if self._preview is None:
             return torch.zeros(1, self.cfg.data.channels, self.cfg.data.size, self.cfg.data.size)
         return self._preview
 
-    def export(self, path: str | os.PathLike, meta: dict[str, Any] | None = None) -> str:
-        """Write `recognizer.pt` (no classifier); returns its fingerprint."""
+    def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, Path]:
+        """Write `recognizer.pt` (no classifier) into `run_dir`."""
+        path = Path(run_dir) / "recognizer.pt"
         net = unwrap_model(self.net)
-        return export_recognizer(net, path, kind="lightcnn", meta={
+        export_recognizer(net, path, kind="lightcnn", meta={
             "mode": self.cfg.mode, "train": str(self.cfg.data.train), "subjects": len(self.subjects),
             **(meta or {})})
+        return {"recognizer": path}
 
 
 class _Stream:

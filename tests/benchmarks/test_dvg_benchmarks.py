@@ -1,4 +1,4 @@
-"""Smoke test of `benchmarks/cross_modal.py --quick` and of its synthetic folds."""
+"""Smoke test of `benchmarks/cross_modal.py --quick` (its folds: tests/eval/test_folds.py)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,17 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-from benchmark_scripts import PNG_MAGIC, load_script
-from benchmark_scripts import keep_threads  # noqa: F401  (autouse: restores torch's threads)
-
-from hfr.data.manifest import Manifest, make_record
+from benchmark_scripts import (
+    PNG_MAGIC,
+    keep_threads,  # noqa: F401  (autouse: restores torch's threads)
+    load_script,
+)
 
 
 @pytest.fixture(scope="module")
 def cross_modal() -> ModuleType:
     """The cross_modal script as a module."""
     return load_script("cross_modal")
-
-
-def test_folds_are_halves_of_the_subjects_with_gallery_vis_and_nir_probes(cross_modal: ModuleType) -> None:
-    recs = []
-    for s in ("A", "B", "C", "D"):
-        recs += [make_record(f"{s}/g.png", s, "vis", 0.0, "test", gallery=1),
-                 make_record(f"{s}/v.png", s, "vis", 10.0, "test", gallery=0),
-                 make_record(f"{s}/n0.png", s, "nir", 0.0, "test", gallery=0),
-                 make_record(f"{s}/n1.png", s, "nir", 5.0, "test", gallery=0)]
-    folded = cross_modal.with_folds(Manifest(recs, "/data"), folds=6, seed=1)
-    assert [c for c in folded.columns if c.startswith("fold_")] == [f"fold_{k}" for k in range(1, 7)]
-    draws = set()
-    for k in range(1, 7):
-        roles = {(r.path, r.get(f"fold_{k}")) for r in folded if r.get(f"fold_{k}")}
-        gallery = sorted(p for p, role in roles if role == "gallery")
-        probes = sorted(p for p, role in roles if role == "probe")
-        subjects = sorted(p.split("/")[0] for p in gallery)
-        assert len(subjects) == 2 and all(p.endswith("/g.png") for p in gallery)  # one gallery VIS each
-        assert probes == sorted(f"{s}/n{i}.png" for s in subjects for i in (0, 1))  # every NIR image of them
-        draws.add(tuple(subjects))
-    assert len(draws) > 1  # the folds draw different halves
 
 
 def test_quick_run_writes_the_table_json_and_figures(cross_modal: ModuleType, tmp_path: Path) -> None:

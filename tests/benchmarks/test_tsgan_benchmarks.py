@@ -15,9 +15,12 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
-
-from benchmark_scripts import PNG_MAGIC, ROOT, load_script
-from benchmark_scripts import keep_threads  # noqa: F401  (autouse: restores torch's threads)
+from benchmark_scripts import (
+    PNG_MAGIC,
+    ROOT,
+    keep_threads,  # noqa: F401  (autouse: restores torch's threads)
+    load_script,
+)
 
 from hfr.data.manifest import Manifest, make_record
 

@@ -25,7 +25,7 @@ from fake_datasets import (
 
 from hfr.data.adapters import FORMATS, index_dataset, read_pairs, sidecar_path, write_index
 from hfr.data.manifest import Manifest
-from hfr.errors import FormatError, OptionError
+from hfr.errors import ArgumentError, FormatError, OptionError
 
 
 def _by_path(manifest: Manifest) -> dict:
@@ -39,10 +39,11 @@ def _csv_rows(path: Path) -> list[dict]:
 
 # ---------------------------------------------------------------------- common
 def test_unknown_format_lists_formats(tmp_path):
-    with pytest.raises(OptionError) as err:
+    with pytest.raises(ArgumentError) as err:
         index_dataset("casia", tmp_path)
     for fmt in FORMATS:
         assert fmt in str(err.value)
+    assert not isinstance(err.value, OptionError)  # a library error; OptionError is the CLI's
 
 
 def test_missing_root_is_named(tmp_path):
@@ -53,9 +54,9 @@ def test_missing_root_is_named(tmp_path):
 
 def test_fold_rejected_where_meaningless(tmp_path):
     write_folder(tmp_path)
-    with pytest.raises(OptionError, match="--fold"):
+    with pytest.raises(ArgumentError, match="--fold applies to casia-nirvis2, cfp and lfw, not folder"):
         index_dataset("folder", tmp_path, fold=1)
-    with pytest.raises(OptionError, match="multipie"):
+    with pytest.raises(ArgumentError, match="applies to multipie only, not folder"):
         index_dataset("folder", tmp_path, protocol="setting2")
 
 
@@ -99,7 +100,7 @@ def test_casia_one_fold_sets_split(tmp_path):
 
 def test_casia_unknown_fold(tmp_path):
     root = write_casia(tmp_path)
-    with pytest.raises(OptionError, match="available folds: 0 \\(dev\\), 1, 2"):
+    with pytest.raises(ArgumentError, match="available folds: 0 \\(dev\\), 1, 2"):
         index_dataset("casia-nirvis2", root, fold=7)
 
 
@@ -195,9 +196,9 @@ def test_multipie_fields_and_setting2(tmp_path):
 def test_multipie_no_split_and_errors(tmp_path):
     root = write_multipie(tmp_path)
     assert {r.split for r in index_dataset("multipie", root, protocol="none").manifest} == {""}
-    with pytest.raises(OptionError, match="setting2"):
+    with pytest.raises(ArgumentError, match="setting2"):
         index_dataset("multipie", root, protocol="setting9")
-    with pytest.raises(OptionError, match="--fold"):
+    with pytest.raises(ArgumentError, match="--fold"):
         index_dataset("multipie", root, fold=1)
     empty = tmp_path / "empty"
     write_image(empty / "face.png")
@@ -236,7 +237,7 @@ def test_cfp_fold_split(tmp_path):
     m = index_dataset("cfp", root, fold=2).manifest
     split = {r.subject: r.split for r in m}
     assert split == {"001": "train", "002": "test", "003": "test"}
-    with pytest.raises(OptionError, match="available folds: 1, 2"):
+    with pytest.raises(ArgumentError, match="available folds: 1, 2"):
         index_dataset("cfp", root, fold=3)
 
 

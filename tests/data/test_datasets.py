@@ -11,11 +11,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from hfr.data.datasets import (IdentityBalancedSampler, ManifestDataset, NirVisPairSampler,
-                               SubjectGroupSampler, resolve_rank)
+from hfr.data.datasets import (
+    IdentityBalancedSampler,
+    ManifestDataset,
+    NirVisPairSampler,
+    SubjectGroupSampler,
+    resolve_rank,
+)
 from hfr.data.imageio import write_png
 from hfr.data.manifest import Manifest, make_record
-from hfr.errors import DataError, HFRError, ImageError, OptionError
+from hfr.errors import ArgumentError, DataError, HFRError, ImageError
 
 
 def _gray(value: int, h: int = 12, w: int = 10) -> np.ndarray:
@@ -71,7 +76,7 @@ def test_dataset_label_mapping(small):
     assert [ds[i]["label"] for i in (0, 3, 6)] == [7, 3, 0]
     with pytest.raises(DataError, match="'s2'"):
         ManifestDataset(small, labels={"s0": 0, "s1": 1})
-    with pytest.raises(OptionError):
+    with pytest.raises(ArgumentError):
         ManifestDataset(small, channels=2)
 
 
@@ -158,7 +163,7 @@ def test_identity_balanced_invariants(crowd):
 def test_identity_balanced_too_few_subjects(crowd):
     with pytest.raises(DataError, match="at least p=20 subjects"):
         IdentityBalancedSampler(crowd, p=20, k=2)
-    with pytest.raises(OptionError):
+    with pytest.raises(ArgumentError):
         IdentityBalancedSampler(crowd, p=0, k=2)
 
 
@@ -228,7 +233,7 @@ def test_subject_groups(crowd):
 def test_rank_resolution():
     assert resolve_rank(None, None) == (0, 1)
     assert resolve_rank(1, 3) == (1, 3)
-    with pytest.raises(OptionError):
+    with pytest.raises(ArgumentError):
         resolve_rank(2, 2)
     with pytest.raises(HFRError, match="fewer than the 4 ranks"):
         IdentityBalancedSampler(_records({"a": {"vis": 2}, "b": {"vis": 2}}), p=2, k=2, num_batches=2,

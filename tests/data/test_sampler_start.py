@@ -10,7 +10,7 @@ import pytest
 from hfr.data.datasets import IdentityBalancedSampler, NirVisPairSampler, SubjectGroupSampler
 from hfr.data.imageio import write_png
 from hfr.data.manifest import Manifest, make_record
-from hfr.errors import OptionError
+from hfr.errors import ArgumentError
 
 
 @pytest.fixture
@@ -53,5 +53,5 @@ def test_start_yields_the_tail_of_the_epoch(people, name, world_size):
 def test_start_out_of_range_is_an_option_error(people):
     sampler = MAKERS["identity"](people, seed=0)
     for bad in (-1, 7, 1.5, True):
-        with pytest.raises(OptionError, match=r"start must be an integer in \[0, 6\]"):
+        with pytest.raises(ArgumentError, match=r"start must be an integer in \[0, 6\]"):
             sampler.set_epoch(0, start=bad)

@@ -11,11 +11,18 @@ from PIL import Image
 
 from hfr.data.imageio import read_image
 from hfr.data.manifest import Manifest
-from hfr.data.synth import (PRESETS, SynthConfig, iter_preset, preset_identity, subject_name, validate_config,
-                            write_preset)
+from hfr.data.synth import (
+    PRESETS,
+    SynthConfig,
+    iter_preset,
+    preset_identity,
+    subject_name,
+    validate_config,
+    write_preset,
+)
 from hfr.data.synth_face import LANDMARK_NAMES, SHAPE_NAMES, sample_identity
 from hfr.data.synth_render import OCCLUSIONS, ImageSpec, render_batch
-from hfr.errors import OptionError
+from hfr.errors import ConfigError
 
 LM = {n: i for i, n in enumerate(LANDMARK_NAMES)}
 
@@ -31,12 +38,12 @@ def _files(root: Path) -> dict[str, bytes]:
 ])
 def test_bad_options_raise_option_error_naming_the_option(field: str, value: object) -> None:
     cfg = dataclasses.replace(SynthConfig(), **{field: value})
-    with pytest.raises(OptionError, match=field):
+    with pytest.raises(ConfigError, match=field):
         validate_config(cfg)
 
 
 def test_write_preset_validates_before_writing(tmp_path: Path) -> None:
-    with pytest.raises(OptionError, match="size"):
+    with pytest.raises(ConfigError, match="size"):
         write_preset(SynthConfig(preset="webface", subjects=2, size=600), tmp_path / "x")
     assert not (tmp_path / "x").exists()
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from hfr.artifacts import save_generator_file
 from hfr.cli import main
 from hfr.data.manifest import Manifest
 from hfr.data.synth import SynthConfig, write_preset
 from hfr.embed import embed_manifest, embed_subjects
 from hfr.gallery import Gallery
-from hfr.generator_file import save_generator_file
 from hfr.models.lightcnn import build_lightcnn
 from hfr.recognizer.export import RecognizerError, export_recognizer, load_recognizer
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from drgan.models import (DECODER_LAYERS, ENCODER_LAYERS, FEATURE_DIM, Discriminator, Generator, build_models,
-                          copy_trunk, fuse_features)
+from drgan.models import (
+    DECODER_LAYERS,
+    ENCODER_LAYERS,
+    FEATURE_DIM,
+    Discriminator,
+    Generator,
+    build_models,
+    copy_trunk,
+    fuse_features,
+)
 from hfr.errors import ConfigError
 
 

@@ -16,10 +16,10 @@ from drgan.models import Generator, fuse_features
 from drgan.recognizer import export_encoder
 from drgan.rotate import output_names, parse_yaws, pose_bins_of, rotate_images
 from drgan.task import pose_sweep
+from hfr.artifacts import save_generator_file
 from hfr.cli import main
 from hfr.data.imageio import read_image, write_png
-from hfr.errors import OptionError
-from hfr.generator_file import save_generator_file
+from hfr.errors import ArgumentError
 
 BINS = [-60.0, -30.0, 0.0, 30.0, 60.0]
 YAWS = "-60,-30,0,30,60"
@@ -174,13 +174,13 @@ def test_fuse_with_a_single_image_generator_uses_equal_weights(single, faces, ca
 
 def test_yaw_outside_the_bins_is_an_error(single, faces, tmp_path, capsys):
     loaded = load_generator(single)
-    with pytest.raises(OptionError, match=r"--yaw 90 .*-60, -30, 0, 30, 60"):
+    with pytest.raises(ArgumentError, match=r"--yaw 90 .*-60, -30, 0, 30, 60"):
         rotate_images(loaded, _batch(faces), [0, 90])
     out = tmp_path / "never"
     assert main(["rotate", "--generator", str(single), "--input", str(faces), "--yaw", "-80", "--out", str(out)]) == 2
     assert "-80" in capsys.readouterr().err
     assert not out.exists()
-    with pytest.raises(OptionError, match="not a number"):
+    with pytest.raises(ArgumentError, match="not a number"):
         parse_yaws("0,left")
 
 

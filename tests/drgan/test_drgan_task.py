@@ -1,4 +1,4 @@
-"""The drgan task through `hfr train-generator`: losses fall, files, resume, bad input."""
+"""The drgan task through `hfr train-generator`: its files, pose sweep, omega, bad input (the contract: test_task_contract)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hfr.cli import main
 from hfr.data.manifest import Manifest, make_record
 from hfr.data.synth import SynthConfig, write_preset
 from hfr.engine.runlog import read_metrics
+from hfr.nn.ranges import to_unit
 from hfr.viz import tensor_to_images
 
 RECIPE = "configs/drgan/synth-multipie.yaml"
@@ -33,41 +34,24 @@ def _run(runs):
     return run
 
 
-def test_training_lowers_losses_and_writes_files(multipie, tmp_path, capsys):
+def test_train_generator_writes_both_files_a_pose_sweep_and_the_l1_term(multipie, tmp_path, capsys):
+    # learning, exact resume, export/reload and DDP are checked for every task in tests/engine/test_task_contract.py
     runs = tmp_path / "runs"
     code = main(["train-generator", "--config", RECIPE, "--runs", str(runs), "--set", f"data.train={multipie}",
-                 "--set", "train.steps=40", "--set", "train.log_every=5", "--set", "loss.l1_weight=1",
-                 "--set", "train.sample_every=40", "--set", "augment.flip_p=0", *TINY])
+                 "--set", "train.steps=2", "--set", "train.log_every=1", "--set", "loss.l1_weight=1",
+                 "--set", "train.sample_every=2", "--set", "augment.flip_p=0", *TINY])
     assert code == 0
     run = _run(runs)
     logs = [m for m in read_metrics(run) if "loss_d" in m]
-    assert len(logs) == 8
-    for key in ("loss_d", "loss_d_id"):
-        assert logs[-1][key] < logs[0][key] - 0.1, key
-    assert all("loss_l1" in m for m in logs)
+    assert len(logs) == 2 and all("loss_l1" in m and "acc_pose" in m for m in logs)
     assert (run / "generator.pt").is_file() and (run / "recognizer.pt").is_file()
     (grid,) = (run / "samples").glob("*.png")
     from PIL import Image
 
     w, h = Image.open(grid).size
     assert w > 9 * 32 and w // (h // 8) == 10  # 8 rows of input + 9 pose bins
-    assert "generator:" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("extra", [[], ["--set", "net.multi_image=2", "--set", "loss.l1_weight=1",
-                                        "--set", "loss.switch_every=2", "--set", "augment.flip_p=0.5"]],
-                         ids=["single", "multi-l1-switch-flip"])
-def test_resume_matches_an_uninterrupted_run(multipie, tmp_path, extra):
-    base = ["train-generator", "--config", RECIPE, "--set", f"data.train={multipie}", "--set",
-            "train.checkpoint_every=2", *TINY, *extra]
-    assert main([*base, "--runs", str(tmp_path / "a"), "--set", "train.steps=4"]) == 0
-    assert main([*base, "--runs", str(tmp_path / "b"), "--set", "train.steps=2"]) == 0
-    assert main([*base, "--runs", str(tmp_path / "b"), "--set", "train.steps=4", "--resume", "auto"]) == 0
-    a = torch.load(_run(tmp_path / "a") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
-    b = torch.load(_run(tmp_path / "b") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
-    for net in ("generator", "discriminator"):
-        for k, v in a[net].items():
-            assert torch.equal(v, b[net][k]), (net, k)
+    out = capsys.readouterr().out
+    assert "generator:" in out and "recognizer:" in out
 
 
 def test_multi_image_logs_omega(multipie, tmp_path):
@@ -133,4 +117,4 @@ def test_sample_grid_is_a_pose_sweep(multipie):
     assert grid.shape == (20, 3, 32, 32)
     assert torch.equal(grid[0], x[0]) and torch.equal(grid[10], x[1])
     assert torch.equal(grid, pose_sweep(g, x, seed=3)) and g.training
-    assert len(tensor_to_images(grid * 0.5 + 0.5)) == 20
+    assert len(tensor_to_images(to_unit(grid))) == 20

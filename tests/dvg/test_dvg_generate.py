@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 from pattern_data import write_patterns
 
 from dvg.models import DualGenerator, IdentitySampler
+from hfr.artifacts import save_generator_file
 from hfr.cli import main
 from hfr.data.manifest import Manifest
-from hfr.generator_file import save_generator_file
 from hfr.models.lightcnn import build_lightcnn
 from hfr.recognizer.export import export_recognizer
 

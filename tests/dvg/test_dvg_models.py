@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dvg.models import (AdaIN, AttributeEncoder, DualGenerator, IdentitySampler, build_dvg, check_size,
-                        count_parameters, reparameterize)
-from hfr.errors import ConfigError, OptionError
+from dvg.models import AdaIN, AttributeEncoder, DualGenerator, IdentitySampler, build_dvg, reparameterize
+from hfr.errors import ArgumentError, ConfigError
+from hfr.nn.sizing import count_parameters
 
 W = 0.25  # CPU-sized width for the shape tests
 
@@ -167,17 +167,19 @@ def test_width_scales_channels() -> None:
 
 
 def test_bad_sizes_domains_and_options_raise() -> None:
-    for size in (48, 96, 16, 100):
-        with pytest.raises(ConfigError, match="power of two"):
-            check_size(size)
-    with pytest.raises(ConfigError):
+    # (the size rule itself: tests/nn/test_sizing.py)
+    with pytest.raises(ConfigError, match="power of two"):
+        build_dvg(96, W)
+    with pytest.raises(ConfigError, match=r"net\.width"):
         build_dvg(64, width=0)
+    with pytest.raises(ConfigError, match=r"net\.d_width"):
+        build_dvg(64, W, d_width=-1.0)
     g = DualGenerator(64, W)
-    with pytest.raises(OptionError, match="domain"):
+    with pytest.raises(ArgumentError, match="domain"):
         g.decode(_unit(1), torch.randn(1, 256), "thermal")
-    with pytest.raises(OptionError, match="AdaIN"):
+    with pytest.raises(ArgumentError, match="AdaIN"):
         g.decoder(_unit(1), torch.randn(1, 256), torch.randn(1, 3), "nir")
-    with pytest.raises(OptionError, match="norm"):
+    with pytest.raises(ConfigError, match="norm"):
         build_dvg(64, W, d_norm="batch")
 
 

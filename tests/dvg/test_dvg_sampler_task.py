@@ -7,9 +7,9 @@ import torch
 from pattern_data import write_patterns
 
 from dvg.sampler_task import load_identity_sampler, mean_pairwise_cosine
+from hfr.artifacts import save_generator_file
 from hfr.cli import main
 from hfr.engine.runlog import read_metrics
-from hfr.generator_file import save_generator_file
 from hfr.models.lightcnn import build_lightcnn
 from hfr.recognizer.export import export_recognizer
 
@@ -34,12 +34,10 @@ def _args(setup, runs, *extra):
     return args
 
 
-def test_training_lowers_the_loss_and_exports_a_sampler(setup, tmp_path):
+def test_trained_sampler_reconstructs_and_samples_unit_norm_identities(setup, tmp_path):
     runs = tmp_path / "runs"
     assert main(_args(setup, runs, "train.steps=80", "train.log_every=10", "train.eval_every=80")) == 0
     (run,) = [p for p in runs.glob("*/*") if not p.is_symlink()]
-    logs = [m for m in read_metrics(run) if "loss" in m]
-    assert logs[-1]["loss_rec"] < 0.5 * logs[0]["loss_rec"]
     evals = [m for m in read_metrics(run) if "eval/recon_cos" in m]
     assert evals and evals[-1]["eval/recon_cos"] > 0.5
     sampler, config = load_identity_sampler(run)
@@ -55,7 +53,7 @@ def test_missing_recognizer_and_wrong_files_are_errors(setup, tmp_path, capsys):
     assert "data.recognizer" in capsys.readouterr().err
     other = tmp_path / "other.pt"
     save_generator_file(other, "drgan", {}, {})
-    from hfr.generator_file import GeneratorFileError
+    from hfr.artifacts import GeneratorFileError
 
     with pytest.raises(GeneratorFileError, match="DR-GAN"):
         load_identity_sampler(other)

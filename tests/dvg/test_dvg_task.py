@@ -1,4 +1,4 @@
-"""The `dvg` task through `hfr train-generator`: the pixel loss falls, files, resume, bad input."""
+"""The `dvg` task through `hfr train-generator`: its terms, files, bad input (the contract: test_task_contract)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import logging
 import pytest
 import torch
 
+from hfr.artifacts import load_generator_file
 from hfr.cli import main
 from hfr.data.manifest import Manifest
 from hfr.data.synth import SynthConfig, write_preset
 from hfr.engine.runlog import read_metrics
-from hfr.generator_file import load_generator_file
 from hfr.models.lightcnn import build_lightcnn
 from hfr.recognizer.export import export_recognizer
 
@@ -41,29 +41,16 @@ def _run(runs):
     return run
 
 
-def test_training_lowers_the_pixel_loss_and_writes_a_generator(setup, tmp_path):
+def test_variational_codes_log_kl_and_no_d_without_adversarial_term(setup, tmp_path, capsys):
     runs = tmp_path / "runs"
-    assert main(_args(setup, runs, None, "train.steps=40", "train.log_every=5", "loss.adv=0", "net.width=0.25",
-                      "net.deterministic=false")) == 0  # the paper's variational codes (the recipe: released)
+    assert main(_args(setup, runs, None, "train.steps=2", "train.log_every=1", "loss.adv=0",
+                      "net.deterministic=false", "train.sample_every=2")) == 0  # the paper's variational codes
     run = _run(runs)
     logs = [m for m in read_metrics(run) if "loss_pix" in m]
-    assert logs[-1]["loss_pix"] < logs[0]["loss_pix"] - 0.02
-    assert "loss_d" not in logs[-1] and "loss_kl" in logs[-1]
+    assert len(logs) == 2 and "loss_d" not in logs[-1] and "loss_kl" in logs[-1]
     payload = load_generator_file(run / "generator.pt", "dvg")
-    assert payload["config"]["size"] == 32 and "generator" in payload["modules"]
-    assert list((run / "samples").glob("*.png"))
-
-
-def test_resume_matches_an_uninterrupted_run(setup, tmp_path):
-    extra = ("train.checkpoint_every=2",)
-    assert main(_args(setup, tmp_path / "a", None, "train.steps=4", *extra)) == 0
-    assert main(_args(setup, tmp_path / "b", None, "train.steps=2", *extra)) == 0
-    assert main([*_args(setup, tmp_path / "b", None, "train.steps=4", *extra), "--resume", "auto"]) == 0
-    a = torch.load(_run(tmp_path / "a") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
-    b = torch.load(_run(tmp_path / "b") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
-    for net in ("generator", "disc_nir", "disc_vis"):
-        for k, v in a[net].items():
-            assert torch.equal(v, b[net][k]), (net, k)
+    assert payload["config"]["size"] == 32 and payload["config"]["deterministic"] is False
+    assert list((run / "samples").glob("*.png")) and "generator:" in capsys.readouterr().out
 
 
 def test_one_modality_subjects_are_left_out_and_none_paired_is_an_error(setup, tmp_path, caplog, capsys):
@@ -88,7 +75,7 @@ def test_recognizer_of_another_feature_size_is_an_error(setup, tmp_path, capsys)
 
 def test_sampled_identities_add_their_terms(setup, tmp_path):
     from dvg.models import IdentitySampler
-    from hfr.generator_file import save_generator_file
+    from hfr.artifacts import save_generator_file
 
     sampler = IdentitySampler(256, 256, width=0.25)
     path = tmp_path / "identity_sampler.pt"
@@ -102,28 +89,23 @@ def test_sampled_identities_add_their_terms(setup, tmp_path):
     assert "identity_sampler" in load_generator_file(run / "generator.pt", "dvg")["modules"]
 
 
-def test_unpaired_vis_images_add_their_terms_and_resume_exactly(setup, tmp_path, capsys):
+def test_unpaired_vis_images_add_their_terms(setup, tmp_path, capsys):
     from pattern_data import write_patterns
 
     write_patterns(tmp_path / "vis", subjects=5, per_subject=3)  # VIS-only subjects
     extra = ("train.checkpoint_every=2", "train.log_every=1", f"data.unpaired={tmp_path / 'vis'}",
              "data.unpaired_batch=3")
-    assert main(_args(setup, tmp_path / "a", None, "train.steps=4", *extra)) == 0
-    assert main(_args(setup, tmp_path / "b", None, "train.steps=2", *extra)) == 0
-    assert main([*_args(setup, tmp_path / "b", None, "train.steps=4", *extra), "--resume", "auto"]) == 0
+    assert main(_args(setup, tmp_path / "a", None, "train.steps=2", *extra)) == 0
     run = _run(tmp_path / "a")
     logs = [m for m in read_metrics(run) if "loss_pix" in m]
-    assert len(logs) == 4
+    assert len(logs) == 2
     for m in logs:
         assert {"loss_pix_unpaired", "loss_ort_unpaired", "loss_ip_unpaired", "loss_adv_unpaired"} <= set(m)
         assert 0 < m["loss_pix_unpaired"] < 1 and 0 <= m["loss_ip_unpaired"] <= 4.2
-    a = torch.load(run / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
-    b = torch.load(_run(tmp_path / "b") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
-    for k, v in a["generator"].items():
-        assert torch.equal(v, b["generator"][k]), k
+    a = torch.load(run / "checkpoints" / "step-0000002.pt", weights_only=True)["task"]
     # without the unpaired set the same seed trains differently (the terms reach the weights)
-    assert main(_args(setup, tmp_path / "c", None, "train.steps=4", "train.checkpoint_every=2")) == 0
-    c = torch.load(_run(tmp_path / "c") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
+    assert main(_args(setup, tmp_path / "c", None, "train.steps=2", "train.checkpoint_every=2")) == 0
+    c = torch.load(_run(tmp_path / "c") / "checkpoints" / "step-0000002.pt", weights_only=True)["task"]
     assert any(not torch.equal(v, c["generator"][k]) for k, v in a["generator"].items())
     # a set whose subjects all have NIR images gives no unpaired VIS image: an error naming it
     assert main(_args(setup, tmp_path / "d", None, "train.steps=1", f"data.unpaired={setup / 'nirvis'}")) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,9 @@ class ToyConfig:
 
 class ToyTask:
     """Classify subjects from 8x8 images with Flatten-Linear-ReLU-Dropout-Linear."""
+
+    config_class = ToyConfig
+    artifact_description = "a toy subject classifier"
 
     def build(self, cfg: ToyConfig, ctx: TrainContext) -> None:
         """Dataset, sampler, loader, model (wrapped), Adam and StepLR."""
@@ -126,6 +130,12 @@ class ToyTask:
         unwrap_model(self.model).load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
+
+    def export(self, run_dir: str | os.PathLike, meta: dict | None = None) -> dict[str, Path]:
+        """Write the model's weights as toy.pt into `run_dir`."""
+        path = Path(run_dir) / "toy.pt"
+        torch.save({"state_dict": unwrap_model(self.model).state_dict(), "meta": meta or {}}, path)
+        return {"toy": path}
 
 
 def weights_hash(task: ToyTask) -> str:

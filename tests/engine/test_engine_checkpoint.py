@@ -10,9 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from hfr.engine.checkpoint import (CheckpointError, CheckpointSaver, config_diff, latest_checkpoint,
-                                   load_checkpoint, make_payload, resolve_resume_path, save_checkpoint,
-                                   structure_diff)
+from hfr.engine.checkpoint import (
+    CheckpointError,
+    CheckpointSaver,
+    config_diff,
+    latest_checkpoint,
+    load_checkpoint,
+    make_payload,
+    resolve_resume_path,
+    save_checkpoint,
+    structure_diff,
+)
 from hfr.engine.seeding import derive_seed, get_rng_state, preserved_rng, seed_everything, set_rng_state
 from hfr.errors import ConfigError, HFRError
 

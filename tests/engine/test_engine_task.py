@@ -13,7 +13,7 @@ from hfr.config import load_config, to_dict
 from hfr.engine import Task, TrainConfig, TrainContext, get_task, register_task, task_names
 from hfr.engine.distributed import resolve_device
 from hfr.engine.progress import TrainProgress, progress_enabled
-from hfr.engine.task import move_to, registered, unwrap_model
+from hfr.engine.task import TASKS, move_to, registered, unwrap_model
 from hfr.errors import ConfigError
 
 
@@ -28,15 +28,20 @@ def test_registry_and_closest_name_suggestion():
 
 
 def test_register_task_decorator_refuses_a_second_owner():
-    @register_task("engine-test-once")
-    class First(ToyTask):
-        pass
-
-    assert get_task("engine-test-once") is First
-    with pytest.raises(ValueError, match="already registered"):
+    try:
         @register_task("engine-test-once")
-        class Second(ToyTask):
+        class First(ToyTask):
             pass
+
+        assert get_task("engine-test-once") is First
+        register_task("engine-test-once")(First)  # the same class again: a no-op
+        with pytest.raises(ValueError, match="already registered"):
+            @register_task("engine-test-once")
+            class Second(ToyTask):
+                pass
+    finally:
+        TASKS.unregister("engine-test-once")
+    assert "engine-test-once" not in task_names()
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hfr.errors import HFRError, ImageError, OptionError
+from hfr.errors import ArgumentError, HFRError, ImageError
 from hfr.models import (
     ARCHITECTURES,
     LightCNN29v2,
@@ -68,21 +68,21 @@ def test_fc_input_is_derived_from_the_size() -> None:
 
 @pytest.mark.parametrize("size", [100, 8, 0, -16, 72])
 def test_sizes_that_do_not_work_are_refused(size: int) -> None:
-    with pytest.raises(OptionError, match="multiple of 16"):
+    with pytest.raises(ArgumentError, match="multiple of 16"):
         build_lightcnn("lightcnn29v2", input_size=size)
 
 
 def test_registry_names_options_and_errors() -> None:
     assert isinstance(build_lightcnn("LightCNN-29v2", input_size=32), LightCNN29v2)
-    with pytest.raises(OptionError, match="lightcnn9, lightcnn29, lightcnn29v2"):
+    with pytest.raises(ArgumentError, match="lightcnn9, lightcnn29, lightcnn29v2"):
         build_lightcnn("resnet50")
-    with pytest.raises(OptionError, match="num_classes"):
+    with pytest.raises(ArgumentError, match="num_classes"):
         build_lightcnn("lightcnn9", num_classes=-1, input_size=32)
     rgb = build_lightcnn("lightcnn9", input_size=32, in_channels=3)
     assert rgb.features[0].filter.in_channels == 3
     model = build_lightcnn("lightcnn9", input_size=32)
     assert model.fc2 is None and not any(n.startswith("fc2") for n, _ in model.named_parameters())
-    with pytest.raises(OptionError, match="no classifier"):
+    with pytest.raises(ArgumentError, match="no classifier"):
         model.classify(torch.zeros(1, 256))
     with pytest.raises(ImageError, match=r"\(B, 1, 32, 32\)"):
         model(torch.rand(1, 1, 64, 64))

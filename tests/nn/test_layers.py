@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from hfr.errors import OptionError
+from hfr.errors import ArgumentError
 from hfr.nn import MFM, Group, ResBlock, init_weights
 
 
@@ -78,7 +78,7 @@ def test_init_weights_normal002_and_xavier() -> None:
 
 
 def test_init_weights_rejects_unknown_kind() -> None:
-    with pytest.raises(OptionError, match="normal002"):
+    with pytest.raises(ArgumentError, match="normal002"):
         init_weights(nn.Linear(2, 2), "uniform")
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
 import torch
 from pattern_data import write_patterns
 
@@ -22,19 +19,19 @@ def _run_dir(runs):
     return run
 
 
-def test_pretrain_lowers_loss_and_exports(pattern_data, tmp_path, capsys):
+def test_train_recognizer_exports_and_prints_the_file(pattern_data, tmp_path, capsys):
+    # learning, exact resume, export/reload and DDP are checked for every task in tests/engine/test_task_contract.py
     runs = tmp_path / "runs"
     code = main(["train-recognizer", "--config", "configs/recognizer/synth-pretrain.yaml", "--runs", str(runs),
-                 "--set", f"data.train={pattern_data}", "--set", "train.steps=60", "--set", "train.log_every=6", "--set", "net.dropout=0", "--set", "augment.flip_p=0",
-                 "--set", "optim.name=adamw", "--set", "optim.lr=0.001", "--set", "optim.weight_decay=0", "--set", "augment.crop_p=0", *COMMON])
+                 "--set", f"data.train={pattern_data}", "--set", "train.steps=2", "--set", "train.log_every=1",
+                 "--set", "train.sample_every=2", *COMMON])
     assert code == 0
     run = _run_dir(runs)
-    logs = [m for m in read_metrics(run) if "loss_ce" in m]
-    assert logs[-1]["loss_ce"] < logs[0]["loss_ce"] - 0.3
+    assert len([m for m in read_metrics(run) if "loss_ce" in m]) == 2
     rec = load_recognizer(run / "recognizer.pt")
-    assert rec.arch == "lightcnn9" and rec.input_size == 32
+    assert rec.arch == "lightcnn9" and rec.input_size == 32 and rec.meta["steps"] == 2
     assert (run / "config.yaml").exists() and list((run / "samples").glob("*.png"))
-    assert "recognizer:" in capsys.readouterr().out
+    assert f"recognizer: {run / 'recognizer.pt'}" in " ".join(capsys.readouterr().out.split())
 
 
 def test_finetune_warmup_touches_only_the_classifier_then_uses_pairs(tmp_path):

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
+from hfr.artifacts import GeneratorFileError, save_generator_file
 from hfr.data.imageio import read_image
 from hfr.errors import DataError, ImageError
-from hfr.generator_file import GeneratorFileError, save_generator_file
 from tsgan.config import TSGANConfig
 from tsgan.deocclude import deocclude_folder, load_pair, run_generators
 from tsgan.export import export_tsgan, load_tsgan

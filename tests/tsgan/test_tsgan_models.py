@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from hfr.errors import ConfigError
-from tsgan.models import (DeocclusionGenerator, FrontalizationGenerator, MaskAttention, PatchDiscriminator,
-                          build_tsgan, count_parameters)
+from hfr.nn.sizing import count_parameters
+from tsgan.models import DeocclusionGenerator, FrontalizationGenerator, MaskAttention, PatchDiscriminator, build_tsgan
 
 
 def _mask(b: int, s: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The `tsgan` task through `hfr train-generator`: losses fall, generator.pt, resume, bad data."""
+"""The `tsgan` task through `hfr train-generator`: its terms, generator.pt, bad data (the contract: test_task_contract)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-import tsgan.task  # noqa: F401  (registers the task)
 from hfr.cli import main
 from hfr.data.manifest import Manifest, relabel
 from hfr.engine.runlog import read_metrics
@@ -48,16 +47,14 @@ def _run(runs):
     return run
 
 
-def test_training_lowers_the_pixel_losses_and_writes_a_generator(setup, tmp_path):
+def test_every_term_is_logged_and_the_generator_restores_at_full_range(setup, tmp_path):
+    # learning, exact resume, export/reload and DDP are checked for every task in tests/engine/test_task_contract.py
     runs = tmp_path / "runs"
-    assert main(_args(setup, runs, "train.steps=30", "train.log_every=5", "optim.lr=0.001")) == 0
+    assert main(_args(setup, runs, "train.steps=2", "train.log_every=1", "train.sample_every=2")) == 0
     run = _run(runs)
-    logs = [m for m in read_metrics(run) if "loss_pixel_d" in m]
-    first, last = logs[0], logs[-1]
-    assert last["loss_pixel_d"] < first["loss_pixel_d"] - 0.02
-    assert last["loss_pixel_f"] < first["loss_pixel_f"] - 0.02
-    expected = {"loss_symmetry", "loss_tv", "loss_identity_d", "loss_identity_f", "loss_triplet_d", "loss_triplet_f",
-                "loss_adversarial_d", "loss_adversarial_f", "loss_g", "loss_d"}
+    last = [m for m in read_metrics(run) if "loss_pixel_d" in m][-1]
+    expected = {"loss_pixel_f", "loss_symmetry", "loss_tv", "loss_identity_d", "loss_identity_f", "loss_triplet_d",
+                "loss_triplet_f", "loss_adversarial_d", "loss_adversarial_f", "loss_g", "loss_d"}
     assert expected <= set(last)
     assert (run / "samples").is_dir() and list((run / "samples").glob("*.png"))
     loaded = load_tsgan(run / "generator.pt")
@@ -67,20 +64,6 @@ def test_training_lowers_the_pixel_losses_and_writes_a_generator(setup, tmp_path
     with torch.no_grad():
         y = loaded.g_f(loaded.g_d(x, torch.zeros(4, 1, 32, 32)))
     assert y.shape == x.shape and float(y.abs().max()) <= 1.0
-
-
-def test_resume_matches_an_uninterrupted_run(setup, tmp_path):
-    extra = ("train.checkpoint_every=2", "net.d_conditional=true")
-    assert main(_args(setup, tmp_path / "a", "train.steps=4", *extra)) == 0
-    assert main(_args(setup, tmp_path / "b", "train.steps=2", *extra)) == 0
-    assert main([*_args(setup, tmp_path / "b", "train.steps=4", *extra), "--resume", "auto"]) == 0
-    a = torch.load(_run(tmp_path / "a") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
-    b = torch.load(_run(tmp_path / "b") / "checkpoints" / "step-0000004.pt", weights_only=True)["task"]
-    for net in ("g_d", "g_f", "d_d", "d_f"):
-        for k, v in a[net].items():
-            assert torch.equal(v, b[net][k]), (net, k)
-    first = torch.load(_run(tmp_path / "b") / "checkpoints" / "step-0000002.pt", weights_only=True)["task"]
-    assert any(not torch.equal(v, first["g_d"][k]) for k, v in a["g_d"].items())  # the last 2 steps trained
 
 
 def _without_mask(setup, name):

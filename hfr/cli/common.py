@@ -1,0 +1,171 @@
+"""What the `hfr` commands share: the consoles, the progress bar, tables and the argument helpers.
+
+A command group's module (`hfr.cli.data`, ..., or a method's `commands` module arriving through
+the `hfr.commands` entry points) imports these so that every command looks and behaves alike.
+Importing this module loads rich only: the libraries a command needs are imported inside it,
+so `hfr --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+#: Results and tables (stdout).
+console = Console(stderr=False)
+#: Progress bars and errors (stderr).
+err_console = Console(stderr=True)
+
+#: A subcommand's function: parsed arguments in, exit status out.
+Handler = Callable[[argparse.Namespace], int]
+#: The progress callback `progress_bar` returns: (done, total, stage name or None).
+Update = Callable[..., None]
+
+#: The render flags (`add_render_flags`) that `flag_sets` turns into `--set`s.
+RENDER_FLAGS = ("subjects", "size", "seed", "workers")
+
+
+def progress_bar(description: str, enabled: bool = True) -> tuple[Progress, Update]:
+    """A rich progress bar on stderr (off when not a terminal) and its update callback
+    `update(done, total, stage=None)`; use the bar as a context manager around the work."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                        console=err_console, disable=not (enabled and err_console.is_terminal),
+                        transient=False)
+    task = progress.add_task(description, total=None, rate="")
+    start = time.perf_counter()
+
+    def update(done: int, total: int, stage: str | None = None) -> None:
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        if stage:
+            progress.update(task, description=stage)
+        progress.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f} img/s")
+
+    return progress, update
+
+
+def stats_table(title: str, stats: dict[str, Any]) -> Table:
+    """A two-column table (quantity, value) of a flat dict; nested dicts become "k: v, ..." text."""
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("quantity")
+    table.add_column("value", overflow="fold")
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items())
+        table.add_row(key.replace("_", " "), str(value))
+    return table
+
+
+def result_table(result: dict[str, Any]) -> Table:
+    """The table of an evaluation result (`hfr.eval.report.evaluate`): cross-pose, cross-modal or verification."""
+    kind = result["protocol"]
+    table = Table(title=f"{kind}: {result.get('data', '')}", header_style="bold")
+    if kind == "cross-pose":
+        table.add_column("|yaw|")
+        table.add_column("rank-1 (%)")
+        for yaw, value in result["rank1_by_abs_yaw"].items():
+            table.add_row(yaw, f"{100 * value:.2f}")
+        table.add_row("mean (non-frontal)", f"{100 * result['mean']:.2f}")
+    elif kind == "cross-modal":
+        table.add_column("metric")
+        table.add_column(f"mean +- std over {result['n_folds']} fold(s) (%)")
+        for key in ("rank1", "vr@far=0.01", "vr@far=0.001", "vr@far=0.0001", "eer"):
+            table.add_row(key, f"{100 * result['mean'][key]:.2f} +- {100 * result['std'][key]:.2f}")
+    else:
+        for col in ("protocol", "pairs", "accuracy (%)", "EER (%)", "AUC"):
+            table.add_column(col)
+        for name, r in result["protocols"].items():
+            table.add_row(name, str(r["pairs"]), f"{100 * r['accuracy']:.2f} +- {100 * r['accuracy_std']:.2f}",
+                          f"{100 * r['eer']:.2f}", f"{r['auc']:.4f}")
+    return table
+
+
+def train_table(title: str, result: dict[str, Any]) -> Table:
+    """The last logged values and the last evaluation of a training run (`hfr.engine.loop.train`'s result)."""
+    table = Table(title=title, header_style="bold")
+    table.add_column("quantity")
+    table.add_column("value")
+    logs = {**result.get("logs", {}), **{f"eval/{k}": v for k, v in (result.get("eval") or {}).items()}}
+    for key, value in logs.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    return table
+
+
+def print_config(cfg: Any) -> None:
+    """Print a resolved config as YAML (what `--dry-run` shows)."""
+    from hfr.config import to_yaml
+
+    console.print(to_yaml(cfg), end="", markup=False, highlight=False)
+
+
+def flag_sets(args: argparse.Namespace, flags: Sequence[str]) -> list[str]:
+    """`--set` overrides followed by those of the explicit flags given (so flags win)."""
+    sets = list(args.set or [])
+    for flag in flags:
+        value = getattr(args, flag, None)
+        if value is not None:
+            sets.append(f"{flag}={value}")
+    return sets
+
+
+def recipe_name(config: Path | None, default: str) -> str:
+    """Run folders are named after the recipe file (`configs/recognizer/synth-pretrain.yaml`
+    -> `recognizer-synth-pretrain`)."""
+    if config is None:
+        return default
+    return f"{config.parent.name}-{config.stem}" if config.parent.name not in ("", ".") else config.stem
+
+
+def csv_cell(text: str) -> str:
+    """`text` as one CSV field: quoted (inner quotes doubled) when it holds a comma, quote or newline."""
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text
+
+
+# ---------------------------------------------------------------------- argument helpers
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """--config, --set (repeatable) and --dry-run."""
+    p.add_argument("--config", type=Path, help="YAML recipe (see configs/)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key (repeatable), e.g. --set subjects=20")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    """--resume and --runs of the training commands."""
+    p.add_argument("--resume", help="auto (newest run of the recipe) or a checkpoint / run folder")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
+
+
+def add_embed_flags(p: argparse.ArgumentParser) -> None:
+    """--batch-size and --device of the commands that embed images."""
+    p.add_argument("--batch-size", type=int, default=128, help="images per forward pass")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+
+
+def add_gallery_data_flags(p: argparse.ArgumentParser) -> None:
+    """--recognizer, --data, --split, --modality and --fuse of `gallery build` / `gallery add`."""
+    p.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt, DR-GAN generator.pt or run folder")
+    p.add_argument("--data", type=Path, required=True, help="image folder or manifest")
+    p.add_argument("--split", help="only rows of this split")
+    p.add_argument("--modality", help="only rows of this modality")
+    p.add_argument("--fuse", action="store_true",
+                   help="one entry per subject: its images' features fused (omega-weighted for DR-GAN)")
+
+
+def add_render_flags(p: argparse.ArgumentParser) -> None:
+    """--subjects, --size, --seed and --workers of the commands that render SynthFace."""
+    p.add_argument("--subjects", type=int, help="identities (per preset; default: the preset's)")
+    p.add_argument("--size", type=int, help="image size in pixels (default 64)")
+    p.add_argument("--seed", type=int, help="random seed (same seed, same bytes)")
+    p.add_argument("--workers", type=int, help="render worker processes")

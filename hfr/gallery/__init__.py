@@ -1,0 +1,463 @@
+"""FAISS gallery: build, add, remove, search, save and load a folder of face features.
+
+A gallery holds L2-normalised recognizer features with one row of metadata each
+(`GalleryEntry`: a stable integer id, the subject, the modality and the source image
+path). Features are normalised on `add` and on `search`, so the inner product FAISS
+computes is the cosine similarity of the original features; a zero, NaN or infinite
+feature is an error.
+
+`Gallery` is the facade; the work is split by concern:
+
+- `hfr.gallery.index`: the FAISS side (`FaissIndex`): index kinds `"flat"` (exact) and
+  `"ivf"` (approximate, with the `nlist` fallback for small builds), the lazy GPU copy,
+  search, `brute_force_topk` (the exact reference) and `l2_normalize`;
+- `hfr.gallery.storage`: the folder format (`index.faiss`, `meta.json`, `ids.csv`), its
+  atomic save and the checked readers behind `Gallery.load`;
+- `hfr.gallery.results`: `SearchResult` (per image), `SubjectSearchResult` (per subject,
+  `.rows()`) and `GalleryEntry`.
+
+Every public name of those modules that callers used from `hfr.gallery` is re-exported here.
+
+Search conventions: `k < 1` is an ArgumentError; `k` larger than the gallery is clamped to
+its size with a logged note (INFO); an empty gallery, a feature dimension other than the
+gallery's, or a recognizer fingerprint other than the gallery's is a GalleryError. An IVF
+search visiting too few lists can find fewer than `k` vectors: missing places have id -1
+and score -inf. Impossible arguments (an unknown index kind, an empty fingerprint, nlist
+below 1, `use_gpu=True` without a GPU) are ArgumentErrors; problems of a folder on disk
+are GalleryErrors naming the folder and the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hfr import __version__
+from hfr.errors import ArgumentError, GalleryError
+from hfr.gallery.index import (
+    GPU_MAX_K,
+    INDEX_KINDS,
+    MIN_POINTS_PER_LIST,
+    FaissIndex,
+    Features,
+    brute_force_topk,
+    check_dim,
+    check_use_gpu,
+    gpu_available,
+    l2_normalize,
+)
+from hfr.gallery.results import GalleryEntry, SearchResult, SubjectSearchResult, distinct_subjects
+from hfr.gallery.storage import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    GALLERY_FILES,
+    IDS_FILE,
+    IDS_HEADER,
+    INDEX_FILE,
+    META_FILE,
+    check_folder,
+    folder_error,
+    read_ids,
+    read_index,
+    read_meta,
+    save_folder,
+    write_files,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "GALLERY_FILES",
+    "GPU_MAX_K",
+    "IDS_FILE",
+    "IDS_HEADER",
+    "INDEX_FILE",
+    "INDEX_KINDS",
+    "META_FILE",
+    "MIN_POINTS_PER_LIST",
+    "FaissIndex",
+    "Features",
+    "Gallery",
+    "GalleryEntry",
+    "GalleryError",
+    "SearchResult",
+    "SubjectSearchResult",
+    "brute_force_topk",
+    "gpu_available",
+    "l2_normalize",
+]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_strings(values: Sequence[str] | None, n: int, name: str, allow_empty: bool) -> list[str]:
+    if values is None:
+        return [""] * n
+    if isinstance(values, str):
+        raise GalleryError(f"{name} must be a sequence of strings, one per feature row, not one string")
+    values = list(values)
+    if len(values) != n:
+        raise GalleryError(f"got {len(values)} {name} for {n} feature rows: give one per row")
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise GalleryError(f"{name} row {i} is {type(value).__name__}, expected a string")
+        if not allow_empty and value == "":
+            raise GalleryError(f"{name} row {i} is empty")
+    return values
+
+
+class Gallery:
+    """A searchable set of L2-normalised face features with stable ids and metadata.
+
+    Make one with `Gallery.create` (empty) or `Gallery.build` (create + add), or read one
+    with `Gallery.load`. The vectors live in a `FaissIndex` (see `hfr.gallery.index` for
+    index kinds and GPU use); the metadata (id, subject, modality, path per vector) lives
+    here; `hfr.gallery.storage` describes the folder format and its atomic save.
+    """
+
+    def __init__(self, dim: int, fingerprint: str, index: str = "flat", nlist: int = 1024,
+                 nprobe: int = 16, use_gpu: bool | None = None,
+                 train_points_per_list: int = 256) -> None:
+        """Prefer `Gallery.create`; the arguments are the same."""
+        check_dim(dim)
+        if not isinstance(fingerprint, str) or not fingerprint:
+            raise ArgumentError("a gallery needs the recognizer fingerprint of its features "
+                                f"(a non-empty string), got {fingerprint!r}")
+        self._vectors = FaissIndex(dim, index, nlist, nprobe, use_gpu, train_points_per_list)
+        self.dim = int(dim)
+        self.fingerprint = fingerprint
+        self.created = _now()
+        self.folder: Path | None = None
+        self._next_id = 0
+        self._ids = np.zeros(0, np.int64)
+        self._subjects = np.zeros(0, object)
+        self._modalities = np.zeros(0, object)
+        self._paths = np.zeros(0, object)
+        self._subject_counts: Counter[str] = Counter()
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def create(cls, dim: int, fingerprint: str, index: str = "flat", nlist: int = 1024,
+               nprobe: int = 16, use_gpu: bool | None = None,
+               train_points_per_list: int = 256) -> Gallery:
+        """An empty gallery of `dim`-dimensional features from the recognizer `fingerprint`.
+
+        `index` is "flat" (exact) or "ivf" (`nlist` lists, `nprobe` visited per query,
+        k-means on at most `train_points_per_list` vectors per list of the first add).
+        `use_gpu`: None = on the GPU when FAISS sees one, False = CPU, True = GPU or error.
+        """
+        return cls(dim, fingerprint, index, nlist, nprobe, use_gpu, train_points_per_list)
+
+    @classmethod
+    def build(cls, features: Features, subjects: Sequence[str], fingerprint: str,
+              modalities: Sequence[str] | None = None, paths: Sequence[str] | None = None,
+              index: str = "flat", nlist: int = 1024, nprobe: int = 16,
+              use_gpu: bool | None = None, train_points_per_list: int = 256) -> Gallery:
+        """Create a gallery sized to `features` and add them (an IVF index trains on them)."""
+        dim = int(features.shape[-1])
+        gallery = cls.create(dim, fingerprint, index, nlist, nprobe, use_gpu, train_points_per_list)
+        gallery.add(features, subjects, modalities, paths)
+        return gallery
+
+    # -- properties -----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """The number of vectors in the gallery."""
+        return int(self._ids.shape[0])
+
+    def __repr__(self) -> str:
+        """A one-line summary: kind, size, dimension, fingerprint."""
+        return (f"Gallery(kind={self.kind!r}, count={len(self)}, dim={self.dim}, "
+                f"fingerprint={self.fingerprint!r})")
+
+    @property
+    def kind(self) -> str:
+        """The index kind: "flat" or "ivf"."""
+        return self._vectors.kind
+
+    @property
+    def nlist(self) -> int:
+        """The IVF lists asked for (see `nlist_effective` for those trained); unused by "flat"."""
+        return self._vectors.nlist
+
+    @property
+    def nlist_effective(self) -> int | None:
+        """The IVF lists actually trained (fewer for a small build); None before training or for "flat"."""
+        return self._vectors.nlist_effective
+
+    @property
+    def train_points_per_list(self) -> int:
+        """The most vectors per list the IVF k-means trains on."""
+        return self._vectors.train_points_per_list
+
+    @property
+    def use_gpu(self) -> bool:
+        """Whether searches run on a GPU copy of the index."""
+        return self._vectors.use_gpu
+
+    @use_gpu.setter
+    def use_gpu(self, value: bool) -> None:
+        self._vectors.use_gpu = value
+
+    @property
+    def nprobe(self) -> int:
+        """IVF lists visited per query (clamped to the number of lists); unused by "flat"."""
+        return self._vectors.nprobe
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        self._vectors.nprobe = value
+
+    @property
+    def next_id(self) -> int:
+        """The id the next added vector will get (ids are never reused)."""
+        return self._next_id
+
+    @property
+    def cpu_index(self) -> Any:
+        """The CPU FAISS index (the reference copy; do not modify it directly)."""
+        return self._vectors.cpu_index
+
+    def ids(self) -> np.ndarray:
+        """The ids in the gallery, ascending (a copy)."""
+        return self._ids.copy()
+
+    def subjects(self) -> list[str]:
+        """The distinct subjects in the gallery, sorted."""
+        return sorted(self._subject_counts)
+
+    def entry(self, gid: int) -> GalleryEntry:
+        """The metadata of gallery id `gid`; GalleryError when it is not in the gallery."""
+        pos = int(np.searchsorted(self._ids, gid))
+        if pos >= len(self._ids) or self._ids[pos] != gid:
+            raise GalleryError(f"id {gid} is not in the gallery (removed, or never added)")
+        return GalleryEntry(int(gid), self._subjects[pos], self._modalities[pos], self._paths[pos])
+
+    def info(self) -> dict[str, Any]:
+        """A summary for `hfr gallery info`: size, subjects, modalities, index and its parameters."""
+        modality_counts = Counter(m if m else "unknown" for m in self._modalities.tolist())
+        return {
+            "folder": str(self.folder) if self.folder is not None else None,
+            "count": len(self),
+            "subjects": len(self._subject_counts),
+            "modalities": dict(sorted(modality_counts.items())),
+            "dim": self.dim,
+            "fingerprint": self.fingerprint,
+            "index": self._vectors.meta(),
+            "device": "gpu" if self.use_gpu else "cpu",
+            "next_id": self._next_id,
+            "created": self.created,
+            "hfr_version": __version__,
+        }
+
+    # -- add / remove ---------------------------------------------------------------
+
+    def add(self, features: Features, subjects: Sequence[str],
+            modalities: Sequence[str] | None = None, paths: Sequence[str] | None = None,
+            fingerprint: str | None = None) -> np.ndarray:
+        """Add feature rows with their subjects (and optionally modalities, source paths).
+
+        Features are L2-normalised here. Returns the new ids (int64, consecutive, never
+        used before). An untrained IVF index is trained on these vectors first. A
+        `fingerprint` other than the gallery's is a GalleryError.
+        """
+        self._check_fingerprint(fingerprint, "features to add")
+        vectors = l2_normalize(features, self.dim, "features to add")
+        n = vectors.shape[0]
+        subjects = _check_strings(subjects, n, "subjects", allow_empty=False)
+        modalities = _check_strings(modalities, n, "modalities", allow_empty=True)
+        paths = _check_strings(paths, n, "paths", allow_empty=True)
+        if n == 0:
+            return np.zeros(0, np.int64)
+        new_ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
+        self._vectors.add(vectors, new_ids)
+        self._next_id += n
+        self._ids = np.concatenate([self._ids, new_ids])
+        self._subjects = np.concatenate([self._subjects, np.array(subjects, dtype=object)])
+        self._modalities = np.concatenate([self._modalities, np.array(modalities, dtype=object)])
+        self._paths = np.concatenate([self._paths, np.array(paths, dtype=object)])
+        self._subject_counts.update(subjects)
+        return new_ids
+
+    def remove(self, ids: Sequence[int] | None = None, subjects: Sequence[str] | None = None) -> int:
+        """Remove vectors by id and/or every vector of the given subjects; return how many went.
+
+        Ids or subjects that are not in the gallery are ignored (the count says what was
+        removed). Removed ids are never handed out again. Neither ids nor subjects is an
+        ArgumentError.
+        """
+        if ids is None and subjects is None:
+            raise ArgumentError("remove needs ids or subjects (or both)")
+        mask = np.zeros(len(self), dtype=bool)
+        if ids is not None:
+            wanted = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
+            mask |= np.isin(self._ids, wanted)
+        if subjects is not None:
+            if isinstance(subjects, str):
+                subjects = [subjects]
+            wanted_subjects = set(subjects)
+            mask |= np.fromiter((s in wanted_subjects for s in self._subjects.tolist()),
+                                dtype=bool, count=len(self))
+        count = int(mask.sum())
+        if count == 0:
+            return 0
+        done = self._vectors.remove(self._ids[mask])
+        if done != count:
+            raise GalleryError(f"the FAISS index removed {done} vectors where the metadata "
+                               f"listed {count}: the gallery is inconsistent; rebuild it")
+        self._subject_counts.subtract(self._subjects[mask].tolist())
+        self._subject_counts = Counter({s: c for s, c in self._subject_counts.items() if c > 0})
+        keep = ~mask
+        self._ids = self._ids[keep]
+        self._subjects = self._subjects[keep]
+        self._modalities = self._modalities[keep]
+        self._paths = self._paths[keep]
+        return count
+
+    # -- search ---------------------------------------------------------------------
+
+    def _check_fingerprint(self, fingerprint: str | None, what: str) -> None:
+        if fingerprint is not None and fingerprint != self.fingerprint:
+            raise GalleryError(f"{what}: probe embedded by another recognizer than the gallery's "
+                               f"(probe fingerprint {fingerprint!r}, gallery fingerprint "
+                               f"{self.fingerprint!r}); embed with the gallery's recognizer or "
+                               f"rebuild the gallery")
+
+    def _prepare_search(self, features: Features, k: int, fingerprint: str | None,
+                        limit: int, unit: str) -> tuple[np.ndarray, int]:
+        self._check_fingerprint(fingerprint, "search")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ArgumentError(f"k must be an integer of at least 1, got {k!r}")
+        if len(self) == 0:
+            raise GalleryError("the gallery is empty: add features before searching")
+        vectors = l2_normalize(features, self.dim, "probe features")
+        if k > limit:
+            log.info("k=%d is more than the gallery's %d %s; returning %d", k, limit, unit, limit)
+            k = limit
+        return vectors, int(k)
+
+    def search(self, features: Features, k: int = 5, fingerprint: str | None = None) -> SearchResult:
+        """The k most similar gallery vectors of each probe row, best first.
+
+        Probe features are L2-normalised here; scores are cosine similarities. k above the
+        gallery size is clamped (logged at INFO). Errors: k < 1 (ArgumentError); empty
+        gallery, dimension mismatch, another recognizer's `fingerprint` (GalleryError).
+        """
+        vectors, k = self._prepare_search(features, k, fingerprint, len(self), "vectors")
+        scores, found = self._vectors.search(vectors, k)
+        return self._result(scores, found)
+
+    def _result(self, scores: np.ndarray, found: np.ndarray) -> SearchResult:
+        valid = found >= 0
+        pos = np.searchsorted(self._ids, np.where(valid, found, 0))
+        pos = np.minimum(pos, len(self._ids) - 1)
+        if not np.array_equal(self._ids[pos][valid], found[valid]):
+            raise GalleryError("the FAISS index returned ids the metadata does not know: the "
+                               "gallery is inconsistent; rebuild it")
+
+        def column(values: np.ndarray) -> np.ndarray:
+            out = values[pos]
+            out[~valid] = ""
+            return out
+
+        return SearchResult(scores, found, column(self._subjects), column(self._modalities),
+                            column(self._paths))
+
+    def search_subjects(self, features: Features, k: int = 5,
+                        fingerprint: str | None = None) -> SubjectSearchResult:
+        """The k best distinct subjects of each probe (a subject's score is its best vector's).
+
+        Searches with a growing number of neighbours (4k, doubling, up to the gallery size)
+        until every probe has k distinct subjects, so with the flat index the answer is
+        exact. k above the number of subjects is clamped (logged at INFO).
+        """
+        n_subjects = len(self._subject_counts)
+        vectors, k = self._prepare_search(features, k, fingerprint, max(n_subjects, 1), "subjects")
+        depth = min(len(self), 4 * k)
+        while True:
+            scores, found = self._vectors.search(vectors, depth)
+            result, complete = distinct_subjects(self._result(scores, found), k)
+            if complete or depth >= len(self):
+                return result
+            depth = min(len(self), depth * 2)
+
+    # -- save / load ----------------------------------------------------------------
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "hfr_version": __version__,
+            "dim": self.dim,
+            "fingerprint": self.fingerprint,
+            "count": len(self),
+            "next_id": self._next_id,
+            "created": self.created,
+            "saved": _now(),
+            "index": self._vectors.meta(),
+        }
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the gallery folder atomically (see `hfr.gallery.storage`); return its path.
+
+        An existing `folder` is replaced only when it holds nothing but gallery files.
+        """
+        folder = save_folder(folder, lambda tmp: write_files(
+            tmp, self._vectors.cpu_index, self._ids, self._subjects, self._modalities, self._paths,
+            self._meta()))
+        self.folder = folder
+        log.info("saved gallery of %d vectors to %s", len(self), folder)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, use_gpu: bool | None = None) -> Gallery:
+        """Read a gallery folder, checking that index.faiss, meta.json and ids.csv agree.
+
+        Raises GalleryError naming the folder and the file when one is missing, unreadable
+        or disagrees with the others; ArgumentError for `use_gpu=True` without a GPU.
+        """
+        folder = Path(folder)
+        check_use_gpu(use_gpu)
+        check_folder(folder)
+        meta = read_meta(folder)
+        index_meta = meta["index"]
+        kind = index_meta.get("kind")
+        if kind not in INDEX_KINDS:
+            raise folder_error(folder, META_FILE,
+                               f"has an unknown index kind {kind!r} (expected {', '.join(INDEX_KINDS)})")
+        try:
+            if kind == "ivf":
+                gallery = cls(meta["dim"], meta["fingerprint"], "ivf", int(index_meta["nlist"]),
+                              int(index_meta["nprobe"]), False,
+                              int(index_meta.get("train_points_per_list", 256)))
+            else:
+                gallery = cls(meta["dim"], meta["fingerprint"], "flat", use_gpu=False)
+        except (ArgumentError, KeyError, TypeError, ValueError) as exc:
+            raise folder_error(folder, META_FILE, f"has invalid values ({exc})") from exc
+        gallery.use_gpu = gpu_available() if use_gpu is None else bool(use_gpu)
+        ids, subjects, modalities, paths = read_ids(folder)
+        index = read_index(folder, kind, gallery.dim, meta["count"], ids)
+        if len(ids) and ids[-1] >= meta["next_id"]:
+            raise folder_error(folder, META_FILE, f"next_id {meta['next_id']} is not above the largest id {ids[-1]}")
+        gallery._vectors.attach(index)
+        gallery.created = str(meta.get("created", gallery.created))
+        gallery._next_id = int(meta["next_id"])
+        gallery._ids = ids
+        gallery._subjects = subjects
+        gallery._modalities = modalities
+        gallery._paths = paths
+        gallery._subject_counts = Counter(subjects.tolist())
+        gallery.folder = folder
+        return gallery

@@ -1,0 +1,324 @@
+"""The FAISS side of a gallery: index kinds, IVF training, the lazy GPU copy, search, brute force.
+
+Vectors reach this module L2-normalised (`l2_normalize`), so the inner product FAISS
+computes is the cosine similarity of the original features.
+
+Index kinds (`INDEX_KINDS`):
+
+- `"flat"` (default): `faiss.IndexIDMap2(faiss.IndexFlatIP(d))`, an exact search; its
+  results equal `brute_force_topk` (same ids in the same order, ties aside).
+- `"ivf"`: `IndexIVFFlat` with `nlist` inverted lists, of which `nprobe` are visited per
+  query; approximate, for large galleries. The coarse centroids are trained (k-means,
+  FAISS's defaults: 10 iterations, at most `train_points_per_list` points per list) on the
+  vectors of the first non-empty `add` (the build); later additions are assigned to those
+  centroids. k-means needs about 39 points per list, so when the build has fewer than
+  `39 * nlist` vectors the number of lists is lowered to `max(1, n // 39)` with a logged
+  warning, and `meta()` reports the effective value (`nlist_effective`). With
+  `nprobe >= nlist` the search is exhaustive and equals the flat index.
+
+GPU: when FAISS sees a GPU (`faiss.get_num_gpus() > 0`) and `use_gpu` is not False, the
+CPU index stays the reference copy (it is what `add`, `remove` and saving work on) and
+searches run on a GPU copy made with `faiss.index_cpu_to_gpu`. The copy is refreshed
+lazily: the first search after an `add`, a `remove` or an `nprobe` change makes a new
+one. Searches that exceed FAISS's GPU limits (k or nprobe above `GPU_MAX_K`) run on the
+CPU copy. Results are the same either way: same ids in the same order up to
+floating-point ties (GPU and CPU sum products in a different order, so scores may differ
+in the last bits). IVF training uses a GPU for its k-means assignment when one is used.
+
+A search that visits too few IVF lists can find fewer than `k` vectors: missing places
+have id -1 and score -inf.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faiss
+import numpy as np
+import torch
+
+from hfr.errors import ArgumentError, GalleryError
+
+log = logging.getLogger(__name__)
+
+INDEX_KINDS: tuple[str, ...] = ("flat", "ivf")
+MIN_POINTS_PER_LIST = 39
+"""k-means points per inverted list below which FAISS warns; the IVF fallback keeps to it."""
+GPU_MAX_K = 2048
+"""The largest k (and nprobe) FAISS's GPU indexes accept; larger searches use the CPU copy."""
+
+Features = np.ndarray | torch.Tensor
+
+_gpu_resources: Any = None
+
+
+def gpu_available() -> bool:
+    """True when the installed FAISS has GPU support and sees at least one GPU."""
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def _gpu_res() -> Any:
+    global _gpu_resources
+    if _gpu_resources is None:
+        _gpu_resources = faiss.StandardGpuResources()
+    return _gpu_resources
+
+
+def check_use_gpu(use_gpu: bool | None) -> None:
+    """ArgumentError when `use_gpu` is True but FAISS sees no GPU."""
+    if use_gpu and not gpu_available():
+        raise ArgumentError("use_gpu=True but FAISS sees no GPU (faiss.get_num_gpus() == 0 or a "
+                            "CPU-only FAISS build): leave use_gpu unset to choose automatically")
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def check_dim(dim: Any) -> None:
+    """ArgumentError unless `dim` is a positive integer (a feature dimension)."""
+    if not _is_int(dim) or dim < 1:
+        raise ArgumentError(f"gallery dimension must be a positive integer, got {dim!r}")
+
+
+def l2_normalize(features: Features, dim: int | None = None, what: str = "features") -> np.ndarray:
+    """Return `features` as a C-contiguous float32 (N, d) array of unit rows.
+
+    Accepts a numpy array or a torch tensor (any device and float dtype), (N, d) or a single
+    (d,) vector. Raises GalleryError when the dimension differs from `dim`, or a row is
+    zero, NaN or infinite (naming the row).
+    """
+    if isinstance(features, torch.Tensor):
+        array = features.detach().to("cpu", torch.float32).numpy()
+    else:
+        array = np.asarray(features)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise GalleryError(f"{what} must be a (N, d) array or a (d,) vector, got shape "
+                           f"{tuple(array.shape)}")
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise GalleryError(f"{what} must be real numbers, got dtype {array.dtype}")
+    if dim is not None and array.shape[1] != dim:
+        raise GalleryError(f"{what} have dimension {array.shape[1]} but the gallery's dimension "
+                           f"is {dim}: embed them with the gallery's recognizer")
+    array = np.asarray(array, dtype=np.float32)
+    if array.shape[0] == 0:
+        return np.ascontiguousarray(array)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    finite = np.isfinite(norms[:, 0])
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise GalleryError(f"{what} row {row} holds NaN or infinite values (or values too large "
+                           f"to normalise in float32)")
+    if (norms == 0).any():
+        row = int(np.flatnonzero(norms[:, 0] == 0)[0])
+        raise GalleryError(f"{what} row {row} is a zero vector, which has no direction to compare")
+    return np.ascontiguousarray(array / norms, dtype=np.float32)
+
+
+def brute_force_topk(gallery_feats: Features, probe_feats: Features, k: int,
+                     normalize: bool = True, chunk_size: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k by inner product in torch: (scores, indices) of shape (Q, k), best first.
+
+    The reference the FAISS indexes are checked against. `indices` are row numbers in
+    `gallery_feats`. With `normalize` both sides are L2-normalised first (cosine). The
+    gallery is processed `chunk_size` rows at a time (matmul, topk, merge), so a
+    1M x 256 gallery needs only a (Q, chunk_size) score matrix at once. `k` is clamped to
+    the gallery size; `k < 1` is an ArgumentError.
+    """
+    gallery = torch.as_tensor(gallery_feats, dtype=torch.float32)
+    probes = torch.as_tensor(probe_feats, dtype=torch.float32).to(gallery.device)
+    if probes.ndim == 1:
+        probes = probes[None]
+    if gallery.ndim != 2 or probes.ndim != 2 or gallery.shape[1] != probes.shape[1]:
+        raise GalleryError(f"brute_force_topk needs (N, d) gallery and (Q, d) probes, got "
+                           f"{tuple(gallery.shape)} and {tuple(probes.shape)}")
+    if k < 1:
+        raise ArgumentError(f"k must be at least 1, got {k}")
+    if normalize:
+        probes = probes / probes.norm(dim=1, keepdim=True)
+    k = min(k, gallery.shape[0])
+    best_scores: torch.Tensor | None = None
+    best_index: torch.Tensor | None = None
+    for start in range(0, gallery.shape[0], chunk_size):
+        chunk = gallery[start:start + chunk_size]
+        if normalize:
+            chunk = chunk / chunk.norm(dim=1, keepdim=True)
+        scores = probes @ chunk.T
+        top_s, top_i = scores.topk(min(k, chunk.shape[0]), dim=1)
+        top_i = top_i + start
+        if best_scores is None:
+            best_scores, best_index = top_s, top_i
+        else:
+            merged_s = torch.cat([best_scores, top_s], dim=1)
+            merged_i = torch.cat([best_index, top_i], dim=1)
+            best_scores, order = merged_s.topk(k, dim=1)
+            best_index = merged_i.gather(1, order)
+    assert best_scores is not None and best_index is not None
+    return best_scores, best_index
+
+
+def index_ids(index: Any) -> np.ndarray:
+    """Every id stored in a CPU index (IDMap2 or IVF), unsorted."""
+    if isinstance(index, faiss.IndexIDMap2):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    invlists = index.invlists
+    parts = []
+    for lst in range(index.nlist):
+        size = invlists.list_size(lst)
+        if size:
+            ptr = invlists.get_ids(lst)
+            parts.append(faiss.rev_swig_ptr(ptr, size).copy())
+            invlists.release_ids(lst, ptr)
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+class FaissIndex:
+    """A gallery's vectors in FAISS: the CPU reference index of one kind and its lazy GPU copy.
+
+    Holds normalised vectors under int64 ids chosen by the caller; knows nothing of
+    subjects or files. See the module docstring for the kinds, IVF training and GPU use.
+    Raises ArgumentError for an unknown kind, a parameter out of range, or `use_gpu=True`
+    without a GPU.
+    """
+
+    def __init__(self, dim: int, kind: str = "flat", nlist: int = 1024, nprobe: int = 16,
+                 use_gpu: bool | None = None, train_points_per_list: int = 256) -> None:
+        """An empty index of `dim`-dimensional vectors; see `Gallery.create` for the arguments."""
+        check_dim(dim)
+        if kind not in INDEX_KINDS:
+            raise ArgumentError(f"unknown gallery index {kind!r}: choose one of {', '.join(INDEX_KINDS)}")
+        for name, value, low in (("nlist", nlist, 1), ("nprobe", nprobe, 1),
+                                 ("train_points_per_list", train_points_per_list, MIN_POINTS_PER_LIST)):
+            if not _is_int(value) or value < low:
+                raise ArgumentError(f"{name} must be an integer of at least {low}, got {value!r}")
+        check_use_gpu(use_gpu)
+        self.dim = int(dim)
+        self.kind = kind
+        self.nlist = int(nlist)
+        self.train_points_per_list = int(train_points_per_list)
+        self._nprobe = int(nprobe)
+        self.nlist_effective: int | None = None
+        self._use_gpu = gpu_available() if use_gpu is None else bool(use_gpu)
+        self._gpu_index: Any = None
+        self._gpu_id_map: np.ndarray | None = None
+        self._index = self._new_index(self.nlist)
+
+    def _new_index(self, nlist: int) -> Any:
+        if self.kind == "flat":
+            return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        ivf = faiss.index_factory(self.dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+        ivf.nprobe = min(self._nprobe, nlist)
+        ivf.cp.max_points_per_centroid = self.train_points_per_list
+        return ivf
+
+    def _train(self, vectors: np.ndarray) -> None:
+        n = vectors.shape[0]
+        nlist = self.nlist
+        if n < MIN_POINTS_PER_LIST * nlist:
+            nlist = max(1, n // MIN_POINTS_PER_LIST)
+            log.warning("IVF gallery: %d build vectors are too few to train %d lists (k-means needs "
+                        "%d per list); using nlist=%d instead. Build with more vectors, or use "
+                        "index='flat' for small galleries.", n, self.nlist, MIN_POINTS_PER_LIST, nlist)
+        index = self._new_index(nlist)
+        gpu_flat = None
+        if self._use_gpu:
+            gpu_flat = faiss.index_cpu_to_gpu(_gpu_res(), 0, faiss.IndexFlatIP(self.dim))
+            index.clustering_index = gpu_flat
+        index.train(vectors)
+        if gpu_flat is not None:
+            index.clustering_index = None
+        self._index = index
+        self.nlist_effective = nlist
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def cpu_index(self) -> Any:
+        """The CPU FAISS index (the reference copy; do not modify it directly)."""
+        return self._index
+
+    @property
+    def use_gpu(self) -> bool:
+        """Whether searches (and IVF training) run on a GPU copy."""
+        return self._use_gpu
+
+    @use_gpu.setter
+    def use_gpu(self, value: bool) -> None:
+        check_use_gpu(value)
+        self._use_gpu = bool(value)
+        self._drop_gpu()
+
+    @property
+    def nprobe(self) -> int:
+        """IVF lists visited per query (clamped to the number of lists); unused by "flat"."""
+        return self._nprobe
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        if not _is_int(value) or value < 1:
+            raise ArgumentError(f"nprobe must be a positive integer, got {value!r}")
+        self._nprobe = int(value)
+        if self.kind == "ivf":
+            self._index.nprobe = min(self._nprobe, self._index.nlist)
+            self._drop_gpu()
+
+    def attach(self, index: Any) -> None:
+        """Adopt a CPU index read from disk (its kind already checked) as the reference copy."""
+        self._index = index
+        if self.kind == "ivf":
+            self.nlist_effective = index.nlist if index.is_trained else None
+            index.nprobe = min(self._nprobe, index.nlist)
+        self._drop_gpu()
+
+    def meta(self) -> dict[str, Any]:
+        """The kind and its parameters, as `meta.json` and `Gallery.info()` report them."""
+        if self.kind == "flat":
+            return {"kind": "flat", "metric": "inner_product"}
+        return {"kind": "ivf", "metric": "inner_product", "nlist": self.nlist,
+                "nlist_effective": self.nlist_effective, "nprobe": self._nprobe,
+                "train_points_per_list": self.train_points_per_list,
+                "trained": bool(self._index.is_trained)}
+
+    # -- add / remove / search ------------------------------------------------------
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Add normalised float32 vectors under `ids` (int64); an untrained IVF trains on them first."""
+        if self.kind == "ivf" and not self._index.is_trained:
+            self._train(vectors)
+        self._index.add_with_ids(vectors, ids)
+        self._drop_gpu()
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove the vectors with these ids; return how many FAISS removed."""
+        done = int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
+        self._drop_gpu()
+        return done
+
+    def _drop_gpu(self) -> None:
+        self._gpu_index = None
+        self._gpu_id_map = None
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search of normalised vectors: (scores float32, ids int64), -inf / -1 where missing."""
+        gpu_ok = self._use_gpu and k <= GPU_MAX_K and (self.kind == "flat" or self._nprobe <= GPU_MAX_K)
+        if gpu_ok:
+            if self._gpu_index is None:
+                if self.kind == "flat":
+                    self._gpu_index = faiss.index_cpu_to_gpu(_gpu_res(), 0, self._index.index)
+                    self._gpu_id_map = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+                else:
+                    self._gpu_index = faiss.index_cpu_to_gpu(_gpu_res(), 0, self._index)
+                    faiss.GpuParameterSpace().set_index_parameter(
+                        self._gpu_index, "nprobe", min(self._nprobe, self._index.nlist))
+            scores, found = self._gpu_index.search(vectors, k)
+            if self.kind == "flat":
+                assert self._gpu_id_map is not None
+                found = np.where(found >= 0, self._gpu_id_map[np.maximum(found, 0)], -1)
+        else:
+            scores, found = self._index.search(vectors, k)
+        found = found.astype(np.int64)
+        scores = np.where(found >= 0, scores, -np.inf).astype(np.float32)
+        return scores, found
