@@ -17,8 +17,9 @@ Methods (each a LightCNN-9 recognizer, evaluated with `hfr.eval.protocols.cross_
 Folds: a manifest with `fold_k` columns (a CASIA NIR-VIS 2.0 index) is evaluated on its own
 folds. SynthFace has none: `--folds` (5) random halves of the test subjects (drawn from `--seed`,
 `hfr.eval.folds.random_subject_folds`) play their part, each with its subjects' gallery VIS image
-and every NIR image as probes. The figures are mean +- std over folds; `--seeds 0 1 2` repeats every fine-tuning (and generation) with
-other seeds, and the mean +- std is then taken over every (seed, fold).
+and every NIR image as probes. The figures are mean +- std over folds; `--seeds 0 1 2` repeats
+every fine-tuning (and generation) with other seeds, and the mean +- std is then taken over
+every (seed, fold).
 
 Writes into `--out` (default benchmarks/results): `cross_modal.json` (per method: rank-1 and
 VR@FAR 1%, 0.1%, 0.01% mean +- std, per-fold values; pair statistics of each generator; recipes,
@@ -73,29 +74,52 @@ DATA_RECIPES = {p: ROOT / "configs" / "data" / f"synth-{p}.yaml" for p in ("webf
 #: The generators: name -> extra `--set`s of configs/dvg/synth-nirvis.yaml.
 GENERATORS: dict[str, list[str]] = {"dvg": [], "dvg-no-ort": ["loss.ort=0"], "dvg-no-ip": ["loss.ip=0"]}
 #: The recognizers in the table: name -> the generator whose pairs its fine-tuning adds (None: none).
-METHODS: dict[str, str | None] = {"real pairs": None, "real + DVG pairs": "dvg",
-                                  "real + DVG pairs, no L_ort": "dvg-no-ort", "real + DVG pairs, no L_ip": "dvg-no-ip"}
+METHODS: dict[str, str | None] = {
+    "real pairs": None,
+    "real + DVG pairs": "dvg",
+    "real + DVG pairs, no L_ort": "dvg-no-ort",
+    "real + DVG pairs, no L_ip": "dvg-no-ip",
+}
 #: Sizes of the default run, chosen so that it takes about 25 min on a quiet 2-core CPU.
 WEBFACE_SUBJECTS, NIRVIS_SUBJECTS, RENDER_SIZE = 300, 360, 64
-SIZE = 32                 #: recognizer and generator input (faces are resized)
-LIGHTCNN_STEPS = 1000     #: VIS pretraining (AdamW 1e-3, lr / 10 at 70%)
-SAMPLER_STEPS = 2000      #: identity sampler F_s
-DVG_STEPS = 600           #: each DVG-Face generator (~3 min at 32 px)
-PAIRS = 3000              #: generated pairs per generator
-FINETUNE_STEPS = 300      #: each fine-tuning (a quarter of them classifier-only, as the recipe's warm-up)
-QUICK = {"webface": 10, "nirvis": 10, "render_size": 32, "lightcnn": 4, "sampler": 4, "dvg": 2, "pairs": 16,
-         "finetune": 3, "folds": 2}
+SIZE = 32  #: recognizer and generator input (faces are resized)
+LIGHTCNN_STEPS = 1000  #: VIS pretraining (AdamW 1e-3, lr / 10 at 70%)
+SAMPLER_STEPS = 2000  #: identity sampler F_s
+DVG_STEPS = 600  #: each DVG-Face generator (~3 min at 32 px)
+PAIRS = 3000  #: generated pairs per generator
+FINETUNE_STEPS = 300  #: each fine-tuning (a quarter of them classifier-only, as the recipe's warm-up)
+QUICK = {
+    "webface": 10,
+    "nirvis": 10,
+    "render_size": 32,
+    "lightcnn": 4,
+    "sampler": 4,
+    "dvg": 2,
+    "pairs": 16,
+    "finetune": 3,
+    "folds": 2,
+}
 
 
 # ---------------------------------------------------------------------- training
-def finetune_sets(nirvis: Path, pretrained: Path, generated: Path | None, steps: int, seed: int,
-                  quick: bool) -> list[str]:
+def finetune_sets(
+    nirvis: Path, pretrained: Path, generated: Path | None, steps: int, seed: int, quick: bool
+) -> list[str]:
     """The NIR-VIS fine-tuning recipe at 32 px with `steps` steps (a quarter of them classifier-only)."""
     warmup = max(1, steps // 4)
-    return [f"data.train={nirvis}", "data.eval=none", f"data.size={SIZE}", f"net.pretrained={pretrained}",
-            f"data.generated={generated or ''}", f"train.seed={seed}", f"train.steps={steps}",
-            f"finetune.warmup_steps={warmup}", f"optim.step_size={max(1, (steps - warmup) // 2)}",
-            "train.sample_every=-1", *quiet_sets(quick, 16)]
+    return [
+        f"data.train={nirvis}",
+        "data.eval=none",
+        f"data.size={SIZE}",
+        f"net.pretrained={pretrained}",
+        f"data.generated={generated or ''}",
+        f"train.seed={seed}",
+        f"train.steps={steps}",
+        f"finetune.warmup_steps={warmup}",
+        f"optim.step_size={max(1, (steps - warmup) // 2)}",
+        "train.sample_every=-1",
+        *quiet_sets(quick, 16),
+    ]
 
 
 # ---------------------------------------------------------------------- evaluation
@@ -154,12 +178,21 @@ def pair_figure(pairs: dict[str, Path], path: Path, count: int = 8) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Render, train, generate, fine-tune, evaluate; print the table; write JSON, Markdown and PNGs."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--nirvis", type=Path, help="NIR-VIS manifest or folder (a CASIA NIR-VIS 2.0 index with "
-                                                "fold_k columns, or SynthFace nirvis); rendered when absent")
+    ap.add_argument(
+        "--nirvis",
+        type=Path,
+        help="NIR-VIS manifest or folder (a CASIA NIR-VIS 2.0 index with "
+        "fold_k columns, or SynthFace nirvis); rendered when absent",
+    )
     ap.add_argument("--webface", type=Path, help="VIS pretraining set; rendered (SynthFace webface) when absent")
     ap.add_argument("--seed", type=int, default=0, help="render seed, fold draw and the first training seed")
-    ap.add_argument("--seeds", type=int, nargs="+", default=None,
-                    help="fine-tuning (and pair generation) seeds (default: --seed only)")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="fine-tuning (and pair generation) seeds (default: --seed only)",
+    )
     ap.add_argument("--folds", type=int, default=5, help="random halves of the test subjects (SynthFace)")
     ap.add_argument("--runs", type=Path, help="training runs (default runs/cross_modal)")
     ap.add_argument("--reuse", action="store_true", help="reuse stages an earlier run finished with the same sets")
@@ -182,8 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or RESULTS
     base = out if q else ROOT / "runs" / "cross_modal"
     runs = args.runs or base / "runs"
-    steps = {k: QUICK[k] if q else v for k, v in (("lightcnn", LIGHTCNN_STEPS), ("sampler", SAMPLER_STEPS),
-                                                  ("dvg", DVG_STEPS), ("finetune", FINETUNE_STEPS))}
+    steps = {
+        k: QUICK[k] if q else v
+        for k, v in (
+            ("lightcnn", LIGHTCNN_STEPS),
+            ("sampler", SAMPLER_STEPS),
+            ("dvg", DVG_STEPS),
+            ("finetune", FINETUNE_STEPS),
+        )
+    }
     n_pairs = QUICK["pairs"] if q else PAIRS
     render_size = QUICK["render_size"] if q else RENDER_SIZE
     t_all = time.perf_counter()
@@ -191,12 +231,22 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     webface_n, nirvis_n = (QUICK["webface"], QUICK["nirvis"]) if q else (WEBFACE_SUBJECTS, NIRVIS_SUBJECTS)
-    webface, rendered_w, _ = render_synth(DATA_RECIPES["webface"], args.webface or base / f"data-webface-{webface_n}x"
-                                          f"{render_size}-seed{args.seed}", webface_n, render_size, args.seed,
-                                          workers=1 if q else 2)
-    nirvis, rendered_n, _ = render_synth(DATA_RECIPES["nirvis"], args.nirvis or base / f"data-nirvis-{nirvis_n}x"
-                                         f"{render_size}-seed{args.seed}", nirvis_n, render_size, args.seed,
-                                         workers=1 if q else 2)
+    webface, rendered_w, _ = render_synth(
+        DATA_RECIPES["webface"],
+        args.webface or base / f"data-webface-{webface_n}x{render_size}-seed{args.seed}",
+        webface_n,
+        render_size,
+        args.seed,
+        workers=1 if q else 2,
+    )
+    nirvis, rendered_n, _ = render_synth(
+        DATA_RECIPES["nirvis"],
+        args.nirvis or base / f"data-nirvis-{nirvis_n}x{render_size}-seed{args.seed}",
+        nirvis_n,
+        render_size,
+        args.seed,
+        workers=1 if q else 2,
+    )
     stages.seconds["render"] = round(time.perf_counter() - t, 1)
     full = Manifest.read(nirvis)
     test = full.filter(lambda r: r.split == "test" and r.modality in ("nir", "vis"))
@@ -206,16 +256,30 @@ def main(argv: list[str] | None = None) -> int:
     if not fold_names(test):
         plain, test = test, random_subject_folds(test, args.folds, args.seed)
 
-    vis_only = stages.train("lightcnn-vis", RECIPES["lightcnn"],
-                            [*lightcnn_sets(webface, SIZE, steps["lightcnn"], args.seed), *quiet_sets(q, 16)])
-    sampler = stages.train("identity-sampler", RECIPES["sampler"],
-                           [f"data.train={webface}", f"data.recognizer={vis_only}", f"train.steps={steps['sampler']}",
-                            *quiet_sets(q, 16)], "identity_sampler")
+    vis_only = stages.train(
+        "lightcnn-vis",
+        RECIPES["lightcnn"],
+        [*lightcnn_sets(webface, SIZE, steps["lightcnn"], args.seed), *quiet_sets(q, 16)],
+    )
+    sampler = stages.train(
+        "identity-sampler",
+        RECIPES["sampler"],
+        [f"data.train={webface}", f"data.recognizer={vis_only}", f"train.steps={steps['sampler']}", *quiet_sets(q, 16)],
+        "identity_sampler",
+    )
     generators: dict[str, Path] = {}
     for name, extra in GENERATORS.items():
-        sets = [f"data.train={nirvis}", f"data.size={SIZE}", f"data.recognizer={vis_only}",
-                f"data.identity_sampler={sampler}", f"train.seed={args.seed}", f"train.steps={steps['dvg']}",
-                f"train.sample_every={steps['dvg'] if not q else -1}", *extra, *quiet_sets(q, 4)]
+        sets = [
+            f"data.train={nirvis}",
+            f"data.size={SIZE}",
+            f"data.recognizer={vis_only}",
+            f"data.identity_sampler={sampler}",
+            f"train.seed={args.seed}",
+            f"train.steps={steps['dvg']}",
+            f"train.sample_every={steps['dvg'] if not q else -1}",
+            *extra,
+            *quiet_sets(q, 4),
+        ]
         generators[name] = stages.train(name, RECIPES["dvg"], sets)
 
     from dvg.generate import generate_pairs, load_dvg, pair_statistics
@@ -247,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:
             generated = pairs[(gen_name, seed)] if gen_name else None
             stage = f"finetune-{gen_name or 'real'}-seed{seed}"
-            rec = stages.train(stage, RECIPES["finetune"],
-                               finetune_sets(nirvis, vis_only, generated, steps["finetune"], seed, q))
+            rec = stages.train(
+                stage, RECIPES["finetune"], finetune_sets(nirvis, vis_only, generated, steps["finetune"], seed, q)
+            )
             t = time.perf_counter()
             ev = evaluate(rec, test, plain)
             stages.seconds["evaluate"] += round(time.perf_counter() - t, 1)
@@ -267,8 +332,11 @@ def main(argv: list[str] | None = None) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    plot_roc({name: r["roc"] for name, r in results.items() if r["roc"]}, out / "cross_modal_roc.png",
-             title=f"NIR->VIS ROC, all {len(test.subjects())} test subjects ({'quick, ' if q else ''}seed {seeds[0]})")
+    plot_roc(
+        {name: r["roc"] for name, r in results.items() if r["roc"]},
+        out / "cross_modal_roc.png",
+        title=f"NIR->VIS ROC, all {len(test.subjects())} test subjects ({'quick, ' if q else ''}seed {seeds[0]})",
+    )
     pair_figure({name: pairs[(name, seeds[0])] for name in generators}, out / "cross_modal_pairs.png")
     stages.seconds["figures"] = round(time.perf_counter() - t, 1)
     stages.seconds["total"] = round(time.perf_counter() - t_all, 1)
@@ -278,15 +346,24 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in results.items():
         cells = [f"{100 * r['summary'][m]['mean']:.1f} ± {100 * r['summary'][m]['std']:.1f}" for m in METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "| minus `real pairs` on the same seed and fold | rank-1 | VR@FAR=1% | VR@FAR=0.1% | VR@FAR=0.01% |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| minus `real pairs` on the same seed and fold | rank-1 | VR@FAR=1% | VR@FAR=0.1% | VR@FAR=0.01% |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         if "minus_real_pairs" in r:
             d = r["minus_real_pairs"]
-            lines.append(f"| {name} | " + " | ".join(f"{100 * d[m]['mean']:+.1f} ± {100 * d[m]['std']:.1f}"
-                                                     for m in METRICS) + " |")
-    lines += ["", "| generator | NIR-VIS cosine of a pair (consistency) | cosine between pairs (diversity) |",
-              "|---|---|---|"]
+            lines.append(
+                f"| {name} | "
+                + " | ".join(f"{100 * d[m]['mean']:+.1f} ± {100 * d[m]['std']:.1f}" for m in METRICS)
+                + " |"
+            )
+    lines += [
+        "",
+        "| generator | NIR-VIS cosine of a pair (consistency) | cosine between pairs (diversity) |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {s['consistency']:.3f} | {s['diversity']:.3f} |" for name, s in pair_stats.items()]
     table = "\n".join(lines)
     print(table)
@@ -296,28 +373,41 @@ def main(argv: list[str] | None = None) -> int:
     n_folds = len(fold_names(test))
     result = {
         "benchmark": "cross-modal NIR->VIS identification and verification: LightCNN-9 VIS-only, fine-tuned on "
-                     "real pairs, and with DVG-Face generated pairs (and two generator ablations)",
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, sys.argv[0],
-                                                      *(argv if argv is not None else sys.argv[1:])]),
-        "quick": q, "seed": args.seed, "seeds": seeds,
-        "data": {"nirvis": str(nirvis), "webface": str(webface), "rendered_now": rendered_w or rendered_n,
-                 "nirvis_subjects": len(full.subjects()), "test_subjects": len(test.subjects()),
-                 "test_images": len(test), "folds": n_folds,
-                 "fold_kind": "manifest fold_k columns" if args.nirvis and n_folds and not q and fold_names(
-                     Manifest.read(nirvis)) else f"{n_folds} random halves of the test subjects (seed {args.seed})"},
+        "real pairs, and with DVG-Face generated pairs (and two generator ablations)",
+        "command": " ".join(
+            shlex.quote(a) for a in [sys.executable, sys.argv[0], *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "quick": q,
+        "seed": args.seed,
+        "seeds": seeds,
+        "data": {
+            "nirvis": str(nirvis),
+            "webface": str(webface),
+            "rendered_now": rendered_w or rendered_n,
+            "nirvis_subjects": len(full.subjects()),
+            "test_subjects": len(test.subjects()),
+            "test_images": len(test),
+            "folds": n_folds,
+            "fold_kind": "manifest fold_k columns"
+            if args.nirvis and n_folds and not q and fold_names(Manifest.read(nirvis))
+            else f"{n_folds} random halves of the test subjects (seed {args.seed})",
+        },
         "sizes": {"input": SIZE, "render": render_size, "pairs_per_generator": n_pairs, "steps": steps},
         "stages": stages.records,
         "pair_statistics": {"recognizer": "vis-only", **pair_stats},
-        "results": {name: {k: r[k] for k in ("summary", "minus_real_pairs", "folds") if k in r}
-                    for name, r in results.items()},
+        "results": {
+            name: {k: r[k] for k in ("summary", "minus_real_pairs", "folds") if k in r} for name, r in results.items()
+        },
         "table": table,
         "seconds": stages.seconds,
         "machine": info,
     }
     atomic_write_text(out / "cross_modal.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(out / "cross_modal.md", table + "\n")
-    print(f"wrote {out / 'cross_modal.json'}, cross_modal.md, cross_modal_roc.png, cross_modal_pairs.png "
-          f"({stages.seconds['total']:.0f} s)")
+    print(
+        f"wrote {out / 'cross_modal.json'}, cross_modal.md, cross_modal_roc.png, cross_modal_pairs.png "
+        f"({stages.seconds['total']:.0f} s)"
+    )
     return 0
 
 

@@ -115,15 +115,29 @@ def training_sets(method: str, args: argparse.Namespace, data: Path) -> list[str
     steps = args.steps if args.steps else max(1, round(steps * args.steps_scale))
     sets = [f"data.train={folder}", f"data.eval={folder}", f"train.seed={args.seed}", f"train.steps={steps}"]
     if method == "lightcnn":  # the quickstart's AdamW setting: SGD from scratch stalls at ln(N) this short
-        sets += [f"data.size={LIGHTCNN_SIZE if not args.quick else args.size}", "optim.name=adamw",
-                 "optim.lr=0.001", "optim.official_lr_groups=false", "net.dropout=0", "optim.gamma=0.1",
-                 f"optim.step_size={max(1, round(0.7 * steps))}", "train.channels_last=true"]
+        sets += [
+            f"data.size={LIGHTCNN_SIZE if not args.quick else args.size}",
+            "optim.name=adamw",
+            "optim.lr=0.001",
+            "optim.official_lr_groups=false",
+            "net.dropout=0",
+            "optim.gamma=0.1",
+            f"optim.step_size={max(1, round(0.7 * steps))}",
+            "train.channels_last=true",
+        ]
     else:
         sets.append(f"data.size={args.size}")
     if args.quick:
-        sets += [f"batch_size={QUICK['batch']}", "train.num_workers=0", "train.eval_every=-1",
-                 "train.best_metric=null", "train.sample_every=-1", "train.checkpoint_every=0",
-                 "train.log_every=1", "train.progress=false"]
+        sets += [
+            f"batch_size={QUICK['batch']}",
+            "train.num_workers=0",
+            "train.eval_every=-1",
+            "train.best_metric=null",
+            "train.sample_every=-1",
+            "train.checkpoint_every=0",
+            "train.log_every=1",
+            "train.progress=false",
+        ]
     return sets
 
 
@@ -169,35 +183,40 @@ def build_templates(manifest: Manifest, probes: list[int], n: int, seed: int) ->
         if len(rows) < n:
             templates.append(rows)
         else:
-            templates.extend(rows[k:k + n] for k in range(0, len(rows) - n + 1, n))
+            templates.extend(rows[k : k + n] for k in range(0, len(rows) - n + 1, n))
     return templates
 
 
-def fused_cross_pose(manifest: Manifest, feats: np.ndarray, omega: np.ndarray, n: int, seed: int
-                     ) -> dict[str, Any]:
+def fused_cross_pose(manifest: Manifest, feats: np.ndarray, omega: np.ndarray, n: int, seed: int) -> dict[str, Any]:
     """Cross-pose rank-1 of omega-fused probe templates of n images against the single frontal gallery."""
     gallery, probes = cross_pose_split(manifest)
     templates = build_templates(manifest, probes, n, seed)
     f = torch.from_numpy(feats)
     w = torch.from_numpy(omega)
-    rows = [make_record(manifest[i].path, manifest[i].subject, manifest[i].modality, manifest[i].yaw,
-                        "test", gallery=1) for i in gallery]
+    rows = [
+        make_record(manifest[i].path, manifest[i].subject, manifest[i].modality, manifest[i].yaw, "test", gallery=1)
+        for i in gallery
+    ]
     vectors = [feats[gallery]]
     for k, t in enumerate(templates):
         first = manifest[t[0]]
-        rows.append(make_record(f"template/{k:06d}", first.subject, first.modality, yaw_bin(first.yaw), "test",
-                                gallery=0))
+        rows.append(
+            make_record(f"template/{k:06d}", first.subject, first.modality, yaw_bin(first.yaw), "test", gallery=0)
+        )
         vectors.append(fuse_features(f[t], w[t], len(t)).numpy())
     result = cross_pose(Manifest(rows, manifest.root), np.concatenate(vectors))
     sizes = [len(t) for t in templates]
-    result.update(templates=len(templates), template_sizes={str(s): sizes.count(s) for s in sorted(set(sizes))},
-                  n=n, template_seed=seed)
+    result.update(
+        templates=len(templates),
+        template_sizes={str(s): sizes.count(s) for s in sorted(set(sizes))},
+        n=n,
+        template_seed=seed,
+    )
     return result
 
 
 @torch.no_grad()
-def frontalized_features(recognizer: Recognizer, gen: LoadedGenerator, manifest: Manifest, seed: int
-                         ) -> np.ndarray:
+def frontalized_features(recognizer: Recognizer, gen: LoadedGenerator, manifest: Manifest, seed: int) -> np.ndarray:
     """LightCNN features of every row: gallery images as they are, probes after frontalization."""
     gallery, _ = cross_pose_split(manifest)
     is_gallery = np.zeros(len(manifest), bool)
@@ -215,8 +234,11 @@ def frontalized_features(recognizer: Recognizer, gen: LoadedGenerator, manifest:
 def _pick(manifest: Manifest, rows: list[int], subject: str, yaw: float) -> int | None:
     """A row of `subject` at yaw bin `yaw` (the neutral light when there is one), else None."""
     found = [i for i in rows if manifest[i].subject == subject and yaw_bin(manifest[i].yaw) == yaw]
-    neutral = [i for i in found if manifest[i].get("illumination") in ("", "neutral")
-               and manifest[i].get("expression") in ("", "neutral")]
+    neutral = [
+        i
+        for i in found
+        if manifest[i].get("illumination") in ("", "neutral") and manifest[i].get("expression") in ("", "neutral")
+    ]
     return (neutral or found or [None])[0]
 
 
@@ -232,8 +254,7 @@ def sweep_figure(gen: LoadedGenerator, manifest: Manifest, seed: int, path: Path
     _, probes = cross_pose_split(manifest)
     subjects = sorted({manifest[i].subject for i in probes})
     rng = np.random.default_rng(seed)
-    chosen = [subjects[j] for j in sorted(rng.choice(len(subjects), min(SWEEP_SUBJECTS, len(subjects)),
-                                                     replace=False))]
+    chosen = [subjects[j] for j in sorted(rng.choice(len(subjects), min(SWEEP_SUBJECTS, len(subjects)), replace=False))]
     wanted = (-45.0, 30.0, -60.0, 15.0, 60.0, -30.0)
     rows, labels = [], []
     for k, s in enumerate(chosen):
@@ -308,24 +329,36 @@ def default_expected_seconds() -> float:
 def main(argv: list[str] | None = None) -> int:
     """Parse options, prepare data, train or load the models, evaluate, print, write JSON and PNGs."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=None,
-                    help="dataset folder or manifest; rendered (SynthFace multipie) when absent "
-                         "(default runs/cross_pose/data-multipie-<subjects>x<size>-seed<seed>)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="dataset folder or manifest; rendered (SynthFace multipie) when absent "
+        "(default runs/cross_pose/data-multipie-<subjects>x<size>-seed<seed>)",
+    )
     ap.add_argument("--subjects", type=int, default=None, help="SynthFace subjects when rendering (default 200)")
     ap.add_argument("--size", type=int, default=None, help="image size: render and DR-GAN input (default 64)")
     ap.add_argument("--seed", type=int, default=0, help="render seed, train.seed, template and z seed")
     ap.add_argument("--runs", type=Path, default=None, help="folder of the training runs (default runs/cross_pose)")
     ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every recipe's train.steps")
     ap.add_argument("--steps", type=int, default=None, help="train every model this many steps (overrides)")
-    ap.add_argument("--reuse", type=Path, nargs="+", default=[],
-                    help="run folders of earlier trainings (kind read from their config.yaml): not retrained")
+    ap.add_argument(
+        "--reuse",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="run folders of earlier trainings (kind read from their config.yaml): not retrained",
+    )
     ap.add_argument("--lightcnn", type=Path, help="recognizer.pt (or run folder) of the LightCNN baseline")
     ap.add_argument("--drgan", type=Path, help="generator.pt (or run folder) of the single-image DR-GAN")
     ap.add_argument("--drgan-multi", type=Path, help="generator.pt (or run folder) of the multi-image DR-GAN")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default torch's; 1 on a busy machine)")
-    ap.add_argument("--quick", action="store_true",
-                    help=f"smoke mode: {QUICK['subjects']} subjects at {QUICK['size']} px, {QUICK['steps']} steps "
-                         f"per model, batch {QUICK['batch']}; needs --out (never the committed results)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke mode: {QUICK['subjects']} subjects at {QUICK['size']} px, {QUICK['steps']} steps "
+        f"per model, batch {QUICK['batch']}; needs --out (never the committed results)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -358,12 +391,16 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[str, float] = {}
     data_manifest = Path(args.data) if Path(args.data).suffix == ".csv" else Path(args.data) / MANIFEST_NAME
     will_render = not data_manifest.is_file()
-    print(f"expected wall time of this run: ~{expected_seconds(args, to_train, will_render) / 60:.1f} min; "
-          f"of the whole default run: ~{default_expected_seconds() / 60:.0f} min "
-          "(quiet 2-core CPU; a shared one is slower)", flush=True)
+    print(
+        f"expected wall time of this run: ~{expected_seconds(args, to_train, will_render) / 60:.1f} min; "
+        f"of the whole default run: ~{default_expected_seconds() / 60:.0f} min "
+        "(quiet 2-core CPU; a shared one is slower)",
+        flush=True,
+    )
 
     manifest_path, rendered, seconds["render"] = render_synth(
-        DATA_RECIPE, Path(args.data), args.subjects, args.size, args.seed, workers=1 if args.quick else 2)
+        DATA_RECIPE, Path(args.data), args.subjects, args.size, args.seed, workers=1 if args.quick else 2
+    )
     stages = Stages(args.runs, meta={"benchmark": "cross_pose"})
     files: dict[str, Path] = {}
     for method in RECIPES:
@@ -394,8 +431,10 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     series = {name: r["rank1_by_abs_yaw"] for name, r in results.items()}
-    title = f"cross-pose rank-1 against |yaw| ({'quick, ' if args.quick else ''}{len(test.subjects())} test " \
-            f"subjects, {args.size} px)"
+    title = (
+        f"cross-pose rank-1 against |yaw| ({'quick, ' if args.quick else ''}{len(test.subjects())} test "
+        f"subjects, {args.size} px)"
+    )
     plot_rank1_vs_yaw(series, out / "cross_pose.png", title=title)
     sweep_figure(single, test, args.seed, out / "cross_pose_sweep.png")
     frontalized_figure(single, test, args.seed, out / "cross_pose_frontalized.png")
@@ -405,31 +444,50 @@ def main(argv: list[str] | None = None) -> int:
     yaws = sorted({k for r in results.values() for k in r["rank1_by_abs_yaw"]}, key=float)
     print(f"{'method':<24}" + "".join(f"{'|' + y + '|':>8}" for y in yaws) + f"{'mean':>8}")
     for name, r in results.items():
-        print(f"{name:<24}" + "".join(f"{100 * r['rank1_by_abs_yaw'].get(y, float('nan')):>8.1f}" for y in yaws)
-              + f"{100 * r['mean']:>8.1f}")
+        print(
+            f"{name:<24}"
+            + "".join(f"{100 * r['rank1_by_abs_yaw'].get(y, float('nan')):>8.1f}" for y in yaws)
+            + f"{100 * r['mean']:>8.1f}"
+        )
     info = machine_info()
     with contextlib.suppress(OSError):
         info["load_average_end"] = list(os.getloadavg())
     result = {
         "benchmark": "cross-pose rank-1 (frontal gallery) of LightCNN, DR-GAN G_enc (single, multi-image fused) "
-                     "and LightCNN on DR-GAN-frontalized probes",
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, sys.argv[0],
-                                                      *(argv if argv is not None else sys.argv[1:])]),
-        "quick": args.quick, "seed": args.seed,
-        "data": {"manifest": str(manifest_path), "rendered_now": rendered, "subjects": len(full.subjects()),
-                 "size": args.size, "images": len(full), "test_subjects": len(test.subjects()),
-                 "test_images": len(test), "render": None if not rendered else
-                 {"recipe": str(DATA_RECIPE.relative_to(ROOT)), "subjects": args.subjects, "size": args.size,
-                  "seed": args.seed}},
+        "and LightCNN on DR-GAN-frontalized probes",
+        "command": " ".join(
+            shlex.quote(a) for a in [sys.executable, sys.argv[0], *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "quick": args.quick,
+        "seed": args.seed,
+        "data": {
+            "manifest": str(manifest_path),
+            "rendered_now": rendered,
+            "subjects": len(full.subjects()),
+            "size": args.size,
+            "images": len(full),
+            "test_subjects": len(test.subjects()),
+            "test_images": len(test),
+            "render": None
+            if not rendered
+            else {
+                "recipe": str(DATA_RECIPE.relative_to(ROOT)),
+                "subjects": args.subjects,
+                "size": args.size,
+                "seed": args.seed,
+            },
+        },
         "models": records,
-        "lightcnn_setting": {"size": LIGHTCNN_SIZE, "steps": LIGHTCNN_STEPS,
-                             "why": "synth-pretrain.yaml (1500 steps at 64 px) takes ~35 min on 2 cores; "
-                                    "this trains in ~3 min"},
+        "lightcnn_setting": {
+            "size": LIGHTCNN_SIZE,
+            "steps": LIGHTCNN_STEPS,
+            "why": "synth-pretrain.yaml (1500 steps at 64 px) takes ~35 min on 2 cores; this trains in ~3 min",
+        },
         "multi_image_templates": "per test subject and yaw bin, k probes shuffled by the seed: k // n templates "
-                                 "of n (remainder left out), or one of all k when k < n; omega-weighted mean of "
-                                 "raw G_enc features; gallery: the single frontal image",
+        "of n (remainder left out), or one of all k when k < n; omega-weighted mean of "
+        "raw G_enc features; gallery: the single frontal image",
         "frontalization": "single-image G, every probe decoded at the 0-degree bin with one fixed z (seed); "
-                          "gallery not frontalized",
+        "gallery not frontalized",
         "results": results,
         "seconds": seconds,
         "expected_default_seconds": round(default_expected_seconds()),
@@ -437,8 +495,10 @@ def main(argv: list[str] | None = None) -> int:
         "note": "timings on a shared 2-core machine are pessimistic",
     }
     atomic_write_text(out / "cross_pose.json", json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out / 'cross_pose.json'}, cross_pose.png, cross_pose_sweep.png, cross_pose_frontalized.png "
-          f"({seconds['total']:.0f} s)")
+    print(
+        f"wrote {out / 'cross_pose.json'}, cross_pose.png, cross_pose_sweep.png, cross_pose_frontalized.png "
+        f"({seconds['total']:.0f} s)"
+    )
     return 0
 
 

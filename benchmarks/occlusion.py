@@ -131,9 +131,11 @@ def evaluation_rows(test: Manifest) -> Manifest:
     rows = test.filter(lambda r: str(r.get("gallery", "0")) in ("1", "true", "yes") or is_occluded(r))
     gallery = [r for r in rows if not is_occluded(r)]
     if not gallery or len(gallery) == len(rows):
-        raise DataError(f"{test.source}: the test split has {len(gallery)} gallery (gallery=1) and "
-                        f"{len(rows) - len(gallery)} occluded rows; the benchmark needs a SynthFace `occluded` "
-                        f"set (`hfr data synth --preset occluded`) or a manifest with both")
+        raise DataError(
+            f"{test.source}: the test split has {len(gallery)} gallery (gallery=1) and "
+            f"{len(rows) - len(gallery)} occluded rows; the benchmark needs a SynthFace `occluded` "
+            f"set (`hfr data synth --preset occluded`) or a manifest with both"
+        )
     return rows
 
 
@@ -148,21 +150,34 @@ def steps_of(method: str, args: argparse.Namespace) -> int:
 
 def occluded_lightcnn_sets(data: Path, args: argparse.Namespace) -> list[str]:
     """LightCNN-9 in the benchmarks' setting (`benchmarks.stages.lightcnn_sets`) on the occluded training split."""
-    return [*lightcnn_sets(data, LIGHTCNN_SIZE, steps_of("lightcnn", args), args.seed),
-            *quiet_sets(args.quick, QUICK["batch"])]
+    return [
+        *lightcnn_sets(data, LIGHTCNN_SIZE, steps_of("lightcnn", args), args.seed),
+        *quiet_sets(args.quick, QUICK["batch"]),
+    ]
 
 
 def drgan_sets(data: Path, args: argparse.Namespace) -> list[str]:
     """Single-image DR-GAN (the synth recipe) on the occluded training split."""
-    return [f"data.train={data}", "data.eval=null", f"data.size={args.size}", f"train.seed={args.seed}",
-            f"train.steps={steps_of('drgan', args)}", *quiet_sets(args.quick, QUICK["batch"])]
+    return [
+        f"data.train={data}",
+        "data.eval=null",
+        f"data.size={args.size}",
+        f"train.seed={args.seed}",
+        f"train.steps={steps_of('drgan', args)}",
+        *quiet_sets(args.quick, QUICK["batch"]),
+    ]
 
 
 def tsgan_sets(data: Path, recognizer: Path, args: argparse.Namespace) -> list[str]:
     """TSGAN (the synth recipe) on the occluded training split, F = the benchmark's LightCNN."""
-    return [f"data.train={data}", f"data.size={args.size}", f"data.recognizer={recognizer}",
-            f"train.seed={args.seed}", f"train.steps={steps_of('tsgan', args)}",
-            *quiet_sets(args.quick, QUICK["tsgan_batch"])]
+    return [
+        f"data.train={data}",
+        f"data.size={args.size}",
+        f"data.recognizer={recognizer}",
+        f"train.seed={args.seed}",
+        f"train.steps={steps_of('tsgan', args)}",
+        *quiet_sets(args.quick, QUICK["tsgan_batch"]),
+    ]
 
 
 # ---------------------------------------------------------------------- protocol and metrics
@@ -176,8 +191,10 @@ def rank1_breakdown(manifest: Manifest, features: np.ndarray, bin_width: float =
     f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
     gallery, probes = cross_pose_split(manifest)
     if not gallery or not probes:
-        raise DataError(f"occlusion protocol: {len(gallery)} gallery and {len(probes)} probe rows; the data needs "
-                        f"a gallery=1 frontal image per subject and occluded probes")
+        raise DataError(
+            f"occlusion protocol: {len(gallery)} gallery and {len(probes)} probe rows; the data needs "
+            f"a gallery=1 frontal image per subject and occluded probes"
+        )
     sim = f[probes] @ f[gallery].T
     hit = rank1_hits(sim, [manifest[i].subject for i in probes], [manifest[i].subject for i in gallery])
     by_kind: dict[str, list[bool]] = defaultdict(list)
@@ -193,11 +210,16 @@ def rank1_breakdown(manifest: Manifest, features: np.ndarray, bin_width: float =
     def rates(groups: dict[Any, list[bool]]) -> dict[str, float]:
         return {(f"{k:g}" if isinstance(k, float) else k): float(np.mean(v)) for k, v in sorted(groups.items())}
 
-    return {"gallery": len(gallery), "probes": len(probes), "rank1_all": float(hit.mean()),
-            "rank1_by_occlusion": rates(by_kind), "rank1_by_abs_yaw": rates(by_yaw),
-            "rank1_by_occlusion_and_abs_yaw": {k: rates(v) for k, v in sorted(by_both.items())},
-            "probes_by_occlusion": {k: len(v) for k, v in sorted(by_kind.items())},
-            "probes_by_abs_yaw": {f"{k:g}": len(v) for k, v in sorted(by_yaw.items())}}
+    return {
+        "gallery": len(gallery),
+        "probes": len(probes),
+        "rank1_all": float(hit.mean()),
+        "rank1_by_occlusion": rates(by_kind),
+        "rank1_by_abs_yaw": rates(by_yaw),
+        "rank1_by_occlusion_and_abs_yaw": {k: rates(v) for k, v in sorted(by_both.items())},
+        "probes_by_occlusion": {k: len(v) for k, v in sorted(by_kind.items())},
+        "probes_by_abs_yaw": {f"{k:g}": len(v) for k, v in sorted(by_yaw.items())},
+    }
 
 
 def image_metrics(output: torch.Tensor, target: torch.Tensor, chunk: int = 256) -> dict[str, np.ndarray]:
@@ -211,22 +233,39 @@ def image_metrics(output: torch.Tensor, target: torch.Tensor, chunk: int = 256) 
     out, tgt = output.float().clamp(0, 1), target.float().clamp(0, 1)
     window = min(SSIM_WINDOW, out.shape[-1] - (1 - out.shape[-1] % 2))
     l1 = (out - tgt).abs().flatten(1).mean(1)
-    psnr = torch.stack([kornia.metrics.psnr(out[i:i + 1], tgt[i:i + 1], 1.0) for i in range(len(out))]) \
-        if len(out) else torch.zeros(0)
-    ssim = torch.cat([kornia.metrics.ssim(out[k:k + chunk], tgt[k:k + chunk], window, max_val=1.0).flatten(1).mean(1)
-                      for k in range(0, len(out), chunk)]) if len(out) else torch.zeros(0)
-    return {"l1": l1.numpy().astype(np.float64), "psnr": psnr.clamp(max=PSNR_CAP).nan_to_num(PSNR_CAP).numpy(),
-            "ssim": ssim.numpy().astype(np.float64)}
+    psnr = (
+        torch.stack([kornia.metrics.psnr(out[i : i + 1], tgt[i : i + 1], 1.0) for i in range(len(out))])
+        if len(out)
+        else torch.zeros(0)
+    )
+    ssim = (
+        torch.cat(
+            [
+                kornia.metrics.ssim(out[k : k + chunk], tgt[k : k + chunk], window, max_val=1.0).flatten(1).mean(1)
+                for k in range(0, len(out), chunk)
+            ]
+        )
+        if len(out)
+        else torch.zeros(0)
+    )
+    return {
+        "l1": l1.numpy().astype(np.float64),
+        "psnr": psnr.clamp(max=PSNR_CAP).nan_to_num(PSNR_CAP).numpy(),
+        "ssim": ssim.numpy().astype(np.float64),
+    }
 
 
 def metric_summary(values: dict[str, np.ndarray], kinds: list[str]) -> dict[str, Any]:
     """Means of `image_metrics` values overall and per occlusion kind (`kinds[i]` of image i)."""
+
     def mean(idx: np.ndarray) -> dict[str, float]:
         return {**{k: float(v[idx].mean()) for k, v in values.items()}, "n": int(len(idx))}
 
     k = np.asarray(kinds)
-    return {"all": mean(np.arange(len(k))), "by_occlusion": {kind: mean(np.flatnonzero(k == kind))
-                                                             for kind in sorted(set(kinds))}}
+    return {
+        "all": mean(np.arange(len(k))),
+        "by_occlusion": {kind: mean(np.flatnonzero(k == kind)) for kind in sorted(set(kinds))},
+    }
 
 
 # ---------------------------------------------------------------------- running the models
@@ -244,8 +283,6 @@ def gallery_tensors(manifest: Manifest, rows: list[int], size: int) -> torch.Ten
     """Gallery images (N, 3, size, size) in [0, 1], as they are."""
     ds = ManifestDataset(manifest.with_records([manifest[i] for i in rows]), size=size, channels=3)
     return torch.cat([b["image"] for b in DataLoader(ds, batch_size=128, shuffle=False)])
-
-
 
 
 def tsgan_outputs(gen: LoadedTSGAN, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -266,7 +303,7 @@ def resized(images: torch.Tensor, size: int) -> torch.Tensor:
 def features(recognizer: Recognizer, gallery: torch.Tensor, probes: torch.Tensor, chunk: int = 256) -> np.ndarray:
     """LightCNN features of the gallery rows then the probe rows (the evaluation manifest's order)."""
     x = torch.cat([gallery, resized(probes, gallery.shape[-1])])
-    return np.concatenate([recognizer.embed(x[k:k + chunk]).cpu().numpy() for k in range(0, len(x), chunk)])
+    return np.concatenate([recognizer.embed(x[k : k + chunk]).cpu().numpy() for k in range(0, len(x), chunk)])
 
 
 # ---------------------------------------------------------------------- figures and table
@@ -277,15 +314,21 @@ def grid_rows(manifest: Manifest, probes: list[int]) -> list[int]:
     kinds = sorted({manifest[i].get("occlusion") for i in probes})
     for kind in kinds:
         cands = [i for i in probes if manifest[i].get("occlusion") == kind]
-        cands.sort(key=lambda i: (manifest[i].subject in used, abs(float(manifest[i].yaw)) not in (30.0, 45.0),
-                                  manifest[i].get("illumination") not in ("", "neutral")))
+        cands.sort(
+            key=lambda i: (
+                manifest[i].subject in used,
+                abs(float(manifest[i].yaw)) not in (30.0, 45.0),
+                manifest[i].get("illumination") not in ("", "neutral"),
+            )
+        )
         chosen.append(cands[0])
         used.add(manifest[cands[0]].subject)
     return chosen
 
 
-def grid_figure(manifest: Manifest, probes: list[int], rows: dict[str, torch.Tensor], path: Path
-                ) -> list[dict[str, Any]]:
+def grid_figure(
+    manifest: Manifest, probes: list[int], rows: dict[str, torch.Tensor], path: Path
+) -> list[dict[str, Any]]:
     """Columns: one probe per occlusion kind; rows: input, mask, TSGAN x_d, TSGAN x_f, DR-GAN frontal, target.
     Returns the probes shown (path, subject, occlusion, yaw), left to right."""
     picks = grid_rows(manifest, probes)
@@ -300,8 +343,15 @@ def grid_figure(manifest: Manifest, probes: list[int], rows: dict[str, torch.Ten
     images = tensor_to_images(torch.cat(cells))
     cols = [manifest[i].get("occlusion") for i in picks]  # short: a label must fit above a 64-px cell
     save_image(path, labelled_grid(images, len(picks), cols, labels))
-    return [{"path": manifest[i].path, "subject": manifest[i].subject, "occlusion": manifest[i].get("occlusion"),
-             "yaw": float(manifest[i].yaw)} for i in picks]
+    return [
+        {
+            "path": manifest[i].path,
+            "subject": manifest[i].subject,
+            "occlusion": manifest[i].get("occlusion"),
+            "yaw": float(manifest[i].yaw),
+        }
+        for i in picks
+    ]
 
 
 def plot_figure(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
@@ -342,14 +392,26 @@ def markdown(results: dict[str, dict[str, Any]], restoration: dict[str, dict[str
     kinds = sorted({k for r in results.values() for k in r["rank1_by_occlusion"]})
     yaws = sorted({y for r in results.values() for y in r["rank1_by_abs_yaw"]}, key=float)
     head = ["method", "all", *kinds, *(f"\\|{y}\\|" for y in yaws)]
-    lines = ["rank-1 % (gallery: clean frontal; probes: occluded, non-frontal)", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        "rank-1 % (gallery: clean frontal; probes: occluded, non-frontal)",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for name, r in results.items():
-        cells = [r["rank1_all"], *(r["rank1_by_occlusion"].get(k, float("nan")) for k in kinds),
-                 *(r["rank1_by_abs_yaw"].get(y, float("nan")) for y in yaws)]
+        cells = [
+            r["rank1_all"],
+            *(r["rank1_by_occlusion"].get(k, float("nan")) for k in kinds),
+            *(r["rank1_by_abs_yaw"].get(y, float("nan")) for y in yaws),
+        ]
         lines.append(f"| {name} | " + " | ".join(f"{100 * c:.1f}" for c in cells) + " |")
-    lines += ["", "restoration (images in [0, 1]; mean over probes)", "",
-              "| output vs target | L1 | PSNR dB | SSIM |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "restoration (images in [0, 1]; mean over probes)",
+        "",
+        "| output vs target | L1 | PSNR dB | SSIM |",
+        "|---|---|---|---|",
+    ]
     for name, s in restoration.items():
         a = s["all"]
         lines.append(f"| {name} | {a['l1']:.4f} | {a['psnr']:.2f} | {a['ssim']:.3f} |")
@@ -382,9 +444,13 @@ def default_expected_seconds() -> float:
 def main(argv: list[str] | None = None) -> int:
     """Render, train (or reuse), run the generators on the probes, evaluate, write JSON, Markdown and PNGs."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, help="occluded set folder or manifest; rendered (SynthFace occluded) when "
-                                              "absent (default runs/occlusion/data-occluded-<subjects>x<size>-"
-                                              "seed<seed>)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        help="occluded set folder or manifest; rendered (SynthFace occluded) when "
+        "absent (default runs/occlusion/data-occluded-<subjects>x<size>-"
+        "seed<seed>)",
+    )
     ap.add_argument("--subjects", type=int, help="SynthFace subjects when rendering (default 200)")
     ap.add_argument("--size", type=int, help="render size and DR-GAN / TSGAN input (default 64; a power of two)")
     ap.add_argument("--seed", type=int, default=0, help="render seed, train.seed and DR-GAN's z")
@@ -396,9 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drgan", type=Path, help="generator.pt (or run folder) of DR-GAN: not trained")
     ap.add_argument("--tsgan", type=Path, help="generator.pt (or run folder) of TSGAN: not trained")
     ap.add_argument("--threads", type=int, help="torch threads (default torch's; 1 on a busy machine)")
-    ap.add_argument("--quick", action="store_true",
-                    help=f"smoke mode: {QUICK['subjects']} subjects at {QUICK['size']} px, {QUICK['steps']} steps per "
-                         f"model, batch {QUICK['batch']} (TSGAN {QUICK['tsgan_batch']}), 1 thread; needs --out")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke mode: {QUICK['subjects']} subjects at {QUICK['size']} px, {QUICK['steps']} steps per "
+        f"model, batch {QUICK['batch']} (TSGAN {QUICK['tsgan_batch']}), 1 thread; needs --out",
+    )
     ap.add_argument("--out", type=Path, help="output folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -423,13 +492,17 @@ def main(argv: list[str] | None = None) -> int:
     given = {m: p for m, p in (("lightcnn", args.lightcnn), ("drgan", args.drgan), ("tsgan", args.tsgan)) if p}
     data_manifest = Path(args.data) if Path(args.data).suffix == ".csv" else Path(args.data) / MANIFEST_NAME
     expected = expected_seconds(args, [m for m in RECIPES if m not in given], not data_manifest.is_file())
-    print(f"expected wall time of this run: ~{expected / 60:.1f} min; "
-          f"of the whole default run: ~{default_expected_seconds() / 60:.0f} min (quiet 2-core CPU, 1 thread; "
-          "a shared one is slower)", flush=True)
+    print(
+        f"expected wall time of this run: ~{expected / 60:.1f} min; "
+        f"of the whole default run: ~{default_expected_seconds() / 60:.0f} min (quiet 2-core CPU, 1 thread; "
+        "a shared one is slower)",
+        flush=True,
+    )
     t_all = time.perf_counter()
     stages = Stages(runs, reuse=args.reuse, meta={"benchmark": "occlusion"})
     manifest_path, rendered, stages.seconds["render"] = render_synth(
-        DATA_RECIPE, Path(args.data), args.subjects, args.size, args.seed, workers=1 if args.quick else 2)
+        DATA_RECIPE, Path(args.data), args.subjects, args.size, args.seed, workers=1 if args.quick else 2
+    )
 
     files: dict[str, Path] = {}
     for method in RECIPES:
@@ -479,11 +552,24 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    shown = grid_figure(ev, probes, {"input": ts_in["image"], "mask": ts_in["mask"], "TSGAN x_d": x_d,
-                                     "TSGAN x_f": x_f, "DR-GAN": resized(x_dr, tsgan.size),
-                                     "target": ts_in["frontal"]}, out / "occlusion_grid.png")
-    plot_figure(results, out / "occlusion.png", f"occluded probes, {len(test.subjects())} test subjects, "
-                                                f"{args.size} px{' (quick)' if args.quick else ''}")
+    shown = grid_figure(
+        ev,
+        probes,
+        {
+            "input": ts_in["image"],
+            "mask": ts_in["mask"],
+            "TSGAN x_d": x_d,
+            "TSGAN x_f": x_f,
+            "DR-GAN": resized(x_dr, tsgan.size),
+            "target": ts_in["frontal"],
+        },
+        out / "occlusion_grid.png",
+    )
+    plot_figure(
+        results,
+        out / "occlusion.png",
+        f"occluded probes, {len(test.subjects())} test subjects, {args.size} px{' (quick)' if args.quick else ''}",
+    )
     stages.seconds["figures"] = round(time.perf_counter() - t, 1)
     stages.seconds["total"] = round(time.perf_counter() - t_all, 1)
 
@@ -494,27 +580,43 @@ def main(argv: list[str] | None = None) -> int:
         info["load_average_end"] = list(os.getloadavg())
     result = {
         "benchmark": "occluded non-frontal face recognition: LightCNN on raw, DR-GAN-frontalized and TSGAN-restored "
-                     "(de-occluded x_d, frontalized x_f) probes; restoration L1 / PSNR / SSIM",
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, sys.argv[0],
-                                                      *(argv if argv is not None else sys.argv[1:])]),
-        "quick": args.quick, "seed": args.seed,
-        "data": {"manifest": str(manifest_path), "rendered_now": rendered, "subjects": len(full.subjects()),
-                 "size": args.size, "images": len(full), "test_subjects": len(test.subjects()),
-                 "gallery": len(gallery), "probes": len(probes), "occlusion_kinds": sorted(set(kinds)),
-                 "render": {"recipe": str(DATA_RECIPE.relative_to(ROOT)), "subjects": args.subjects,
-                            "size": args.size, "seed": args.seed} if rendered else None},
+        "(de-occluded x_d, frontalized x_f) probes; restoration L1 / PSNR / SSIM",
+        "command": " ".join(
+            shlex.quote(a) for a in [sys.executable, sys.argv[0], *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "quick": args.quick,
+        "seed": args.seed,
+        "data": {
+            "manifest": str(manifest_path),
+            "rendered_now": rendered,
+            "subjects": len(full.subjects()),
+            "size": args.size,
+            "images": len(full),
+            "test_subjects": len(test.subjects()),
+            "gallery": len(gallery),
+            "probes": len(probes),
+            "occlusion_kinds": sorted(set(kinds)),
+            "render": {
+                "recipe": str(DATA_RECIPE.relative_to(ROOT)),
+                "subjects": args.subjects,
+                "size": args.size,
+                "seed": args.seed,
+            }
+            if rendered
+            else None,
+        },
         "protocol": "test subjects; gallery: the gallery=1 clean frontal image of each, unaltered; probes: every "
-                    "occluded test image; rank-1 by cosine of LightCNN features, overall, per occlusion kind, per "
-                    "|yaw| bin (15 degrees) and per kind x |yaw|. DR-GAN: every probe decoded at the 0-degree bin "
-                    "with one z (seed); TSGAN: G_d(x, M), G_f(x_d, M) in batches of its training batch size",
+        "occluded test image; rank-1 by cosine of LightCNN features, overall, per occlusion kind, per "
+        "|yaw| bin (15 degrees) and per kind x |yaw|. DR-GAN: every probe decoded at the 0-degree bin "
+        "with one z (seed); TSGAN: G_d(x, M), G_f(x_d, M) in batches of its training batch size",
         "models": stages.records,
         "lightcnn_setting": {"size": LIGHTCNN_SIZE, "steps": LIGHTCNN_STEPS, "as": "benchmarks/cross_pose.py"},
         "tsgan_batch_size": tsgan.batch_size,
         "results": results,
         "restoration": restoration,
         "restoration_metrics": f"images in [0, 1] at {tsgan.size} px RGB; L1 mean |output - target|; PSNR "
-                               f"(kornia.metrics.psnr, max 1, capped at {PSNR_CAP:g} dB); SSIM (kornia.metrics.ssim, "
-                               f"Gaussian window {min(SSIM_WINDOW, tsgan.size - 1)}); mean over probes",
+        f"(kornia.metrics.psnr, max 1, capped at {PSNR_CAP:g} dB); SSIM (kornia.metrics.ssim, "
+        f"Gaussian window {min(SSIM_WINDOW, tsgan.size - 1)}); mean over probes",
         "grid": shown,
         "table": table,
         "seconds": stages.seconds,
@@ -524,8 +626,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     atomic_write_text(out / "occlusion.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(out / "occlusion.md", table + "\n")
-    print(f"wrote {out / 'occlusion.json'}, occlusion.md, occlusion.png, occlusion_grid.png "
-          f"({stages.seconds['total']:.0f} s)")
+    print(
+        f"wrote {out / 'occlusion.json'}, occlusion.md, occlusion.png, occlusion_grid.png "
+        f"({stages.seconds['total']:.0f} s)"
+    )
     return 0
 
 

@@ -91,7 +91,7 @@ class MatmulMeter:
                 elapsed = time.perf_counter() - t
                 if elapsed >= window_s:
                     break
-        self.best = max(self.best, 2.0 * self.n ** 3 * calls / elapsed)
+        self.best = max(self.best, 2.0 * self.n**3 * calls / elapsed)
         return self.best
 
     def reset(self) -> None:
@@ -119,8 +119,7 @@ def count_macs(model: nn.Module, size: int, in_channels: int = 1) -> int:
     return total
 
 
-def make_runner(model: nn.Module, mode: str, x: torch.Tensor, device: str
-                ) -> tuple[Callable[[], torch.Tensor], float]:
+def make_runner(model: nn.Module, mode: str, x: torch.Tensor, device: str) -> tuple[Callable[[], torch.Tensor], float]:
     """Return (a no-argument forward of batch `x` in `mode`, seconds spent preparing/compiling).
 
     `mode` is one of eager, channels_last, compile, cuda; a "+heap" suffix is handled by the caller.
@@ -128,21 +127,27 @@ def make_runner(model: nn.Module, mode: str, x: torch.Tensor, device: str
     t0 = time.perf_counter()
     mode = mode.split("+")[0]
     if mode == "eager":
+
         def run() -> torch.Tensor:
             with torch.no_grad():
                 return model(x)
+
         return run, 0.0
     m = model.to(memory_format=torch.channels_last)
     xc = x.contiguous(memory_format=torch.channels_last)
     if mode == "channels_last":
+
         def run_cl() -> torch.Tensor:
             with torch.inference_mode():
                 return m(xc)
+
         return run_cl, 0.0
     if mode == "cuda":
+
         def run_cuda() -> torch.Tensor:
             with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
                 return m(xc)
+
         return run_cuda, 0.0
     if mode == "compile":
         import torch._inductor.config as inductor_config
@@ -153,14 +158,16 @@ def make_runner(model: nn.Module, mode: str, x: torch.Tensor, device: str
         def run_compiled() -> torch.Tensor:
             with torch.no_grad():
                 return compiled(xc)
+
         run_compiled()
         sync(device)
         return run_compiled, time.perf_counter() - t0
     raise SystemExit(f"unknown mode {mode!r}; use one of {', '.join(CPU_MODES + ('cuda',))}")
 
 
-def bench_model(arch: str, size: int, modes: list[str], batch: int, rounds: int, device: str,
-                meter: MatmulMeter, alloc: Allocator) -> list[dict[str, Any]]:
+def bench_model(
+    arch: str, size: int, modes: list[str], batch: int, rounds: int, device: str, meter: MatmulMeter, alloc: Allocator
+) -> list[dict[str, Any]]:
     """Measure every mode of one model and size, interleaving matmul and model timings.
 
     A mode ending in "+heap" runs with the heap allocator policy, the others with glibc's default.
@@ -211,15 +218,21 @@ def bench_model(arch: str, size: int, modes: list[str], batch: int, rounds: int,
     rows = []
     for mode in modes:
         best = batch / min(times[mode])
-        rows.append({
-            "arch": arch, "size": size, "mode": mode, "batch": batch, "macs_per_image": macs,
-            "images_per_s": round(best, 2),
-            "images_per_s_median": round(batch / statistics.median(times[mode]), 2),
-            "setup_s": round(runners[mode][1], 1),
-            "max_rel_diff_vs_eager": diffs[mode],
-            "matmul_gflops": round(flops / 1e9, 2),
-            "fraction_of_matmul": round(2 * macs * best / flops, 4),
-        })
+        rows.append(
+            {
+                "arch": arch,
+                "size": size,
+                "mode": mode,
+                "batch": batch,
+                "macs_per_image": macs,
+                "images_per_s": round(best, 2),
+                "images_per_s_median": round(batch / statistics.median(times[mode]), 2),
+                "setup_s": round(runners[mode][1], 1),
+                "max_rel_diff_vs_eager": diffs[mode],
+                "matmul_gflops": round(flops / 1e9, 2),
+                "fraction_of_matmul": round(2 * macs * best / flops, 4),
+            }
+        )
     return rows
 
 
@@ -241,8 +254,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     width = 0.8 / len(modes)
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for j, mode in enumerate(modes):
-        values = [next((r["fraction_of_matmul"] for r in rows
-                        if f"{r['arch']} {r['size']}px" == g and r["mode"] == mode), 0.0) for g in groups]
+        values = [
+            next(
+                (r["fraction_of_matmul"] for r in rows if f"{r['arch']} {r['size']}px" == g and r["mode"] == mode), 0.0
+            )
+            for g in groups
+        ]
         ax.bar([i + j * width for i in range(len(groups))], values, width, label=mode)
     ax.axhline(0.75, ls="--", lw=1, color="grey")
     ax.set_xticks([i + width * (len(modes) - 1) / 2 for i in range(len(groups))], groups, fontsize=8)
@@ -262,8 +279,9 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", type=int, default=[64, 128])
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5, help="timed forwards per mode (best kept)")
-    ap.add_argument("--modes", default=None,
-                    help="comma-separated; default eager,channels_last on CPU, eager,cuda on CUDA")
+    ap.add_argument(
+        "--modes", default=None, help="comma-separated; default eager,channels_last on CPU, eager,cuda on CUDA"
+    )
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile)")
     ap.add_argument("--matmul", type=int, default=2048, help="side of the square fp32 matmul")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch intra-op threads")
@@ -305,19 +323,27 @@ def main() -> None:
     result = {
         "benchmark": "LightCNN forward (features), fp32 on CPU, bf16 autocast on CUDA",
         "machine": info,
-        "matmul": {"n": args.matmul, "dtype": "float32", "best_gflops": round(flops / 1e9, 2),
-                   "window": "back-to-back matmuls for about one model forward, best window kept",
-                   "bf16_best_gflops": round(bf16_flops / 1e9, 2) if bf16_flops else None},
+        "matmul": {
+            "n": args.matmul,
+            "dtype": "float32",
+            "best_gflops": round(flops / 1e9, 2),
+            "window": "back-to-back matmuls for about one model forward, best window kept",
+            "bf16_best_gflops": round(bf16_flops / 1e9, 2) if bf16_flops else None,
+        },
         "rounds": args.rounds,
         "results": rows,
     }
-    print(f"fp32 matmul {args.matmul}^3: best {flops / 1e9:.1f} GFLOP/s over the run; each row's fraction "
-          "uses the matmul windows measured beside it (column 'matmul')")
+    print(
+        f"fp32 matmul {args.matmul}^3: best {flops / 1e9:.1f} GFLOP/s over the run; each row's fraction "
+        "uses the matmul windows measured beside it (column 'matmul')"
+    )
     print(f"{'arch':<14}{'size':>5}  {'mode':<20}{'GMAC/img':>9}{'img/s':>9}{'median':>9}{'matmul':>8}{'fraction':>10}")
     for r in rows:
-        print(f"{r['arch']:<14}{r['size']:>5}  {r['mode']:<20}{r['macs_per_image'] / 1e9:>9.3f}"
-              f"{r['images_per_s']:>9.1f}{r['images_per_s_median']:>9.1f}{r['matmul_gflops']:>8.1f}"
-              f"{r['fraction_of_matmul']:>10.3f}")
+        print(
+            f"{r['arch']:<14}{r['size']:>5}  {r['mode']:<20}{r['macs_per_image'] / 1e9:>9.3f}"
+            f"{r['images_per_s']:>9.1f}{r['images_per_s_median']:>9.1f}{r['matmul_gflops']:>8.1f}"
+            f"{r['fraction_of_matmul']:>10.3f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     plot(result, args.out.with_suffix(".png"))

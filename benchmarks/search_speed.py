@@ -66,39 +66,45 @@ def rss_bytes() -> int:
 
 def machine_info() -> dict[str, Any]:
     """CPU, memory, library versions and thread counts of this run (`hfr.machine.machine_info`)."""
-    return hfr_machine_info(numpy=np.__version__, faiss=faiss.__version__,
-                            faiss_threads=faiss.omp_get_max_threads(), faiss_gpus=faiss.get_num_gpus(),
-                            gallery_on_gpu=gpu_available(),
-                            note="shared machine: other jobs may have run at the same time, so timings are "
-                                 "pessimistic")
+    return hfr_machine_info(
+        numpy=np.__version__,
+        faiss=faiss.__version__,
+        faiss_threads=faiss.omp_get_max_threads(),
+        faiss_gpus=faiss.get_num_gpus(),
+        gallery_on_gpu=gpu_available(),
+        note="shared machine: other jobs may have run at the same time, so timings are pessimistic",
+    )
 
 
-def make_data(n: int, dim: int, probes: int, probe_cos: float, seed: int,
-              chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_data(
+    n: int, dim: int, probes: int, probe_cos: float, seed: int, chunk: int = 100_000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """N random unit vectors, and `probes` noisy unit copies of randomly chosen ones."""
     rng = np.random.default_rng(seed)
     gallery = np.empty((n, dim), np.float32)
     for start in range(0, n, chunk):
         block = rng.standard_normal((min(chunk, n - start), dim), dtype=np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
-        gallery[start:start + len(block)] = block
+        gallery[start : start + len(block)] = block
     source = rng.choice(n, size=min(probes, n), replace=False)
     noise = rng.standard_normal((len(source), dim), dtype=np.float32)
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
     # random noise is nearly orthogonal in high dimension: cos(p, g) ~ 1 / sqrt(1 + s^2)
-    s = math.sqrt(1.0 / probe_cos ** 2 - 1.0)
+    s = math.sqrt(1.0 / probe_cos**2 - 1.0)
     probe = gallery[source] + s * noise
     probe /= np.linalg.norm(probe, axis=1, keepdims=True)
     return gallery, probe.astype(np.float32), source
 
 
-def compare_topk(ids: np.ndarray, scores: np.ndarray, ref_ids: np.ndarray,
-                 ref_scores: np.ndarray) -> dict[str, int]:
+def compare_topk(ids: np.ndarray, scores: np.ndarray, ref_ids: np.ndarray, ref_scores: np.ndarray) -> dict[str, int]:
     """How many probes have exactly the reference top-k, differ only by ties, or differ."""
     same = (ids == ref_ids).all(axis=1)
     close = (np.abs(scores - ref_scores) <= TIE_TOL).all(axis=1)
-    return {"identical": int(same.sum()), "ties_only": int((~same & close).sum()),
-            "different": int((~same & ~close).sum())}
+    return {
+        "identical": int(same.sum()),
+        "ties_only": int((~same & close).sum()),
+        "different": int((~same & ~close).sum()),
+    }
 
 
 def recall_at_k(ids: np.ndarray, ref_ids: np.ndarray) -> float:
@@ -107,8 +113,7 @@ def recall_at_k(ids: np.ndarray, ref_ids: np.ndarray) -> float:
     return float(np.mean(hits))
 
 
-def nprobe_sweep(g: Gallery, probes: np.ndarray, k: int, ref_i: np.ndarray,
-                 values: str) -> list[dict[str, float]]:
+def nprobe_sweep(g: Gallery, probes: np.ndarray, k: int, ref_i: np.ndarray, values: str) -> list[dict[str, float]]:
     """Queries/s and recall of an IVF gallery for several nprobe values (restores nprobe).
 
     Values above the gallery's number of lists are skipped (they equal nprobe = nlist).
@@ -122,9 +127,14 @@ def nprobe_sweep(g: Gallery, probes: np.ndarray, k: int, ref_i: np.ndarray,
         t0 = time.perf_counter()
         res = g.search(probes, k)
         seconds = time.perf_counter() - t0
-        out.append({"nprobe": nprobe, "queries_per_s": len(probes) / seconds,
-                    "recall_at_1_vs_brute": float((res.ids[:, 0] == ref_i[:, 0]).mean()),
-                    "recall_at_k_vs_brute": recall_at_k(res.ids, ref_i)})
+        out.append(
+            {
+                "nprobe": nprobe,
+                "queries_per_s": len(probes) / seconds,
+                "recall_at_1_vs_brute": float((res.ids[:, 0] == ref_i[:, 0]).mean()),
+                "recall_at_k_vs_brute": recall_at_k(res.ids, ref_i),
+            }
+        )
     g.nprobe = keep
     return out
 
@@ -142,21 +152,37 @@ def run_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     brute_probes = torch.from_numpy(probes)
     brute_force_topk(brute_feats, brute_probes[:8], k, normalize=False)  # warm-up
     t0 = time.perf_counter()
-    ref_s, ref_i = brute_force_topk(brute_feats, brute_probes, k, normalize=False,
-                                    chunk_size=args.chunk)
+    ref_s, ref_i = brute_force_topk(brute_feats, brute_probes, k, normalize=False, chunk_size=args.chunk)
     brute_time = time.perf_counter() - t0
     ref_s, ref_i = ref_s.numpy(), ref_i.numpy().astype(np.int64)
-    rows.append({
-        "size": n, "method": "brute", "params": {"chunk_size": args.chunk, "normalize": False},
-        "build_s": 0.0, "search_s": brute_time, "queries_per_s": len(probes) / brute_time,
-        "recall_at_1_vs_brute": 1.0, "recall_at_1_vs_source": float((ref_i[:, 0] == source).mean()),
-        "recall_at_k_vs_brute": 1.0, "index_bytes": int(gallery.nbytes), "rss_delta_bytes": 0,
-    })
+    rows.append(
+        {
+            "size": n,
+            "method": "brute",
+            "params": {"chunk_size": args.chunk, "normalize": False},
+            "build_s": 0.0,
+            "search_s": brute_time,
+            "queries_per_s": len(probes) / brute_time,
+            "recall_at_1_vs_brute": 1.0,
+            "recall_at_1_vs_source": float((ref_i[:, 0] == source).mean()),
+            "recall_at_k_vs_brute": 1.0,
+            "index_bytes": int(gallery.nbytes),
+            "rss_delta_bytes": 0,
+        }
+    )
     print(f"[N={n:,}] brute: {rows[-1]['queries_per_s']:.0f} q/s", flush=True)
 
-    methods = [("flat", {}), ("ivf", {"nlist": max(1, round(4 * math.sqrt(n))),
-                                      "nprobe": args.nprobe,
-                                      "train_points_per_list": args.train_per_list})]
+    methods = [
+        ("flat", {}),
+        (
+            "ivf",
+            {
+                "nlist": max(1, round(4 * math.sqrt(n))),
+                "nprobe": args.nprobe,
+                "train_points_per_list": args.train_per_list,
+            },
+        ),
+    ]
     for kind, params in methods:
         gc.collect()
         rss0 = rss_bytes()
@@ -170,8 +196,12 @@ def run_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         res = g.search(probes, k)
         search = time.perf_counter() - t0
         row = {
-            "size": n, "method": kind, "params": {**params, "on_gpu": g.use_gpu},
-            "build_s": build, "search_s": search, "queries_per_s": len(probes) / search,
+            "size": n,
+            "method": kind,
+            "params": {**params, "on_gpu": g.use_gpu},
+            "build_s": build,
+            "search_s": search,
+            "queries_per_s": len(probes) / search,
             "recall_at_1_vs_brute": float((res.ids[:, 0] == ref_i[:, 0]).mean()),
             "recall_at_1_vs_source": float((res.ids[:, 0] == source).mean()),
             "recall_at_k_vs_brute": recall_at_k(res.ids, ref_i),
@@ -187,16 +217,21 @@ def run_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             check["exact"] = check["different"] == 0
             row["equals_brute_force"] = check
         rows.append(row)
-        print(f"[N={n:,}] {kind}: build {build:.1f}s, {row['queries_per_s']:.0f} q/s, "
-              f"recall@1 {row['recall_at_1_vs_brute']:.3f}", flush=True)
+        print(
+            f"[N={n:,}] {kind}: build {build:.1f}s, {row['queries_per_s']:.0f} q/s, "
+            f"recall@1 {row['recall_at_1_vs_brute']:.3f}",
+            flush=True,
+        )
         del g, res
     return rows
 
 
 def format_table(rows: list[dict[str, Any]], k: int) -> str:
     """A plain-text table of the results."""
-    head = (f"{'N':>9} {'method':<6} {'build s':>8} {'q/s':>9} {'R@1 brute':>9} "
-            f"{'R@1 src':>8} {f'R@{k} brute':>10} {'index MB':>9} {'RSS +MB':>8}  notes")
+    head = (
+        f"{'N':>9} {'method':<6} {'build s':>8} {'q/s':>9} {'R@1 brute':>9} "
+        f"{'R@1 src':>8} {f'R@{k} brute':>10} {'index MB':>9} {'RSS +MB':>8}  notes"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         note = ""
@@ -204,18 +239,21 @@ def format_table(rows: list[dict[str, Any]], k: int) -> str:
             note = f"nlist={r['params']['nlist_effective']} nprobe={r['params']['nprobe']}"
         if r["method"] == "flat":
             c = r["equals_brute_force"]
-            note = (f"top-{k} == brute: {c['identical']} identical, {c['ties_only']} ties, "
-                    f"{c['different']} different")
-        lines.append(f"{r['size']:>9,} {r['method']:<6} {r['build_s']:>8.2f} {r['queries_per_s']:>9.0f} "
-                     f"{r['recall_at_1_vs_brute']:>9.3f} {r['recall_at_1_vs_source']:>8.3f} "
-                     f"{r['recall_at_k_vs_brute']:>10.3f} {r['index_bytes'] / 2**20:>9.1f} "
-                     f"{r['rss_delta_bytes'] / 2**20:>8.1f}  {note}")
+            note = f"top-{k} == brute: {c['identical']} identical, {c['ties_only']} ties, {c['different']} different"
+        lines.append(
+            f"{r['size']:>9,} {r['method']:<6} {r['build_s']:>8.2f} {r['queries_per_s']:>9.0f} "
+            f"{r['recall_at_1_vs_brute']:>9.3f} {r['recall_at_1_vs_source']:>8.3f} "
+            f"{r['recall_at_k_vs_brute']:>10.3f} {r['index_bytes'] / 2**20:>9.1f} "
+            f"{r['rss_delta_bytes'] / 2**20:>8.1f}  {note}"
+        )
     sweeps = [r for r in rows if r.get("nprobe_sweep")]
     if sweeps:
         lines += ["", "IVF nprobe sweep (queries/s, recall@1 vs brute force):"]
         for r in sweeps:
-            cells = ", ".join(f"{s['nprobe']}: {s['queries_per_s']:.0f} q/s R@1 {s['recall_at_1_vs_brute']:.3f}"
-                              for s in r["nprobe_sweep"])
+            cells = ", ".join(
+                f"{s['nprobe']}: {s['queries_per_s']:.0f} q/s R@1 {s['recall_at_1_vs_brute']:.3f}"
+                for s in r["nprobe_sweep"]
+            )
             lines.append(f"  N={r['size']:,} nlist={r['params']['nlist_effective']}: {cells}")
     return "\n".join(lines)
 
@@ -223,6 +261,7 @@ def format_table(rows: list[dict[str, Any]], k: int) -> str:
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     """Queries/s and recall@1 against gallery size, one line per method."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -233,10 +272,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         sizes = [r["size"] for r in sel]
         ax1.plot(sizes, [r["queries_per_s"] for r in sel], "o-", label=method)
         ax2.plot(sizes, [r["recall_at_1_vs_brute"] for r in sel], "o-", label=method)
-    ax1.set(xscale="log", yscale="log", xlabel="gallery size", ylabel="queries / s",
-            title=f"search speed ({device})")
-    ax2.set(xscale="log", xlabel="gallery size", ylabel="recall@1 vs brute force",
-            title="recall@1", ylim=(0, 1.05))
+    ax1.set(xscale="log", yscale="log", xlabel="gallery size", ylabel="queries / s", title=f"search speed ({device})")
+    ax2.set(xscale="log", xlabel="gallery size", ylabel="recall@1 vs brute force", title="recall@1", ylim=(0, 1.05))
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
         ax.legend()
@@ -254,16 +291,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", type=int, default=1000)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--nprobe", type=int, default=16)
-    parser.add_argument("--sweep", default="1,4,16,64,256",
-                        help="IVF nprobe values to also time (empty: none)")
-    parser.add_argument("--train-per-list", type=int, default=64,
-                        help="IVF k-means sample: at most this many vectors per list")
-    parser.add_argument("--probe-cos", type=float, default=0.7,
-                        help="cosine between a probe and its source gallery vector")
+    parser.add_argument("--sweep", default="1,4,16,64,256", help="IVF nprobe values to also time (empty: none)")
+    parser.add_argument(
+        "--train-per-list", type=int, default=64, help="IVF k-means sample: at most this many vectors per list"
+    )
+    parser.add_argument(
+        "--probe-cos", type=float, default=0.7, help="cosine between a probe and its source gallery vector"
+    )
     parser.add_argument("--chunk", type=int, default=65536, help="brute-force gallery chunk")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None,
-                        help="run the FAISS galleries on the GPU (default: when FAISS sees one)")
+    parser.add_argument(
+        "--gpu",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the FAISS galleries on the GPU (default: when FAISS sees one)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "search_speed.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -276,11 +318,19 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
     result = {
         "benchmark": "gallery search speed",
-        "settings": {"sizes": sizes, "dim": args.dim, "probes": args.probes, "k": args.k,
-                     "nprobe": args.nprobe, "nprobe_sweep": args.sweep, "nlist_rule": "round(4 * sqrt(N))",
-                     "train_points_per_list": args.train_per_list, "probe_cos": args.probe_cos,
-                     "seed": args.seed, "timing": "one batched search of all probes after a "
-                     "warm-up; build = create + add (IVF k-means included)"},
+        "settings": {
+            "sizes": sizes,
+            "dim": args.dim,
+            "probes": args.probes,
+            "k": args.k,
+            "nprobe": args.nprobe,
+            "nprobe_sweep": args.sweep,
+            "nlist_rule": "round(4 * sqrt(N))",
+            "train_points_per_list": args.train_per_list,
+            "probe_cos": args.probe_cos,
+            "seed": args.seed,
+            "timing": "one batched search of all probes after a warm-up; build = create + add (IVF k-means included)",
+        },
         "machine": machine_info(),
         "total_s": time.perf_counter() - started,
         "results": rows,

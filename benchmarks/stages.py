@@ -22,8 +22,13 @@ def quiet_sets(quick: bool, batch: int) -> list[str]:
     end); in the smoke mode also small batches, no samples, a log line per step, no progress bar."""
     sets = ["train.eval_every=-1", "train.best_metric=null", "train.checkpoint_every=0"]
     if quick:
-        sets += [f"batch_size={batch}", "train.num_workers=0", "train.sample_every=-1", "train.log_every=1",
-                 "train.progress=false"]
+        sets += [
+            f"batch_size={batch}",
+            "train.num_workers=0",
+            "train.sample_every=-1",
+            "train.log_every=1",
+            "train.progress=false",
+        ]
     return sets
 
 
@@ -31,10 +36,21 @@ def lightcnn_sets(data: Path, size: int, steps: int, seed: int) -> list[str]:
     """LightCNN-9 from scratch as the benchmarks train it (configs/recognizer/synth-pretrain.yaml with
     these sets): AdamW 1e-3, the lr / 10 at 70% of `steps`, no dropout, `size` px input. SGD from
     scratch stays at ln(N) far beyond the few hundred steps a CPU run affords."""
-    return [f"data.train={data}", "data.eval=none", f"data.size={size}", f"train.seed={seed}",
-            f"train.steps={steps}", "optim.name=adamw", "optim.lr=0.001", "optim.official_lr_groups=false",
-            "net.dropout=0", "optim.gamma=0.1", f"optim.step_size={max(1, round(0.7 * steps))}",
-            "train.channels_last=true", "train.sample_every=-1"]
+    return [
+        f"data.train={data}",
+        "data.eval=none",
+        f"data.size={size}",
+        f"train.seed={seed}",
+        f"train.steps={steps}",
+        "optim.name=adamw",
+        "optim.lr=0.001",
+        "optim.official_lr_groups=false",
+        "net.dropout=0",
+        "optim.gamma=0.1",
+        f"optim.step_size={max(1, round(0.7 * steps))}",
+        "train.channels_last=true",
+        "train.sample_every=-1",
+    ]
 
 
 def show_progress() -> None:

@@ -77,8 +77,12 @@ class SmallCNN(nn.Module):
         chans = [1, width, 2 * width, 4 * width, 8 * width]
         layers: list[nn.Module] = []
         for cin, cout in zip(chans[:-1], chans[1:]):
-            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
         self.features = nn.Sequential(*layers)
         self.embed = nn.Sequential(nn.Flatten(), nn.Linear(8 * width * (size // 16) ** 2, dim), nn.BatchNorm1d(dim))
         self.weight = nn.Parameter(torch.randn(n_classes, dim) * 0.01)
@@ -108,7 +112,7 @@ def train(x: np.ndarray, y: np.ndarray, n_classes: int, epochs: int, seed: int, 
         perm = torch.randperm(len(x), generator=g)
         tot, correct, seen = 0.0, 0, 0
         for i in range(0, len(x), batch):
-            idx = perm[i:i + batch]
+            idx = perm[i : i + batch]
             xb = xt[idx]
             flip = torch.rand(len(idx), generator=g) < 0.5
             xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
@@ -126,8 +130,11 @@ def train(x: np.ndarray, y: np.ndarray, n_classes: int, epochs: int, seed: int, 
             tot += loss.item() * len(idx)
             correct += int((logits.argmax(1) == yt[idx]).sum())
             seen += len(idx)
-        print(f"  epoch {ep + 1}/{epochs}: loss {tot / seen:.3f}, train acc {correct / seen:.3f} "
-              f"({time.time() - t_start:.0f}s)", flush=True)
+        print(
+            f"  epoch {ep + 1}/{epochs}: loss {tot / seen:.3f}, train acc {correct / seen:.3f} "
+            f"({time.time() - t_start:.0f}s)",
+            flush=True,
+        )
     return model
 
 
@@ -137,7 +144,7 @@ def embed(model: SmallCNN, x: np.ndarray) -> torch.Tensor:
     model.eval()
     out = []
     for i in range(0, len(x), 512):
-        xb = standardise(torch.from_numpy(x[i:i + 512]).unsqueeze(1))
+        xb = standardise(torch.from_numpy(x[i : i + 512]).unsqueeze(1))
         f, _ = model(xb)
         f2, _ = model(xb.flip(-1))
         out.append(F.normalize(f + f2, dim=1))
@@ -160,8 +167,12 @@ def main() -> None:
     ap.add_argument("--webface-subjects", type=int, default=None)
     ap.add_argument("--images-per-subject", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (default 1: on a shared 2-core machine 2 threads oversubscribe and run far slower)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared 2-core machine 2 threads oversubscribe and run far slower)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -205,25 +216,57 @@ def main() -> None:
     frontal = per_yaw[0]
     at60 = 0.5 * (per_yaw[-60] + per_yaw[60])
     result = {
-        "seed": args.seed, "quick": q, "size": args.size, "cnn_input": x.shape[-1], "threads": args.threads,
-        "webface": {"subjects": n_wf, "images_per_subject": ipr, "images": int(len(x)),
-                    "note": "smaller than the preset default (1000 x 20) to fit the time budget"},
+        "seed": args.seed,
+        "quick": q,
+        "size": args.size,
+        "cnn_input": x.shape[-1],
+        "threads": args.threads,
+        "webface": {
+            "subjects": n_wf,
+            "images_per_subject": ipr,
+            "images": int(len(x)),
+            "note": "smaller than the preset default (1000 x 20) to fit the time budget",
+        },
         "model": "SmallCNN: 4 x (conv3x3-BN-ReLU-maxpool) 16-32-64-128 channels, 128-d embedding (linear+BN), "
-                 f"CosFace s={COS_SCALE:g} m={COS_MARGIN:g}; grayscale input, per-image standardised",
+        f"CosFace s={COS_SCALE:g} m={COS_MARGIN:g}; grayscale input, per-image standardised",
         "epochs": epochs,
-        "multipie": {"subjects": n_mp, "test_subjects": len(test_idx), "gallery": "frontal, neutral light, neutral expression",
-                     "probes": len(mrecs) - len(gal), "rank1_per_yaw": {str(k): v for k, v in per_yaw.items()}},
-        "nirvis": {"subjects": n_nv, "test_subjects": len(ngal), "nir_probes": len(npr), "vis_probes": len(vpr),
-                   "rank1_nir_vis": nir_vis, "rank1_vis_vis": vis_vis},
-        "summary": {"frontal_rank1": frontal, "rank1_at_60": at60, "nir_vis_rank1": nir_vis,
-                    "drop_at_60_points": 100 * (frontal - at60), "drop_nir_vis_points": 100 * (frontal - nir_vis),
-                    "target": "frontal >= 0.90; drops at +-60 and NIR->VIS each 15..60 points",
-                    "meets_target": bool(frontal >= 0.9 and 15 <= 100 * (frontal - at60) <= 60
-                                         and 15 <= 100 * (frontal - nir_vis) <= 60)},
-        "seconds": {"render_webface": round(t_render, 1), "train": round(t_train, 1),
-                    "total": round(time.time() - t0, 1)},
-        "machine": {"cpu_count": __import__("os").cpu_count(), "torch": torch.__version__,
-                    "python": platform.python_version(), "device": "cpu"},
+        "multipie": {
+            "subjects": n_mp,
+            "test_subjects": len(test_idx),
+            "gallery": "frontal, neutral light, neutral expression",
+            "probes": len(mrecs) - len(gal),
+            "rank1_per_yaw": {str(k): v for k, v in per_yaw.items()},
+        },
+        "nirvis": {
+            "subjects": n_nv,
+            "test_subjects": len(ngal),
+            "nir_probes": len(npr),
+            "vis_probes": len(vpr),
+            "rank1_nir_vis": nir_vis,
+            "rank1_vis_vis": vis_vis,
+        },
+        "summary": {
+            "frontal_rank1": frontal,
+            "rank1_at_60": at60,
+            "nir_vis_rank1": nir_vis,
+            "drop_at_60_points": 100 * (frontal - at60),
+            "drop_nir_vis_points": 100 * (frontal - nir_vis),
+            "target": "frontal >= 0.90; drops at +-60 and NIR->VIS each 15..60 points",
+            "meets_target": bool(
+                frontal >= 0.9 and 15 <= 100 * (frontal - at60) <= 60 and 15 <= 100 * (frontal - nir_vis) <= 60
+            ),
+        },
+        "seconds": {
+            "render_webface": round(t_render, 1),
+            "train": round(t_train, 1),
+            "total": round(time.time() - t0, 1),
+        },
+        "machine": {
+            "cpu_count": __import__("os").cpu_count(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": "cpu",
+        },
     }
     print(json.dumps(result["summary"], indent=1))
     print("rank-1 per yaw:", {k: round(v, 3) for k, v in per_yaw.items()})
@@ -231,8 +274,10 @@ def main() -> None:
     suffix = "_quick" if q else ""
     (args.out / f"synth_difficulty{suffix}.json").write_text(json.dumps(result, indent=1) + "\n")
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5.5, 4.4), dpi=100)
     yaws = sorted(per_yaw)
     ax.plot(yaws, [100 * per_yaw[k] for k in yaws], "o-", label="multipie VIS->VIS (gallery: frontal)")

@@ -48,7 +48,7 @@ def measure(size: int, n_images: int, device: str, batch: int = 256) -> dict[str
     render_batch(batches[0][0], batches[0][1][:8], size, device)  # warm-up
     done, t_render, t_png = 0, 0.0, 0.0
     for ids, specs in batches:
-        specs = specs[:n_images - done]
+        specs = specs[: n_images - done]
         if not specs:
             break
         t0 = time.perf_counter()
@@ -62,8 +62,11 @@ def measure(size: int, n_images: int, device: str, batch: int = 256) -> dict[str
         t_render += t1 - t0
         t_png += t2 - t1
         done += len(specs)
-    return {"images": done, "render_images_per_s": done / t_render,
-            "render_png_images_per_s": done / (t_render + t_png)}
+    return {
+        "images": done,
+        "render_images_per_s": done / t_render,
+        "render_png_images_per_s": done / (t_render + t_png),
+    }
 
 
 def main() -> None:
@@ -79,13 +82,25 @@ def main() -> None:
     for size in (64, 128):
         r = measure(size, args.images if size == 64 else max(64, args.images // 4), args.device)
         results[str(size)] = r
-        print(f"{size}x{size}: render {r['render_images_per_s']:.0f} images/s, "
-              f"render + PNG {r['render_png_images_per_s']:.0f} images/s ({r['images']} images)", flush=True)
-    info = {"results": results, "goal": {"64": 1000, "128": 200},
-            "machine": {"cpu_count": os.cpu_count(), "torch_threads": args.threads, "torch": torch.__version__,
-                        "numpy": np.__version__, "python": platform.python_version(),
-                        "processor": platform.processor() or platform.machine(), "device": args.device,
-                        "load_average_1min": os.getloadavg()[0]}}
+        print(
+            f"{size}x{size}: render {r['render_images_per_s']:.0f} images/s, "
+            f"render + PNG {r['render_png_images_per_s']:.0f} images/s ({r['images']} images)",
+            flush=True,
+        )
+    info = {
+        "results": results,
+        "goal": {"64": 1000, "128": 200},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": args.threads,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+            "device": args.device,
+            "load_average_1min": os.getloadavg()[0],
+        },
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(info, indent=1) + "\n")
     print(f"wrote {args.out}")

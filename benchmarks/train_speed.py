@@ -149,15 +149,23 @@ class MemoryMeter:
         """{"peak_mem_mb", "mem_kind"} of the region so far."""
         if self.cuda:
             torch.cuda.synchronize()
-            return {"peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1),
-                    "mem_kind": "cuda max_memory_allocated"}
+            return {
+                "peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+                "mem_kind": "cuda max_memory_allocated",
+            }
         hwm = _status_kb("VmHWM")
         if hwm is None or self.base_kb is None:
             return {"peak_mem_mb": None, "mem_kind": "unavailable (no /proc)"}
-        kind = "peak RSS growth (VmHWM - VmRSS at start)" if self.peak_reset else \
-            "peak RSS growth, upper bound (VmHWM could not be reset)"
-        return {"peak_mem_mb": round(max(0, hwm - self.base_kb) / 1024, 1), "peak_rss_mb": round(hwm / 1024, 1),
-                "mem_kind": kind}
+        kind = (
+            "peak RSS growth (VmHWM - VmRSS at start)"
+            if self.peak_reset
+            else "peak RSS growth, upper bound (VmHWM could not be reset)"
+        )
+        return {
+            "peak_mem_mb": round(max(0, hwm - self.base_kb) / 1024, 1),
+            "peak_rss_mb": round(hwm / 1024, 1),
+            "mem_kind": kind,
+        }
 
 
 def sync(device: str) -> None:
@@ -166,8 +174,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(step: Callable[[int], Any], steps: int, warmup: int, device: str, meter: MemoryMeter
-               ) -> list[float]:
+def time_steps(step: Callable[[int], Any], steps: int, warmup: int, device: str, meter: MemoryMeter) -> list[float]:
     """Run `warmup` untimed then `steps` timed calls of `step(i)`; seconds of each timed call."""
     for i in range(warmup):
         step(i)
@@ -184,10 +191,12 @@ def time_steps(step: Callable[[int], Any], steps: int, warmup: int, device: str,
 def timing_row(times: list[float], images_per_step: int) -> dict[str, Any]:
     """images/s (total images over total time), mean and median ms/step."""
     total = sum(times)
-    return {"images_per_s": round(images_per_step * len(times) / total, 2),
-            "ms_per_step": round(1000 * total / len(times), 1),
-            "ms_per_step_median": round(1000 * statistics.median(times), 1),
-            "timed_steps": len(times)}
+    return {
+        "images_per_s": round(images_per_step * len(times) / total, 2),
+        "ms_per_step": round(1000 * total / len(times), 1),
+        "ms_per_step_median": round(1000 * statistics.median(times), 1),
+        "timed_steps": len(times),
+    }
 
 
 # ---------------------------------------------------------------------- DR-GAN
@@ -216,10 +225,16 @@ def run_task(task: Any, cfg: Any, device: str, variant: Variant, steps: int) -> 
     cfg.validate()
     torch.manual_seed(SEED)
     dev = torch.device(device)
-    ctx = TrainContext(device=dev, amp=variant.amp and device.startswith("cuda"),
-                       channels_last=variant.channels_last,
-                       generator=torch.Generator(device=dev).manual_seed(SEED), seed=SEED, num_workers=0,
-                       run_dir=Path(_TMP.name), train_cfg=cfg.train)
+    ctx = TrainContext(
+        device=dev,
+        amp=variant.amp and device.startswith("cuda"),
+        channels_last=variant.channels_last,
+        generator=torch.Generator(device=dev).manual_seed(SEED),
+        seed=SEED,
+        num_workers=0,
+        run_dir=Path(_TMP.name),
+        train_cfg=cfg.train,
+    )
     task.build(cfg, ctx)
     fixed = ctx.to_device(next(iter(task.train_loader())))
     meter = MemoryMeter(device)
@@ -238,22 +253,36 @@ def bench_drgan(size: int, batch: int, device: str, steps: int, variant: Variant
     if variant.amp and not cuda:
         return None  # autocast is CUDA-only in the engine; CPU trains in fp32
     data = tiny_multipie(size)
-    sets = [f"data.train={data}", "data.eval=null", f"data.size={size}", f"batch_size={batch}",
-            f"net.width={variant.width}", f"net.multi_image={variant.multi_image}", f"train.seed={SEED}",
-            f"train.amp={'bf16' if variant.amp else 'off'}", f"train.channels_last={str(variant.channels_last).lower()}",
-            "train.num_workers=0", f"train.device={'cuda' if cuda else 'cpu'}",
-            # the paper's single D head at the paper's width; the synth recipe's separate heads otherwise
-            f"net.d_heads={'shared' if variant.width >= 1 else 'separate'}"]
+    sets = [
+        f"data.train={data}",
+        "data.eval=null",
+        f"data.size={size}",
+        f"batch_size={batch}",
+        f"net.width={variant.width}",
+        f"net.multi_image={variant.multi_image}",
+        f"train.seed={SEED}",
+        f"train.amp={'bf16' if variant.amp else 'off'}",
+        f"train.channels_last={str(variant.channels_last).lower()}",
+        "train.num_workers=0",
+        f"train.device={'cuda' if cuda else 'cpu'}",
+        # the paper's single D head at the paper's width; the synth recipe's separate heads otherwise
+        f"net.d_heads={'shared' if variant.width >= 1 else 'separate'}",
+    ]
     cfg = load_config(DRGANConfig, DRGAN_RECIPE, sets)
     task = DRGANTask()
     times, memory = run_task(task, cfg, device, variant, steps)
     params_g = sum(p.numel() for p in task.G.parameters())
     params_d = sum(p.numel() for p in task.D.parameters())
-    row = {"recipe": str(DRGAN_RECIPE.relative_to(ROOT)), "sets": sets[2:],
-           "images_per_step": task.images_per_step(),
-           "synthesized_per_step": batch + (batch // variant.multi_image if variant.multi_image else 0),
-           "params_g": params_g, "params_d": params_d,
-           **timing_row(times, task.images_per_step()), **memory}
+    row = {
+        "recipe": str(DRGAN_RECIPE.relative_to(ROOT)),
+        "sets": sets[2:],
+        "images_per_step": task.images_per_step(),
+        "synthesized_per_step": batch + (batch // variant.multi_image if variant.multi_image else 0),
+        "params_g": params_g,
+        "params_d": params_d,
+        **timing_row(times, task.images_per_step()),
+        **memory,
+    }
     del task
     if cuda:
         torch.cuda.empty_cache()
@@ -282,22 +311,40 @@ def bench_dvg(size: int, batch: int, device: str, steps: int, variant: Variant) 
         write_preset(SynthConfig(preset="nirvis", subjects=12, size=size, seed=SEED), out)
         torch.manual_seed(SEED)
         export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=size, in_channels=1), out / "rec.pt")
-        save_generator_file(out / "fs.pt", "dvg-sampler", {"feature_dim": 256, "latent_dim": 256, "width": 1.0},
-                            {"sampler": IdentitySampler(256, 256, 1.0).state_dict()})
+        save_generator_file(
+            out / "fs.pt",
+            "dvg-sampler",
+            {"feature_dim": 256, "latent_dim": 256, "width": 1.0},
+            {"sampler": IdentitySampler(256, 256, 1.0).state_dict()},
+        )
         _NIRVIS_CACHE[size] = out
     data = _NIRVIS_CACHE[size]
-    sets = [f"data.train={data}", "data.split=", f"data.size={size}", f"data.recognizer={data / 'rec.pt'}",
-            f"data.identity_sampler={data / 'fs.pt'}", f"batch_size={batch}", f"net.width={variant.width}",
-            f"train.seed={SEED}", f"train.amp={'bf16' if variant.amp else 'off'}",
-            f"train.channels_last={str(variant.channels_last).lower()}", "train.num_workers=0",
-            f"train.device={'cuda' if cuda else 'cpu'}"]
+    sets = [
+        f"data.train={data}",
+        "data.split=",
+        f"data.size={size}",
+        f"data.recognizer={data / 'rec.pt'}",
+        f"data.identity_sampler={data / 'fs.pt'}",
+        f"batch_size={batch}",
+        f"net.width={variant.width}",
+        f"train.seed={SEED}",
+        f"train.amp={'bf16' if variant.amp else 'off'}",
+        f"train.channels_last={str(variant.channels_last).lower()}",
+        "train.num_workers=0",
+        f"train.device={'cuda' if cuda else 'cpu'}",
+    ]
     cfg = load_config(DVGConfig, DVG_RECIPE, sets)
     task = DVGTask()
     times, memory = run_task(task, cfg, device, variant, steps)
-    row = {"recipe": str(DVG_RECIPE.relative_to(ROOT)), "sets": sets[2:], "images_per_step": 2 * batch,
-           "params_g": sum(p.numel() for p in task.G.parameters()),
-           "params_d": sum(p.numel() for p in [*task.D_nir.parameters(), *task.D_vis.parameters()]),
-           **timing_row(times, 2 * batch), **memory}
+    row = {
+        "recipe": str(DVG_RECIPE.relative_to(ROOT)),
+        "sets": sets[2:],
+        "images_per_step": 2 * batch,
+        "params_g": sum(p.numel() for p in task.G.parameters()),
+        "params_d": sum(p.numel() for p in [*task.D_nir.parameters(), *task.D_vis.parameters()]),
+        **timing_row(times, 2 * batch),
+        **memory,
+    }
     del task
     if cuda:
         torch.cuda.empty_cache()
@@ -329,19 +376,32 @@ def bench_tsgan(size: int, batch: int, device: str, steps: int, variant: Variant
         export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=size, in_channels=1), out / "rec.pt")
         _OCCLUDED_CACHE[key] = out
     data = _OCCLUDED_CACHE[key]
-    sets = [f"data.train={data}", f"data.recognizer={data / 'rec.pt'}", "data.split=", f"data.size={size}",
-            f"batch_size={batch}",
-            f"net.width={variant.width}", f"train.seed={SEED}", f"train.amp={'bf16' if variant.amp else 'off'}",
-            f"train.channels_last={str(variant.channels_last).lower()}", "train.num_workers=0",
-            f"train.device={'cuda' if cuda else 'cpu'}"]
+    sets = [
+        f"data.train={data}",
+        f"data.recognizer={data / 'rec.pt'}",
+        "data.split=",
+        f"data.size={size}",
+        f"batch_size={batch}",
+        f"net.width={variant.width}",
+        f"train.seed={SEED}",
+        f"train.amp={'bf16' if variant.amp else 'off'}",
+        f"train.channels_last={str(variant.channels_last).lower()}",
+        "train.num_workers=0",
+        f"train.device={'cuda' if cuda else 'cpu'}",
+    ]
     cfg = load_config(TSGANConfig, TSGAN_RECIPE, sets)
     task = TSGANTask()
     times, memory = run_task(task, cfg, device, variant, steps)
-    row = {"recipe": str(TSGAN_RECIPE.relative_to(ROOT)), "sets": sets[2:], "subjects": subjects,
-           "images_per_step": task.images_per_step(),
-           "params_g": sum(p.numel() for p in [*task.G_d.parameters(), *task.G_f.parameters()]),
-           "params_d": sum(p.numel() for p in [*task.D_d.parameters(), *task.D_f.parameters()]),
-           **timing_row(times, task.images_per_step()), **memory}
+    row = {
+        "recipe": str(TSGAN_RECIPE.relative_to(ROOT)),
+        "sets": sets[2:],
+        "subjects": subjects,
+        "images_per_step": task.images_per_step(),
+        "params_g": sum(p.numel() for p in [*task.G_d.parameters(), *task.G_f.parameters()]),
+        "params_d": sum(p.numel() for p in [*task.D_d.parameters(), *task.D_f.parameters()]),
+        **timing_row(times, task.images_per_step()),
+        **memory,
+    }
     del task
     if cuda:
         torch.cuda.empty_cache()
@@ -370,16 +430,25 @@ def bench_dvg_generate(size: int, batch: int, device: str, steps: int, variant: 
     meter = MemoryMeter(device)
     meter.start()
     times = time_steps(lambda i: generate_batch(loaded, i * batch, batch, SEED), steps, variant.warmup, device, meter)
-    row = {"what": "F_s + G forward for NIR and VIS (PNG writes excluded)", "images_per_step": 2 * batch,
-           "params_g": sum(p.numel() for p in g.parameters()), **timing_row(times, 2 * batch), **meter.result()}
+    row = {
+        "what": "F_s + G forward for NIR and VIS (PNG writes excluded)",
+        "images_per_step": 2 * batch,
+        "params_g": sum(p.numel() for p in g.parameters()),
+        **timing_row(times, 2 * batch),
+        **meter.result(),
+    }
     if cuda:
         torch.cuda.empty_cache()
     return row
 
 
 #: name -> function(size, batch, device, steps, variant) -> row dict (None: variant not applicable).
-METHODS: dict[str, BenchFn] = {"drgan": bench_drgan, "dvg": bench_dvg, "dvg-generate": bench_dvg_generate,
-                              "tsgan": bench_tsgan}
+METHODS: dict[str, BenchFn] = {
+    "drgan": bench_drgan,
+    "dvg": bench_dvg,
+    "dvg-generate": bench_dvg_generate,
+    "tsgan": bench_tsgan,
+}
 
 
 # ---------------------------------------------------------------------- reporting
@@ -391,8 +460,11 @@ def machine_info(devices: list[str]) -> dict[str, Any]:
 def label(row: dict[str, Any]) -> str:
     """Short name of a row's configuration."""
     multi = f"multi{row['multi_image']}" if row["multi_image"] else "single"
-    extra = "" if not row["device"].startswith("cuda") else \
-        f" {'bf16' if row['amp'] else 'fp32'}{' cl' if row['channels_last'] else ''}"
+    extra = (
+        ""
+        if not row["device"].startswith("cuda")
+        else f" {'bf16' if row['amp'] else 'fp32'}{' cl' if row['channels_last'] else ''}"
+    )
     if row["method"] in ("dvg", "dvg-generate"):
         multi = f"{row['batch']} pairs"
     elif row["method"] == "tsgan":
@@ -482,8 +554,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--amp", default=None, help="on,off: bf16 autocast (CUDA only; default off,on on CUDA)")
     ap.add_argument("--channels-last", default=None, help="on,off (default: on for CPU as the recipes, on,off on CUDA)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default torch's)")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke mode: 32 px, batch 8, 2 steps, 2 warm-up, 1 thread; writes into --out or a temp folder")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke mode: 32 px, batch 8, 2 steps, 2 warm-up, 1 thread; writes into --out or a temp folder",
+    )
     ap.add_argument("--out", type=Path, default=None, help="JSON path or folder (default benchmarks/results)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -512,11 +587,15 @@ def main(argv: list[str] | None = None) -> int:
 
     cases = plan(args)
     info = machine_info(args.devices)
-    print(f"{len(cases)} cases; {args.warmup} warm-up + {args.steps} timed steps each; batch {args.batch}; "
-          f"{info['torch_threads']} torch threads on {info['cpu_count']} cores")
+    print(
+        f"{len(cases)} cases; {args.warmup} warm-up + {args.steps} timed steps each; batch {args.batch}; "
+        f"{info['torch_threads']} torch threads on {info['cpu_count']} cores"
+    )
     rows: list[dict[str, Any]] = []
-    header = f"{'method':<13}{'dev':<6}{'size':>5}{'width':>7}{'multi':>6}{'amp':>6}{'cl':>4}" \
-             f"{'img/s':>9}{'ms/step':>10}{'median':>9}{'peak MB':>9}"
+    header = (
+        f"{'method':<13}{'dev':<6}{'size':>5}{'width':>7}{'multi':>6}{'amp':>6}{'cl':>4}"
+        f"{'img/s':>9}{'ms/step':>10}{'median':>9}{'peak MB':>9}"
+    )
     print(header)
     t_all = time.perf_counter()
     for method, size, device, variant in cases:
@@ -526,18 +605,26 @@ def main(argv: list[str] | None = None) -> int:
         row = {"method": method, "device": device, "size": size, "batch": args.batch, **asdict(variant), **row}
         rows.append(row)
         peak = row.get("peak_mem_mb")
-        print(f"{method:<13}{device:<6}{size:>5}{variant.width:>7g}{variant.multi_image:>6}"
-              f"{'bf16' if variant.amp else 'off':>6}{'on' if variant.channels_last else 'off':>4}"
-              f"{row['images_per_s']:>9.1f}{row['ms_per_step']:>10.1f}{row['ms_per_step_median']:>9.1f}"
-              f"{peak if peak is not None else float('nan'):>9.1f}", flush=True)
+        print(
+            f"{method:<13}{device:<6}{size:>5}{variant.width:>7g}{variant.multi_image:>6}"
+            f"{'bf16' if variant.amp else 'off':>6}{'on' if variant.channels_last else 'off':>4}"
+            f"{row['images_per_s']:>9.1f}{row['ms_per_step']:>10.1f}{row['ms_per_step_median']:>9.1f}"
+            f"{peak if peak is not None else float('nan'):>9.1f}",
+            flush=True,
+        )
     with contextlib.suppress(OSError):
         info["load_average_end"] = list(os.getloadavg())
     result = {
         "benchmark": "generator training speed: one full train_step (all phases) on a fixed batch, "
-                     "warm-up excluded; fp32 on CPU",
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv[:1], *(argv if argv is not None
-                                                                                      else sys.argv[1:])]),
-        "quick": args.quick, "seed": SEED, "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
+        "warm-up excluded; fp32 on CPU",
+        "command": " ".join(
+            shlex.quote(a) for a in [sys.executable, *sys.argv[:1], *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "quick": args.quick,
+        "seed": SEED,
+        "batch": args.batch,
+        "steps": args.steps,
+        "warmup": args.warmup,
         "seconds_total": round(time.perf_counter() - t_all, 1),
         "machine": info,
         "note": "timings on a shared machine are pessimistic; images/s counts real input images per step",

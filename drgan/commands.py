@@ -35,8 +35,9 @@ def register(sub: Any) -> None:
     ro.add_argument("--input", type=Path, required=True, help="image, folder of images or manifest")
     ro.add_argument("--yaw", default="-60,-30,0,30,60", help="comma-separated yaws in degrees (nearest pose bin)")
     ro.add_argument("--out", type=Path, required=True, help="folder for <stem>_yaw<+30>.png and pose_sweep.png")
-    ro.add_argument("--fuse", action="store_true",
-                    help="treat the inputs as one subject: decode one row from their fused feature")
+    ro.add_argument(
+        "--fuse", action="store_true", help="treat the inputs as one subject: decode one row from their fused feature"
+    )
     ro.add_argument("--seed", type=int, default=0, help="seed of the noise z (same seed, same images)")
     ro.add_argument("--device", default="cpu", help="cpu | cuda")
     # let `--yaw -60,-30,0` through: argparse takes any other "-..." word for an option

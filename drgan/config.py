@@ -24,35 +24,37 @@ MULTIPIE_YAW_BINS = [-60.0, -45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0, 60.0]
 class DRGANData:
     """Training (and evaluation) images."""
 
-    train: str = ""                    #: manifest (or its folder) with a yaw on every row
-    split: str = "train"               #: rows of this split train ("" = every row)
+    train: str = ""  #: manifest (or its folder) with a yaw on every row
+    split: str = "train"  #: rows of this split train ("" = every row)
     modalities: list[str] = field(default_factory=lambda: ["vis"])  #: modalities to train on ([] = all)
-    size: int = 64                     #: image size S (a multiple of 16; the paper: 96)
-    channels: int = 3                  #: 3 RGB (the paper), 1 grayscale
+    size: int = 64  #: image size S (a multiple of 16; the paper: 96)
+    channels: int = 3  #: 3 RGB (the paper), 1 grayscale
     yaw_bins: list[float] = field(default_factory=lambda: list(MULTIPIE_YAW_BINS))  #: pose bins; N_p = len
-    eval: str | None = None            #: manifest for the cross-pose protocol every train.eval_every steps
+    eval: str | None = None  #: manifest for the cross-pose protocol every train.eval_every steps
 
 
 @dataclass
 class DRGANNet:
     """G and D."""
 
-    width: float = 1.0                 #: channel multiplier (1 = the paper's CASIA-Net; N_f = 320 * width)
-    noise_dim: int = 50                #: N_z
-    multi_image: int = 0               #: n images per subject fused by omega (0 = single-image DR-GAN)
-    dropout: float = 0.0               #: dropout on f(x), the decoder projection and D's feature (released code: 0.4)
-    init: str = "normal002"            #: weight initialisation (the paper: N(0, 0.02))
-    d_heads: str = "shared"            #: D's identity/pose heads: shared (the paper) | separate (released code: own Conv52-53 each)
+    width: float = 1.0  #: channel multiplier (1 = the paper's CASIA-Net; N_f = 320 * width)
+    noise_dim: int = 50  #: N_z
+    multi_image: int = 0  #: n images per subject fused by omega (0 = single-image DR-GAN)
+    dropout: float = 0.0  #: dropout on f(x), the decoder projection and D's feature (released code: 0.4)
+    init: str = "normal002"  #: weight initialisation (the paper: N(0, 0.02))
+    d_heads: str = (
+        "shared"  #: D's identity/pose heads: shared (the paper) | separate (released code: own Conv52-53 each)
+    )
 
 
 @dataclass
 class DRGANLoss:
     """Options beside the paper's objective (all off by default)."""
 
-    label_smoothing: float = 0.0       #: smooth D's targets (Salimans et al. 2016); 0 = off
-    l1_weight: float = 0.0             #: L1 to the ground truth at the target pose where the data has it (TPAMI, Multi-PIE)
-    d_skip_accuracy: float = 0.0       #: skip D's update while its accuracy exceeds this (adaptive D/G ratio); 0 = off
-    switch_every: int = 0              #: copy D's trunk into G_enc every this many steps (TPAMI model switching); 0 = off
+    label_smoothing: float = 0.0  #: smooth D's targets (Salimans et al. 2016); 0 = off
+    l1_weight: float = 0.0  #: L1 to the ground truth at the target pose where the data has it (TPAMI, Multi-PIE)
+    d_skip_accuracy: float = 0.0  #: skip D's update while its accuracy exceeds this (adaptive D/G ratio); 0 = off
+    switch_every: int = 0  #: copy D's trunk into G_enc every this many steps (TPAMI model switching); 0 = off
 
 
 @dataclass
@@ -60,7 +62,7 @@ class DRGANConfig:
     """A DR-GAN recipe."""
 
     model: str = "drgan"
-    batch_size: int = 64               #: images per step (multi-image: a multiple of net.multi_image)
+    batch_size: int = 64  #: images per step (multi-image: a multiple of net.multi_image)
     data: DRGANData = field(default_factory=DRGANData)
     net: DRGANNet = field(default_factory=DRGANNet)
     optim: AdamConfig = field(default_factory=AdamConfig)  #: Adam for G and for D (the paper's values)

@@ -45,12 +45,18 @@ class LoadedGenerator:
         return min(range(len(self.yaw_bins)), key=lambda i: abs(self.yaw_bins[i] - yaw))
 
 
-def export_generator(generator: Generator, path: str | os.PathLike, cfg: DRGANConfig,
-                     meta: dict[str, Any] | None = None) -> str:
+def export_generator(
+    generator: Generator, path: str | os.PathLike, cfg: DRGANConfig, meta: dict[str, Any] | None = None
+) -> str:
     """Write `generator` as generator.pt atomically; returns its fingerprint."""
-    config = {"size": generator.size, "channels": generator.channels, "width": float(cfg.net.width),
-              "noise_dim": generator.noise_dim, "multi_image": int(cfg.net.multi_image),
-              "yaw_bins": [float(b) for b in cfg.data.yaw_bins]}
+    config = {
+        "size": generator.size,
+        "channels": generator.channels,
+        "width": float(cfg.net.width),
+        "noise_dim": generator.noise_dim,
+        "multi_image": int(cfg.net.multi_image),
+        "yaw_bins": [float(b) for b in cfg.data.yaw_bins],
+    }
     state = generator.state_dict()
     fp = fingerprint(METHOD, f"w{cfg.net.width:g}", generator.size, generator.channels, state)
     save_generator_file(path, METHOD, config, {"generator": state}, {**(meta or {}), "fingerprint": fp})
@@ -62,14 +68,22 @@ def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") 
     payload = load_generator_file(path, METHOD)
     c = payload["config"]
     try:
-        g = Generator(int(c["size"]), len(c["yaw_bins"]), int(c["noise_dim"]), int(c["channels"]),
-                      float(c["width"]), int(c["multi_image"]) >= 2)
+        g = Generator(
+            int(c["size"]),
+            len(c["yaw_bins"]),
+            int(c["noise_dim"]),
+            int(c["channels"]),
+            float(c["width"]),
+            int(c["multi_image"]) >= 2,
+        )
         g.load_state_dict(payload["modules"]["generator"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        raise GeneratorFileError(f"{path}: DR-GAN generator file does not fit its own config "
-                                 f"({type(exc).__name__}: {str(exc).splitlines()[0]}); it is corrupt or was edited"
-                                 ) from None
+        raise GeneratorFileError(
+            f"{path}: DR-GAN generator file does not fit its own config "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]}); it is corrupt or was edited"
+        ) from None
     g.eval().to(device)
     meta = dict(payload.get("meta", {}))
-    return LoadedGenerator(g, [float(b) for b in c["yaw_bins"]], float(c["width"]), str(meta.get("fingerprint", "")),
-                           meta)
+    return LoadedGenerator(
+        g, [float(b) for b in c["yaw_bins"]], float(c["width"]), str(meta.get("fingerprint", "")), meta
+    )

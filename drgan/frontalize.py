@@ -22,7 +22,7 @@ def frontalize(gen: LoadedGenerator, images: torch.Tensor, seed: int, chunk: int
     z1 = g.noise(1, torch.Generator().manual_seed(seed), images.device)
     outs = []
     for k in range(0, len(images), chunk):
-        x = images[k:k + chunk]
+        x = images[k : k + chunk]
         f, _ = g.encode(to_signed(to_channels(x, gen.channels, "the generator's")))
         pose = torch.full((len(f),), gen.bin_of(0.0), dtype=torch.long)
         outs.append(to_channels(to_unit(g.decode(f, pose, z1.expand(len(f), -1)).float()), 3))

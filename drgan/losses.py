@@ -25,23 +25,32 @@ import torch.nn.functional as F
 from hfr.nn.gan import l1
 
 
-def d_loss(real_id: torch.Tensor, real_pose: torch.Tensor, y_d: torch.Tensor, y_p: torch.Tensor,
-           fake_id: torch.Tensor, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+def d_loss(
+    real_id: torch.Tensor,
+    real_pose: torch.Tensor,
+    y_d: torch.Tensor,
+    y_p: torch.Tensor,
+    fake_id: torch.Tensor,
+    label_smoothing: float = 0.0,
+) -> dict[str, torch.Tensor]:
     """L_D and its parts: `id` (real identity), `pose` (real pose), `fake` (synthesized -> N_d).
 
     real_id, fake_id: (B, N_d + 1) logits; real_pose: (B, N_p) logits; y_d, y_p: (B,) labels.
     """
     n_d = real_id.shape[1] - 1
     fake_class = torch.full((fake_id.shape[0],), n_d, dtype=torch.long, device=fake_id.device)
-    parts = {"id": F.cross_entropy(real_id.float(), y_d, label_smoothing=label_smoothing),
-             "pose": F.cross_entropy(real_pose.float(), y_p, label_smoothing=label_smoothing),
-             "fake": F.cross_entropy(fake_id.float(), fake_class, label_smoothing=label_smoothing)}
+    parts = {
+        "id": F.cross_entropy(real_id.float(), y_d, label_smoothing=label_smoothing),
+        "pose": F.cross_entropy(real_pose.float(), y_p, label_smoothing=label_smoothing),
+        "fake": F.cross_entropy(fake_id.float(), fake_class, label_smoothing=label_smoothing),
+    }
     parts["total"] = parts["id"] + parts["pose"] + parts["fake"]
     return parts
 
 
-def g_loss(fake_id: torch.Tensor, fake_pose: torch.Tensor, y_d: torch.Tensor, y_t: torch.Tensor
-           ) -> dict[str, torch.Tensor]:
+def g_loss(
+    fake_id: torch.Tensor, fake_pose: torch.Tensor, y_d: torch.Tensor, y_t: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """L_G and its parts: `id` (synthesized -> input identity y_d), `pose` (-> target pose y_t)."""
     parts = {"id": F.cross_entropy(fake_id.float(), y_d), "pose": F.cross_entropy(fake_pose.float(), y_t)}
     parts["total"] = parts["id"] + parts["pose"]
@@ -55,10 +64,13 @@ def target_l1(fake: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> 
     return l1(fake[valid], target[valid])
 
 
-def d_accuracy(real_id: torch.Tensor, real_pose: torch.Tensor, y_d: torch.Tensor, y_p: torch.Tensor,
-               fake_id: torch.Tensor) -> dict[str, float]:
+def d_accuracy(
+    real_id: torch.Tensor, real_pose: torch.Tensor, y_d: torch.Tensor, y_p: torch.Tensor, fake_id: torch.Tensor
+) -> dict[str, float]:
     """D's accuracies: real identity, real pose, and synthesized images classified as class N_d."""
     n_d = real_id.shape[1] - 1
-    return {"acc_id": float((real_id.argmax(1) == y_d).float().mean()),
-            "acc_pose": float((real_pose.argmax(1) == y_p).float().mean()),
-            "acc_fake": float((fake_id.argmax(1) == n_d).float().mean())}
+    return {
+        "acc_id": float((real_id.argmax(1) == y_d).float().mean()),
+        "acc_pose": float((real_pose.argmax(1) == y_p).float().mean()),
+        "acc_fake": float((fake_id.argmax(1) == n_d).float().mean()),
+    }

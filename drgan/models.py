@@ -50,12 +50,37 @@ from hfr.nn.sizing import check_size as _check_size
 
 #: (out channels, stride) of Conv11 .. Conv53 at width 1; the last is N_f.
 ENCODER_LAYERS: tuple[tuple[int, int], ...] = (
-    (32, 1), (64, 1), (64, 2), (64, 1), (128, 1), (128, 2), (96, 1), (192, 1), (192, 2),
-    (128, 1), (256, 1), (256, 2), (160, 1), (320, 1))
+    (32, 1),
+    (64, 1),
+    (64, 2),
+    (64, 1),
+    (128, 1),
+    (128, 2),
+    (96, 1),
+    (192, 1),
+    (192, 2),
+    (128, 1),
+    (256, 1),
+    (256, 2),
+    (160, 1),
+    (320, 1),
+)
 #: (out channels, stride) of FConv52 .. FConv12 at width 1 (FConv11 gives the image channels).
 DECODER_LAYERS: tuple[tuple[int, int], ...] = (
-    (160, 1), (256, 1), (256, 2), (128, 1), (192, 1), (192, 2), (96, 1), (128, 1), (128, 2),
-    (64, 1), (64, 1), (64, 2), (32, 1))
+    (160, 1),
+    (256, 1),
+    (256, 2),
+    (128, 1),
+    (192, 1),
+    (192, 2),
+    (96, 1),
+    (128, 1),
+    (128, 2),
+    (64, 1),
+    (64, 1),
+    (64, 2),
+    (32, 1),
+)
 #: N_f at width 1.
 FEATURE_DIM = 320
 #: D's head layouts: the paper's one linear layer, or the released code's separate pose branch.
@@ -92,7 +117,7 @@ class CasiaTrunk(nn.Module):
         super().__init__()
         widths = [(scaled(c, width), s) for c, s in ENCODER_LAYERS]
         body, cin = [], in_channels
-        for i, (cout, stride) in enumerate(widths[:-1]):
+        for cout, stride in widths[:-1]:
             body.append(_conv_bn_elu(cin, cout, stride))
             cin = cout
         self.body = nn.Sequential(*body)
@@ -111,8 +136,9 @@ class CasiaTrunk(nn.Module):
 class Encoder(nn.Module):
     """G_enc: the CASIA-Net trunk giving the identity feature f(x) (and omega when multi-image)."""
 
-    def __init__(self, in_channels: int = 3, width: float = 1.0, confidence: bool = False,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_channels: int = 3, width: float = 1.0, confidence: bool = False, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.trunk = CasiaTrunk(in_channels, width, confidence)
         self.feature_dim = self.trunk.feature_dim
@@ -129,13 +155,21 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """G_dec: [f, c, z] -> image in [-1, 1] of shape (B, C, S, S)."""
 
-    def __init__(self, feature_dim: int, num_poses: int, noise_dim: int, size: int, out_channels: int = 3,
-                 width: float = 1.0, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        feature_dim: int,
+        num_poses: int,
+        noise_dim: int,
+        size: int,
+        out_channels: int = 3,
+        width: float = 1.0,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.size = check_size(size)
         self.base = size // 16
         self.num_poses, self.noise_dim, self.feature_dim = num_poses, noise_dim, feature_dim
-        self.project = nn.Linear(feature_dim + num_poses + noise_dim, feature_dim * self.base ** 2, bias=False)
+        self.project = nn.Linear(feature_dim + num_poses + noise_dim, feature_dim * self.base**2, bias=False)
         self.project_norm = nn.Sequential(nn.BatchNorm2d(feature_dim), nn.ELU(inplace=True))
         self.dropout = dropout
         layers, cin = [], feature_dim
@@ -158,8 +192,16 @@ class Decoder(nn.Module):
 class Generator(nn.Module):
     """G = (G_enc, G_dec) with the pose bins it was trained on."""
 
-    def __init__(self, size: int, num_poses: int, noise_dim: int = 50, channels: int = 3, width: float = 1.0,
-                 multi_image: bool = False, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        size: int,
+        num_poses: int,
+        noise_dim: int = 50,
+        channels: int = 3,
+        width: float = 1.0,
+        multi_image: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         check_size(size)
         self.size, self.channels, self.num_poses, self.noise_dim = size, channels, num_poses, noise_dim
@@ -175,8 +217,9 @@ class Generator(nn.Module):
         """One-hot pose codes c (B, N_p) of pose-bin indices (B,)."""
         return F.one_hot(pose.long(), self.num_poses).float()
 
-    def noise(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None
-              ) -> torch.Tensor:
+    def noise(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None
+    ) -> torch.Tensor:
         """z ~ U(-1, 1)^{N_z}, shape (n, N_z)."""
         device = device or next(self.parameters()).device
         return torch.rand(n, self.noise_dim, generator=generator, device=device) * 2 - 1
@@ -185,8 +228,13 @@ class Generator(nn.Module):
         """(f(x), omega or None) of images in [-1, 1]."""
         return self.encoder(x)
 
-    def decode(self, f: torch.Tensor, pose: torch.Tensor, z: torch.Tensor | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def decode(
+        self,
+        f: torch.Tensor,
+        pose: torch.Tensor,
+        z: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Images at pose-bin indices `pose` (B,) from features `f` (z drawn when not given)."""
         if z is None:
             z = self.noise(len(f), generator, f.device)
@@ -207,8 +255,15 @@ class Discriminator(nn.Module):
     feature out of the last layers.
     """
 
-    def __init__(self, num_identities: int, num_poses: int, channels: int = 3, width: float = 1.0,
-                 dropout: float = 0.0, heads: str = "shared") -> None:
+    def __init__(
+        self,
+        num_identities: int,
+        num_poses: int,
+        channels: int = 3,
+        width: float = 1.0,
+        dropout: float = 0.0,
+        heads: str = "shared",
+    ) -> None:
         super().__init__()
         check_choice(heads, D_HEADS, "net.d_heads")
         self.num_identities, self.num_poses, self.heads = num_identities, num_poses, heads
@@ -220,9 +275,10 @@ class Discriminator(nn.Module):
         else:
             self.head = nn.Linear(self.trunk.feature_dim, num_identities + 1)
             c51 = scaled(ENCODER_LAYERS[-3][0], width)
-            self.pose_branch = nn.Sequential(_conv_bn_elu(c51, scaled(ENCODER_LAYERS[-2][0], width), 1),
-                                             _conv_bn_elu(scaled(ENCODER_LAYERS[-2][0], width),
-                                                          self.trunk.feature_dim, 1, elu=False))
+            self.pose_branch = nn.Sequential(
+                _conv_bn_elu(c51, scaled(ENCODER_LAYERS[-2][0], width), 1),
+                _conv_bn_elu(scaled(ENCODER_LAYERS[-2][0], width), self.trunk.feature_dim, 1, elu=False),
+            )
             self.pose_head = nn.Linear(self.trunk.feature_dim, num_poses)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,7 +288,7 @@ class Discriminator(nn.Module):
             if self.dropout > 0:
                 h = F.dropout(h, self.dropout, self.training)
             logits = self.head(h)
-            return logits[:, :self.num_identities + 1], logits[:, self.num_identities + 1:]
+            return logits[:, : self.num_identities + 1], logits[:, self.num_identities + 1 :]
         shared = self.trunk.body[:-1](x)
         h_id = self.trunk.last(self.trunk.body[-1](shared)).mean(dim=(2, 3))
         h_pose = self.pose_branch(shared).mean(dim=(2, 3))
@@ -242,9 +298,18 @@ class Discriminator(nn.Module):
         return self.head(h_id), self.pose_head(h_pose)
 
 
-def build_models(size: int, num_identities: int, num_poses: int, noise_dim: int = 50, channels: int = 3,
-                 width: float = 1.0, multi_image: bool = False, dropout: float = 0.0,
-                 init: str = "normal002", d_heads: str = "shared") -> tuple[Generator, Discriminator]:
+def build_models(
+    size: int,
+    num_identities: int,
+    num_poses: int,
+    noise_dim: int = 50,
+    channels: int = 3,
+    width: float = 1.0,
+    multi_image: bool = False,
+    dropout: float = 0.0,
+    init: str = "normal002",
+    d_heads: str = "shared",
+) -> tuple[Generator, Discriminator]:
     """G and D initialised with `init` (the paper: N(0, 0.02), see `hfr.nn.init_weights`)."""
     g = Generator(size, num_poses, noise_dim, channels, width, multi_image, dropout)
     d = Discriminator(num_identities, num_poses, channels, width, dropout, d_heads)

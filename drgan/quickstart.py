@@ -39,15 +39,25 @@ class DRGANStage:
 
         cfg, run = inputs.cfg, inputs.run
         data = inputs.sets["multipie"]
-        sets = [f"data.train={data}", f"data.size={cfg.size}", f"batch_size={cfg.drgan_batch_size}",
-                f"train.steps={cfg.drgan_steps}", f"train.log_every={max(1, cfg.drgan_steps // 10)}",
-                f"train.sample_every={cfg.drgan_steps}", f"train.seed={cfg.seed}"]
+        sets = [
+            f"data.train={data}",
+            f"data.size={cfg.size}",
+            f"batch_size={cfg.drgan_batch_size}",
+            f"train.steps={cfg.drgan_steps}",
+            f"train.log_every={max(1, cfg.drgan_steps // 10)}",
+            f"train.sample_every={cfg.drgan_steps}",
+            f"train.seed={cfg.seed}",
+        ]
         done = inputs.stages.run("drgan", recipe_file("quickstart/drgan.yaml"), sets, run_dir=run / "drgan")
         test = Manifest.read(data).select(split="test")
         picks, seen = [], set()
         for r in test:  # one non-frontal neutral-light face per test subject
-            if (r.subject not in seen and r.yaw is not None and abs(r.yaw) >= 30
-                    and r.get("illumination", "neutral") == "neutral"):
+            if (
+                r.subject not in seen
+                and r.yaw is not None
+                and abs(r.yaw) >= 30
+                and r.get("illumination", "neutral") == "neutral"
+            ):
                 seen.add(r.subject)
                 picks.append(r)
             if len(picks) == 6:
@@ -62,18 +72,34 @@ class DRGANStage:
         save_image(sweep, labelled_grid(tensor_to_images(grid), ncol=len(labels), col_labels=labels))
         pose = evaluate(done.files["recognizer"], data, "cross-pose", run / "eval" / "cross-pose-drgan")
         summary: dict[str, Any] = {
-            "run_dir": str(done.run_dir), "generator": str(done.files["generator"]), "sweep": str(sweep),
-            "rank1_by_abs_yaw": pose["rank1_by_abs_yaw"], "mean": pose["mean"], "logs": done.logs}
+            "run_dir": str(done.run_dir),
+            "generator": str(done.files["generator"]),
+            "sweep": str(sweep),
+            "rank1_by_abs_yaw": pose["rank1_by_abs_yaw"],
+            "mean": pose["mean"],
+            "logs": done.logs,
+        }
         by_yaw = pose["rank1_by_abs_yaw"]
-        table = TextTable("DR-GAN G_enc features, cross-pose rank-1 (%)", [*(f"|yaw| {y}" for y in by_yaw), "mean"],
-                          [[*(f"{100 * v:.1f}" for v in by_yaw.values()), f"{100 * pose['mean']:.1f}"]])
+        table = TextTable(
+            "DR-GAN G_enc features, cross-pose rank-1 (%)",
+            [*(f"|yaw| {y}" for y in by_yaw), "mean"],
+            [[*(f"{100 * v:.1f}" for v in by_yaw.values()), f"{100 * pose['mean']:.1f}"]],
+        )
         console: list[str | TextTable] = [table, f"DR-GAN pose sweep: {sweep}; generator: {summary['generator']}"]
-        markdown = ["", f"## DR-GAN ({cfg.drgan_steps} steps on the multipie training subjects)", "",
-                    "Cross-pose rank-1 of G_enc features (%):", "",
-                    "| yaw (+-) | " + " | ".join(by_yaw) + " | mean |",
-                    "| --- " * (len(by_yaw) + 2) + "|",
-                    "| rank-1 (%) | " + " | ".join(f"{100 * v:.1f}" for v in by_yaw.values())
-                    + f" | {100 * pose['mean']:.1f} |", "",
-                    "Pose sweep of test subjects (input, then every pose bin):", "",
-                    f"![DR-GAN pose sweep]({run_relative(sweep, run)})"]
+        markdown = [
+            "",
+            f"## DR-GAN ({cfg.drgan_steps} steps on the multipie training subjects)",
+            "",
+            "Cross-pose rank-1 of G_enc features (%):",
+            "",
+            "| yaw (+-) | " + " | ".join(by_yaw) + " | mean |",
+            "| --- " * (len(by_yaw) + 2) + "|",
+            "| rank-1 (%) | "
+            + " | ".join(f"{100 * v:.1f}" for v in by_yaw.values())
+            + f" | {100 * pose['mean']:.1f} |",
+            "",
+            "Pose sweep of test subjects (input, then every pose bin):",
+            "",
+            f"![DR-GAN pose sweep]({run_relative(sweep, run)})",
+        ]
         return StageOutput(summary, console, markdown)

@@ -70,7 +70,6 @@ def encoder_network(arch: str, size: int, channels: int) -> nn.Module:
     return EncoderFeatures(Encoder(channels, width, confidence=multi), arch, size, channels)
 
 
-
 def encoder_from_generator_file(payload: dict[str, Any], path: os.PathLike) -> dict[str, Any]:
     """The recognizer payload (kind `drgan`) of a DR-GAN generator file: G_enc's weights, no decoder.
 
@@ -85,11 +84,14 @@ def encoder_from_generator_file(payload: dict[str, Any], path: os.PathLike) -> d
     feature_dim = state["encoder.trunk.last.0.weight"].shape[0]
     meta = {k: v for k, v in dict(payload.get("meta", {})).items() if k != "fingerprint"}
     meta.update(source="generator.pt", generator_fingerprint=str(payload.get("meta", {}).get("fingerprint", "")))
-    return {"kind": KIND, "arch": encoder_arch(width, multi),
-            "input": {"size": int(config["size"]), "channels": int(config["channels"]), "range": "0-1"},
-            "feature_dim": int(feature_dim), "state_dict": state,
-            "meta": meta}
-
+    return {
+        "kind": KIND,
+        "arch": encoder_arch(width, multi),
+        "input": {"size": int(config["size"]), "channels": int(config["channels"]), "range": "0-1"},
+        "feature_dim": int(feature_dim),
+        "state_dict": state,
+        "meta": meta,
+    }
 
 
 def encoder_module(generator: Generator, width: float) -> EncoderFeatures:
@@ -105,8 +107,9 @@ def as_recognizer(generator: Generator, width: float) -> Recognizer:
     return Recognizer(net, KIND, net.arch, net.input_size, net.in_channels, fp, {})
 
 
-def export_encoder(generator: Generator, width: float, path: str | os.PathLike,
-                   meta: dict[str, Any] | None = None) -> str:
+def export_encoder(
+    generator: Generator, width: float, path: str | os.PathLike, meta: dict[str, Any] | None = None
+) -> str:
     """Write G_enc as a `recognizer.pt` of kind `drgan` (atomic); returns its fingerprint."""
     net = encoder_module(generator, width)
     return export_recognizer(net, path, kind=KIND, meta=meta)

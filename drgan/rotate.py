@@ -49,7 +49,9 @@ def parse_yaws(text: str) -> list[float]:
         try:
             value = float(part)
         except ValueError:
-            raise ArgumentError(f"--yaw {text!r}: {part!r} is not a number; give degrees like -60,-30,0,30,60") from None
+            raise ArgumentError(
+                f"--yaw {text!r}: {part!r} is not a number; give degrees like -60,-30,0,30,60"
+            ) from None
         if not math.isfinite(value):
             raise ArgumentError(f"--yaw {text!r}: {part!r} is not a finite angle")
         values.append(value)
@@ -68,8 +70,10 @@ def pose_bins_of(loaded: LoadedGenerator, yaws: list[float]) -> list[int]:
     shown = ", ".join(f"{b:g}" for b in loaded.yaw_bins)
     for yaw in yaws:
         if not low <= yaw <= high:
-            raise ArgumentError(f"--yaw {yaw:g} is outside the generator's pose bins ({shown} degrees; "
-                              f"usable yaws {low:g}..{high:g}); give yaws within them")
+            raise ArgumentError(
+                f"--yaw {yaw:g} is outside the generator's pose bins ({shown} degrees; "
+                f"usable yaws {low:g}..{high:g}); give yaws within them"
+            )
     return [loaded.bin_of(yaw) for yaw in yaws]
 
 
@@ -87,8 +91,14 @@ def prepare_images(images: torch.Tensor, size: int, channels: int) -> torch.Tens
 
 
 @torch.inference_mode()
-def rotate_images(loaded: LoadedGenerator, images: torch.Tensor, yaws: list[float], seed: int = 0,
-                  fuse: bool = False, batch_size: int = 64) -> torch.Tensor:
+def rotate_images(
+    loaded: LoadedGenerator,
+    images: torch.Tensor,
+    yaws: list[float],
+    seed: int = 0,
+    fuse: bool = False,
+    batch_size: int = 64,
+) -> torch.Tensor:
     """Faces rotated to `yaws`: (B, len(yaws), C, S, S) in [0, 1]; with `fuse`, (1, len(yaws), C, S, S).
 
     `images` is (B, C, H, W) in [0, 1], resized to the generator's size S and converted to its
@@ -104,7 +114,7 @@ def rotate_images(loaded: LoadedGenerator, images: torch.Tensor, yaws: list[floa
     step = max(1, batch_size)
     feats, weights = [], []
     for i in range(0, len(images), step):
-        x = to_signed(prepare_images(images[i:i + step].to(device), loaded.size, loaded.channels))
+        x = to_signed(prepare_images(images[i : i + step].to(device), loaded.size, loaded.channels))
         f, omega = g.encode(x)
         feats.append(f)
         weights.append(omega)
@@ -112,8 +122,7 @@ def rotate_images(loaded: LoadedGenerator, images: torch.Tensor, yaws: list[floa
     z = g.noise(len(f), torch.Generator(device=device).manual_seed(seed), device)
     if fuse:
         if weights[0] is None:
-            log.warning("single-image generator (no confidence omega): fusing the %d inputs with equal weights",
-                        len(f))
+            log.warning("single-image generator (no confidence omega): fusing the %d inputs with equal weights", len(f))
             omega = torch.ones(len(f), device=device, dtype=f.dtype)
         else:
             omega = torch.cat([w for w in weights if w is not None])  # all set: a multi-image G
@@ -122,7 +131,7 @@ def rotate_images(loaded: LoadedGenerator, images: torch.Tensor, yaws: list[floa
     pose = torch.as_tensor(poses, device=device)
     out = []
     for i in range(0, len(f), step):
-        fi, zi = f[i:i + step], z[i:i + step]
+        fi, zi = f[i : i + step], z[i : i + step]
         images_out = g.decode(fi.repeat_interleave(p, 0), pose.repeat(len(fi)), zi.repeat_interleave(p, 0))
         out.append(to_unit(images_out.float()).view(len(fi), p, *images_out.shape[1:]).cpu())
     return torch.cat(out)
@@ -156,8 +165,9 @@ def fused_sheet(inputs: list[np.ndarray], fused: list[np.ndarray], labels: list[
     top = labelled_grid(inputs, ncol, row_labels=["inputs"] + [""] * (rows - 1))
     bottom = labelled_grid(fused, len(fused), col_labels=labels, row_labels=["fused "])
     width = max(top.shape[1], bottom.shape[1])
-    return np.concatenate([np.pad(part, ((0, 0), (0, width - part.shape[1]), (0, 0)), constant_values=255)
-                           for part in (top, bottom)])
+    return np.concatenate(
+        [np.pad(part, ((0, 0), (0, width - part.shape[1]), (0, 0)), constant_values=255) for part in (top, bottom)]
+    )
 
 
 @dataclass
@@ -170,8 +180,14 @@ class RotateResult:
     inputs: int
 
 
-def rotate_folder(loaded: LoadedGenerator, target: str | os.PathLike, yaws: list[float], out: str | os.PathLike,
-                  seed: int = 0, fuse: bool = False) -> RotateResult:
+def rotate_folder(
+    loaded: LoadedGenerator,
+    target: str | os.PathLike,
+    yaws: list[float],
+    out: str | os.PathLike,
+    seed: int = 0,
+    fuse: bool = False,
+) -> RotateResult:
     """Rotate the image(s) `target` names (file, folder or manifest) and write the PNGs into `out`.
 
     See the module docstring for the files; a folder without images is a DataError naming it.
@@ -184,8 +200,9 @@ def rotate_folder(loaded: LoadedGenerator, target: str | os.PathLike, yaws: list
     dataset = ManifestDataset(manifest, size=loaded.size, channels=loaded.channels)
     images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
     rotated = rotate_images(loaded, images, yaws, seed=seed, fuse=fuse)
-    names = ["fused"] if fuse else output_names([manifest.image_path(i) for i in range(len(manifest))],
-                                                Path(manifest.root))
+    names = (
+        ["fused"] if fuse else output_names([manifest.image_path(i) for i in range(len(manifest))], Path(manifest.root))
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = []
@@ -201,10 +218,19 @@ def rotate_folder(loaded: LoadedGenerator, target: str | os.PathLike, yaws: list
         cells: list[np.ndarray | None] = []
         for image, row in zip(inputs, rotated):
             cells += [image, *tensor_to_images(row)]
-        sheet = labelled_grid(cells, len(yaws) + 1, col_labels=["input", *map(yaw_label, yaws)],
-                              row_labels=[n[:ROW_LABEL_CHARS] for n in names])
+        sheet = labelled_grid(
+            cells,
+            len(yaws) + 1,
+            col_labels=["input", *map(yaw_label, yaws)],
+            row_labels=[n[:ROW_LABEL_CHARS] for n in names],
+        )
     sweep = out / "pose_sweep.png"
     save_image(sweep, sheet)
-    log.info("rotated %d input(s) to yaws %s (pose bins %s) into %s", len(images), yaws,
-             [loaded.yaw_bins[p] for p in poses], out)
+    log.info(
+        "rotated %d input(s) to yaws %s (pose bins %s) into %s",
+        len(images),
+        yaws,
+        [loaded.yaw_bins[p] for p in poses],
+        out,
+    )
     return RotateResult(files, sweep, [loaded.yaw_bins[p] for p in poses], len(images))

@@ -63,14 +63,21 @@ def mirror_bins(bins: list[float]) -> np.ndarray:
 
 def training_rows(cfg: DRGANConfig) -> Manifest:
     """The training rows (split, modalities); DataError when empty, without yaw or single-pose."""
-    rows = read_training_rows(cfg.data.train, cfg.data.split, cfg.data.modalities, example="data/multipie",
-                              why="D's identity classifier needs at least 2")
+    rows = read_training_rows(
+        cfg.data.train,
+        cfg.data.split,
+        cfg.data.modalities,
+        example="data/multipie",
+        why="D's identity classifier needs at least 2",
+    )
     source = rows.source
     no_yaw = [r for r in rows if r.yaw is None or not np.isfinite(r.yaw)]
     if no_yaw:
-        raise DataError(f"{source}: {len(no_yaw)} training row(s) have no yaw (first: row {no_yaw[0].line}, "
-                        f"{no_yaw[0].path!r}); DR-GAN needs a pose label on every image: fill the yaw column "
-                        f"or filter those rows out")
+        raise DataError(
+            f"{source}: {len(no_yaw)} training row(s) have no yaw (first: row {no_yaw[0].line}, "
+            f"{no_yaw[0].path!r}); DR-GAN needs a pose label on every image: fill the yaw column "
+            f"or filter those rows out"
+        )
     return rows
 
 
@@ -87,12 +94,19 @@ class DRGANTask:
         bins = list(cfg.data.yaw_bins)
         pose, outside = yaw_to_bins(np.array([r.yaw for r in self.manifest], dtype=np.float64), bins)
         if outside:
-            self.ctx.logger.warning("%d of %d training rows have a yaw beyond the bins %s..%s; mapped to the nearest bin",
-                        outside, len(self.manifest), bins[0], bins[-1])
+            self.ctx.logger.warning(
+                "%d of %d training rows have a yaw beyond the bins %s..%s; mapped to the nearest bin",
+                outside,
+                len(self.manifest),
+                bins[0],
+                bins[-1],
+            )
         used = sorted(set(pose.tolist()))
         if len(used) < 2:
-            raise DataError(f"{self.manifest.source}: every training image falls in one pose bin "
-                            f"({bins[used[0]]:g} deg); DR-GAN learns to rotate between poses and needs at least 2")
+            raise DataError(
+                f"{self.manifest.source}: every training image falls in one pose bin "
+                f"({bins[used[0]]:g} deg); DR-GAN learns to rotate between poses and needs at least 2"
+            )
         self.outside_bins = outside
         self.num_poses = len(bins)
         self.pose = torch.as_tensor(pose, dtype=torch.long)
@@ -100,9 +114,18 @@ class DRGANTask:
         self.subjects = self.manifest.subjects()
         labels = {s: i for i, s in enumerate(self.subjects)}
         self.n = max(1, cfg.net.multi_image)
-        g, d = build_models(cfg.data.size, len(self.subjects), self.num_poses, cfg.net.noise_dim,
-                            cfg.data.channels, cfg.net.width, cfg.net.multi_image >= 2, cfg.net.dropout,
-                            cfg.net.init, cfg.net.d_heads)
+        g, d = build_models(
+            cfg.data.size,
+            len(self.subjects),
+            self.num_poses,
+            cfg.net.noise_dim,
+            cfg.data.channels,
+            cfg.net.width,
+            cfg.net.multi_image >= 2,
+            cfg.net.dropout,
+            cfg.net.init,
+            cfg.net.d_heads,
+        )
         self.G, self.D = g, d
         self.g_model = ctx.wrap_model(_Synthesize(g, self.n))
         self.d_model = ctx.wrap_model(d)
@@ -110,18 +133,27 @@ class DRGANTask:
         self.opt_d = cfg.optim.make(d.parameters())
         self.dataset = ManifestDataset(self.manifest, size=cfg.data.size, channels=cfg.data.channels, labels=labels)
         if self.n > 1:
-            sampler: Any = SubjectGroupSampler(self.manifest, self.n, cfg.batch_size // self.n, seed=ctx.seed,
-                                               rank=ctx.rank, world_size=ctx.world_size)
+            sampler: Any = SubjectGroupSampler(
+                self.manifest, self.n, cfg.batch_size // self.n, seed=ctx.seed, rank=ctx.rank, world_size=ctx.world_size
+            )
         else:
-            sampler = ShuffleBatchSampler(len(self.dataset), cfg.batch_size, seed=ctx.seed, rank=ctx.rank,
-                                          world_size=ctx.world_size)
-        self.loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=ctx.num_workers,
-                                 persistent_workers=ctx.num_workers > 0)
+            sampler = ShuffleBatchSampler(
+                len(self.dataset), cfg.batch_size, seed=ctx.seed, rank=ctx.rank, world_size=ctx.world_size
+            )
+        self.loader = DataLoader(
+            self.dataset, batch_sampler=sampler, num_workers=ctx.num_workers, persistent_workers=ctx.num_workers > 0
+        )
         self.targets = self._target_table() if cfg.loss.l1_weight > 0 else None
         self.eval_manifest = Manifest.read(cfg.data.eval) if cfg.data.eval else None
         self._preview: torch.Tensor | None = None
-        ctx.logger.info("drgan: %d images of %d subjects in %d pose bins, %d image(s) per synthesis; parameters: %s",
-                        len(self.manifest), len(self.subjects), self.num_poses, self.n, parameter_summary(G=g, D=d))
+        ctx.logger.info(
+            "drgan: %d images of %d subjects in %d pose bins, %d image(s) per synthesis; parameters: %s",
+            len(self.manifest),
+            len(self.subjects),
+            self.num_poses,
+            self.n,
+            parameter_summary(G=g, D=d),
+        )
 
     # ------------------------------------------------------------------ data helpers
     def _target_table(self) -> torch.Tensor:
@@ -138,8 +170,12 @@ class DRGANTask:
             for b, j in groups[key].items():
                 table[i, b] = j
         found = int((table >= 0).any(1).sum())
-        self.ctx.logger.info("L1 targets: %d of %d rows have a same-subject image at another pose (by %s)",
-                 found, len(table), ", ".join(["subject", *cols]))
+        self.ctx.logger.info(
+            "L1 targets: %d of %d rows have a same-subject image at another pose (by %s)",
+            found,
+            len(table),
+            ", ".join(["subject", *cols]),
+        )
         return table
 
     def _load_targets(self, rows: torch.Tensor) -> torch.Tensor:
@@ -189,15 +225,23 @@ class DRGANTask:
             self._preview = x[:8].detach().cpu()
         y_t, target_rows = self._target_poses(index)
         n_groups = len(x) // self.n
-        y_t_fused = torch.randint(0, self.num_poses, (n_groups,), generator=ctx.generator,
-                                  device=ctx.device) if self.n > 1 else None
-        z = torch.rand(len(x) + (n_groups if self.n > 1 else 0), self.G.noise_dim, generator=ctx.generator,
-                       device=ctx.device) * 2 - 1
+        y_t_fused = (
+            torch.randint(0, self.num_poses, (n_groups,), generator=ctx.generator, device=ctx.device)
+            if self.n > 1
+            else None
+        )
+        z = (
+            torch.rand(
+                len(x) + (n_groups if self.n > 1 else 0), self.G.noise_dim, generator=ctx.generator, device=ctx.device
+            )
+            * 2
+            - 1
+        )
         self.G.train()
         self.D.train()
         with ctx.autocast():
             fake, omega = self.g_model(x, y_t, y_t_fused, z)
-        y_d_all = torch.cat([y_d, y_d[::self.n]]) if self.n > 1 else y_d
+        y_d_all = torch.cat([y_d, y_d[:: self.n]]) if self.n > 1 else y_d
         y_t_all = torch.cat([y_t, y_t_fused]) if y_t_fused is not None else y_t
 
         # D phase: real and synthesized batches go through D separately, so BatchNorm normalises
@@ -241,25 +285,40 @@ class DRGANTask:
         if cfg.loss.switch_every and (step + 1) % cfg.loss.switch_every == 0:
             copy_trunk(self.D.trunk, self.G.encoder.trunk)
 
-        logs.update({"loss_d": parts_d["total"].detach(), "loss_d_id": parts_d["id"].detach(),
-                     "loss_d_pose": parts_d["pose"].detach(), "loss_d_fake": parts_d["fake"].detach(),
-                     "loss_g": parts_g["total"].detach(), "loss_g_id": parts_g["id"].detach(),
-                     "loss_g_pose": parts_g["pose"].detach(), **acc, "d_skipped": float(skip_d)})
+        logs.update(
+            {
+                "loss_d": parts_d["total"].detach(),
+                "loss_d_id": parts_d["id"].detach(),
+                "loss_d_pose": parts_d["pose"].detach(),
+                "loss_d_fake": parts_d["fake"].detach(),
+                "loss_g": parts_g["total"].detach(),
+                "loss_g_id": parts_g["id"].detach(),
+                "loss_g_pose": parts_g["pose"].detach(),
+                **acc,
+                "d_skipped": float(skip_d),
+            }
+        )
         if omega is not None:
             logs["omega_mean"] = omega.detach().float().mean()
         return logs
 
     def state_dict(self) -> dict:
         """G, D (unwrapped), both optimizers, the identity list."""
-        return {"generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "subjects": list(self.subjects)}
+        return {
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "subjects": list(self.subjects),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore `state_dict()`'s output."""
         if list(state.get("subjects", [])) != list(self.subjects):
-            raise ConfigError("the checkpoint was trained on other identities than data.train holds; "
-                              "resume with the same training data")
+            raise ConfigError(
+                "the checkpoint was trained on other identities than data.train holds; "
+                "resume with the same training data"
+            )
         self.G.load_state_dict(state["generator"])
         self.D.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -279,8 +338,11 @@ class DRGANTask:
         finally:
             self.G.train()
         res = cross_pose(self.eval_manifest, feats)
-        return {"rank1_mean": res["mean"], "rank1_all": res["rank1_all"],
-                **{f"rank1@{k}": v for k, v in res["rank1_by_abs_yaw"].items()}}
+        return {
+            "rank1_mean": res["mean"],
+            "rank1_all": res["rank1_all"],
+            **{f"rank1@{k}": v for k, v in res["rank1_by_abs_yaw"].items()},
+        }
 
     @property
     def sample_columns(self) -> int:
@@ -299,8 +361,7 @@ class DRGANTask:
         from drgan.export import export_generator
 
         run_dir = Path(run_dir)
-        info = {"method": "drgan", "train": str(self.cfg.data.train), "subjects": len(self.subjects),
-                **(meta or {})}
+        info = {"method": "drgan", "train": str(self.cfg.data.train), "subjects": len(self.subjects), **(meta or {})}
         g = unwrap_model(self.G)
         export_generator(g, run_dir / "generator.pt", self.cfg, meta=info)
         export_encoder(g, self.cfg.net.width, run_dir / "recognizer.pt", meta=info)
@@ -338,8 +399,9 @@ class _Synthesize(nn.Module):
         super().__init__()
         self.generator, self.n = generator, n
 
-    def forward(self, x: torch.Tensor, y_t: torch.Tensor, y_t_fused: torch.Tensor | None, z: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, y_t: torch.Tensor, y_t_fused: torch.Tensor | None, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         g = self.generator
         f, omega = g.encode(x)
         b = len(x)
@@ -347,4 +409,3 @@ class _Synthesize(nn.Module):
             f_bar = fuse_features(f, omega, self.n)
             return g.decode(torch.cat([f, f_bar]), torch.cat([y_t, y_t_fused]), z), omega
         return g.decode(f, y_t, z[:b]), omega
-

@@ -21,18 +21,34 @@ def cmd_generate_pairs(args: argparse.Namespace) -> int:
     loaded = load_dvg(args.generator, device=args.device)
     progress, update = progress_bar("generating pairs")
     with progress:
-        result = generate_pairs(loaded, args.out, args.num, seed=args.seed, batch_size=args.batch_size,
-                                progress=lambda d, t: update(d, t), attributes=args.attributes, data=args.data,
-                                split=args.split)
-    console.print(f"{result['pairs']} pairs ({result['new_pairs']} new) in {result['out']}; "
-                  f"manifest: {result['manifest']}")
+        result = generate_pairs(
+            loaded,
+            args.out,
+            args.num,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            progress=lambda d, t: update(d, t),
+            attributes=args.attributes,
+            data=args.data,
+            split=args.split,
+        )
+    console.print(
+        f"{result['pairs']} pairs ({result['new_pairs']} new) in {result['out']}; manifest: {result['manifest']}"
+    )
     if args.recognizer is not None:
         from hfr.recognizer.export import load_recognizer
 
         stats = pair_statistics(load_recognizer(args.recognizer, device=args.device), Manifest.read(args.out))
-        console.print(stats_table("generated pairs under the recognizer", {
-            "pairs measured": stats["pairs"], "identity consistency (NIR-VIS cosine)": f"{stats['consistency']:.3f}",
-            "diversity (cosine between pairs)": f"{stats['diversity']:.3f}"}))
+        console.print(
+            stats_table(
+                "generated pairs under the recognizer",
+                {
+                    "pairs measured": stats["pairs"],
+                    "identity consistency (NIR-VIS cosine)": f"{stats['consistency']:.3f}",
+                    "diversity (cosine between pairs)": f"{stats['diversity']:.3f}",
+                },
+            )
+        )
     return 0
 
 
@@ -44,8 +60,12 @@ def register(sub: Any) -> None:
     gp.add_argument("--out", type=Path, required=True, help="dataset folder (manifest.csv, images/)")
     gp.add_argument("--seed", type=int, default=0, help="pair i is drawn from (seed, i)")
     gp.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass and manifest update")
-    gp.add_argument("--attributes", choices=["prior", "real"], default="prior",
-                    help="attribute codes from the prior (default) or encoded from --data's real NIR-VIS images")
+    gp.add_argument(
+        "--attributes",
+        choices=["prior", "real"],
+        default="prior",
+        help="attribute codes from the prior (default) or encoded from --data's real NIR-VIS images",
+    )
     gp.add_argument("--data", type=Path, help="paired NIR-VIS manifest (or folder) for --attributes real")
     gp.add_argument("--split", default="train", help="rows of --data that give attributes ('' = every row)")
     gp.add_argument("--recognizer", type=Path, help="report identity consistency and diversity under it")

@@ -9,13 +9,14 @@ often the run was interrupted. The attribute codes come from one of two sources
   generator, a uniform point on the unit sphere, which its encoders' codes need not fill;
 - `real`: the released sampling script's way: z_N = E_N(x_N), z_V = E_V(x_V) of a random NIR and
   a random VIS image of one random subject of a paired dataset (`--data`, rows of `--split`,
-  default `train`: the generator's own training set, never the test subjects), so a generated pair keeps a real pair's pose, expression and lighting and
-  takes a new identity. The images are written as `images/g0000123/nir.png` and `vis.png`;
-the manifest (`subject` = `g0000123`, `modality`, a `pair` column) is rewritten atomically after
-every batch, so an interrupted run resumed with the same command continues after the last
-complete batch, without duplicates or gaps. `generated.json` records the generator's
-fingerprint and the seed; a folder holding another generator's pairs (or another seed's) is
-refused.
+  default `train`: the generator's own training set, never the test subjects), so a generated
+  pair keeps a real pair's pose, expression and lighting and takes a new identity.
+
+The images are written as `images/g0000123/nir.png` and `vis.png`; the manifest (`subject` =
+`g0000123`, `modality`, a `pair` column) is rewritten atomically after every batch, so an
+interrupted run resumed with the same command continues after the last complete batch, without
+duplicates or gaps. `generated.json` records the generator's fingerprint and the seed; a folder
+holding another generator's pairs (or another seed's) is refused.
 
 With a recognizer, the report gives identity consistency (mean cosine between the NIR and VIS
 image of a pair) and diversity (mean cosine between the VIS images of different pairs).
@@ -64,8 +65,10 @@ def load_dvg(path: str | os.PathLike, device: torch.device | str = "cpu") -> Loa
     payload = load_generator_file(p, "dvg")
     c = payload["config"]
     if "identity_sampler" not in payload["modules"]:
-        raise GeneratorFileError(f"{p}: this DVG-Face generator has no identity sampler F_s; train it with "
-                                 f"data.identity_sampler set (configs/dvg/synth-identity-sampler.yaml first)")
+        raise GeneratorFileError(
+            f"{p}: this DVG-Face generator has no identity sampler F_s; train it with "
+            f"data.identity_sampler set (configs/dvg/synth-identity-sampler.yaml first)"
+        )
     try:
         g = DualGenerator(int(c["size"]), float(c["width"]), bool(c["deterministic"]), id_dim=int(c["id_dim"]))
         g.load_state_dict(payload["modules"]["generator"])
@@ -73,10 +76,17 @@ def load_dvg(path: str | os.PathLike, device: torch.device | str = "cpu") -> Loa
         s = IdentitySampler(int(sc["feature_dim"]), int(sc["latent_dim"]), float(sc["width"]))
         s.load_state_dict(payload["modules"]["identity_sampler"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        raise GeneratorFileError(f"{p}: DVG-Face generator file does not fit its own config "
-                                 f"({type(exc).__name__}); it is corrupt or was edited") from None
-    fp = fingerprint("dvg", f"w{c['width']:g}", int(c["size"]), 3, {**g.state_dict(), **{
-        f"sampler.{k}": v for k, v in s.state_dict().items()}})
+        raise GeneratorFileError(
+            f"{p}: DVG-Face generator file does not fit its own config "
+            f"({type(exc).__name__}); it is corrupt or was edited"
+        ) from None
+    fp = fingerprint(
+        "dvg",
+        f"w{c['width']:g}",
+        int(c["size"]),
+        3,
+        {**g.state_dict(), **{f"sampler.{k}": v for k, v in s.state_dict().items()}},
+    )
     return LoadedDVG(g.eval().to(device), s.eval().to(device), fp, int(c["size"]))
 
 
@@ -100,9 +110,11 @@ class RealAttributes:
                 (nir if r.modality == "nir" else vis).setdefault(r.subject, []).append(i)
         self.subjects = sorted(s for s in nir if s in vis)
         if not self.subjects:
-            raise ArgumentError(f"--data {data}: no subject has both NIR and VIS images in split {split!r}; "
-                              f"--attributes real needs a paired NIR-VIS dataset (e.g. the generator's training "
-                              f"set; --split '' takes every row)")
+            raise ArgumentError(
+                f"--data {data}: no subject has both NIR and VIS images in split {split!r}; "
+                f"--attributes real needs a paired NIR-VIS dataset (e.g. the generator's training "
+                f"set; --split '' takes every row)"
+            )
         self.nir = [nir[s] for s in self.subjects]
         self.vis = [vis[s] for s in self.subjects]
         self.dataset = ManifestDataset(manifest, size=size, channels=3)
@@ -118,8 +130,9 @@ class RealAttributes:
 
 
 @torch.no_grad()
-def generate_batch(loaded: LoadedDVG, start: int, count: int, seed: int,
-                   attributes: RealAttributes | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_batch(
+    loaded: LoadedDVG, start: int, count: int, seed: int, attributes: RealAttributes | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """NIR and VIS images (count, 3, S, S) in [0, 1] of pairs start .. start + count - 1.
 
     Attribute codes from the prior, or encoded from `attributes`' images (z = mu in eval mode).
@@ -151,21 +164,33 @@ def _read_state(out: Path, loaded: LoadedDVG, seed: int, attributes: str) -> int
     state_path = out / STATE_NAME
     if not state_path.is_file():
         if (out / MANIFEST_NAME).is_file():
-            raise GeneratedPairsError(f"{out}: holds a manifest but no {STATE_NAME}; it is not a generate-pairs "
-                                      f"folder of this generator: choose an empty or new folder")
+            raise GeneratedPairsError(
+                f"{out}: holds a manifest but no {STATE_NAME}; it is not a generate-pairs "
+                f"folder of this generator: choose an empty or new folder"
+            )
         return 0
     state = json.loads(state_path.read_text(encoding="utf-8"))
     theirs = (state.get("generator"), state.get("seed"), state.get("attributes", "prior"))
     if theirs != (loaded.fingerprint, seed, attributes):
-        raise GeneratedPairsError(f"{out}: holds pairs of generator {theirs[0]} with seed {theirs[1]} and attributes "
-                                  f"{theirs[2]!r}, not of this generator ({loaded.fingerprint}) with seed {seed} and "
-                                  f"attributes {attributes!r}: choose another folder (or the same options to continue)")
+        raise GeneratedPairsError(
+            f"{out}: holds pairs of generator {theirs[0]} with seed {theirs[1]} and attributes "
+            f"{theirs[2]!r}, not of this generator ({loaded.fingerprint}) with seed {seed} and "
+            f"attributes {attributes!r}: choose another folder (or the same options to continue)"
+        )
     return int(state.get("pairs", 0))
 
 
-def generate_pairs(loaded: LoadedDVG, out: str | os.PathLike, num: int, seed: int = 0, batch_size: int = 64,
-                   progress: Callable[[int, int], None] | None = None, attributes: str = "prior",
-                   data: str | os.PathLike | None = None, split: str = "train") -> dict[str, Any]:
+def generate_pairs(
+    loaded: LoadedDVG,
+    out: str | os.PathLike,
+    num: int,
+    seed: int = 0,
+    batch_size: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+    attributes: str = "prior",
+    data: str | os.PathLike | None = None,
+    split: str = "train",
+) -> dict[str, Any]:
     """Write `num` pairs into `out` (continuing an interrupted run); returns counts and the manifest path.
 
     `attributes`: "prior" or "real" (then the rows of `split` of `data`, a paired dataset, give them).

@@ -68,17 +68,17 @@ class DVGLossWeights:
     inside the identity term (`identity_preserving(..., pair_weight=ip_pair)`).
     """
 
-    ort: float = 50.0           #: L_ort on z_N and z_V (released: 50 * (ort(z_N, f~) + ort(z_V, f~)))
-    kl: float = 0.01            #: L_kl per domain (ours: the released code has none; unused with deterministic codes)
-    pix: float = 100.0          #: L1 of the reconstructions x^_N, x^_V (released: 100)
-    pix_swap: float = 10.0      #: L1 of images decoded with another pair's f~ (released: 100 * 0.1)
-    pix_sampled: float = 10.0   #: L1 of images decoded with a sampled f_s, to the real pair (released: 100 * 0.1)
-    ip: float = 0.1             #: identity preserving, real f~ and sampled f_s each (released: 0.1)
-    ip_pair: float = 0.05       #: the pairwise part inside `ip` (released: 0.05, so 0.005 in all)
+    ort: float = 50.0  #: L_ort on z_N and z_V (released: 50 * (ort(z_N, f~) + ort(z_V, f~)))
+    kl: float = 0.01  #: L_kl per domain (ours: the released code has none; unused with deterministic codes)
+    pix: float = 100.0  #: L1 of the reconstructions x^_N, x^_V (released: 100)
+    pix_swap: float = 10.0  #: L1 of images decoded with another pair's f~ (released: 100 * 0.1)
+    pix_sampled: float = 10.0  #: L1 of images decoded with a sampled f_s, to the real pair (released: 100 * 0.1)
+    ip: float = 0.1  #: identity preserving, real f~ and sampled f_s each (released: 0.1)
+    ip_pair: float = 0.05  #: the pairwise part inside `ip` (released: 0.05, so 0.005 in all)
     pix_unpaired: float = 100.0  #: L1 of the VIS reconstruction of unpaired VIS images (ours: pix's weight, one domain)
-    adv: float = 1.0            #: adversarial loss of G per domain (ours: the paper has one, the released code none)
-    adv_kind: str = "lsgan"     #: lsgan | bce | hinge (ours; the paper's form is not in the released code)
-    sampler_kl: float = 0.01    #: KL weight of the identity-sampler VAE (ours: training not released)
+    adv: float = 1.0  #: adversarial loss of G per domain (ours: the paper has one, the released code none)
+    adv_kind: str = "lsgan"  #: lsgan | bce | hinge (ours; the paper's form is not in the released code)
+    sampler_kl: float = 0.01  #: KL weight of the identity-sampler VAE (ours: training not released)
 
     def validate(self) -> None:
         """Raise ConfigError naming the `loss.` key of a negative weight or an unknown adversarial form."""
@@ -117,8 +117,7 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return (-0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
 
 
-def pair_l1(x_hat_nir: torch.Tensor, x_hat_vis: torch.Tensor, x_nir: torch.Tensor,
-            x_vis: torch.Tensor) -> torch.Tensor:
+def pair_l1(x_hat_nir: torch.Tensor, x_hat_vis: torch.Tensor, x_nir: torch.Tensor, x_vis: torch.Tensor) -> torch.Tensor:
     """L_rec, the reconstruction loss of a NIR-VIS pair: l1(x^_N, x_N) + l1(x^_V, x_V).
 
     With the reconstructions it is the paper's L_rec (weight `pix`). The released code also
@@ -129,8 +128,9 @@ def pair_l1(x_hat_nir: torch.Tensor, x_hat_vis: torch.Tensor, x_nir: torch.Tenso
     return l1(x_hat_nir, x_nir) + l1(x_hat_vis, x_vis)
 
 
-def identity_preserving(f_nir: torch.Tensor, f_vis: torch.Tensor, f_id: torch.Tensor,
-                        pair_weight: float = 0.05) -> dict[str, torch.Tensor]:
+def identity_preserving(
+    f_nir: torch.Tensor, f_vis: torch.Tensor, f_id: torch.Tensor, pair_weight: float = 0.05
+) -> dict[str, torch.Tensor]:
     """L_ip, the pairwise identity preserving loss, and its parts.
 
     f_nir = F(x^_N), f_vis = F(x^_V): (B, D) recognizer features of the generated pair; f_id: the
@@ -148,8 +148,9 @@ def identity_preserving(f_nir: torch.Tensor, f_vis: torch.Tensor, f_id: torch.Te
     return {"rec": rec, "pair": pair, "total": rec + pair_weight * pair}
 
 
-def identity_sampler_loss(f: torch.Tensor, f_hat: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                          kl_weight: float = 0.01) -> dict[str, torch.Tensor]:
+def identity_sampler_loss(
+    f: torch.Tensor, f_hat: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, kl_weight: float = 0.01
+) -> dict[str, torch.Tensor]:
     """The identity sampler F_s's VAE objective on recognizer features, and its parts.
 
     f: (B, D) features F(x) of real faces (normalised here to unit length, as F_s is trained to

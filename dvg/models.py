@@ -106,8 +106,13 @@ BASE_SIZE = 4
 
 def check_size(size: int) -> int:
     """`size` if it is 4 * 2^k with size >= 32 (e.g. 64, 128), else ConfigError."""
-    return _check_size(size, "DVG-Face image size", minimum=32, power_of_two=True,
-                       why="the encoder halves it down to 4 x 4, e.g. 64 or 128")
+    return _check_size(
+        size,
+        "DVG-Face image size",
+        minimum=32,
+        power_of_two=True,
+        why="the encoder halves it down to 4 x 4, e.g. 64 or 128",
+    )
 
 
 def check_domain(domain: str) -> str:
@@ -117,8 +122,7 @@ def check_domain(domain: str) -> str:
     return domain
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
-                   ) -> torch.Tensor:
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """z = mu + exp(logvar / 2) * eps with eps ~ N(0, I): a sample of N(mu, diag(exp(logvar)))."""
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps
@@ -150,7 +154,7 @@ class AdaIN(nn.Module):
     def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """Normalise x (B, C, H, W) per sample and channel, then x * scale + shift from params (B, 2C)."""
         c = self.num_features
-        shift, scale = params[:, :c], params[:, c:2 * c]
+        shift, scale = params[:, :c], params[:, c : 2 * c]
         h = F.instance_norm(x, eps=self.eps)
         return h * scale[:, :, None, None].to(h.dtype) + shift[:, :, None, None].to(h.dtype)
 
@@ -158,8 +162,16 @@ class AdaIN(nn.Module):
 class ConvBlock(nn.Module):
     """Convolution (or 2x2 stride-2 transposed convolution), instance norm or AdaIN, LeakyReLU(0.2)."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, padding: int, norm: str = "in",
-                 transposed: bool = False) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        norm: str = "in",
+        transposed: bool = False,
+    ) -> None:
         super().__init__()
         conv_cls = nn.ConvTranspose2d if transposed else nn.Conv2d
         self.conv = conv_cls(cin, cout, kernel_size, stride, padding)
@@ -226,19 +238,26 @@ class AttributeEncoder(nn.Module):
     decoder's AdaIN parameters.
     """
 
-    def __init__(self, size: int, in_channels: int = 3, width: float = 1.0, deterministic: bool = False,
-                 num_adain_params: int = 2 * 7 * BASE_WIDTH, attr_dim: int = ATTR_DIM) -> None:
+    def __init__(
+        self,
+        size: int,
+        in_channels: int = 3,
+        width: float = 1.0,
+        deterministic: bool = False,
+        num_adain_params: int = 2 * 7 * BASE_WIDTH,
+        attr_dim: int = ATTR_DIM,
+    ) -> None:
         super().__init__()
         n = _stages(size)
         ndf = BASE_WIDTH
-        widths = [scaled(ndf, width)] + [scaled(ndf * min(2 ** i, 8), width) for i in range(1, n + 1)]
+        widths = [scaled(ndf, width)] + [scaled(ndf * min(2**i, 8), width) for i in range(1, n + 1)]
         blocks = [ConvBlock(in_channels, widths[0], 5, 1, 2)]
         blocks += [ConvBlock(a, b, 3, 2, 1) for a, b in zip(widths[:-1], widths[1:])]
         self.conv = nn.Sequential(*blocks)
         self.size, self.in_channels = size, in_channels
         self.deterministic, self.attr_dim = deterministic, attr_dim
         out = attr_dim if deterministic else 2 * attr_dim
-        self.fc_enc = nn.Linear(widths[-1] * BASE_SIZE ** 2, out)
+        self.fc_enc = nn.Linear(widths[-1] * BASE_SIZE**2, out)
         self.num_adain_params = num_adain_params
         self.fc_style = _mlp([attr_dim] + [scaled(h, width) for h in STYLE_HIDDEN] + [num_adain_params])
 
@@ -250,8 +269,9 @@ class AttributeEncoder(nn.Module):
         mu, logvar = h.split(self.attr_dim, dim=1)
         return mu, logvar
 
-    def forward(self, x: torch.Tensor, sample: bool | None = None,
-                generator: torch.Generator | None = None) -> AttributeCode:
+    def forward(
+        self, x: torch.Tensor, sample: bool | None = None, generator: torch.Generator | None = None
+    ) -> AttributeCode:
         """Encode x; `sample` (default: training mode) draws z ~ q(z | x), else z = mu."""
         mu, logvar = self.encode(x)
         if logvar is None:
@@ -265,8 +285,9 @@ class AttributeEncoder(nn.Module):
         """The decoder's AdaIN parameters (B, num_adain_params) for attribute codes z (B, 256)."""
         return self.fc_style(z)
 
-    def prior(self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
-              ) -> torch.Tensor:
+    def prior(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
         """n attribute codes from the prior: N(0, I); deterministic: uniform on the unit sphere.
 
         (The released sampling script instead encodes real images for the attributes.)
@@ -283,8 +304,15 @@ class AttributeEncoder(nn.Module):
 class Decoder(nn.Module):
     """G: [f, z] (B, 256 + 256) and AdaIN parameters from z -> the NIR or the VIS image (B, C, S, S) in [0, 1]."""
 
-    def __init__(self, size: int, width: float = 1.0, nir_channels: int = 3, vis_channels: int = 3,
-                 id_dim: int = ID_DIM, attr_dim: int = ATTR_DIM) -> None:
+    def __init__(
+        self,
+        size: int,
+        width: float = 1.0,
+        nir_channels: int = 3,
+        vis_channels: int = 3,
+        id_dim: int = ID_DIM,
+        attr_dim: int = ATTR_DIM,
+    ) -> None:
         super().__init__()
         n = _stages(size)
         ndf = BASE_WIDTH
@@ -294,7 +322,7 @@ class Decoder(nn.Module):
 
         c0 = scaled(4 * ndf, width)
         self.size, self.id_dim, self.attr_dim, self.base_channels = size, id_dim, attr_dim, c0
-        self.fc = nn.Sequential(nn.Linear(id_dim + attr_dim, c0 * BASE_SIZE ** 2), nn.LeakyReLU(0.2, inplace=True))
+        self.fc = nn.Sequential(nn.Linear(id_dim + attr_dim, c0 * BASE_SIZE**2), nn.LeakyReLU(0.2, inplace=True))
         blocks: list[ConvBlock | ResBlock] = []
         cin = c0
         for i in range(1, n + 1):
@@ -311,18 +339,21 @@ class Decoder(nn.Module):
         self._adain_counts = [b.num_adain_params for b in blocks]  # AdaIN parameters of each block, in order
         self.num_adain_params = sum(self._adain_counts)
 
-    def forward(self, identity: torch.Tensor, attribute: torch.Tensor, style: torch.Tensor, domain: str
-                ) -> torch.Tensor:
+    def forward(
+        self, identity: torch.Tensor, attribute: torch.Tensor, style: torch.Tensor, domain: str
+    ) -> torch.Tensor:
         """Image of `domain` ("nir" / "vis") from identity f (B, 256), attribute z (B, 256), AdaIN params (B, P)."""
         check_domain(domain)
         if style.shape[1] != self.num_adain_params:
-            raise ArgumentError(f"the decoder needs {self.num_adain_params} AdaIN parameters per image, got "
-                              f"{style.shape[1]}; build the encoders and the decoder with the same size and width")
+            raise ArgumentError(
+                f"the decoder needs {self.num_adain_params} AdaIN parameters per image, got "
+                f"{style.shape[1]}; build the encoders and the decoder with the same size and width"
+            )
         h = self.fc(torch.cat([identity, attribute.to(identity.dtype)], dim=1))
         h = h.view(-1, self.base_channels, BASE_SIZE, BASE_SIZE)
         offset = 0
         for block, k in zip(self.conv, self._adain_counts):
-            h = block(h, style[:, offset:offset + k] if k else None)
+            h = block(h, style[:, offset : offset + k] if k else None)
             offset += k
         head = self.nir_output if domain == "nir" else self.vis_output
         return torch.sigmoid(head(h))
@@ -331,8 +362,16 @@ class Decoder(nn.Module):
 class DualGenerator(nn.Module):
     """E_N, E_V and the shared decoder G, with the calls the DVG-Face objectives need."""
 
-    def __init__(self, size: int = 128, width: float = 1.0, deterministic: bool = False, nir_channels: int = 3,
-                 vis_channels: int = 3, id_dim: int = ID_DIM, attr_dim: int = ATTR_DIM) -> None:
+    def __init__(
+        self,
+        size: int = 128,
+        width: float = 1.0,
+        deterministic: bool = False,
+        nir_channels: int = 3,
+        vis_channels: int = 3,
+        id_dim: int = ID_DIM,
+        attr_dim: int = ATTR_DIM,
+    ) -> None:
         super().__init__()
         self.size, self.deterministic = check_size(size), deterministic
         self.decoder = Decoder(size, width, nir_channels, vis_channels, id_dim, attr_dim)
@@ -344,8 +383,9 @@ class DualGenerator(nn.Module):
         """E_N for "nir", E_V for "vis"."""
         return self.encoder_nir if check_domain(domain) == "nir" else self.encoder_vis
 
-    def encode(self, x: torch.Tensor, domain: str, sample: bool | None = None,
-               generator: torch.Generator | None = None) -> AttributeCode:
+    def encode(
+        self, x: torch.Tensor, domain: str, sample: bool | None = None, generator: torch.Generator | None = None
+    ) -> AttributeCode:
         """The attribute code of images x of `domain`."""
         return self.encoder(domain)(x, sample, generator)
 
@@ -409,15 +449,17 @@ class IdentitySampler(nn.Module):
         """Unit-norm identity features for latent codes z."""
         return self.decoder(z)
 
-    def sample(self, n: int, generator: torch.Generator | None = None,
-               device: torch.device | str | None = None) -> torch.Tensor:
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
         """n new identities: decode(z) for z ~ N(0, I), shape (n, feature_dim), unit norm."""
         if device is None:
             device = next(self.decoder.parameters()).device
         return self.decode(torch.randn(n, self.latent_dim, generator=generator, device=device))
 
-    def forward(self, f: torch.Tensor, sample: bool | None = None, generator: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, f: torch.Tensor, sample: bool | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(reconstructed unit-norm feature, mu, logvar); z sampled in training mode (or when `sample`)."""
         mu, logvar = self.encode(f)
         if sample is None:
@@ -438,8 +480,9 @@ class Discriminator(PatchGAN):
     or an `hfr.nn.init_weights` kind, applied to each conv before spectral normalisation.
     """
 
-    def __init__(self, size: int, in_channels: int = 3, width: float = 1.0, norm: str = "instance",
-                 init: str | None = None) -> None:
+    def __init__(
+        self, size: int, in_channels: int = 3, width: float = 1.0, norm: str = "instance", init: str | None = None
+    ) -> None:
         size = check_size(size)
         super().__init__(in_channels, FOUR_STRIDE_2, width, norm, init=init)
         self.size = size
@@ -468,10 +511,19 @@ class DVGModels:
         return self
 
 
-def build_dvg(size: int = 128, width: float = 1.0, deterministic: bool = False, nir_channels: int = 3,
-              vis_channels: int = 3, d_width: float | None = None, d_norm: str = "instance",
-              init: str | None = None, id_dim: int = ID_DIM, attr_dim: int = ATTR_DIM,
-              sampler_latent: int = ID_DIM) -> DVGModels:
+def build_dvg(
+    size: int = 128,
+    width: float = 1.0,
+    deterministic: bool = False,
+    nir_channels: int = 3,
+    vis_channels: int = 3,
+    d_width: float | None = None,
+    d_norm: str = "instance",
+    init: str | None = None,
+    id_dim: int = ID_DIM,
+    attr_dim: int = ATTR_DIM,
+    sampler_latent: int = ID_DIM,
+) -> DVGModels:
     """Build E_N, E_V, G, F_s, D_N, D_V.
 
     size: 4 * 2^k >= 32 (128 = the paper and the release). width: channel multiplier
@@ -487,7 +539,8 @@ def build_dvg(size: int = 128, width: float = 1.0, deterministic: bool = False, 
         generator=DualGenerator(size, width, deterministic, nir_channels, vis_channels, id_dim, attr_dim),
         sampler=IdentitySampler(id_dim, sampler_latent, width),
         disc_nir=Discriminator(size, nir_channels, dw, d_norm, init),
-        disc_vis=Discriminator(size, vis_channels, dw, d_norm, init))
+        disc_vis=Discriminator(size, vis_channels, dw, d_norm, init),
+    )
     if init is not None:
         for m in (models.generator, models.sampler):
             init_weights(m, init)

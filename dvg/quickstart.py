@@ -39,19 +39,35 @@ class DVGStage:
 
         cfg, run, recognizer = inputs.cfg, inputs.run, inputs.recognizer
         sampler = inputs.stages.run(
-            "dvg-sampler", recipe_file("quickstart/dvg-sampler.yaml"),
-            [f"data.train={inputs.sets['webface']}", f"data.recognizer={recognizer}",
-             f"train.steps={cfg.sampler_steps}", f"train.log_every={max(1, cfg.sampler_steps // 5)}",
-             f"train.seed={cfg.seed}"],
-            export_key="identity_sampler", run_dir=run / "dvg" / "sampler").file
+            "dvg-sampler",
+            recipe_file("quickstart/dvg-sampler.yaml"),
+            [
+                f"data.train={inputs.sets['webface']}",
+                f"data.recognizer={recognizer}",
+                f"train.steps={cfg.sampler_steps}",
+                f"train.log_every={max(1, cfg.sampler_steps // 5)}",
+                f"train.seed={cfg.seed}",
+            ],
+            export_key="identity_sampler",
+            run_dir=run / "dvg" / "sampler",
+        ).file
         nirvis = inputs.sets["nirvis"]
         done = inputs.stages.run(
-            "dvg", recipe_file("quickstart/dvg.yaml"),
-            [f"data.train={nirvis}", f"data.size={cfg.train_size}", f"data.recognizer={recognizer}",
-             f"data.identity_sampler={sampler}", f"batch_size={cfg.dvg_batch_size}", f"train.steps={cfg.dvg_steps}",
-             f"train.log_every={max(1, cfg.dvg_steps // 10)}", f"train.sample_every={cfg.dvg_steps}",
-             f"train.seed={cfg.seed}"],
-            run_dir=run / "dvg" / "generator")
+            "dvg",
+            recipe_file("quickstart/dvg.yaml"),
+            [
+                f"data.train={nirvis}",
+                f"data.size={cfg.train_size}",
+                f"data.recognizer={recognizer}",
+                f"data.identity_sampler={sampler}",
+                f"batch_size={cfg.dvg_batch_size}",
+                f"train.steps={cfg.dvg_steps}",
+                f"train.log_every={max(1, cfg.dvg_steps // 10)}",
+                f"train.sample_every={cfg.dvg_steps}",
+                f"train.seed={cfg.seed}",
+            ],
+            run_dir=run / "dvg" / "generator",
+        )
         pairs = run / "dvg" / "pairs"
         generate_pairs(load_dvg(done.file), pairs, cfg.dvg_pairs, seed=cfg.seed, attributes="real", data=nirvis)
         manifest = Manifest.read(pairs)
@@ -65,15 +81,30 @@ class DVGStage:
         grid = run / "dvg" / "pairs.png"
         save_image(grid, labelled_grid(images, ncol=len(rows[0]), row_labels=["NIR", "VIS"]))
         summary: dict[str, Any] = {
-            "generator": str(done.file), "pairs": str(pairs), "grid": str(grid),
-            "samples": str(run / "dvg" / "generator" / "samples"), "consistency": stats["consistency"],
-            "diversity": stats["diversity"], "logs": done.logs}
-        line = (f"DVG-Face: {pairs} (grid {grid}); identity consistency (NIR-VIS cosine of a pair) "
-                f"{stats['consistency']:.3f}, diversity (cosine between pairs) {stats['diversity']:.3f}")
-        text = ("Generated NIR-VIS pairs of new identities (F_s identities, attributes of real training pairs); "
-                "under the LightCNN, the NIR and VIS image of a pair have mean cosine "
-                f"{stats['consistency']:.3f} (identity consistency), different pairs {stats['diversity']:.3f} "
-                "(diversity).")
-        markdown = ["", f"## DVG-Face ({cfg.dvg_steps} steps on the nirvis training pairs)", "", text, "",
-                    f"![DVG-Face generated pairs]({run_relative(grid, run)})"]
+            "generator": str(done.file),
+            "pairs": str(pairs),
+            "grid": str(grid),
+            "samples": str(run / "dvg" / "generator" / "samples"),
+            "consistency": stats["consistency"],
+            "diversity": stats["diversity"],
+            "logs": done.logs,
+        }
+        line = (
+            f"DVG-Face: {pairs} (grid {grid}); identity consistency (NIR-VIS cosine of a pair) "
+            f"{stats['consistency']:.3f}, diversity (cosine between pairs) {stats['diversity']:.3f}"
+        )
+        text = (
+            "Generated NIR-VIS pairs of new identities (F_s identities, attributes of real training pairs); "
+            "under the LightCNN, the NIR and VIS image of a pair have mean cosine "
+            f"{stats['consistency']:.3f} (identity consistency), different pairs {stats['diversity']:.3f} "
+            "(diversity)."
+        )
+        markdown = [
+            "",
+            f"## DVG-Face ({cfg.dvg_steps} steps on the nirvis training pairs)",
+            "",
+            text,
+            "",
+            f"![DVG-Face generated pairs]({run_relative(grid, run)})",
+        ]
         return StageOutput(summary, [line], markdown)

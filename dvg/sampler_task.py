@@ -45,18 +45,18 @@ METHOD = "dvg-sampler"
 class SamplerData:
     """Which faces F_s learns identities from, and the recognizer F that embeds them."""
 
-    train: str = ""                    #: manifest (or folder) of a large VIS set
-    split: str = "train"               #: rows of this split ("" = every row)
+    train: str = ""  #: manifest (or folder) of a large VIS set
+    split: str = "train"  #: rows of this split ("" = every row)
     modalities: list[str] = field(default_factory=lambda: ["vis"])  #: modalities used ([] = all)
-    recognizer: str = ""               #: recognizer.pt (or run folder) of the frozen F
+    recognizer: str = ""  #: recognizer.pt (or run folder) of the frozen F
 
 
 @dataclass
 class SamplerNet:
     """F_s's sizes."""
 
-    latent_dim: int = 256              #: latent code size (the released decoder: 256)
-    width: float = 1.0                 #: MLP width multiplier (1 = the released 256-1024-1024-512-256 decoder)
+    latent_dim: int = 256  #: latent code size (the released decoder: 256)
+    width: float = 1.0  #: MLP width multiplier (1 = the released 256-1024-1024-512-256 decoder)
 
 
 @dataclass
@@ -65,8 +65,8 @@ class IdentitySamplerConfig:
 
     model: str = "dvg-sampler"
     batch_size: int = 256
-    kl_weight: float = 0.01            #: weight of the KL term (see dvg.losses.identity_sampler_loss)
-    eval_samples: int = 1000           #: identities sampled to measure diversity
+    kl_weight: float = 0.01  #: weight of the KL term (see dvg.losses.identity_sampler_loss)
+    eval_samples: int = 1000  #: identities sampled to measure diversity
     data: SamplerData = field(default_factory=SamplerData)
     net: SamplerNet = field(default_factory=SamplerNet)
     #: Adam (our choice: the training of F_s is not released)
@@ -106,22 +106,34 @@ class IdentitySamplerTask:
 
         self.cfg, self.ctx = cfg, ctx
         if not cfg.data.recognizer:
-            raise ConfigError("data.recognizer: the frozen recognizer F is not set; e.g. --set "
-                              "data.recognizer=runs/recognizer-synth-pretrain/latest/recognizer.pt")
-        rows = read_training_rows(cfg.data.train, cfg.data.split, cfg.data.modalities, example="data/webface",
-                                  why="F_s learns a distribution of identities and needs at least 2")
+            raise ConfigError(
+                "data.recognizer: the frozen recognizer F is not set; e.g. --set "
+                "data.recognizer=runs/recognizer-synth-pretrain/latest/recognizer.pt"
+            )
+        rows = read_training_rows(
+            cfg.data.train,
+            cfg.data.split,
+            cfg.data.modalities,
+            example="data/webface",
+            why="F_s learns a distribution of identities and needs at least 2",
+        )
         recognizer = load_recognizer(cfg.data.recognizer, device=ctx.device)
         self.recognizer_fingerprint = recognizer.fingerprint
         feats = torch.from_numpy(embed_manifest(recognizer, rows, batch_size=256, num_workers=ctx.num_workers))
         self.features = feats.to(ctx.device)
-        self.ctx.logger.info("identity sampler: %d features (%d-d) of %d subjects from %s", len(feats), feats.shape[1],
-                 len(rows.subjects()), rows.source)
-        self.sampler = IdentitySampler(feature_dim=feats.shape[1], latent_dim=cfg.net.latent_dim,
-                                       width=cfg.net.width)
+        self.ctx.logger.info(
+            "identity sampler: %d features (%d-d) of %d subjects from %s",
+            len(feats),
+            feats.shape[1],
+            len(rows.subjects()),
+            rows.source,
+        )
+        self.sampler = IdentitySampler(feature_dim=feats.shape[1], latent_dim=cfg.net.latent_dim, width=cfg.net.width)
         self.model = ctx.wrap_model(self.sampler)
         self.optimizer = cfg.optim.make(self.sampler.parameters())
-        batch_sampler = ShuffleBatchSampler(len(feats), min(cfg.batch_size, len(feats)), seed=ctx.seed,
-                                            rank=ctx.rank, world_size=ctx.world_size)
+        batch_sampler = ShuffleBatchSampler(
+            len(feats), min(cfg.batch_size, len(feats)), seed=ctx.seed, rank=ctx.rank, world_size=ctx.world_size
+        )
         self.loader = DataLoader(TensorDataset(torch.arange(len(feats))), batch_sampler=batch_sampler)
 
     def train_loader(self) -> DataLoader:
@@ -150,9 +162,11 @@ class IdentitySamplerTask:
             samples = self.sampler.sample(self.cfg.eval_samples, generator=gen, device=self.features.device)
         finally:
             self.sampler.train()
-        return {"recon_cos": float(F.cosine_similarity(recon, F.normalize(f, dim=1)).mean()),
-                "sample_mean_cos": mean_pairwise_cosine(samples),
-                "real_mean_cos": mean_pairwise_cosine(f[: self.cfg.eval_samples])}
+        return {
+            "recon_cos": float(F.cosine_similarity(recon, F.normalize(f, dim=1)).mean()),
+            "sample_mean_cos": mean_pairwise_cosine(samples),
+            "real_mean_cos": mean_pairwise_cosine(f[: self.cfg.eval_samples]),
+        }
 
     def state_dict(self) -> dict:
         """F_s and Adam."""
@@ -166,10 +180,19 @@ class IdentitySamplerTask:
     def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, Path]:
         """Write identity_sampler.pt into `run_dir`."""
         path = Path(run_dir) / "identity_sampler.pt"
-        config = {"feature_dim": self.sampler.feature_dim, "latent_dim": self.sampler.latent_dim,
-                  "width": float(self.cfg.net.width), "recognizer_fingerprint": self.recognizer_fingerprint}
-        save_generator_file(path, METHOD, config, {"sampler": self.sampler.state_dict()},
-                            {"train": str(self.cfg.data.train), **(meta or {})})
+        config = {
+            "feature_dim": self.sampler.feature_dim,
+            "latent_dim": self.sampler.latent_dim,
+            "width": float(self.cfg.net.width),
+            "recognizer_fingerprint": self.recognizer_fingerprint,
+        }
+        save_generator_file(
+            path,
+            METHOD,
+            config,
+            {"sampler": self.sampler.state_dict()},
+            {"train": str(self.cfg.data.train), **(meta or {})},
+        )
         return {"identity_sampler": path}
 
 
@@ -184,6 +207,8 @@ def load_identity_sampler(path: str | os.PathLike, device: torch.device | str = 
         sampler = IdentitySampler(int(c["feature_dim"]), int(c["latent_dim"]), float(c["width"]))
         sampler.load_state_dict(payload["modules"]["sampler"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        raise GeneratorFileError(f"{path}: identity sampler file does not fit its own config "
-                                 f"({type(exc).__name__}); it is corrupt or was edited") from None
+        raise GeneratorFileError(
+            f"{path}: identity sampler file does not fit its own config "
+            f"({type(exc).__name__}); it is corrupt or was edited"
+        ) from None
     return sampler.eval().to(device), dict(c)

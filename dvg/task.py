@@ -65,28 +65,48 @@ class DVGTask:
 
         self.cfg, self.ctx = cfg, ctx
         if not cfg.data.recognizer:
-            raise ConfigError("data.recognizer: the frozen identity extractor F is not set; e.g. --set "
-                              "data.recognizer=runs/recognizer-synth-pretrain/latest/recognizer.pt")
-        rows = read_training_rows(cfg.data.train, cfg.data.split, ["nir", "vis"], example="data/nirvis",
-                                  min_subjects=1, why="paired training needs NIR-VIS subjects")
+            raise ConfigError(
+                "data.recognizer: the frozen identity extractor F is not set; e.g. --set "
+                "data.recognizer=runs/recognizer-synth-pretrain/latest/recognizer.pt"
+            )
+        rows = read_training_rows(
+            cfg.data.train,
+            cfg.data.split,
+            ["nir", "vis"],
+            example="data/nirvis",
+            min_subjects=1,
+            why="paired training needs NIR-VIS subjects",
+        )
         self.recognizer = load_recognizer(cfg.data.recognizer, device=ctx.device)
         rec_dim = int(getattr(self.recognizer.model, "feature_dim", 0) or 0)
         if rec_dim and rec_dim != cfg.net.id_dim:
-            raise ConfigError(f"data.recognizer {cfg.data.recognizer} gives {rec_dim}-d features but the generator's "
-                              f"identity size net.id_dim is {cfg.net.id_dim}; use a recognizer with "
-                              f"{cfg.net.id_dim}-d features or set net.id_dim={rec_dim}")
+            raise ConfigError(
+                f"data.recognizer {cfg.data.recognizer} gives {rec_dim}-d features but the generator's "
+                f"identity size net.id_dim is {cfg.net.id_dim}; use a recognizer with "
+                f"{cfg.net.id_dim}-d features or set net.id_dim={rec_dim}"
+            )
         self.recognizer.model.requires_grad_(False)
         sampler = NirVisPairSampler(rows, cfg.batch_size, seed=ctx.seed, rank=ctx.rank, world_size=ctx.world_size)
         left_out = len(rows.subjects()) - len(sampler.subjects)
         if left_out:
-            self.ctx.logger.warning("%d of %d subjects have only one modality and are left out of paired training",
-                        left_out, len(rows.subjects()))
+            self.ctx.logger.warning(
+                "%d of %d subjects have only one modality and are left out of paired training",
+                left_out,
+                len(rows.subjects()),
+            )
         self.paired_subjects = len(sampler.subjects)
         dataset = ManifestDataset(rows, size=cfg.data.size, channels=3)
-        self.loader = DataLoader(dataset, batch_sampler=sampler, num_workers=ctx.num_workers,
-                                 persistent_workers=ctx.num_workers > 0)
-        models = build_dvg(cfg.data.size, cfg.net.width, cfg.net.deterministic, d_width=cfg.net.d_width,
-                           d_norm=cfg.net.d_norm, id_dim=cfg.net.id_dim)
+        self.loader = DataLoader(
+            dataset, batch_sampler=sampler, num_workers=ctx.num_workers, persistent_workers=ctx.num_workers > 0
+        )
+        models = build_dvg(
+            cfg.data.size,
+            cfg.net.width,
+            cfg.net.deterministic,
+            d_width=cfg.net.d_width,
+            d_norm=cfg.net.d_norm,
+            id_dim=cfg.net.id_dim,
+        )
         self.G = models.generator
         self.D_nir, self.D_vis = models.disc_nir, models.disc_vis
         self.g_model = ctx.wrap_model(GeneratorStep(self.G))
@@ -101,30 +121,53 @@ class DVGTask:
             self.F_s, scfg = load_identity_sampler(cfg.data.identity_sampler, device=ctx.device)
             self.sampler_width = float(scfg["width"])
             if scfg.get("recognizer_fingerprint") not in (None, self.recognizer.fingerprint):
-                self.ctx.logger.warning("the identity sampler was trained on another recognizer's features (%s, F is %s)",
-                            scfg.get("recognizer_fingerprint"), self.recognizer.fingerprint)
+                self.ctx.logger.warning(
+                    "the identity sampler was trained on another recognizer's features (%s, F is %s)",
+                    scfg.get("recognizer_fingerprint"),
+                    self.recognizer.fingerprint,
+                )
         self.unpaired: ManifestDataset | None = None
         if cfg.data.unpaired:
             self.unpaired = self._unpaired_set(cfg)
-            self.ctx.logger.info("unpaired VIS: %d images of %d subjects without NIR images (%s)", len(self.unpaired.manifest),
-                     len(self.unpaired.manifest.subjects()), cfg.data.unpaired)
+            self.ctx.logger.info(
+                "unpaired VIS: %d images of %d subjects without NIR images (%s)",
+                len(self.unpaired.manifest),
+                len(self.unpaired.manifest.subjects()),
+                cfg.data.unpaired,
+            )
         self._preview: dict[str, torch.Tensor] | None = None
-        ctx.logger.info("dvg: %d NIR-VIS subjects at %d px, %s attribute codes, F_s %s; parameters: %s",
-                        self.paired_subjects, cfg.data.size, "unit-norm" if cfg.net.deterministic else "variational",
-                        "on" if self.F_s is not None else "off",
-                        parameter_summary(E_N=self.G.encoder_nir, E_V=self.G.encoder_vis, decoder=self.G.decoder,
-                                          D=nn.ModuleList([self.D_nir, self.D_vis])))
+        ctx.logger.info(
+            "dvg: %d NIR-VIS subjects at %d px, %s attribute codes, F_s %s; parameters: %s",
+            self.paired_subjects,
+            cfg.data.size,
+            "unit-norm" if cfg.net.deterministic else "variational",
+            "on" if self.F_s is not None else "off",
+            parameter_summary(
+                E_N=self.G.encoder_nir,
+                E_V=self.G.encoder_vis,
+                decoder=self.G.decoder,
+                D=nn.ModuleList([self.D_nir, self.D_vis]),
+            ),
+        )
 
     @staticmethod
     def _unpaired_set(cfg: DVGConfig) -> ManifestDataset:
         """The VIS rows of `data.unpaired` whose subjects have no NIR image there."""
-        rows = read_training_rows(cfg.data.unpaired, cfg.data.unpaired_split, [], example="data/webface",
-                                  min_subjects=1, why="unpaired training needs VIS images")
+        rows = read_training_rows(
+            cfg.data.unpaired,
+            cfg.data.unpaired_split,
+            [],
+            example="data/webface",
+            min_subjects=1,
+            why="unpaired training needs VIS images",
+        )
         with_nir = {r.subject for r in rows if r.modality == "nir"}
         vis = rows.filter(lambda r: r.modality == "vis" and r.subject not in with_nir)
         if len(vis) == 0:
-            raise DataError(f"data.unpaired {cfg.data.unpaired}: no VIS image of a subject without NIR images in "
-                            f"split {cfg.data.unpaired_split!r}; point it at a VIS-only set such as data/webface")
+            raise DataError(
+                f"data.unpaired {cfg.data.unpaired}: no VIS image of a subject without NIR images in "
+                f"split {cfg.data.unpaired_split!r}; point it at a VIS-only set such as data/webface"
+            )
         return ManifestDataset(vis, size=cfg.data.size, channels=3)
 
     def unpaired_batch(self, step: int) -> torch.Tensor:
@@ -156,8 +199,9 @@ class DVGTask:
         f_swap = f_s = x_u = f_u = None
         if w.pix_swap > 0:
             # the derangement draws on the CPU: use the task's generator there, torch's (seeded, checkpointed) on CUDA
-            perm = random_derangement(b, generator=ctx.generator if ctx.device.type == "cpu" else None,
-                                      device=ctx.device)
+            perm = random_derangement(
+                b, generator=ctx.generator if ctx.device.type == "cpu" else None, device=ctx.device
+            )
             f_swap = f[perm]
         if self.F_s is not None:
             with torch.no_grad():
@@ -167,23 +211,23 @@ class DVGTask:
             with torch.no_grad():
                 f_u = self.identity(x_u)
         with ctx.autocast():
-            out = self.g_model(x_n, x_v, f, f_swap=f_swap, f_sampled=f_s, x_u=x_u, f_u=f_u,
-                               generator=ctx.generator)
+            out = self.g_model(x_n, x_v, f, f_swap=f_swap, f_sampled=f_s, x_u=x_u, f_u=f_u, generator=ctx.generator)
         xh_n, xh_v = out["xh_n"], out["xh_v"]
         terms: dict[str, torch.Tensor] = {
             "ort": angular_orthogonal(out["z_n"], f) + angular_orthogonal(out["z_v"], f),
-            "pix": pair_l1(xh_n, xh_v, x_n, x_v)}
+            "pix": pair_l1(xh_n, xh_v, x_n, x_v),
+        }
         if out["logvar_n"] is not None and w.kl > 0:
-            terms["kl"] = (kl_standard_normal(out["mu_n"], out["logvar_n"])
-                           + kl_standard_normal(out["mu_v"], out["logvar_v"]))
+            terms["kl"] = kl_standard_normal(out["mu_n"], out["logvar_n"]) + kl_standard_normal(
+                out["mu_v"], out["logvar_v"]
+            )
         ip = identity_preserving(self.identity(xh_n), self.identity(xh_v), f, w.ip_pair)["total"]
         if f_swap is not None:
             terms["pix_swap"] = pair_l1(out["xs_n"], out["xs_v"], x_n, x_v)
         if f_s is not None:
             sampled = (out["xf_n"], out["xf_v"])
             terms["pix_sampled"] = pair_l1(*sampled, x_n, x_v)
-            ip = ip + identity_preserving(self.identity(sampled[0]), self.identity(sampled[1]), f_s,
-                                          w.ip_pair)["total"]
+            ip = ip + identity_preserving(self.identity(sampled[0]), self.identity(sampled[1]), f_s, w.ip_pair)["total"]
         unpaired: dict[str, torch.Tensor] = {}
         fakes_u: tuple[torch.Tensor, torch.Tensor] | None = None
         if x_u is not None and f_u is not None:
@@ -194,11 +238,13 @@ class DVGTask:
             unpaired["ort"] = angular_orthogonal(out["z_u"], f_u)
             if out["logvar_u"] is not None and w.kl > 0:
                 unpaired["kl"] = kl_standard_normal(out["mu_u"], out["logvar_u"])
-            unpaired["ip"] = identity_preserving(self.identity(xu_n), self.identity(xu_v[:k]), f_u[:k],
-                                                 w.ip_pair)["total"]
+            unpaired["ip"] = identity_preserving(self.identity(xu_n), self.identity(xu_v[:k]), f_u[:k], w.ip_pair)[
+                "total"
+            ]
             if w.adv > 0:
-                unpaired["adv"] = adversarial_g(self.d_nir(xu_n), w.adv_kind) + adversarial_g(self.d_vis(xu_v),
-                                                                                              w.adv_kind)
+                unpaired["adv"] = adversarial_g(self.d_nir(xu_n), w.adv_kind) + adversarial_g(
+                    self.d_vis(xu_v), w.adv_kind
+                )
         terms["ip"] = ip
         if w.adv > 0:
             terms["adv"] = adversarial_g(self.d_nir(xh_n), w.adv_kind) + adversarial_g(self.d_vis(xh_v), w.adv_kind)
@@ -210,15 +256,19 @@ class DVGTask:
         loss_g.backward()
         self.opt_g.step()
         logs: dict[str, Any] = {f"loss_{k}": v.detach() for k, v in terms.items()}
-        logs.update({f"loss_{k}" if k == "pix_unpaired" else f"loss_{k}_unpaired": v.detach()
-                     for k, v in unpaired.items()})
+        logs.update(
+            {f"loss_{k}" if k == "pix_unpaired" else f"loss_{k}_unpaired": v.detach() for k, v in unpaired.items()}
+        )
         logs["loss_g"] = loss_g.detach()
         if w.adv > 0:
-            loss_d = (adversarial_d(self.d_nir(x_n), self.d_nir(xh_n.detach()), w.adv_kind)
-                      + adversarial_d(self.d_vis(x_v), self.d_vis(xh_v.detach()), w.adv_kind))
+            loss_d = adversarial_d(self.d_nir(x_n), self.d_nir(xh_n.detach()), w.adv_kind) + adversarial_d(
+                self.d_vis(x_v), self.d_vis(xh_v.detach()), w.adv_kind
+            )
             if fakes_u is not None:
-                loss_d = loss_d + (adversarial_d(self.d_nir(x_n), self.d_nir(fakes_u[0].detach()), w.adv_kind)
-                                   + adversarial_d(self.d_vis(x_u), self.d_vis(fakes_u[1].detach()), w.adv_kind))
+                loss_d = loss_d + (
+                    adversarial_d(self.d_nir(x_n), self.d_nir(fakes_u[0].detach()), w.adv_kind)
+                    + adversarial_d(self.d_vis(x_u), self.d_vis(fakes_u[1].detach()), w.adv_kind)
+                )
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -229,8 +279,13 @@ class DVGTask:
 
     def state_dict(self) -> dict:
         """E_N, E_V, G, D_N, D_V and both optimizers."""
-        return {"generator": self.G.state_dict(), "disc_nir": self.D_nir.state_dict(),
-                "disc_vis": self.D_vis.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        return {
+            "generator": self.G.state_dict(),
+            "disc_nir": self.D_nir.state_dict(),
+            "disc_vis": self.D_vis.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore `state_dict()`'s output."""
@@ -261,8 +316,14 @@ class DVGTask:
                 f_new = f.roll(1, 0)
             p_n = self.G.encoder_nir.prior(len(f), generator=gen, device=dev)
             p_v = self.G.encoder_vis.prior(len(f), generator=gen, device=dev)
-            rows = [x_n, x_v, self.G.decode(f, z_n, "nir"), self.G.decode(f, z_v, "vis"),
-                    self.G.decode(f_new, p_n, "nir"), self.G.decode(f_new, p_v, "vis")]
+            rows = [
+                x_n,
+                x_v,
+                self.G.decode(f, z_n, "nir"),
+                self.G.decode(f, z_v, "vis"),
+                self.G.decode(f_new, p_n, "nir"),
+                self.G.decode(f_new, p_v, "vis"),
+            ]
         finally:
             self.G.train()
         return torch.stack(rows, dim=1).flatten(0, 1).cpu()
@@ -271,18 +332,33 @@ class DVGTask:
         """Write generator.pt (E_N, E_V, G and, when used, F_s) into `run_dir`."""
         path = Path(run_dir) / "generator.pt"
         g = unwrap_model(self.G)
-        config = {"size": self.cfg.data.size, "width": float(self.cfg.net.width),
-                  "deterministic": bool(self.cfg.net.deterministic), "id_dim": int(self.cfg.net.id_dim),
-                  "recognizer_fingerprint": self.recognizer.fingerprint}
+        config = {
+            "size": self.cfg.data.size,
+            "width": float(self.cfg.net.width),
+            "deterministic": bool(self.cfg.net.deterministic),
+            "id_dim": int(self.cfg.net.id_dim),
+            "recognizer_fingerprint": self.recognizer.fingerprint,
+        }
         modules = {"generator": g.state_dict()}
         if self.F_s is not None:
             modules["identity_sampler"] = self.F_s.state_dict()
-            config["sampler"] = {"feature_dim": self.F_s.feature_dim, "latent_dim": self.F_s.latent_dim,
-                                 "width": self.sampler_width}
-        save_generator_file(path, METHOD, config, modules,
-                            {"train": str(self.cfg.data.train), "paired_subjects": self.paired_subjects,
-                             "unpaired": str(self.cfg.data.unpaired),
-                             **(meta or {})})
+            config["sampler"] = {
+                "feature_dim": self.F_s.feature_dim,
+                "latent_dim": self.F_s.latent_dim,
+                "width": self.sampler_width,
+            }
+        save_generator_file(
+            path,
+            METHOD,
+            config,
+            modules,
+            {
+                "train": str(self.cfg.data.train),
+                "paired_subjects": self.paired_subjects,
+                "unpaired": str(self.cfg.data.unpaired),
+                **(meta or {}),
+            },
+        )
         return {"generator": path}
 
 
@@ -303,17 +379,31 @@ class GeneratorStep(nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, x_n: torch.Tensor, x_v: torch.Tensor, f: torch.Tensor, *, f_swap: torch.Tensor | None = None,
-                f_sampled: torch.Tensor | None = None, x_u: torch.Tensor | None = None,
-                f_u: torch.Tensor | None = None, generator: torch.Generator | None = None
-                ) -> dict[str, Any]:
+    def forward(
+        self,
+        x_n: torch.Tensor,
+        x_v: torch.Tensor,
+        f: torch.Tensor,
+        *,
+        f_swap: torch.Tensor | None = None,
+        f_sampled: torch.Tensor | None = None,
+        x_u: torch.Tensor | None = None,
+        f_u: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Any]:
         g = self.generator
         code_n = g.encode(x_n, "nir", generator=generator)
         code_v = g.encode(x_v, "vis", generator=generator)
         out: dict[str, Any] = {
-            "z_n": code_n.z, "mu_n": code_n.mu, "logvar_n": code_n.logvar,
-            "z_v": code_v.z, "mu_v": code_v.mu, "logvar_v": code_v.logvar,
-            "xh_n": g.decode(f, code_n.z, "nir"), "xh_v": g.decode(f, code_v.z, "vis")}
+            "z_n": code_n.z,
+            "mu_n": code_n.mu,
+            "logvar_n": code_n.logvar,
+            "z_v": code_v.z,
+            "mu_v": code_v.mu,
+            "logvar_v": code_v.logvar,
+            "xh_n": g.decode(f, code_n.z, "nir"),
+            "xh_v": g.decode(f, code_v.z, "vis"),
+        }
         if f_swap is not None:
             out["xs_n"], out["xs_v"] = g.decode(f_swap, code_n.z, "nir"), g.decode(f_swap, code_v.z, "vis")
         if f_sampled is not None:
@@ -321,6 +411,11 @@ class GeneratorStep(nn.Module):
         if x_u is not None and f_u is not None:
             code_u = g.encode(x_u, "vis", generator=generator)
             k = min(len(x_u), len(x_n))
-            out.update(z_u=code_u.z, mu_u=code_u.mu, logvar_u=code_u.logvar,
-                       xu_v=g.decode(f_u, code_u.z, "vis"), xu_n=g.decode(f_u[:k], code_n.z[:k], "nir"))
+            out.update(
+                z_u=code_u.z,
+                mu_u=code_u.mu,
+                logvar_u=code_u.logvar,
+                xu_v=g.decode(f_u, code_u.z, "vis"),
+                xu_n=g.decode(f_u[:k], code_n.z[:k], "nir"),
+            )
         return out

@@ -76,20 +76,33 @@ def cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in state.items()}
 
 
-def save_recognizer_file(path: str | os.PathLike, kind: str, arch: str, size: int, channels: int, feature_dim: int,
-                         state: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> str:
+def save_recognizer_file(
+    path: str | os.PathLike,
+    kind: str,
+    arch: str,
+    size: int,
+    channels: int,
+    feature_dim: int,
+    state: dict[str, torch.Tensor],
+    meta: dict[str, Any] | None = None,
+) -> str:
     """Write a recognizer file atomically (weights copied to the CPU); returns its fingerprint."""
     state = cpu_state(state)
     fp = fingerprint(kind, arch, int(size), int(channels), state)
     json.dumps(meta or {})  # provenance must stay JSON-serialisable (weights_only loading)
-    payload = {"format": RECOGNIZER_FORMAT, "kind": kind, "arch": arch,
-               "input": {"size": int(size), "channels": int(channels), "range": "0-1"},
-               "feature_dim": int(feature_dim), "state_dict": state, "fingerprint": fp, "meta": meta or {}}
+    payload = {
+        "format": RECOGNIZER_FORMAT,
+        "kind": kind,
+        "arch": arch,
+        "input": {"size": int(size), "channels": int(channels), "range": "0-1"},
+        "feature_dim": int(feature_dim),
+        "state_dict": state,
+        "fingerprint": fp,
+        "meta": meta or {},
+    }
     with atomic_open(path, "wb") as handle:
         torch.save(payload, handle)
     return fp
-
-
 
 
 def describe_method(method: str) -> str:
@@ -108,18 +121,26 @@ class GeneratorFileError(HFRError):
 #: Loads a generator file of one method into its networks: loader(path, device) -> the method's object.
 GeneratorLoader = Callable[..., Any]
 #: Methods -> their generator-file loader; entry-point group `hfr.generator_loaders`.
-GENERATOR_LOADERS: Registry[GeneratorLoader] = Registry("generator loader", "hfr.generator_loaders",
-                                                        GeneratorFileError)
+GENERATOR_LOADERS: Registry[GeneratorLoader] = Registry("generator loader", "hfr.generator_loaders", GeneratorFileError)
 
 
-def save_generator_file(path: str | os.PathLike, method: str, config: dict[str, Any],
-                        modules: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any] | None = None) -> None:
+def save_generator_file(
+    path: str | os.PathLike,
+    method: str,
+    config: dict[str, Any],
+    modules: dict[str, dict[str, torch.Tensor]],
+    meta: dict[str, Any] | None = None,
+) -> None:
     """Write a generator file atomically (tensors copied to the CPU, contiguous)."""
     json.dumps(config)
     json.dumps(meta or {})
-    payload = {"format": GENERATOR_FORMAT, "method": method, "config": config,
-               "modules": {name: cpu_state(state) for name, state in modules.items()},
-               "meta": meta or {}}
+    payload = {
+        "format": GENERATOR_FORMAT,
+        "method": method,
+        "config": config,
+        "modules": {name: cpu_state(state) for name, state in modules.items()},
+        "meta": meta or {},
+    }
     with atomic_open(path, "wb") as handle:
         torch.save(payload, handle)
 
@@ -132,21 +153,28 @@ def load_generator_file(path: str | os.PathLike, method: str | None = None) -> d
     p = Path(path)
     if p.is_dir():
         p = p / "generator.pt"
-    payload = load_weights_only(p, "generator file", GeneratorFileError,
-                                missing_hint="train one with `hfr train-generator` (it writes generator.pt "
-                                             "in its run folder)")
+    payload = load_weights_only(
+        p,
+        "generator file",
+        GeneratorFileError,
+        missing_hint="train one with `hfr train-generator` (it writes generator.pt in its run folder)",
+    )
     if not isinstance(payload, dict) or payload.get("format") != GENERATOR_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         hint = " (that is a recognizer file, not a generator)" if found == RECOGNIZER_FORMAT else ""
-        raise GeneratorFileError(f"{p}: not an hfr generator file (format {found!r}, expected {GENERATOR_FORMAT!r}){hint}; "
-                                 f"give the generator.pt of a `hfr train-generator` run")
+        raise GeneratorFileError(
+            f"{p}: not an hfr generator file (format {found!r}, expected {GENERATOR_FORMAT!r}){hint}; "
+            f"give the generator.pt of a `hfr train-generator` run"
+        )
     for key in ("method", "config", "modules"):
         if key not in payload:
             raise GeneratorFileError(f"{p}: generator file without {key!r}; it is corrupt or was edited")
     if method is not None and payload["method"] != method:
-        raise GeneratorFileError(f"{p}: this is {describe_method(str(payload['method']))}, not "
-                                 f"{describe_method(method)}; "
-                                 f"give a generator.pt trained with a {method} recipe")
+        raise GeneratorFileError(
+            f"{p}: this is {describe_method(str(payload['method']))}, not "
+            f"{describe_method(method)}; "
+            f"give a generator.pt trained with a {method} recipe"
+        )
     return payload
 
 

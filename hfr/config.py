@@ -86,8 +86,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else
-                          f"{where}: {value!r} is not a valid {_type_name(tp)}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} is not a valid {_type_name(tp)}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
@@ -142,8 +141,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
     kwargs = {}
     for key, value in data.items():
         if key not in known:
-            raise ConfigError(f"{where}: unknown key {key!r}{_closest(str(key), known)} "
-                              f"(valid keys: {', '.join(known)})")
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{_closest(str(key), known)} (valid keys: {', '.join(known)})"
+            )
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}" if where else key)
     try:
         cfg = cls(**kwargs)
@@ -157,6 +157,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A config dataclass as a plain dict (tuples become lists) ready for YAML."""
+
     def plain(v: Any) -> Any:
         if dataclasses.is_dataclass(v):
             return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
@@ -165,6 +166,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
         return v
+
     return plain(cfg)
 
 
@@ -276,7 +278,7 @@ def recipe_chain(path: str | os.PathLike) -> list[tuple[Path, dict[str, Any]]]:
     while True:
         resolved = current.resolve()
         if resolved in seen:
-            cycle = " -> ".join(str(p) for p in [*seen[seen.index(resolved):], resolved])
+            cycle = " -> ".join(str(p) for p in [*seen[seen.index(resolved) :], resolved])
             raise ConfigError(f"{current}: recipe inheritance cycle ({cycle}); remove one of these 'base:' keys")
         seen.append(resolved)
         data = dict(read_yaml(current))
@@ -285,12 +287,15 @@ def recipe_chain(path: str | os.PathLike) -> list[tuple[Path, dict[str, Any]]]:
         if base is None:
             break
         if not isinstance(base, str) or not base.strip():
-            raise ConfigError(f"{current}: 'base:' must be the path of another recipe (relative to this "
-                              f"file's folder), got {base!r}")
+            raise ConfigError(
+                f"{current}: 'base:' must be the path of another recipe (relative to this file's folder), got {base!r}"
+            )
         parent = current.parent / base
         if not parent.is_file():
-            raise ConfigError(f"{current}: base recipe {base!r} not found (looked for {parent}); "
-                              f"'base:' is relative to the folder of the file that names it")
+            raise ConfigError(
+                f"{current}: base recipe {base!r} not found (looked for {parent}); "
+                f"'base:' is relative to the folder of the file that names it"
+            )
         current = parent
     return chain[::-1]
 
@@ -303,8 +308,9 @@ def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[T], path: str | os.PathLike | None = None, sets: Iterable[str] = (),
-                base: Mapping[str, Any] | None = None) -> T:
+def load_config(
+    cls: type[T], path: str | os.PathLike | None = None, sets: Iterable[str] = (), base: Mapping[str, Any] | None = None
+) -> T:
     """Defaults <- `base` mapping <- recipe `path` (its `base:` chain first) <- `--set` overrides, then type-check.
 
     Errors name the file (or override) and key.
@@ -350,7 +356,7 @@ def save_config(cfg: Any, path: str | os.PathLike) -> Path:
 
 
 def read_model_name(path: str | os.PathLike, sets: Iterable[str] = (), default: str | None = None) -> str:
-    """The `model:` of a recipe (a `--set model=...` wins); `default`, else a ConfigError naming the file, when absent."""
+    """The `model:` of a recipe (a `--set model=...` wins); when absent, `default`, else a ConfigError naming it."""
     for item in sets:
         key, sep, value = str(item).partition("=")
         if sep and key.strip() == "model":
@@ -373,8 +379,10 @@ def configs_dir() -> Path:
     the expected path when it is not there."""
     folder = CONFIGS_DIR
     if not folder.is_dir():
-        raise ConfigError(f"{folder}: the recipes folder is missing; hfr looks for configs/ beside its package "
-                          f"source (install from a checkout with `pip install -e .`)")
+        raise ConfigError(
+            f"{folder}: the recipes folder is missing; hfr looks for configs/ beside its package "
+            f"source (install from a checkout with `pip install -e .`)"
+        )
     return folder
 
 
@@ -382,6 +390,8 @@ def recipe_file(name: str | os.PathLike) -> Path:
     """The recipe `configs/<name>` (e.g. "quickstart/drgan.yaml"); ConfigError naming the expected path."""
     path = configs_dir() / name
     if not path.is_file():
-        raise ConfigError(f"{path}: recipe not found; the recipes under {configs_dir()} are part of the "
-                          f"checkout (restore the file with git)")
+        raise ConfigError(
+            f"{path}: recipe not found; the recipes under {configs_dir()} are part of the "
+            f"checkout (restore the file with git)"
+        )
     return path

@@ -13,8 +13,13 @@ from hfr.data.manifest import Manifest
 from hfr.recognizer.export import Recognizer
 
 
-def embed_manifest(recognizer: Recognizer, manifest: Manifest, batch_size: int = 128,
-                   num_workers: int = 0, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def embed_manifest(
+    recognizer: Recognizer,
+    manifest: Manifest,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
     """Features (N, D) float32, row i for manifest row i, L2-normalised.
 
     Images are read at the recognizer's input size and channel count (see
@@ -38,13 +43,18 @@ def embed_manifest(recognizer: Recognizer, manifest: Manifest, batch_size: int =
 
 def embed_tensor(recognizer: Recognizer, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """Features (B, D) of an in-memory (B, C, H, W) batch in [0, 1], in chunks of `batch_size`."""
-    out = [recognizer.embed(images[i:i + batch_size]).cpu().numpy() for i in range(0, len(images), batch_size)]
+    out = [recognizer.embed(images[i : i + batch_size]).cpu().numpy() for i in range(0, len(images), batch_size)]
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
 @torch.inference_mode()
-def embed_subjects(recognizer: Recognizer, manifest: Manifest, batch_size: int = 128, num_workers: int = 0,
-                   progress: Callable[[int, int], None] | None = None) -> tuple[list[str], np.ndarray]:
+def embed_subjects(
+    recognizer: Recognizer,
+    manifest: Manifest,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[str], np.ndarray]:
     """One fused, L2-normalised feature per subject: (subjects in order of first appearance, (S, D) float32).
 
     A recognizer whose network has `features_and_confidence` (DR-GAN's G_enc) fuses each

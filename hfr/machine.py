@@ -30,10 +30,16 @@ def machine_info(**extra: Any) -> dict[str, Any]:
     the load average at the start; `extra` fields are added as given."""
     import torch
 
-    info: dict[str, Any] = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "memory_bytes": memory_bytes(),
-                            "platform": platform.platform(), "python": platform.python_version(),
-                            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                            "mkldnn": torch.backends.mkldnn.is_available()}
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": memory_bytes(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     with contextlib.suppress(OSError):

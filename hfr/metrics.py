@@ -50,7 +50,7 @@ def _to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "is_floating_point"):
         t = x.detach().cpu()
         if t.is_floating_point():
-            t = t.double()   # bf16 / fp16 have no numpy dtype
+            t = t.double()  # bf16 / fp16 have no numpy dtype
         return t.numpy()
     return np.asarray(x)
 
@@ -63,11 +63,15 @@ def _as_float(x: Any, name: str, allow_inf: bool = False) -> np.ndarray:
         raise MetricError(f"{name} must be numbers (got {type(x).__name__}): {exc}") from exc
     if np.isnan(arr).any():
         n = int(np.isnan(arr).sum())
-        raise MetricError(f"{name} holds {n} NaN value(s); remove those pairs or fix the features "
-                          "that produced them (a zero feature vector gives NaN cosines)")
+        raise MetricError(
+            f"{name} holds {n} NaN value(s); remove those pairs or fix the features "
+            "that produced them (a zero feature vector gives NaN cosines)"
+        )
     if not allow_inf and np.isinf(arr).any():
-        raise MetricError(f"{name} holds infinite values; scores must be finite similarities "
-                          "(drop masked pairs instead of giving them -inf)")
+        raise MetricError(
+            f"{name} holds infinite values; scores must be finite similarities "
+            "(drop masked pairs instead of giving them -inf)"
+        )
     return arr
 
 
@@ -84,28 +88,31 @@ def _check_pairs(scores: Any, labels: Any, require_both: bool = True) -> tuple[n
     s = _as_float(scores, "scores")
     raw = _to_numpy(labels)
     if s.shape != raw.shape:
-        raise MetricError(f"scores and labels must have the same shape (got {s.shape} and "
-                          f"{raw.shape}); give one label per score")
+        raise MetricError(
+            f"scores and labels must have the same shape (got {s.shape} and {raw.shape}); give one label per score"
+        )
     if raw.dtype == bool:
         lab = raw.reshape(-1)
     else:
         try:
             num = np.asarray(raw, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError) as exc:
-            raise MetricError("labels must be 1 (genuine) / 0 (impostor) or booleans "
-                              f"(got dtype {raw.dtype})") from exc
+            raise MetricError(f"labels must be 1 (genuine) / 0 (impostor) or booleans (got dtype {raw.dtype})") from exc
         bad = ~((num == 0) | (num == 1))
         if bad.any():
-            raise MetricError("labels must be 1 (genuine) / 0 (impostor) or booleans; found "
-                              f"{num[bad][0]!r} at index {int(np.flatnonzero(bad)[0])}")
+            raise MetricError(
+                "labels must be 1 (genuine) / 0 (impostor) or booleans; found "
+                f"{num[bad][0]!r} at index {int(np.flatnonzero(bad)[0])}"
+            )
         lab = num == 1
     s = s.reshape(-1)
     if require_both:
         n_gen = int(lab.sum())
         if n_gen == 0 or n_gen == lab.size:
             missing = "genuine (label 1)" if n_gen == 0 else "impostor (label 0)"
-            raise MetricError(f"the verification set has no {missing} pair among {lab.size} "
-                              "scores; a ROC needs both kinds")
+            raise MetricError(
+                f"the verification set has no {missing} pair among {lab.size} scores; a ROC needs both kinds"
+            )
     return s, lab
 
 
@@ -223,7 +230,7 @@ def _tar_index(rc: RocCounts, target: Fraction, mode: str) -> int:
     fp = rc.fp
     # last point with fp / n <= target, i.e. fp <= floor(target * n) (exact integer test)
     limit = math.floor(target * n)
-    lo = int(np.searchsorted(fp, limit, side="right")) - 1   # >= 0: fp[0] = 0
+    lo = int(np.searchsorted(fp, limit, side="right")) - 1  # >= 0: fp[0] = 0
     if mode == "conservative" or lo == fp.size - 1:
         return lo
     # nearest: the FAR value just above the target competes with fp[lo] / n
@@ -233,8 +240,9 @@ def _tar_index(rc: RocCounts, target: Fraction, mode: str) -> int:
     return int(np.searchsorted(fp, hi_fp, side="right")) - 1
 
 
-def tar_at_far(scores: Any, labels: Any, far: float | Sequence[float],
-               mode: str = "conservative") -> float | np.ndarray:
+def tar_at_far(
+    scores: Any, labels: Any, far: float | Sequence[float], mode: str = "conservative"
+) -> float | np.ndarray:
     """TAR (VR) at FAR = `far`; a float, or an array when `far` is a sequence.
 
     mode ``"conservative"`` (the project's convention): the largest TAR among the ROC points
@@ -256,8 +264,7 @@ def tar_at_far(scores: Any, labels: Any, far: float | Sequence[float],
     rc = _counts(scores, labels)
     scalar = np.ndim(far) == 0
     targets = [far] if scalar else list(np.asarray(_to_numpy(far), dtype=object).reshape(-1))
-    out = np.array([rc.tp[_tar_index(rc, _far_target(t), mode)] / rc.n_genuine for t in targets],
-                   dtype=np.float64)
+    out = np.array([rc.tp[_tar_index(rc, _far_target(t), mode)] / rc.n_genuine for t in targets], dtype=np.float64)
     return float(out[0]) if scalar else out
 
 
@@ -320,8 +327,7 @@ def auc(scores: Any, labels: Any) -> float:
     return twice / (2 * rc.n_genuine * rc.n_impostor)
 
 
-def verification_report(scores: Any, labels: Any,
-                        fars: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1)) -> dict[str, Any]:
+def verification_report(scores: Any, labels: Any, fars: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1)) -> dict[str, Any]:
     """The usual verification numbers from one sort of the scores; JSON-serialisable.
 
     Keys: ``n_genuine``, ``n_impostor``, ``auc``, ``eer``, ``eer_threshold``,
@@ -337,8 +343,9 @@ def verification_report(scores: Any, labels: Any,
     thresholds = [threshold_at_far(rc, None, f) for f in fars]
     for f in fars:
         if 0 < float(f) < 1.0 / rc.n_impostor:
-            log.warning("FAR %g is below 1 / %d impostor pairs: it is reported as TAR at FAR = 0",
-                        float(f), rc.n_impostor)
+            log.warning(
+                "FAR %g is below 1 / %d impostor pairs: it is reported as TAR at FAR = 0", float(f), rc.n_impostor
+            )
     keys = [f"{float(f):g}" for f in fars]
     return {
         "n_genuine": rc.n_genuine,
@@ -369,18 +376,23 @@ def similarity_matrix(probe_feats: Any, gallery_feats: Any) -> np.ndarray:
         norms = np.linalg.norm(f, axis=1)
         bad = np.flatnonzero(norms == 0)
         if bad.size:
-            raise MetricError(f"{name} row {int(bad[0])} is a zero vector and has no direction; "
-                              f"{bad.size} such row(s) in all — check the features")
+            raise MetricError(
+                f"{name} row {int(bad[0])} is a zero vector and has no direction; "
+                f"{bad.size} such row(s) in all — check the features"
+            )
         out.append(f / norms[:, None])
     p, g = out
     if p.shape[1] != g.shape[1]:
-        raise MetricError(f"probe features have dimension {p.shape[1]} but gallery features "
-                          f"{g.shape[1]}; embed both with the same model")
+        raise MetricError(
+            f"probe features have dimension {p.shape[1]} but gallery features "
+            f"{g.shape[1]}; embed both with the same model"
+        )
     return np.clip(p @ g.T, -1.0, 1.0)
 
 
-def _check_identification(similarity: Any, probe_labels: Any,
-                          gallery_labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check_identification(
+    similarity: Any, probe_labels: Any, gallery_labels: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated (similarity (P, G) float64, probe labels, gallery labels)."""
     sim = _as_float(similarity, "similarity", allow_inf=True)
     if sim.ndim != 2:
@@ -391,18 +403,21 @@ def _check_identification(similarity: Any, probe_labels: Any,
     gl = _as_labels(gallery_labels, "gallery_labels")
     textual = [a.dtype.kind in "USO" for a in (pl, gl)]
     if textual[0] != textual[1]:
-        raise MetricError(f"probe labels ({pl.dtype}) and gallery labels ({gl.dtype}) are of "
-                          "different kinds (text vs numbers); give both as the same type")
+        raise MetricError(
+            f"probe labels ({pl.dtype}) and gallery labels ({gl.dtype}) are of "
+            "different kinds (text vs numbers); give both as the same type"
+        )
     if pl.size != sim.shape[0] or gl.size != sim.shape[1]:
-        raise MetricError(f"similarity has shape {sim.shape} but there are {pl.size} probe labels "
-                          f"and {gl.size} gallery labels; give one label per row / column")
+        raise MetricError(
+            f"similarity has shape {sim.shape} but there are {pl.size} probe labels "
+            f"and {gl.size} gallery labels; give one label per row / column"
+        )
     if sim.shape[0] == 0 or sim.shape[1] == 0:
         raise MetricError(f"similarity has shape {sim.shape}: no probes or an empty gallery")
     return sim, pl, gl
 
 
-def subject_ranks(similarity: Any, probe_labels: Any, gallery_labels: Any,
-                  open_set: str = "error") -> np.ndarray:
+def subject_ranks(similarity: Any, probe_labels: Any, gallery_labels: Any, open_set: str = "error") -> np.ndarray:
     """The rank (1 = best) of each probe's true subject among the gallery's subjects.
 
     A subject's score for a probe is its best-scoring gallery image, so several images per
@@ -419,14 +434,16 @@ def subject_ranks(similarity: Any, probe_labels: Any, gallery_labels: Any,
     n_sub = subjects.size
     order = np.argsort(g_idx, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(g_idx[order]) != 0])
-    best = np.maximum.reduceat(sim[:, order], starts, axis=1)          # (P, n_sub)
+    best = np.maximum.reduceat(sim[:, order], starts, axis=1)  # (P, n_sub)
     pos = np.searchsorted(subjects, pl)
     found = (pos < n_sub) & (subjects[np.minimum(pos, n_sub - 1)] == pl)
     if not found.all() and open_set == "error":
         missing = np.flatnonzero(~found)
-        raise MetricError(f"{missing.size} probe(s) have a subject absent from the gallery "
-                          f"(first: probe {int(missing[0])}, subject {pl[missing[0]]!r}); use "
-                          "open_set='ignore' or 'miss' for an open-set evaluation")
+        raise MetricError(
+            f"{missing.size} probe(s) have a subject absent from the gallery "
+            f"(first: probe {int(missing[0])}, subject {pl[missing[0]]!r}); use "
+            "open_set='ignore' or 'miss' for an open-set evaluation"
+        )
     rows = np.flatnonzero(found)
     true_score = best[rows, pos[rows]]
     ranks = np.full(pl.size, n_sub + 1 if open_set == "miss" else 0, dtype=np.int64)
@@ -434,8 +451,9 @@ def subject_ranks(similarity: Any, probe_labels: Any, gallery_labels: Any,
     return ranks
 
 
-def cmc(similarity: Any, probe_labels: Any, gallery_labels: Any, max_rank: int | None = None,
-        open_set: str = "error") -> np.ndarray:
+def cmc(
+    similarity: Any, probe_labels: Any, gallery_labels: Any, max_rank: int | None = None, open_set: str = "error"
+) -> np.ndarray:
     """Cumulative match characteristic: ``cmc[k-1]`` = fraction of probes matched within rank k.
 
     ``similarity`` is ``(P, G)``; ranks count distinct gallery subjects (a subject scores its
@@ -454,21 +472,19 @@ def cmc(similarity: Any, probe_labels: Any, gallery_labels: Any, max_rank: int |
     kept = ranks[ranks > 0]
     if kept.size == 0 or (kept > n_sub).all():
         raise MetricError("no probe has its subject in the gallery; nothing to rank")
-    kept = np.where(kept > n_sub, max_rank + 1, kept)      # open_set="miss": never matched
-    hist = np.bincount(np.minimum(kept, max_rank + 1), minlength=max_rank + 2)[1:max_rank + 1]
+    kept = np.where(kept > n_sub, max_rank + 1, kept)  # open_set="miss": never matched
+    hist = np.bincount(np.minimum(kept, max_rank + 1), minlength=max_rank + 2)[1 : max_rank + 1]
     return np.cumsum(hist) / kept.size
 
 
-def rank_k(similarity: Any, probe_labels: Any, gallery_labels: Any, k: int = 1,
-           open_set: str = "error") -> float:
+def rank_k(similarity: Any, probe_labels: Any, gallery_labels: Any, k: int = 1, open_set: str = "error") -> float:
     """Rank-k identification rate: ``cmc(...)[k - 1]`` (rank-1 accuracy by default)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise MetricError(f"k must be a positive integer (got {k!r})")
     return float(cmc(similarity, probe_labels, gallery_labels, max_rank=int(k), open_set=open_set)[-1])
 
 
-def pair_scores_from_labels(similarity: Any, probe_labels: Any,
-                            gallery_labels: Any) -> tuple[np.ndarray, np.ndarray]:
+def pair_scores_from_labels(similarity: Any, probe_labels: Any, gallery_labels: Any) -> tuple[np.ndarray, np.ndarray]:
     """Every probe-gallery pair as a flat verification set: ``(scores, labels)``.
 
     ``scores`` is ``similarity.ravel()`` (row-major: probe 0 against every gallery image
@@ -516,8 +532,7 @@ def best_threshold(scores: Any, labels: Any) -> tuple[float, float]:
     return _best_cut(*_accept_counts(s, lab))
 
 
-def verification_accuracy(scores: Any, labels: Any, folds: Any = None,
-                          n_folds: int = 10) -> dict[str, Any]:
+def verification_accuracy(scores: Any, labels: Any, folds: Any = None, n_folds: int = 10) -> dict[str, Any]:
     """k-fold verification accuracy (LFW / CFP protocol).
 
     For each fold, :func:`best_threshold` is chosen on the other folds and applied to the
@@ -544,12 +559,12 @@ def verification_accuracy(scores: Any, labels: Any, folds: Any = None,
     else:
         f = np.asarray(_to_numpy(folds)).reshape(-1)
         if f.size != s.size:
-            raise MetricError(f"folds has {f.size} entries but there are {s.size} pairs; give one "
-                              "fold per pair")
+            raise MetricError(f"folds has {f.size} entries but there are {s.size} pairs; give one fold per pair")
         values, fold_id = np.unique(f, return_inverse=True)
         if values.size != n_folds:
-            raise MetricError(f"folds holds {values.size} distinct fold(s) but n_folds={n_folds}; "
-                              "every fold needs at least one pair")
+            raise MetricError(
+                f"folds holds {values.size} distinct fold(s) but n_folds={n_folds}; every fold needs at least one pair"
+            )
     order = np.argsort(s)
     distinct, starts = _group_counts(s[order])
     group = np.empty(s.size, dtype=np.int64)
@@ -563,7 +578,7 @@ def verification_accuracy(scores: Any, labels: Any, folds: Any = None,
         test = fold_id == k
         gen = gen_all - np.bincount(group[test & lab], minlength=m)
         imp = imp_all - np.bincount(group[test & ~lab], minlength=m)
-        present = (gen + imp) > 0                      # distinct values of the training folds
+        present = (gen + imp) > 0  # distinct values of the training folds
         tp = np.cumsum(gen[present][::-1])
         fp = np.cumsum(imp[present][::-1])
         thr, _ = _best_cut(distinct[present][::-1], tp, fp)

@@ -30,7 +30,9 @@ def load_targets(target: str | os.PathLike) -> Manifest:
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise DataError(f"{p}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-        records = [make_record(f.relative_to(p).as_posix(),
-                               f.parent.name if f.parent != p else "unknown", "vis") for f in files]
+        records = [
+            make_record(f.relative_to(p).as_posix(), f.parent.name if f.parent != p else "unknown", "vis")
+            for f in files
+        ]
         return Manifest(records, p)
     raise DataError(f"{p}: no such image, folder or manifest")

@@ -68,46 +68,47 @@ class QuickstartConfig:
     """What `hfr quickstart` renders and trains."""
 
     presets: list[str] = field(default_factory=lambda: list(synth.PRESETS))  #: presets to render
-    subjects: int = 0        #: identities per preset (0: the per-preset counts below)
-    webface_subjects: int = 200   #: identities of the pretraining set (few enough to learn in minutes)
-    webface_images: int = 20      #: images per pretraining identity
-    multipie_subjects: int = 40   #: identities of the cross-pose set (40% are test subjects)
-    nirvis_subjects: int = 60     #: identities of the cross-modal set (half are test subjects)
-    occluded_subjects: int = 8    #: identities of the occlusion set (shown, not trained on)
-    size: int = 64           #: rendered image size in pixels
-    train_size: int = 32     #: recognizer input size (faces are resized; a multiple of 16)
-    seed: int = 0            #: random seed
-    workers: int = 2         #: render threads
+    subjects: int = 0  #: identities per preset (0: the per-preset counts below)
+    webface_subjects: int = 200  #: identities of the pretraining set (few enough to learn in minutes)
+    webface_images: int = 20  #: images per pretraining identity
+    multipie_subjects: int = 40  #: identities of the cross-pose set (40% are test subjects)
+    nirvis_subjects: int = 60  #: identities of the cross-modal set (half are test subjects)
+    occluded_subjects: int = 8  #: identities of the occlusion set (shown, not trained on)
+    size: int = 64  #: rendered image size in pixels
+    train_size: int = 32  #: recognizer input size (faces are resized; a multiple of 16)
+    seed: int = 0  #: random seed
+    workers: int = 2  #: render threads
     sheet_subjects: int = 6  #: rows of each contact sheet
-    pipeline: bool = True    #: pretrain, evaluate, build a gallery and search after rendering
+    pipeline: bool = True  #: pretrain, evaluate, build a gallery and search after rendering
     arch: str = "lightcnn9"  #: recognizer architecture
-    steps: int = 1000        #: pretraining steps (the learning rate drops 10x for the last 30%)
-    batch_size: int = 64     #: pretraining batch size
-    lr: float = 0.001        #: AdamW learning rate
-    probes: int = 5          #: NIR probes searched in the gallery
-    drgan_steps: int = 300   #: DR-GAN training steps on the multipie set (0: skip DR-GAN)
-    drgan_batch_size: int = 32   #: DR-GAN batch size
-    sampler_steps: int = 300     #: DVG-Face identity-sampler steps
-    dvg_steps: int = 150         #: DVG-Face generator steps on the nirvis pairs (0: skip DVG-Face)
-    dvg_batch_size: int = 8      #: NIR-VIS pairs per DVG-Face step
-    dvg_pairs: int = 64          #: generated pairs written
+    steps: int = 1000  #: pretraining steps (the learning rate drops 10x for the last 30%)
+    batch_size: int = 64  #: pretraining batch size
+    lr: float = 0.001  #: AdamW learning rate
+    probes: int = 5  #: NIR probes searched in the gallery
+    drgan_steps: int = 300  #: DR-GAN training steps on the multipie set (0: skip DR-GAN)
+    drgan_batch_size: int = 32  #: DR-GAN batch size
+    sampler_steps: int = 300  #: DVG-Face identity-sampler steps
+    dvg_steps: int = 150  #: DVG-Face generator steps on the nirvis pairs (0: skip DVG-Face)
+    dvg_batch_size: int = 8  #: NIR-VIS pairs per DVG-Face step
+    dvg_pairs: int = 64  #: generated pairs written
 
     def validate(self) -> None:
         """Raise ConfigError for unknown presets or impossible counts."""
         unknown = [p for p in self.presets if p not in synth.PRESETS]
         if unknown:
-            raise ConfigError(f"quickstart presets: unknown {', '.join(unknown)}; "
-                              f"use {', '.join(synth.PRESETS)}")
+            raise ConfigError(f"quickstart presets: unknown {', '.join(unknown)}; use {', '.join(synth.PRESETS)}")
         if self.sheet_subjects < 1 or self.subjects < 0 or self.steps < 1 or self.probes < 1:
             raise ConfigError("quickstart: sheet_subjects, steps and probes must be >= 1, subjects >= 0")
         if self.drgan_steps < 0 or self.drgan_batch_size < 2:
             raise ConfigError("quickstart: drgan_steps must be >= 0 and drgan_batch_size >= 2")
         if self.dvg_steps < 0 or self.dvg_batch_size < 2 or self.sampler_steps < 1 or self.dvg_pairs < 1:
-            raise ConfigError("quickstart: dvg_steps must be >= 0, dvg_batch_size >= 2, sampler_steps and "
-                              "dvg_pairs >= 1")
+            raise ConfigError(
+                "quickstart: dvg_steps must be >= 0, dvg_batch_size >= 2, sampler_steps and dvg_pairs >= 1"
+            )
         if self.pipeline and not {"webface", "multipie", "nirvis"} <= set(self.presets):
-            raise ConfigError("quickstart pipeline needs the webface, multipie and nirvis presets; "
-                              "add them or set pipeline=false")
+            raise ConfigError(
+                "quickstart pipeline needs the webface, multipie and nirvis presets; add them or set pipeline=false"
+            )
 
     def subjects_of(self, preset: str) -> int:
         """Identities rendered for `preset`."""
@@ -189,8 +190,10 @@ def method_stages() -> list[tuple[str, QuickstartStage]]:
         obj = STAGES.get(name)
         stage = obj() if isinstance(obj, type) else obj
         if not isinstance(stage, QuickstartStage):
-            raise ConfigError(f"{ENTRY_POINT_GROUP} entry point {name!r}: {obj!r} is not a quickstart stage "
-                              f"(it needs order, enabled(cfg) and run(inputs))")
+            raise ConfigError(
+                f"{ENTRY_POINT_GROUP} entry point {name!r}: {obj!r} is not a quickstart stage "
+                f"(it needs order, enabled(cfg) and run(inputs))"
+            )
         found.append((name, stage))
     return sorted(found, key=lambda item: (item[1].order, item[0]))
 
@@ -205,29 +208,51 @@ def run_relative(path: str | Path, root: str | Path) -> str:
 def _render(cfg: QuickstartConfig, run: Path, progress: Progress | None) -> list[dict[str, Any]]:
     rows = []
     for preset in cfg.presets:
-        scfg = synth.SynthConfig(preset=preset, subjects=cfg.subjects_of(preset), size=cfg.size,
-                                 seed=cfg.seed, workers=cfg.workers,
-                                 images_per_subject=cfg.webface_images)
+        scfg = synth.SynthConfig(
+            preset=preset,
+            subjects=cfg.subjects_of(preset),
+            size=cfg.size,
+            seed=cfg.seed,
+            workers=cfg.workers,
+            images_per_subject=cfg.webface_images,
+        )
         synth.validate_config(scfg)
         update = (lambda d, t, p=preset: progress(f"rendering {p}", d, t)) if progress else None
         manifest = synth.write_preset(scfg, run / "data" / preset, progress=update)
         stats = dataset_stats(manifest)
         sheet = run / "sheets" / f"{preset}.png"
         save_image(sheet, contact_sheet(manifest, by=SHEET_AXIS[preset], subjects=cfg.sheet_subjects))
-        rows.append({"preset": preset, "subjects": stats["subjects"], "images": stats["images"],
-                     "modalities": stats["modalities"], "splits": stats["splits"],
-                     "yaw_histogram": stats["yaw_histogram"], "manifest": str(run / "data" / preset),
-                     "sheet": str(sheet)})
+        rows.append(
+            {
+                "preset": preset,
+                "subjects": stats["subjects"],
+                "images": stats["images"],
+                "modalities": stats["modalities"],
+                "splits": stats["splits"],
+                "yaw_histogram": stats["yaw_histogram"],
+                "manifest": str(run / "data" / preset),
+                "sheet": str(sheet),
+            }
+        )
     return rows
 
 
 def _pretrain(cfg: QuickstartConfig, run: Path, stages: Stages) -> dict[str, Any]:
     """LightCNN on the webface set: configs/quickstart/recognizer.yaml with this config's sizes."""
-    sets = [f"data.train={run / 'data' / 'webface'}", f"data.size={cfg.train_size}", f"net.arch={cfg.arch}",
-            f"batch_size={cfg.batch_size}", f"optim.lr={cfg.lr!r}", f"optim.step_size={max(1, int(cfg.steps * 0.7))}",
-            f"train.steps={cfg.steps}", f"train.log_every={max(1, cfg.steps // 10)}", f"train.seed={cfg.seed}"]
-    done = stages.run("recognizer", recipe_file("quickstart/recognizer.yaml"), sets, run_dir=run / "train",
-                      export_dir=run)
+    sets = [
+        f"data.train={run / 'data' / 'webface'}",
+        f"data.size={cfg.train_size}",
+        f"net.arch={cfg.arch}",
+        f"batch_size={cfg.batch_size}",
+        f"optim.lr={cfg.lr!r}",
+        f"optim.step_size={max(1, int(cfg.steps * 0.7))}",
+        f"train.steps={cfg.steps}",
+        f"train.log_every={max(1, cfg.steps // 10)}",
+        f"train.seed={cfg.seed}",
+    ]
+    done = stages.run(
+        "recognizer", recipe_file("quickstart/recognizer.yaml"), sets, run_dir=run / "train", export_dir=run
+    )
     return {"run_dir": str(done.run_dir), "recognizer": str(done.file), "logs": done.logs}
 
 
@@ -253,8 +278,13 @@ def _search(cfg: QuickstartConfig, run: Path) -> dict[str, Any]:
     nirvis = Manifest.read(run / "data" / "nirvis").select(split="test")
     vis = nirvis.select(modality="vis")
     feats = embed_manifest(recognizer, vis)
-    gallery = Gallery.build(feats, [r.subject for r in vis], recognizer.fingerprint,
-                            modalities=[r.modality for r in vis], paths=[r.path for r in vis])
+    gallery = Gallery.build(
+        feats,
+        [r.subject for r in vis],
+        recognizer.fingerprint,
+        modalities=[r.modality for r in vis],
+        paths=[r.path for r in vis],
+    )
     folder = gallery.save(run / "gallery")
     seen: set[str] = set()
     probes = []
@@ -265,16 +295,23 @@ def _search(cfg: QuickstartConfig, run: Path) -> dict[str, Any]:
         if len(probes) == cfg.probes:
             break
     probe_manifest = nirvis.with_records(probes)
-    result = gallery.search_subjects(embed_manifest(recognizer, probe_manifest), k=3,
-                                     fingerprint=recognizer.fingerprint)
+    result = gallery.search_subjects(
+        embed_manifest(recognizer, probe_manifest), k=3, fingerprint=recognizer.fingerprint
+    )
     truth = {r.path: r.subject for r in probes}
-    rows = [{"probe": p, "true": truth[p], "rank": rank, "subject": s, "score": sc}
-            for p, rank, s, sc in result.rows([r.path for r in probes])]
+    rows = [
+        {"probe": p, "true": truth[p], "rank": rank, "subject": s, "score": sc}
+        for p, rank, s, sc in result.rows([r.path for r in probes])
+    ]
     return {"gallery": str(folder), "gallery_images": len(gallery), "rows": rows}
 
 
-def run_quickstart(cfg: QuickstartConfig, out: str | Path | None = None, progress: Progress | None = None,
-                   report: Callable[[str, StageOutput], None] | None = None) -> dict[str, Any]:
+def run_quickstart(
+    cfg: QuickstartConfig,
+    out: str | Path | None = None,
+    progress: Progress | None = None,
+    report: Callable[[str, StageOutput], None] | None = None,
+) -> dict[str, Any]:
     """Run the quickstart into `out` (default a new `runs/quickstart/<timestamp>`); return the summary.
 
     `progress(stage, done, total)` is called as work advances; `report(name, output)` as each method
@@ -287,8 +324,11 @@ def run_quickstart(cfg: QuickstartConfig, out: str | Path | None = None, progres
     save_config(cfg, run / "config.yaml")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    summary: dict[str, Any] = {"out": str(run), "config": dataclasses.asdict(cfg),
-                               "presets": _render(cfg, run, progress)}
+    summary: dict[str, Any] = {
+        "out": str(run),
+        "config": dataclasses.asdict(cfg),
+        "presets": _render(cfg, run, progress),
+    }
     timings["render"] = time.perf_counter() - t0
     markdown: list[str] = []
     if cfg.pipeline:
@@ -302,8 +342,14 @@ def run_quickstart(cfg: QuickstartConfig, out: str | Path | None = None, progres
         t0 = time.perf_counter()
         summary["search"] = _search(cfg, run)
         timings["search"] = time.perf_counter() - t0
-        inputs = StageInputs(cfg, run, {row["preset"]: Path(row["manifest"]) for row in summary["presets"]},
-                             Path(summary["pretrain"]["recognizer"]), stages, progress)
+        inputs = StageInputs(
+            cfg,
+            run,
+            {row["preset"]: Path(row["manifest"]) for row in summary["presets"]},
+            Path(summary["pretrain"]["recognizer"]),
+            stages,
+            progress,
+        )
         for name, stage in method_stages():
             if not stage.enabled(cfg):
                 continue
@@ -324,31 +370,48 @@ def run_quickstart(cfg: QuickstartConfig, out: str | Path | None = None, progres
 def _markdown(summary: dict[str, Any], stage_lines: list[str]) -> str:
     """summary.md: the shared sections from `summary`, then the method stages' lines."""
     root = summary["out"]
-    lines = ["# hfr quickstart", "", f"Finished in {summary['seconds']} s "
-             f"({', '.join(f'{k} {v} s' for k, v in summary['timings'].items())}).", "",
-             "## SynthFace sets", "",
-             "| preset | subjects | images | modalities | splits | contact sheet |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "# hfr quickstart",
+        "",
+        f"Finished in {summary['seconds']} s ({', '.join(f'{k} {v} s' for k, v in summary['timings'].items())}).",
+        "",
+        "## SynthFace sets",
+        "",
+        "| preset | subjects | images | modalities | splits | contact sheet |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in summary["presets"]:
         mods = ", ".join(f"{k} {v}" for k, v in r["modalities"].items())
         splits = ", ".join(f"{k} {v}" for k, v in r["splits"].items())
-        lines.append(f"| {r['preset']} | {r['subjects']} | {r['images']} | {mods} | {splits} | "
-                     f"![{r['preset']}]({run_relative(r['sheet'], root)}) |")
+        lines.append(
+            f"| {r['preset']} | {r['subjects']} | {r['images']} | {mods} | {splits} | "
+            f"![{r['preset']}]({run_relative(r['sheet'], root)}) |"
+        )
     if "evaluation" in summary:
         pose = summary["evaluation"]["cross-pose"]
         modal = summary["evaluation"]["cross-modal"]
-        lines += ["", "## Cross-pose rank-1 (multipie test subjects, frontal gallery)", "",
-                  "| yaw (+-) | " + " | ".join(pose["rank1_by_abs_yaw"]) + " | mean |",
-                  "| --- " * (len(pose["rank1_by_abs_yaw"]) + 2) + "|",
-                  "| rank-1 (%) | " + " | ".join(f"{100 * v:.1f}" for v in pose["rank1_by_abs_yaw"].values())
-                  + f" | {100 * pose['mean']:.1f} |",
-                  "", "## Cross-modal (nirvis test subjects: NIR probes, VIS gallery)", "",
-                  "| rank-1 (%) | VR@FAR=1% | VR@FAR=0.1% |", "| --- | --- | --- |",
-                  f"| {100 * modal['mean']['rank1']:.1f} | {100 * modal['mean']['vr@far=0.01']:.1f} | "
-                  f"{100 * modal['mean']['vr@far=0.001']:.1f} |",
-                  "", "## Gallery search (top 3 subjects per NIR probe)", "",
-                  "| probe | true subject | rank | subject | score |", "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "## Cross-pose rank-1 (multipie test subjects, frontal gallery)",
+            "",
+            "| yaw (+-) | " + " | ".join(pose["rank1_by_abs_yaw"]) + " | mean |",
+            "| --- " * (len(pose["rank1_by_abs_yaw"]) + 2) + "|",
+            "| rank-1 (%) | "
+            + " | ".join(f"{100 * v:.1f}" for v in pose["rank1_by_abs_yaw"].values())
+            + f" | {100 * pose['mean']:.1f} |",
+            "",
+            "## Cross-modal (nirvis test subjects: NIR probes, VIS gallery)",
+            "",
+            "| rank-1 (%) | VR@FAR=1% | VR@FAR=0.1% |",
+            "| --- | --- | --- |",
+            f"| {100 * modal['mean']['rank1']:.1f} | {100 * modal['mean']['vr@far=0.01']:.1f} | "
+            f"{100 * modal['mean']['vr@far=0.001']:.1f} |",
+            "",
+            "## Gallery search (top 3 subjects per NIR probe)",
+            "",
+            "| probe | true subject | rank | subject | score |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for row in summary["search"]["rows"]:
-            lines.append(f"| {row['probe']} | {row['true']} | {row['rank']} | {row['subject']} | "
-                         f"{row['score']:.3f} |")
+            lines.append(f"| {row['probe']} | {row['true']} | {row['rank']} | {row['subject']} | {row['score']:.3f} |")
     return "\n".join(lines + stage_lines) + "\n"

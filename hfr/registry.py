@@ -48,8 +48,7 @@ class Registry(Generic[T]):
         key: what the name is called where users write it ("model:" in a recipe), for messages.
     """
 
-    def __init__(self, what: str, group: str | None, error: type[HFRError] = HFRError, key: str | None = None
-                 ) -> None:
+    def __init__(self, what: str, group: str | None, error: type[HFRError] = HFRError, key: str | None = None) -> None:
         self.what, self.group, self.error, self.key = what, group, error, key
         self._entries: dict[str, T] = {}
         self._failed: dict[str, str] = {}
@@ -61,14 +60,17 @@ class Registry(Generic[T]):
             raise ValueError(f"a {self.what} needs a non-empty name, got {name!r}")
         previous = self._entries.get(name)
         if previous is not None and previous is not obj and qualified_name(previous) != qualified_name(obj):
-            raise ValueError(f"{self.what} name {name!r} is already registered to {qualified_name(previous)}; "
-                             f"choose another name for {qualified_name(obj)}")
+            raise ValueError(
+                f"{self.what} name {name!r} is already registered to {qualified_name(previous)}; "
+                f"choose another name for {qualified_name(obj)}"
+            )
         self._entries[name] = obj
         self._failed.pop(name, None)
         return obj
 
     def register_as(self, name: str) -> Callable[[F], F]:
         """Decorator form of `register` for classes and functions."""
+
         def decorate(obj: F) -> F:
             self.register(name, obj)  # type: ignore[arg-type]
             return obj
@@ -146,8 +148,10 @@ class Registry(Generic[T]):
             return found
         prefix = where or self.key or self.what
         if name in self._failed:
-            raise self.error(f"{prefix}: {self.what} {name!r} is installed but its {self._failed[name]}; "
-                             f"fix or reinstall the package that provides it")
+            raise self.error(
+                f"{prefix}: {self.what} {name!r} is installed but its {self._failed[name]}; "
+                f"fix or reinstall the package that provides it"
+            )
         names = self.names()
         close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -29,9 +29,13 @@ def _detail(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def load_weights_only(path: str | os.PathLike, what: str = "checkpoint",
-                      error: type[HFRError] = HFRError, map_location: Any = "cpu",
-                      missing_hint: str = "check the path") -> Any:
+def load_weights_only(
+    path: str | os.PathLike,
+    what: str = "checkpoint",
+    error: type[HFRError] = HFRError,
+    map_location: Any = "cpu",
+    missing_hint: str = "check the path",
+) -> Any:
     """`torch.load(path, map_location, weights_only=True)`; `error` naming the file otherwise.
 
     `what` names the kind of file in messages ("checkpoint", "recognizer file", ...).
@@ -45,12 +49,17 @@ def load_weights_only(path: str | os.PathLike, what: str = "checkpoint",
         return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "global" not in str(exc).lower():  # not a pickled object: a corrupt or foreign file
-            raise error(f"{p}: not a readable {what} ({_detail(exc)}); it may be truncated or of "
-                        f"another format") from None
-        raise error(f"{p}: refused: this {what} needs pickle to load (it holds Python objects other than "
-                    f"tensors, numbers, strings and plain containers: {_detail(exc)}); hfr loads "
-                    f"weights only, so re-save it with plain types (state dicts of tensors) from a "
-                    f"trusted environment") from None
+            raise error(
+                f"{p}: not a readable {what} ({_detail(exc)}); it may be truncated or of another format"
+            ) from None
+        raise error(
+            f"{p}: refused: this {what} needs pickle to load (it holds Python objects other than "
+            f"tensors, numbers, strings and plain containers: {_detail(exc)}); hfr loads "
+            f"weights only, so re-save it with plain types (state dicts of tensors) from a "
+            f"trusted environment"
+        ) from None
     except Exception as exc:  # torch raises many types for foreign or truncated files
-        raise error(f"{p}: not a readable {what} ({type(exc).__name__}: {_first_line(exc)}); it may be "
-                    f"truncated or of another format") from None
+        raise error(
+            f"{p}: not a readable {what} ({type(exc).__name__}: {_first_line(exc)}); it may be "
+            f"truncated or of another format"
+        ) from None

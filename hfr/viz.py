@@ -51,8 +51,7 @@ def tensor_to_images(batch: torch.Tensor, value_range: tuple[float, float] = (0.
     return [img.permute(1, 2, 0).numpy() for img in t]
 
 
-def image_grid(images: Sequence[np.ndarray | None], ncol: int, pad: int = 2,
-               background: int = 255) -> np.ndarray:
+def image_grid(images: Sequence[np.ndarray | None], ncol: int, pad: int = 2, background: int = 255) -> np.ndarray:
     """Tile same-size images into a grid of `ncol` columns; None leaves a blank cell."""
     present = [im for im in images if im is not None]
     if not present:
@@ -69,12 +68,17 @@ def image_grid(images: Sequence[np.ndarray | None], ncol: int, pad: int = 2,
             im = np.asarray(Image.fromarray(to_rgb(im)).resize((w, h), Image.Resampling.BILINEAR))
         r, c = divmod(i, ncol)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
-        grid[y:y + h, x:x + w] = to_rgb(im)
+        grid[y : y + h, x : x + w] = to_rgb(im)
     return grid
 
 
-def labelled_grid(images: Sequence[np.ndarray | None], ncol: int, col_labels: Sequence[str] = (),
-                  row_labels: Sequence[str] = (), pad: int = 2) -> np.ndarray:
+def labelled_grid(
+    images: Sequence[np.ndarray | None],
+    ncol: int,
+    col_labels: Sequence[str] = (),
+    row_labels: Sequence[str] = (),
+    pad: int = 2,
+) -> np.ndarray:
     """`image_grid` with text labels above the columns and left of the rows."""
     grid = image_grid(images, ncol, pad)
     font = ImageFont.load_default()
@@ -109,8 +113,9 @@ def _sort_key(axis: str, value: str) -> tuple:
     return (0, 0.0, value)
 
 
-def contact_sheet(manifest: Manifest, by: str = "yaw", subjects: int = 8, max_columns: int = 13,
-                  split: str | None = None) -> np.ndarray:
+def contact_sheet(
+    manifest: Manifest, by: str = "yaw", subjects: int = 8, max_columns: int = 13, split: str | None = None
+) -> np.ndarray:
     """A grid of `subjects` rows x the distinct values of `by` (yaw, modality, occlusion, ...).
 
     Each cell shows the first image of that subject with that value (blank when none).
@@ -123,8 +128,7 @@ def contact_sheet(manifest: Manifest, by: str = "yaw", subjects: int = 8, max_co
     if len(rows) == 0:
         raise ArgumentError(f"no images to show (split {split!r}); check the manifest and --split")
     names = rows.subjects()[:subjects]
-    values = sorted({_axis_value(r, by) for r in rows if r.subject in set(names)},
-                    key=lambda v: _sort_key(by, v))
+    values = sorted({_axis_value(r, by) for r in rows if r.subject in set(names)}, key=lambda v: _sort_key(by, v))
     if len(values) > max_columns:
         step = len(values) / max_columns
         values = [values[int(i * step)] for i in range(max_columns)]
@@ -165,8 +169,17 @@ def _save_figure(fig: Any, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _finish(plt: Any, fig: Any, ax: Any, path: str | os.PathLike, title: str,
-            xlabel: str, ylabel: str, ylim: tuple[float, float], legend: str) -> None:
+def _finish(
+    plt: Any,
+    fig: Any,
+    ax: Any,
+    path: str | os.PathLike,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    ylim: tuple[float, float],
+    legend: str,
+) -> None:
     """Labels, grid and legend shared by the plots; save atomically and close."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -178,8 +191,7 @@ def _finish(plt: Any, fig: Any, ax: Any, path: str | os.PathLike, title: str,
     plt.close(fig)
 
 
-def plot_roc(curves: dict[str, dict[str, list[float]]], path: str | os.PathLike,
-             title: str = "ROC") -> None:
+def plot_roc(curves: dict[str, dict[str, list[float]]], path: str | os.PathLike, title: str = "ROC") -> None:
     """ROC curves ({label: {"far": [...], "tar": [...]}}) on a log-FAR axis, saved as PNG."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -200,8 +212,12 @@ def plot_cmc(curves: dict[str, Sequence[float]], path: str | os.PathLike, title:
     _finish(plt, fig, ax, path, title, "rank", "identification rate", (0, 1.01), "lower right")
 
 
-def plot_rank1_vs_yaw(series: dict[str, dict[str, float]], path: str | os.PathLike,
-                      title: str = "rank-1 against yaw", extra_points: dict[str, float] | None = None) -> None:
+def plot_rank1_vs_yaw(
+    series: dict[str, dict[str, float]],
+    path: str | os.PathLike,
+    title: str = "rank-1 against yaw",
+    extra_points: dict[str, float] | None = None,
+) -> None:
     """Rank-1 per yaw bin ({label: {"-60": r, ...}}) as lines; optional labelled horizontal marks."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -11,9 +11,16 @@ from hfr.data.imageio import write_png
 from hfr.data.manifest import Manifest, make_record
 
 
-def write_patterns(root: Path, subjects: int, per_subject: int, size: int = 32, seed: int = 0,
-                   modalities: tuple[str, ...] = ("vis",), split: str = "train",
-                   prefix: str = "s") -> Manifest:
+def write_patterns(
+    root: Path,
+    subjects: int,
+    per_subject: int,
+    size: int = 32,
+    seed: int = 0,
+    modalities: tuple[str, ...] = ("vis",),
+    split: str = "train",
+    prefix: str = "s",
+) -> Manifest:
     """Write `subjects` x `per_subject` x modalities images and a manifest under `root`."""
     rng = np.random.default_rng(seed)
     recs = []

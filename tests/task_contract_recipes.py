@@ -29,22 +29,30 @@ from hfr.recognizer.export import export_recognizer
 ROOT = Path(__file__).resolve().parents[1]
 
 #: What every variant sets: CPU, no workers, no bar, no in-training evaluation, log every step.
-QUIET = ["train.num_workers=0", "train.progress=false", "train.eval_every=-1", "train.best_metric=null",
-         "train.sample_every=0", "train.log_every=1", "train.device=cpu", "train.amp=off",
-         "train.channels_last=false"]
+QUIET = [
+    "train.num_workers=0",
+    "train.progress=false",
+    "train.eval_every=-1",
+    "train.best_metric=null",
+    "train.sample_every=0",
+    "train.log_every=1",
+    "train.device=cpu",
+    "train.amp=off",
+    "train.channels_last=false",
+]
 
 
 @dataclass(frozen=True)
 class Variant:
     """One tiny configuration of a task for the contract tests."""
 
-    task: str                 #: the registered task name (`model:`)
-    name: str                 #: the variant's test id
-    recipe: str               #: the recipe file, relative to the repository root
-    sets: tuple[str, ...]     #: overrides making it tiny; `{root}` is the contract data folder
-    falling: str              #: the log key whose mean over the last steps must lie below its first steps'
-    steps: int = 20           #: steps of the learning check
-    margin: float = 0.02      #: how far below the first steps' mean the last steps' mean must be
+    task: str  #: the registered task name (`model:`)
+    name: str  #: the variant's test id
+    recipe: str  #: the recipe file, relative to the repository root
+    sets: tuple[str, ...]  #: overrides making it tiny; `{root}` is the contract data folder
+    falling: str  #: the log key whose mean over the last steps must lie below its first steps'
+    steps: int = 20  #: steps of the learning check
+    margin: float = 0.02  #: how far below the first steps' mean the last steps' mean must be
     extra: tuple[str, ...] = field(default=())  #: more overrides for the learning check only
 
     def config(self, root: Path, steps: int, more: tuple[str, ...] = ()) -> object:
@@ -55,36 +63,126 @@ class Variant:
 
 
 VARIANTS: list[Variant] = [
-    Variant("recognizer", "recognizer", "configs/recognizer/synth-pretrain.yaml",
-            ("data.train={root}/patterns", "data.eval=none", "data.size=32", "batch_size=16", "net.dropout=0",
-             "optim.name=adamw", "optim.lr=0.001", "optim.weight_decay=0", "augment.crop_p=0"),
-            falling="loss_ce", steps=40, margin=0.15),
-    Variant("drgan", "drgan", "configs/drgan/synth-multipie.yaml",
-            ("data.train={root}/multipie", "data.eval=none", "data.size=32", "net.width=0.25", "batch_size=16",
-             "loss.l1_weight=1", "augment.flip_p=0"),
-            falling="loss_d_id", steps=24, margin=0.05),
-    Variant("drgan", "drgan-multi", "configs/drgan/synth-multipie-multi.yaml",
-            ("data.train={root}/multipie", "data.eval=none", "data.size=32", "net.width=0.25", "batch_size=16",
-             "net.multi_image=2", "loss.l1_weight=1", "loss.switch_every=2", "loss.d_skip_accuracy=0.9",
-             "augment.flip_p=0.5"),
-            falling="loss_d_id", steps=24, margin=0.05),
-    Variant("dvg-sampler", "dvg-sampler", "configs/dvg/synth-identity-sampler.yaml",
-            ("data.train={root}/patterns", "data.recognizer={root}/recognizer.pt", "batch_size=16", "net.width=0.25"),
-            falling="loss_rec", steps=20, margin=0.05),
-    Variant("dvg", "dvg", "configs/dvg/synth-nirvis.yaml",
-            ("data.train={root}/nirvis", "data.recognizer={root}/recognizer.pt",
-             "data.identity_sampler={root}/identity_sampler.pt", "data.size=32", "net.width=0.125", "batch_size=4",
-             "optim.lr=0.001"),
-            falling="loss_pix", steps=20, margin=0.02),
-    Variant("dvg", "dvg-variational-unpaired", "configs/dvg/synth-nirvis.yaml",
-            ("data.train={root}/nirvis", "data.recognizer={root}/recognizer.pt",
-             "data.identity_sampler={root}/identity_sampler.pt", "data.size=32", "net.width=0.125", "batch_size=4",
-             "net.deterministic=false", "data.unpaired={root}/patterns", "data.unpaired_batch=3", "optim.lr=0.001"),
-            falling="loss_pix", steps=20, margin=0.02),
-    Variant("tsgan", "tsgan", "configs/tsgan/synth-occluded.yaml",
-            ("data.train={root}/occluded", "data.split=", "data.recognizer={root}/recognizer.pt", "data.size=32",
-             "net.width=0.125", "batch_size=4", "optim.lr=0.001", "net.d_conditional=true"),
-            falling="loss_pixel_d", steps=20, margin=0.02),
+    Variant(
+        "recognizer",
+        "recognizer",
+        "configs/recognizer/synth-pretrain.yaml",
+        (
+            "data.train={root}/patterns",
+            "data.eval=none",
+            "data.size=32",
+            "batch_size=16",
+            "net.dropout=0",
+            "optim.name=adamw",
+            "optim.lr=0.001",
+            "optim.weight_decay=0",
+            "augment.crop_p=0",
+        ),
+        falling="loss_ce",
+        steps=40,
+        margin=0.15,
+    ),
+    Variant(
+        "drgan",
+        "drgan",
+        "configs/drgan/synth-multipie.yaml",
+        (
+            "data.train={root}/multipie",
+            "data.eval=none",
+            "data.size=32",
+            "net.width=0.25",
+            "batch_size=16",
+            "loss.l1_weight=1",
+            "augment.flip_p=0",
+        ),
+        falling="loss_d_id",
+        steps=24,
+        margin=0.05,
+    ),
+    Variant(
+        "drgan",
+        "drgan-multi",
+        "configs/drgan/synth-multipie-multi.yaml",
+        (
+            "data.train={root}/multipie",
+            "data.eval=none",
+            "data.size=32",
+            "net.width=0.25",
+            "batch_size=16",
+            "net.multi_image=2",
+            "loss.l1_weight=1",
+            "loss.switch_every=2",
+            "loss.d_skip_accuracy=0.9",
+            "augment.flip_p=0.5",
+        ),
+        falling="loss_d_id",
+        steps=24,
+        margin=0.05,
+    ),
+    Variant(
+        "dvg-sampler",
+        "dvg-sampler",
+        "configs/dvg/synth-identity-sampler.yaml",
+        ("data.train={root}/patterns", "data.recognizer={root}/recognizer.pt", "batch_size=16", "net.width=0.25"),
+        falling="loss_rec",
+        steps=20,
+        margin=0.05,
+    ),
+    Variant(
+        "dvg",
+        "dvg",
+        "configs/dvg/synth-nirvis.yaml",
+        (
+            "data.train={root}/nirvis",
+            "data.recognizer={root}/recognizer.pt",
+            "data.identity_sampler={root}/identity_sampler.pt",
+            "data.size=32",
+            "net.width=0.125",
+            "batch_size=4",
+            "optim.lr=0.001",
+        ),
+        falling="loss_pix",
+        steps=20,
+        margin=0.02,
+    ),
+    Variant(
+        "dvg",
+        "dvg-variational-unpaired",
+        "configs/dvg/synth-nirvis.yaml",
+        (
+            "data.train={root}/nirvis",
+            "data.recognizer={root}/recognizer.pt",
+            "data.identity_sampler={root}/identity_sampler.pt",
+            "data.size=32",
+            "net.width=0.125",
+            "batch_size=4",
+            "net.deterministic=false",
+            "data.unpaired={root}/patterns",
+            "data.unpaired_batch=3",
+            "optim.lr=0.001",
+        ),
+        falling="loss_pix",
+        steps=20,
+        margin=0.02,
+    ),
+    Variant(
+        "tsgan",
+        "tsgan",
+        "configs/tsgan/synth-occluded.yaml",
+        (
+            "data.train={root}/occluded",
+            "data.split=",
+            "data.recognizer={root}/recognizer.pt",
+            "data.size=32",
+            "net.width=0.125",
+            "batch_size=4",
+            "optim.lr=0.001",
+            "net.d_conditional=true",
+        ),
+        falling="loss_pixel_d",
+        steps=20,
+        margin=0.02,
+    ),
 ]
 
 
@@ -108,11 +206,14 @@ def write_contract_data(root: Path) -> Path:
     write_preset(SynthConfig(preset="occluded", subjects=4, size=32, seed=0, workers=1), root / "occluded")
     write_patterns(root / "patterns", 8, 6)
     torch.manual_seed(0)
-    export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=32, in_channels=1),
-                      root / "recognizer.pt")
+    export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=32, in_channels=1), root / "recognizer.pt")
     sampler = IdentitySampler(256, 256, width=0.25)
-    save_generator_file(root / "identity_sampler.pt", "dvg-sampler",
-                        {"feature_dim": 256, "latent_dim": 256, "width": 0.25}, {"sampler": sampler.state_dict()})
+    save_generator_file(
+        root / "identity_sampler.pt",
+        "dvg-sampler",
+        {"feature_dim": 256, "latent_dim": 256, "width": 0.25},
+        {"sampler": sampler.state_dict()},
+    )
     return root
 
 

@@ -32,10 +32,11 @@ def test_missing_subcommand_is_usage_error(capsys):
 def test_console_script_runs_and_reports_errors_on_one_line(tmp_path):
     exe = Path(sys.executable).with_name("hfr")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "hfr.cli"]
-    proc = subprocess.run([*cmd, "data", "stats", str(tmp_path / "nowhere")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*cmd, "data", "stats", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "manifest not found" in lines[0]
 
 
@@ -58,8 +59,7 @@ def test_data_index_folder_then_stats_and_show(tmp_path, capsys):
 def test_data_index_bad_format_and_missing_root(tmp_path, capsys):
     assert main(["data", "index", str(tmp_path), "--format", "yale", "--out", str(tmp_path / "m.csv")]) == 2
     assert "unknown dataset format 'yale'" in capsys.readouterr().err
-    assert main(["data", "index", str(tmp_path / "absent"), "--format", "lfw",
-                 "--out", str(tmp_path / "m.csv")]) == 2
+    assert main(["data", "index", str(tmp_path / "absent"), "--format", "lfw", "--out", str(tmp_path / "m.csv")]) == 2
     assert not (tmp_path / "m.csv").exists()
 
 
@@ -71,8 +71,7 @@ def test_data_index_skip_missing_reports(tmp_path, capsys):
     assert main(["data", "index", str(root), "--format", "casia-nirvis2", "--out", str(out)]) == 2
     assert victim.name in capsys.readouterr().err
     assert not out.exists()
-    assert main(["data", "index", str(root), "--format", "casia-nirvis2", "--out", str(out),
-                 "--skip-missing"]) == 0
+    assert main(["data", "index", str(root), "--format", "casia-nirvis2", "--out", str(out), "--skip-missing"]) == 0
     assert "dropped" in capsys.readouterr().out
     report = tmp_path / "casia.dropped.csv"
     assert report.exists() and victim.name in report.read_text()
@@ -87,8 +86,7 @@ def test_data_stats_bad_row_names_row(tmp_path, capsys):
 
 
 def test_data_show_bad_axis(tiny_dataset, tmp_path, capsys):
-    assert main(["data", "show", str(tiny_dataset.source), "--by", "mood",
-                 "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["data", "show", str(tiny_dataset.source), "--by", "mood", "--out", str(tmp_path / "x.png")]) == 2
     assert "--by 'mood'" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 
@@ -113,12 +111,14 @@ def test_data_align_writes_crops_and_manifest(tmp_path, capsys):
     crop = read_image(manifest.image_path(0))
     assert crop.shape == (size, size)
     x, y = pts[0].round().int().tolist()
-    assert crop[y - 1:y + 2, x - 1:x + 2].max() > 100   # the left-eye dot lands on the template
+    assert crop[y - 1 : y + 2, x - 1 : x + 2].max() > 100  # the left-eye dot lands on the template
     csv_path.write_text(f"{header}\na.png,p1,ab,{coords.split(',', 1)[1]}\n")
     assert main(["data", "align", "--landmarks", str(csv_path), "--out", str(tmp_path / "o2")]) == 2
     assert "row 2" in capsys.readouterr().err
-    assert main(["data", "align", "--landmarks", str(csv_path), "--out", str(tmp_path / "o3"),
-                 "--template", "square"]) == 2
+    assert (
+        main(["data", "align", "--landmarks", str(csv_path), "--out", str(tmp_path / "o3"), "--template", "square"])
+        == 2
+    )
 
 
 def test_data_synth_flags_errors_and_dry_run(tmp_path, capsys):
@@ -165,12 +165,23 @@ def test_method_commands_arrive_through_entry_points(commands):
     from hfr.cli import build_parser
 
     declared = {ep.name: ep.value for ep in metadata.entry_points(group="hfr.commands")}
-    assert declared == {"drgan": "drgan.commands:register", "dvg": "dvg.commands:register",
-                        "tsgan": "tsgan.commands:register"}
+    assert declared == {
+        "drgan": "drgan.commands:register",
+        "dvg": "dvg.commands:register",
+        "tsgan": "tsgan.commands:register",
+    }
     names = _subcommands(build_parser())
     assert {"rotate", "generate-pairs", "deocclude"} <= names
-    assert {"quickstart", "train-recognizer", "train-generator", "evaluate", "embed", "gallery", "search",
-            "data"} <= names
+    assert {
+        "quickstart",
+        "train-recognizer",
+        "train-generator",
+        "evaluate",
+        "embed",
+        "gallery",
+        "search",
+        "data",
+    } <= names
 
 
 def test_a_broken_plugin_is_a_warning_and_the_rest_still_works(commands, monkeypatch, caplog, tmp_path, capsys):
@@ -223,6 +234,9 @@ def test_the_core_does_not_import_the_methods():
 
     root = Path(__file__).resolve().parents[1] / "hfr"
     pattern = re.compile(r"^\s*(from|import)\s+(drgan|dvg|tsgan)\b", re.MULTILINE)
-    offenders = [str(p.relative_to(root.parent)) for p in sorted(root.rglob("*.py"))
-                 if pattern.search(p.read_text(encoding="utf-8"))]
+    offenders = [
+        str(p.relative_to(root.parent))
+        for p in sorted(root.rglob("*.py"))
+        if pattern.search(p.read_text(encoding="utf-8"))
+    ]
     assert offenders == []

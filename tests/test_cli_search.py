@@ -20,8 +20,9 @@ def setup(tmp_path):
     write_patterns(data, 5, 2, modalities=("nir", "vis"), split="test")
     m = Manifest.read(data)
     yaws = {0: -30.0, 1: 0.0}
-    recs = [make_record(r.path, r.subject, r.modality, yaws[int(r.path[-5])], r.split,
-                        illumination="neutral") for r in m]
+    recs = [
+        make_record(r.path, r.subject, r.modality, yaws[int(r.path[-5])], r.split, illumination="neutral") for r in m
+    ]
     Manifest(recs, data).write(data)
     rec_path = tmp_path / "recognizer.pt"
     net = build_lightcnn("lightcnn9", num_classes=0, input_size=32).eval()
@@ -42,13 +43,17 @@ def test_embed_writes_features_and_ids(setup, tmp_path):
     assert ids[0].startswith("row,path,subject") and len(ids) == 21
 
 
-@pytest.mark.parametrize("protocol,files", [("cross-modal", {"result.json", "roc.png", "cmc.png"}),
-                                            ("cross-pose", {"result.json", "rank1_vs_yaw.png"})])
+@pytest.mark.parametrize(
+    "protocol,files",
+    [("cross-modal", {"result.json", "roc.png", "cmc.png"}), ("cross-pose", {"result.json", "rank1_vs_yaw.png"})],
+)
 def test_evaluate_writes_json_and_plots(setup, tmp_path, protocol, files, capsys):
     data, rec, _ = setup
     out = tmp_path / protocol
-    assert main(["evaluate", "--protocol", protocol, "--recognizer", str(rec), "--data", str(data),
-                 "--out", str(out)]) == 0
+    assert (
+        main(["evaluate", "--protocol", protocol, "--recognizer", str(rec), "--data", str(data), "--out", str(out)])
+        == 0
+    )
     assert files <= {p.name for p in out.iterdir()}
     result = json.loads((out / "result.json").read_text())
     assert result["protocol"] == protocol
@@ -57,39 +62,105 @@ def test_evaluate_writes_json_and_plots(setup, tmp_path, protocol, files, capsys
 
 def test_evaluate_errors(setup, tmp_path, capsys):
     data, rec, _ = setup
-    assert main(["evaluate", "--protocol", "nearest", "--recognizer", str(rec), "--data", str(data),
-                 "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--protocol",
+                "nearest",
+                "--recognizer",
+                str(rec),
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "--protocol 'nearest'" in capsys.readouterr().err
-    assert main(["evaluate", "--protocol", "verification", "--recognizer", str(rec), "--data", str(data),
-                 "--out", str(tmp_path / "y")]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--protocol",
+                "verification",
+                "--recognizer",
+                str(rec),
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_gallery_build_search_add_remove(setup, tmp_path, capsys):
     data, rec, other = setup
     g = tmp_path / "gallery"
-    assert main(["gallery", "build", "--recognizer", str(rec), "--data", str(data), "--out", str(g),
-                 "--modality", "vis"]) == 0
+    assert (
+        main(["gallery", "build", "--recognizer", str(rec), "--data", str(data), "--out", str(g), "--modality", "vis"])
+        == 0
+    )
     assert {p.name for p in g.iterdir()} == {"index.faiss", "meta.json", "ids.csv"}
     assert json.loads((g / "meta.json").read_text())["count"] == 10
     res = tmp_path / "res.json"
     probe = next(p for p in data.rglob("vis_1.png"))
-    assert main(["search", "--gallery", str(g), "--recognizer", str(rec), "--probe", str(probe), "-k", "3",
-                 "--json", str(res)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--gallery",
+                str(g),
+                "--recognizer",
+                str(rec),
+                "--probe",
+                str(probe),
+                "-k",
+                "3",
+                "--json",
+                str(res),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(res.read_text())
     assert [r["rank"] for r in rows] == [1, 2, 3]
     assert rows[0]["subject"] == probe.parent.name and rows[0]["score"] == pytest.approx(1.0, abs=1e-4)
     capsys.readouterr()
     # a probe folder, k larger than the gallery's subjects is clamped
-    assert main(["search", "--gallery", str(g), "--recognizer", str(rec), "--probe", str(data), "-k", "50",
-                 "--csv", str(tmp_path / "all.csv")]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--gallery",
+                str(g),
+                "--recognizer",
+                str(rec),
+                "--probe",
+                str(data),
+                "-k",
+                "50",
+                "--csv",
+                str(tmp_path / "all.csv"),
+            ]
+        )
+        == 0
+    )
     assert len((tmp_path / "all.csv").read_text().splitlines()) == 1 + 20 * 5
     # another recognizer's probes are refused, k < 1 is an error
     assert main(["search", "--gallery", str(g), "--recognizer", str(other), "--probe", str(probe)]) == 2
     assert "another recognizer" in capsys.readouterr().err
     assert main(["search", "--gallery", str(g), "--recognizer", str(rec), "--probe", str(probe), "-k", "0"]) == 2
     # add the NIR images, remove one subject
-    assert main(["gallery", "add", "--gallery", str(g), "--recognizer", str(rec), "--data", str(data),
-                 "--modality", "nir"]) == 0
+    assert (
+        main(
+            ["gallery", "add", "--gallery", str(g), "--recognizer", str(rec), "--data", str(data), "--modality", "nir"]
+        )
+        == 0
+    )
     assert json.loads((g / "meta.json").read_text())["count"] == 20
     assert main(["gallery", "remove", "--gallery", str(g), "--subject", probe.parent.name]) == 0
     assert json.loads((g / "meta.json").read_text())["count"] == 16

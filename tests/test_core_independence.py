@@ -23,8 +23,11 @@ def _imported_packages(path: Path) -> set[str]:
 
 
 def test_hfr_imports_no_method_package():
-    offenders = {str(p.relative_to(HFR.parent)): sorted(_imported_packages(p) & METHODS)
-                 for p in sorted(HFR.rglob("*.py")) if _imported_packages(p) & METHODS}
+    offenders = {
+        str(p.relative_to(HFR.parent)): sorted(_imported_packages(p) & METHODS)
+        for p in sorted(HFR.rglob("*.py"))
+        if _imported_packages(p) & METHODS
+    }
     assert offenders == {}
 
 

@@ -67,8 +67,7 @@ def ref_tar_nearest(scores, labels, x):
 def ref_eer(scores, labels):
     far, tar, thr = ref_roc(scores, labels)
     frr = 1.0 - tar
-    cands = sorted(range(len(far)), key=lambda k: (round(abs(far[k] - frr[k]), 12),
-                                                   round(far[k] + frr[k], 12), -k))
+    cands = sorted(range(len(far)), key=lambda k: (round(abs(far[k] - frr[k]), 12), round(far[k] + frr[k], 12), -k))
     k = cands[0]
     return (far[k] + frr[k]) / 2, thr[k]
 
@@ -125,9 +124,8 @@ HAND_LABELS = np.array([1] * 4 + [0] * 6)
 def test_roc_hand_worked():
     far, tar, thr = roc_curve(HAND_SCORES, HAND_LABELS)
     sixth = 1 / 6
-    np.testing.assert_allclose(far, [0, 0, sixth, sixth, 2 * sixth, 2 * sixth, 0.5, 4 * sixth,
-                                     4 * sixth, 5 * sixth, 1])
-    np.testing.assert_allclose(tar, [0, .25, .25, .5, .5, .75, .75, .75, 1, 1, 1])
+    np.testing.assert_allclose(far, [0, 0, sixth, sixth, 2 * sixth, 2 * sixth, 0.5, 4 * sixth, 4 * sixth, 5 * sixth, 1])
+    np.testing.assert_allclose(tar, [0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 0.75, 1, 1, 1])
     assert thr[0] == math.inf
     np.testing.assert_allclose(thr[1:], [0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
 
@@ -135,7 +133,7 @@ def test_roc_hand_worked():
 def test_roc_ties_move_together():
     far, tar, thr = roc_curve([0.5, 0.5, 0.5, 0.2], [1, 1, 0, 0])
     np.testing.assert_allclose(far, [0, 0.5, 1])
-    np.testing.assert_allclose(tar, [0, 1, 1])      # never (0, 0.5): the tie is one step
+    np.testing.assert_allclose(tar, [0, 1, 1])  # never (0, 0.5): the tie is one step
     np.testing.assert_allclose(thr, [math.inf, 0.5, 0.2])
     assert auc([0.5, 0.5, 0.5, 0.2], [1, 1, 0, 0]) == pytest.approx(0.75)
 
@@ -209,7 +207,7 @@ def test_tar_at_far_decimal_targets_are_exact():
     assert tar_at_far(scores, labels, 0.0) == pytest.approx(1 / 3)
     # 0.57 * 100 is 56.99999... in binary; 57 of 100 false accepts must still be allowed
     imp = np.arange(100)[::-1] / 100.0
-    gen = imp[:57] - 0.001           # the k-th genuine has k impostors above it
+    gen = imp[:57] - 0.001  # the k-th genuine has k impostors above it
     s = np.r_[gen, imp]
     lab = np.r_[np.ones(57), np.zeros(100)]
     assert tar_at_far(s, lab, 0.57) == 1.0
@@ -291,21 +289,24 @@ def test_edge_cases_perfect_reversed_equal():
     assert auc(eq, lab) == 0.5
     assert eer(eq, lab) == (0.5, 0.4)
     assert tar_at_far(eq, lab, 0.99) == 0.0
-    assert tar_at_far(eq, lab, 0.5, mode="nearest") == 0.0   # FAR 0 and 1 tie: lower wins
+    assert tar_at_far(eq, lab, 0.5, mode="nearest") == 0.0  # FAR 0 and 1 tie: lower wins
 
 
 # ----------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("scores, labels, match", [
-    ([0.1, 0.2], [0, 0], "no genuine"),
-    ([0.1, 0.2], [1, True], "no impostor"),
-    ([0.1, 0.2, 0.3], [1, 0], "same shape"),
-    ([0.1, float("nan")], [1, 0], "NaN"),
-    ([0.1, float("inf")], [1, 0], "infinite"),
-    ([0.1, 0.2], [1, 2], "1 \\(genuine\\)"),
-    ([], [], "no genuine"),
-])
+@pytest.mark.parametrize(
+    "scores, labels, match",
+    [
+        ([0.1, 0.2], [0, 0], "no genuine"),
+        ([0.1, 0.2], [1, True], "no impostor"),
+        ([0.1, 0.2, 0.3], [1, 0], "same shape"),
+        ([0.1, float("nan")], [1, 0], "NaN"),
+        ([0.1, float("inf")], [1, 0], "infinite"),
+        ([0.1, 0.2], [1, 2], "1 \\(genuine\\)"),
+        ([], [], "no genuine"),
+    ],
+)
 def test_bad_verification_input(scores, labels, match):
     with pytest.raises(MetricError, match=match):
         roc_curve(scores, labels)
@@ -336,9 +337,13 @@ def test_metric_errors_are_library_errors_not_cli_options():
 def test_cmc_hand_worked_with_ties_and_multiple_images():
     gallery = ["a", "a", "b", "c"]
     probes = ["a", "b", "c"]
-    sim = np.array([[0.2, 0.9, 0.5, 0.9],    # a: best 0.9, ties with c -> rank 2 (pessimistic)
-                    [0.1, 0.3, 0.8, 0.2],    # b: rank 1
-                    [0.7, 0.6, 0.4, 0.1]])   # c: a 0.7, b 0.4 above -> rank 3
+    sim = np.array(
+        [
+            [0.2, 0.9, 0.5, 0.9],  # a: best 0.9, ties with c -> rank 2 (pessimistic)
+            [0.1, 0.3, 0.8, 0.2],  # b: rank 1
+            [0.7, 0.6, 0.4, 0.1],
+        ]
+    )  # c: a 0.7, b 0.4 above -> rank 3
     np.testing.assert_array_equal(subject_ranks(sim, probes, gallery), [2, 1, 3])
     np.testing.assert_allclose(cmc(sim, probes, gallery), [1 / 3, 2 / 3, 1])
     np.testing.assert_allclose(cmc(sim, probes, gallery, max_rank=5), [1 / 3, 2 / 3, 1, 1, 1])
@@ -354,9 +359,9 @@ def test_cmc_matches_reference(seed):
     rng = np.random.default_rng(300 + seed)
     n_sub = int(rng.integers(2, 9))
     gallery = rng.integers(0, n_sub, 25)
-    gallery[:n_sub] = np.arange(n_sub)                  # every subject present
+    gallery[:n_sub] = np.arange(n_sub)  # every subject present
     probes = rng.integers(0, n_sub, 17)
-    sim = np.round(rng.uniform(-1, 1, (17, 25)), 1)    # coarse: many ties
+    sim = np.round(rng.uniform(-1, 1, (17, 25)), 1)  # coarse: many ties
     ranks = ref_ranks(sim, probes, gallery)
     np.testing.assert_array_equal(subject_ranks(sim, probes, gallery), ranks)
     curve = cmc(sim, probes, gallery)
@@ -364,7 +369,8 @@ def test_cmc_matches_reference(seed):
     np.testing.assert_allclose(curve, [(ranks <= k).mean() for k in range(1, n_sub + 1)])
     t = torch.tensor(sim, dtype=torch.float32)
     assert rank_k(t, torch.tensor(probes), torch.tensor(gallery)) == pytest.approx(
-        rank_k(sim.astype(np.float32), probes, gallery))
+        rank_k(sim.astype(np.float32), probes, gallery)
+    )
 
 
 def test_cmc_open_set_options():
@@ -374,8 +380,7 @@ def test_cmc_open_set_options():
     with pytest.raises(MetricError, match="absent from the gallery.*probe 1"):
         cmc(sim, probes, gallery)
     np.testing.assert_allclose(cmc(sim, probes, gallery, open_set="ignore"), [0.5, 1.0])
-    np.testing.assert_allclose(cmc(sim, probes, gallery, open_set="miss", max_rank=4),
-                               [1 / 3, 2 / 3, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(cmc(sim, probes, gallery, open_set="miss", max_rank=4), [1 / 3, 2 / 3, 2 / 3, 2 / 3])
     with pytest.raises(MetricError, match="open_set"):
         cmc(sim, probes, gallery, open_set="drop")
     with pytest.raises(MetricError, match="nothing to rank"):
@@ -437,7 +442,7 @@ def test_verification_accuracy_hand_worked():
     np.testing.assert_allclose(res["thresholds"], [0.725, 0.625])
     np.testing.assert_allclose(res["accuracies"], [1.0, 0.5])
     assert res["mean"] == pytest.approx(0.75)
-    assert res["std"] == pytest.approx(math.sqrt(2 * 0.25 ** 2))   # ddof = 1
+    assert res["std"] == pytest.approx(math.sqrt(2 * 0.25**2))  # ddof = 1
     assert res["sem"] == pytest.approx(0.25)
     assert res["std_population"] == pytest.approx(0.25)
     same = verification_accuracy(scores, labels, folds=["f1"] * 4 + ["f2"] * 4, n_folds=2)
@@ -465,7 +470,7 @@ def test_verification_accuracy_matches_reference(seed):
 
 def test_best_threshold_edges_and_bad_folds():
     assert best_threshold([0.9, 0.8, 0.1], [1, 1, 0]) == (pytest.approx(0.45), 1.0)
-    thr, acc = best_threshold([0.9, 0.8], [0, 0])            # accept nothing
+    thr, acc = best_threshold([0.9, 0.8], [0, 0])  # accept nothing
     assert thr > 0.9 and acc == 1.0
     assert best_threshold([0.9, 0.8], [1, 1]) == (0.8, 1.0)  # accept everything
     # adjacent floats: the midpoint cannot fall onto the rejected score

@@ -8,10 +8,40 @@ from typing import ClassVar
 from hfr.cli import main
 from hfr.data.manifest import Manifest
 
-TINY = ["--size", "32", "--set", "webface_subjects=6", "--set", "webface_images=3", "--set", "multipie_subjects=5",
-        "--set", "nirvis_subjects=6", "--set", "occluded_subjects=2", "--set", "steps=2", "--set", "batch_size=8",
-        "--set", "train_size=32", "--set", "probes=2", "--set", "drgan_steps=2", "--set", "drgan_batch_size=8",
-        "--set", "sampler_steps=2", "--set", "dvg_steps=2", "--set", "dvg_batch_size=2", "--set", "dvg_pairs=5"]
+TINY = [
+    "--size",
+    "32",
+    "--set",
+    "webface_subjects=6",
+    "--set",
+    "webface_images=3",
+    "--set",
+    "multipie_subjects=5",
+    "--set",
+    "nirvis_subjects=6",
+    "--set",
+    "occluded_subjects=2",
+    "--set",
+    "steps=2",
+    "--set",
+    "batch_size=8",
+    "--set",
+    "train_size=32",
+    "--set",
+    "probes=2",
+    "--set",
+    "drgan_steps=2",
+    "--set",
+    "drgan_batch_size=8",
+    "--set",
+    "sampler_steps=2",
+    "--set",
+    "dvg_steps=2",
+    "--set",
+    "dvg_batch_size=2",
+    "--set",
+    "dvg_pairs=5",
+]
 
 
 class SpyStage:
@@ -27,11 +57,13 @@ class SpyStage:
         from hfr.quickstart import StageOutput, TextTable
 
         SpyStage.seen.append(inputs)
-        assert (inputs.run / "drgan" / "generator.pt").is_file()       # DR-GAN ran before it
-        assert not (inputs.run / "dvg").exists()                        # DVG-Face after it
-        return StageOutput({"sets": sorted(inputs.sets), "recognizer": str(inputs.recognizer)},
-                           ["spy line [not markup]", TextTable("spy table", ["a", "b"], [["1", "2"]])],
-                           ["", "## Spy stage", "", "spy markdown"])
+        assert (inputs.run / "drgan" / "generator.pt").is_file()  # DR-GAN ran before it
+        assert not (inputs.run / "dvg").exists()  # DVG-Face after it
+        return StageOutput(
+            {"sets": sorted(inputs.sets), "recognizer": str(inputs.recognizer)},
+            ["spy line [not markup]", TextTable("spy table", ["a", "b"], [["1", "2"]])],
+            ["", "## Spy stage", "", "spy markdown"],
+        )
 
 
 def test_quickstart_end_to_end(tmp_path, capsys, monkeypatch):
@@ -60,8 +92,12 @@ def test_quickstart_end_to_end(tmp_path, capsys, monkeypatch):
     assert set(summary["drgan"]["rank1_by_abs_yaw"]) == set(summary["evaluation"]["cross-pose"]["rank1_by_abs_yaw"])
     assert "DR-GAN pose sweep" in (out / "summary.md").read_text()
     # every model came through the stage runner from a configs/quickstart recipe
-    for folder, recipe, steps in (("train", "recognizer", 2), ("drgan", "drgan", 2), ("dvg/sampler", "dvg-sampler", 2),
-                                  ("dvg/generator", "dvg", 2)):
+    for folder, recipe, steps in (
+        ("train", "recognizer", 2),
+        ("drgan", "drgan", 2),
+        ("dvg/sampler", "dvg-sampler", 2),
+        ("dvg/generator", "dvg", 2),
+    ):
         done = json.loads((out / folder / "done.json").read_text())
         assert done["recipe"] == f"configs/quickstart/{recipe}.yaml" and done["steps"] == steps, folder
     assert json.loads((out / "train" / "done.json").read_text())["file"] == str(out / "recognizer.pt")
@@ -69,8 +105,10 @@ def test_quickstart_end_to_end(tmp_path, capsys, monkeypatch):
     (inputs,) = SpyStage.seen
     assert inputs.run == out and inputs.recognizer == out / "recognizer.pt" and inputs.cfg.drgan_steps == 2
     assert inputs.sets["nirvis"] == out / "data" / "nirvis"
-    assert summary["spy"] == {"sets": ["multipie", "nirvis", "occluded", "webface"],
-                              "recognizer": str(out / "recognizer.pt")}
+    assert summary["spy"] == {
+        "sets": ["multipie", "nirvis", "occluded", "webface"],
+        "recognizer": str(out / "recognizer.pt"),
+    }
     md = (out / "summary.md").read_text()
     assert md.index("## DR-GAN") < md.index("## Spy stage") < md.index("## DVG-Face")
     printed = capsys.readouterr().out
@@ -116,8 +154,24 @@ def test_a_broken_stage_entry_point_is_left_out_with_a_warning(monkeypatch, capl
 
 def test_quickstart_render_only_and_errors(tmp_path, capsys):
     out = tmp_path / "render"
-    assert main(["quickstart", "--out", str(out), "--subjects", "2", "--size", "32", "--set", "pipeline=false",
-                 "--set", "presets=[nirvis]"]) == 0
+    assert (
+        main(
+            [
+                "quickstart",
+                "--out",
+                str(out),
+                "--subjects",
+                "2",
+                "--size",
+                "32",
+                "--set",
+                "pipeline=false",
+                "--set",
+                "presets=[nirvis]",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert [r["preset"] for r in summary["presets"]] == ["nirvis"] and "evaluation" not in summary
     assert main(["quickstart", "--set", "presets=[nirvis]"]) == 2
@@ -135,7 +189,21 @@ def test_quickstart_names_the_missing_recipes_folder(tmp_path, monkeypatch, caps
     from hfr import config
 
     monkeypatch.setattr(config, "CONFIGS_DIR", tmp_path / "nowhere" / "configs")
-    assert main(["quickstart", "--out", str(tmp_path / "qs"), "--subjects", "2", "--size", "32",
-                 "--set", "webface_images=2"]) == 2
+    assert (
+        main(
+            [
+                "quickstart",
+                "--out",
+                str(tmp_path / "qs"),
+                "--subjects",
+                "2",
+                "--size",
+                "32",
+                "--set",
+                "webface_images=2",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "nowhere/configs" in err and "recipes folder is missing" in err

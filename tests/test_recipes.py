@@ -62,8 +62,25 @@ def test_quickstart_recipes_inherit_a_recipe_of_configs(recipe, capsys):
 @pytest.mark.parametrize("recipe", sorted((CONFIGS / "data").glob("*.yaml")), ids=lambda p: p.stem)
 def test_data_recipe_renders(recipe, tmp_path):
     out = tmp_path / recipe.stem
-    assert main(["data", "synth", "--config", str(recipe), "--subjects", "2", "--size", "32",
-                 "--set", "images_per_subject=2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--config",
+                str(recipe),
+                "--subjects",
+                "2",
+                "--size",
+                "32",
+                "--set",
+                "images_per_subject=2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     manifest = Manifest.read(out)
     assert len(manifest.subjects()) == 2
     assert (out / "preset.yaml").exists()
@@ -79,12 +96,21 @@ def nirvis_patterns(tmp_path_factory):
 
 @pytest.mark.parametrize("recipe", sorted((CONFIGS / "recognizer").glob("*.yaml")), ids=lambda p: p.stem)
 def test_recognizer_recipe_trains_two_steps(recipe, nirvis_patterns, tmp_path):
-    sets = [f"data.train={nirvis_patterns / 'real'}", "data.eval=none", "data.size=32", "batch_size=4",
-            "train.steps=2", "train.num_workers=0", "train.progress=false", "train.best_metric=none",
-            "train.eval_every=-1", "train.sample_every=-1", "net.pretrained=none"]
+    sets = [
+        f"data.train={nirvis_patterns / 'real'}",
+        "data.eval=none",
+        "data.size=32",
+        "batch_size=4",
+        "train.steps=2",
+        "train.num_workers=0",
+        "train.progress=false",
+        "train.best_metric=none",
+        "train.eval_every=-1",
+        "train.sample_every=-1",
+        "net.pretrained=none",
+    ]
     if "finetune" in recipe.stem:
-        sets += [f"data.generated={nirvis_patterns / 'gen'}", "finetune.warmup_steps=1",
-                 "finetune.pairs_per_batch=2"]
+        sets += [f"data.generated={nirvis_patterns / 'gen'}", "finetune.warmup_steps=1", "finetune.pairs_per_batch=2"]
     args = ["train-recognizer", "--config", str(recipe), "--runs", str(tmp_path / "runs")]
     for s in sets:
         args += ["--set", s]
@@ -107,9 +133,19 @@ def tiny_multipie(tmp_path_factory):
 
 @pytest.mark.parametrize("recipe", sorted((CONFIGS / "drgan").glob("*.yaml")), ids=lambda p: p.stem)
 def test_drgan_recipe_trains_two_steps(recipe, tiny_multipie, tmp_path):
-    sets = [f"data.train={tiny_multipie}", f"data.eval={tiny_multipie}", "data.size=32", "net.width=0.125",
-            "batch_size=8", "train.steps=2", "train.num_workers=0", "train.progress=false",
-            "train.eval_every=2", "train.sample_every=2", "train.amp=off"]
+    sets = [
+        f"data.train={tiny_multipie}",
+        f"data.eval={tiny_multipie}",
+        "data.size=32",
+        "net.width=0.125",
+        "batch_size=8",
+        "train.steps=2",
+        "train.num_workers=0",
+        "train.progress=false",
+        "train.eval_every=2",
+        "train.sample_every=2",
+        "train.amp=off",
+    ]
     args = ["train-generator", "--config", str(recipe), "--runs", str(tmp_path / "runs")]
     for s in sets:
         args += ["--set", s]
@@ -131,14 +167,26 @@ def test_dvg_recipe_trains_two_steps(recipe, nirvis_patterns, tiny_nirvis, tmp_p
 
     recognizer = tmp_path / "recognizer.pt"
     export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=32, in_channels=1), recognizer)
-    sets = [f"data.recognizer={recognizer}", "batch_size=4", "train.steps=2", "train.num_workers=0",
-            "train.progress=false", "net.width=0.125", "train.amp=off"]
+    sets = [
+        f"data.recognizer={recognizer}",
+        "batch_size=4",
+        "train.steps=2",
+        "train.num_workers=0",
+        "train.progress=false",
+        "net.width=0.125",
+        "train.amp=off",
+    ]
     if "identity-sampler" in recipe.stem:
         sets += [f"data.train={nirvis_patterns / 'real'}", "train.eval_every=2", "eval_samples=8"]
         produced = "identity_sampler.pt"
     else:
-        sets += [f"data.train={tiny_nirvis}", "data.split=", "data.size=32", "data.identity_sampler=",
-                 "train.sample_every=2"]
+        sets += [
+            f"data.train={tiny_nirvis}",
+            "data.split=",
+            "data.size=32",
+            "data.identity_sampler=",
+            "train.sample_every=2",
+        ]
         produced = "generator.pt"
     args = ["train-generator", "--config", str(recipe), "--runs", str(tmp_path / "runs")]
     for s in sets:
@@ -160,9 +208,19 @@ def test_tsgan_recipe_trains_two_steps(recipe, tiny_occluded, tmp_path):
     recognizer = tmp_path / "recognizer.pt"
     export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=32, in_channels=1), recognizer)
     args = ["train-generator", "--config", str(recipe), "--runs", str(tmp_path / "runs")]
-    for s in (f"data.train={tiny_occluded}", "data.split=", "data.size=32", f"data.recognizer={recognizer}",
-              "net.width=0.125", "batch_size=4", "train.steps=2", "train.sample_every=2", "train.amp=off",
-              "train.num_workers=0", "train.progress=false"):
+    for s in (
+        f"data.train={tiny_occluded}",
+        "data.split=",
+        "data.size=32",
+        f"data.recognizer={recognizer}",
+        "net.width=0.125",
+        "batch_size=4",
+        "train.steps=2",
+        "train.sample_every=2",
+        "train.amp=off",
+        "train.num_workers=0",
+        "train.progress=false",
+    ):
         args += ["--set", s]
     assert main(args) == 0
     assert list((tmp_path / "runs").rglob("generator.pt")) and list((tmp_path / "runs").rglob("step-0000002.png"))

@@ -52,7 +52,9 @@ def test_duplicates_are_refused_whoever_registers(monkeypatch):
 
 def test_unknown_names_get_the_closest_registered_one(monkeypatch):
     reg = _registry(monkeypatch, ("dumps", "json:dumps"))
-    with pytest.raises(_Error, match=r"^widget:: unknown widget 'dump'; did you mean 'dumps'\? \(registered: 'dumps'\)"):
+    with pytest.raises(
+        _Error, match=r"^widget:: unknown widget 'dump'; did you mean 'dumps'\? \(registered: 'dumps'\)"
+    ):
         reg.get("dump")
     with pytest.raises(_Error, match=r"^file\.pt: unknown widget 'zzz' \(registered: 'dumps'\)$"):
         reg.get("zzz", where="file.pt")
@@ -63,8 +65,9 @@ def test_an_entry_point_that_fails_to_load_is_reported_and_left_out(monkeypatch,
     with caplog.at_level(logging.WARNING):
         assert reg.names() == ["dumps"]
     assert any("broken" in r.getMessage() and "hfr_no_such_module" in r.getMessage() for r in caplog.records)
-    with pytest.raises(_Error, match="'broken' is installed but its entry point hfr_no_such_module:thing could "
-                                     "not be loaded"):
+    with pytest.raises(
+        _Error, match="'broken' is installed but its entry point hfr_no_such_module:thing could not be loaded"
+    ):
         reg.get("broken")
 
 
@@ -79,9 +82,12 @@ def test_temporarily_restores_what_was_there(monkeypatch):
 
 
 def test_the_projects_registries_behave_alike():
-    for reg, error, name in ((TASKS, ConfigError, "drgan"), (RECOGNIZER_KINDS, RecognizerError, "lightcnn"),
-                             (GENERATOR_READERS, RecognizerError, "drgan"),
-                             (GENERATOR_LOADERS, GeneratorFileError, "tsgan")):
+    for reg, error, name in (
+        (TASKS, ConfigError, "drgan"),
+        (RECOGNIZER_KINDS, RecognizerError, "lightcnn"),
+        (GENERATOR_READERS, RecognizerError, "drgan"),
+        (GENERATOR_LOADERS, GeneratorFileError, "tsgan"),
+    ):
         assert name in reg.names() and reg.get(name) is not None
         with pytest.raises(error, match=f"did you mean '{name}'"):
             reg.get(name[:-1] + "x")

@@ -16,9 +16,9 @@ def test_image_grid_places_cells():
     b = np.full((4, 4, 3), 200, np.uint8)
     grid = image_grid([a, None, b], ncol=2, pad=1, background=255)
     assert grid.shape == (2 * 5 + 1, 2 * 5 + 1, 3)
-    assert (grid[1:5, 1:5] == 0).all()          # a, top-left
-    assert (grid[1:5, 6:10] == 255).all()       # None stays blank
-    assert (grid[6:10, 1:5] == 200).all()       # b, second row
+    assert (grid[1:5, 1:5] == 0).all()  # a, top-left
+    assert (grid[1:5, 6:10] == 255).all()  # None stays blank
+    assert (grid[6:10, 1:5] == 200).all()  # b, second row
 
 
 def test_tensor_to_images_maps_the_given_range_and_never_guesses():

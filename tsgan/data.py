@@ -20,8 +20,9 @@ stored size differs from its image's (both sizes named). With `synthesize_masks=
 without a mask gets one built from its clean counterpart: a pixel is occluded where the largest
 per-channel difference |image - clean| (in [0, 1]) exceeds `mask_threshold` (default 0.05: on
 SynthFace `occluded` images at 32 and 64 px the built masks agree with the stored ones on 99.9%
-of pixels, IoU 0.98-0.99; raise it for noisy, e.g. JPEG, images). Image files are checked when the dataset is built (sizes read from the
-file headers), so a bad row stops training before the first step.
+of pixels, IoU 0.98-0.99; raise it for noisy, e.g. JPEG, images). Image files are checked when
+the dataset is built (sizes read from the file headers), so a bad row stops training before the
+first step.
 """
 
 from __future__ import annotations
@@ -55,18 +56,28 @@ def is_occluded(record: object) -> bool:
 
 def training_rows(path: str, split: str) -> Manifest:
     """The occluded rows of `split` of the manifest at `path`; DataError when none (or < 2 subjects)."""
-    rows = read_training_rows(path, split, [], example="data/occluded", min_subjects=1,
-                              why="TSGAN needs occluded faces")
+    rows = read_training_rows(
+        path, split, [], example="data/occluded", min_subjects=1, why="TSGAN needs occluded faces"
+    )
     occluded = rows.filter(is_occluded)
     if len(occluded) == 0:
-        raise DataError(f"{rows.source}: no row of split {split!r} has an occlusion (column `occlusion` empty or "
-                        f"`none` everywhere); render a set with `hfr data synth --preset occluded` or add the "
-                        f"occlusion, mask_path, clean_path and frontal_path columns")
+        raise DataError(
+            f"{rows.source}: no row of split {split!r} has an occlusion (column `occlusion` empty or "
+            f"`none` everywhere); render a set with `hfr data synth --preset occluded` or add the "
+            f"occlusion, mask_path, clean_path and frontal_path columns"
+        )
     if len(occluded.subjects()) < 2:
-        raise DataError(f"{rows.source}: the occluded rows of split {split!r} hold {len(occluded.subjects())} "
-                        f"subject; the dual triplet loss needs at least 2")
-    log.info("TSGAN training rows: %d occluded of %d in split %r (%d subjects)", len(occluded), len(rows), split,
-             len(occluded.subjects()))
+        raise DataError(
+            f"{rows.source}: the occluded rows of split {split!r} hold {len(occluded.subjects())} "
+            f"subject; the dual triplet loss needs at least 2"
+        )
+    log.info(
+        "TSGAN training rows: %d occluded of %d in split %r (%d subjects)",
+        len(occluded),
+        len(rows),
+        split,
+        len(occluded.subjects()),
+    )
     return occluded
 
 
@@ -77,11 +88,13 @@ def _header_size(manifest: Manifest, index: int, column: str, path: str) -> tupl
         with Image.open(file) as img:
             return img.size
     except FileNotFoundError:
-        raise ImageError(f"{manifest.where(index)}: {column} file {file} not found; restore it or fix the row"
-                         ) from None
+        raise ImageError(
+            f"{manifest.where(index)}: {column} file {file} not found; restore it or fix the row"
+        ) from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise ImageError(f"{manifest.where(index)}: {column} file {file} cannot be decoded ({exc}); replace it "
-                         f"or remove the row") from None
+        raise ImageError(
+            f"{manifest.where(index)}: {column} file {file} cannot be decoded ({exc}); replace it or remove the row"
+        ) from None
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -118,8 +131,16 @@ def mask_from_difference(image: torch.Tensor, clean: torch.Tensor, threshold: fl
 class TSGANDataset(Dataset):
     """Occluded faces with mask, clean and frontal targets (module docstring), images in [-1, 1]."""
 
-    def __init__(self, manifest: Manifest, size: int, channels: int = 3, labels: Mapping[str, int] | None = None,
-                 synthesize_masks: bool = False, mask_threshold: float = 0.05, check_sizes: bool = True) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        size: int,
+        channels: int = 3,
+        labels: Mapping[str, int] | None = None,
+        synthesize_masks: bool = False,
+        mask_threshold: float = 0.05,
+        check_sizes: bool = True,
+    ) -> None:
         if channels not in (1, 3):
             raise ArgumentError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels!r}")
         self.manifest, self.size, self.channels = manifest, int(size), channels
@@ -132,20 +153,28 @@ class TSGANDataset(Dataset):
                 raise DataError(f"{manifest.where(i)}: subject {rec.subject!r} has no label in the given mapping")
             for col in TARGET_COLUMNS:
                 if not rec.get(col):
-                    raise DataError(f"{manifest.where(i)}: empty {col} for {rec.path!r}; a TSGAN training row needs "
-                                    f"its {'clean (unoccluded) image' if col == 'clean_path' else 'frontal target'}"
-                                    f": fill the column or filter the row out")
+                    raise DataError(
+                        f"{manifest.where(i)}: empty {col} for {rec.path!r}; a TSGAN training row needs "
+                        f"its {'clean (unoccluded) image' if col == 'clean_path' else 'frontal target'}"
+                        f": fill the column or filter the row out"
+                    )
             if not rec.get("mask_path"):
                 if not synthesize_masks:
-                    raise DataError(f"{manifest.where(i)}: empty mask_path for {rec.path!r}; give the occlusion mask "
-                                    f"(255 = occluded), or set data.synthesize_masks=true to build it from "
-                                    f"|image - clean|")
+                    raise DataError(
+                        f"{manifest.where(i)}: empty mask_path for {rec.path!r}; give the occlusion mask "
+                        f"(255 = occluded), or set data.synthesize_masks=true to build it from "
+                        f"|image - clean|"
+                    )
                 self.synthesized += 1
             elif check_sizes:
                 self.check_mask_size(i)
         if self.synthesized:
-            log.info("%d of %d rows have no mask: built from |image - clean| > %g", self.synthesized, len(manifest),
-                     self.mask_threshold)
+            log.info(
+                "%d of %d rows have no mask: built from |image - clean| > %g",
+                self.synthesized,
+                len(manifest),
+                self.mask_threshold,
+            )
 
     def check_mask_size(self, index: int) -> None:
         """DataError naming row `index` and both sizes when its stored mask's size differs from its image's."""
@@ -153,9 +182,11 @@ class TSGANDataset(Dataset):
         image_size = _header_size(self.manifest, index, "path", rec.path)
         mask_size = _header_size(self.manifest, index, "mask_path", rec.get("mask_path"))
         if image_size != mask_size:
-            raise DataError(f"{self.manifest.where(index)}: mask_path {rec.get('mask_path')!r} is "
-                            f"{mask_size[0]}x{mask_size[1]} but its image {rec.path!r} is "
-                            f"{image_size[0]}x{image_size[1]}; store the mask at its image's size")
+            raise DataError(
+                f"{self.manifest.where(index)}: mask_path {rec.get('mask_path')!r} is "
+                f"{mask_size[0]}x{mask_size[1]} but its image {rec.path!r} is "
+                f"{image_size[0]}x{image_size[1]}; store the mask at its image's size"
+            )
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -173,17 +204,26 @@ class TSGANDataset(Dataset):
         if rec.get("mask_path"):
             mask = self._load(index, "mask_path", rec.get("mask_path"), "L")
             if mask.shape[-2:] != image.shape[-2:]:
-                raise DataError(f"{self.manifest.where(index)}: mask_path {rec.get('mask_path')!r} is "
-                                f"{mask.shape[-1]}x{mask.shape[-2]} but its image {rec.path!r} is "
-                                f"{image.shape[-1]}x{image.shape[-2]}; store the mask at its image's size")
+                raise DataError(
+                    f"{self.manifest.where(index)}: mask_path {rec.get('mask_path')!r} is "
+                    f"{mask.shape[-1]}x{mask.shape[-2]} but its image {rec.path!r} is "
+                    f"{image.shape[-1]}x{image.shape[-2]}; store the mask at its image's size"
+                )
         else:
             if clean.shape != image.shape:
-                raise DataError(f"{self.manifest.where(index)}: cannot build a mask for {rec.path!r}: its clean image "
-                                f"is {clean.shape[-1]}x{clean.shape[-2]}, the image {image.shape[-1]}x"
-                                f"{image.shape[-2]}")
+                raise DataError(
+                    f"{self.manifest.where(index)}: cannot build a mask for {rec.path!r}: its clean image "
+                    f"is {clean.shape[-1]}x{clean.shape[-2]}, the image {image.shape[-1]}x"
+                    f"{image.shape[-2]}"
+                )
             mask = mask_from_difference(image, clean, self.mask_threshold)
         frontal = self._load(index, "frontal_path", rec.get("frontal_path"), self.mode)
         s = self.size
-        return {"image": to_signed(resize_image(image, s)), "mask": resize_mask(mask, s),
-                "clean": to_signed(resize_image(clean, s)), "frontal": to_signed(resize_image(frontal, s)),
-                "label": self.labels[rec.subject], "index": index}
+        return {
+            "image": to_signed(resize_image(image, s)),
+            "mask": resize_mask(mask, s),
+            "clean": to_signed(resize_image(clean, s)),
+            "frontal": to_signed(resize_image(frontal, s)),
+            "label": self.labels[rec.subject],
+            "index": index,
+        }

@@ -50,12 +50,12 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".t
 class DeoccludeResult:
     """What `deocclude_folder` wrote."""
 
-    inputs: list[Path]                 #: the input images, in processing order
-    deoccluded: list[Path]             #: out/deoccluded/<name>.png, one per input
+    inputs: list[Path]  #: the input images, in processing order
+    deoccluded: list[Path]  #: out/deoccluded/<name>.png, one per input
     frontalized: list[Path] = field(default_factory=list)  #: out/frontalized/<name>.png (with frontalize)
-    grid: Path | None = None           #: out/grid.png
-    masked: bool = False               #: whether masks were given
-    batch_size: int = 0                #: the batch size the generators ran with
+    grid: Path | None = None  #: out/grid.png
+    masked: bool = False  #: whether masks were given
+    batch_size: int = 0  #: the batch size the generators ran with
 
     @property
     def count(self) -> int:
@@ -72,8 +72,9 @@ def list_inputs(input_path: str | os.PathLike) -> list[Path]:
         raise DataError(f"{p}: input not found; give an image file or a folder of face images")
     files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise DataError(f"{p}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); give a folder "
-                        f"of face images")
+        raise DataError(
+            f"{p}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); give a folder of face images"
+        )
     return files
 
 
@@ -87,8 +88,10 @@ def _mask_file(masks: Path, image: Path) -> Path:
         other = masks / (image.stem + suffix)
         if other.is_file():
             return other
-    raise DataError(f"{image}: no mask {exact} in the masks folder; give a mask of the same file name for every "
-                    f"input (255 = occluded) or leave --masks out")
+    raise DataError(
+        f"{image}: no mask {exact} in the masks folder; give a mask of the same file name for every "
+        f"input (255 = occluded) or leave --masks out"
+    )
 
 
 def load_pair(loaded: LoadedTSGAN, image: Path, mask: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,15 +109,18 @@ def load_pair(loaded: LoadedTSGAN, image: Path, mask: Path | None) -> tuple[torc
     else:
         marr = read_image(mask, "L")
         if marr.shape != (h, w):
-            raise DataError(f"{mask}: the mask is {marr.shape[1]}x{marr.shape[0]} but its image {image} is {w}x{h}; "
-                            f"give a mask of its image's size")
+            raise DataError(
+                f"{mask}: the mask is {marr.shape[1]}x{marr.shape[0]} but its image {image} is {w}x{h}; "
+                f"give a mask of its image's size"
+            )
         m = torch.from_numpy(np.ascontiguousarray(marr)).float().div_(255.0).unsqueeze(0)
     return to_signed(resize_image(x, loaded.size)), resize_mask(m, loaded.size)
 
 
 @torch.no_grad()
-def run_generators(loaded: LoadedTSGAN, images: torch.Tensor, masks: torch.Tensor, frontalize: bool,
-                   batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def run_generators(
+    loaded: LoadedTSGAN, images: torch.Tensor, masks: torch.Tensor, frontalize: bool, batch_size: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(x_d, x_f or None) for images (N, C, S, S) in [-1, 1] and masks (N, 1, S, S), in fixed-size batches.
 
     Batches of `batch_size` (default the training batch size); a short last batch is filled
@@ -137,17 +143,24 @@ def run_generators(loaded: LoadedTSGAN, images: torch.Tensor, masks: torch.Tenso
     return torch.cat(outs_d), (torch.cat(outs_f) if frontalize else None)
 
 
-def deocclude_folder(loaded: LoadedTSGAN, input_path: str | os.PathLike, out: str | os.PathLike,
-                     masks: str | os.PathLike | None = None, frontalize: bool = False, batch_size: int | None = None,
-                     grid_limit: int = 32) -> DeoccludeResult:
+def deocclude_folder(
+    loaded: LoadedTSGAN,
+    input_path: str | os.PathLike,
+    out: str | os.PathLike,
+    masks: str | os.PathLike | None = None,
+    frontalize: bool = False,
+    batch_size: int | None = None,
+    grid_limit: int = 32,
+) -> DeoccludeResult:
     """De-occlude (and with `frontalize`, frontalize) every input image; write PNGs and a grid (module docstring)."""
     files = list_inputs(input_path)
     mask_root = None
     if masks is not None:
         mask_root = Path(masks)
         if not mask_root.exists():
-            raise DataError(f"{mask_root}: masks folder not found; give the folder of occlusion masks or leave "
-                            f"--masks out")
+            raise DataError(
+                f"{mask_root}: masks folder not found; give the folder of occlusion masks or leave --masks out"
+            )
     names: dict[str, Path] = {}
     for f in files:
         name = f.stem + ".png"
@@ -181,6 +194,11 @@ def deocclude_folder(loaded: LoadedTSGAN, input_path: str | os.PathLike, out: st
     save_image(result.grid, labelled_grid(cells, len(columns), labels, row_labels))
     if len(files) > k:
         log.info("grid.png shows the first %d of %d inputs", k, len(files))
-    log.info("de-occluded %d image(s) into %s (batch %d, %s)", len(files), out, b,
-             "with masks" if mask_root is not None else "no masks: all-zero")
+    log.info(
+        "de-occluded %d image(s) into %s (batch %d, %s)",
+        len(files),
+        out,
+        b,
+        "with masks" if mask_root is not None else "no masks: all-zero",
+    )
     return result

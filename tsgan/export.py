@@ -52,22 +52,40 @@ class LoadedTSGAN:
 
 
 def _fingerprint(g_d: DeocclusionGenerator, g_f: FrontalizationGenerator, width: float) -> str:
-    state = {**{f"g_d.{k}": v for k, v in g_d.state_dict().items()},
-             **{f"g_f.{k}": v for k, v in g_f.state_dict().items()}}
+    state = {
+        **{f"g_d.{k}": v for k, v in g_d.state_dict().items()},
+        **{f"g_f.{k}": v for k, v in g_f.state_dict().items()},
+    }
     return fingerprint(METHOD, f"w{width:g}", g_d.size, g_d.channels, state)
 
 
-def export_tsgan(g_d: DeocclusionGenerator, g_f: FrontalizationGenerator, path: str | os.PathLike,
-                 cfg: TSGANConfig, meta: dict[str, Any] | None = None) -> str:
+def export_tsgan(
+    g_d: DeocclusionGenerator,
+    g_f: FrontalizationGenerator,
+    path: str | os.PathLike,
+    cfg: TSGANConfig,
+    meta: dict[str, Any] | None = None,
+) -> str:
     """Write G_d and G_f as a generator file atomically; returns its fingerprint."""
     n = cfg.net
-    config = {"size": g_d.size, "channels": g_d.channels, "width": float(n.width), "mam": bool(n.mam),
-              "prior": n.prior, "f_prior": n.f_prior, "norm": n.norm, "dropout": float(n.dropout),
-              "attention_kernel": int(n.attention_kernel), "composite": bool(n.composite),
-              "f_mask": bool(n.f_mask), "batch_size": int(cfg.batch_size)}
+    config = {
+        "size": g_d.size,
+        "channels": g_d.channels,
+        "width": float(n.width),
+        "mam": bool(n.mam),
+        "prior": n.prior,
+        "f_prior": n.f_prior,
+        "norm": n.norm,
+        "dropout": float(n.dropout),
+        "attention_kernel": int(n.attention_kernel),
+        "composite": bool(n.composite),
+        "f_mask": bool(n.f_mask),
+        "batch_size": int(cfg.batch_size),
+    }
     fp = _fingerprint(g_d, g_f, float(n.width))
-    save_generator_file(path, METHOD, config, {"g_d": g_d.state_dict(), "g_f": g_f.state_dict()},
-                        {**(meta or {}), "fingerprint": fp})
+    save_generator_file(
+        path, METHOD, config, {"g_d": g_d.state_dict(), "g_f": g_f.state_dict()}, {**(meta or {}), "fingerprint": fp}
+    )
     return fp
 
 
@@ -76,17 +94,25 @@ def load_tsgan(path: str | os.PathLike, device: torch.device | str = "cpu") -> L
     payload = load_generator_file(path, METHOD)
     c = payload["config"]
     try:
-        common = dict(size=int(c["size"]), channels=int(c["channels"]), width=float(c["width"]), mam=bool(c["mam"]),
-                      norm=str(c["norm"]), dropout=float(c["dropout"]), attention_kernel=int(c["attention_kernel"]))
+        common = dict(
+            size=int(c["size"]),
+            channels=int(c["channels"]),
+            width=float(c["width"]),
+            mam=bool(c["mam"]),
+            norm=str(c["norm"]),
+            dropout=float(c["dropout"]),
+            attention_kernel=int(c["attention_kernel"]),
+        )
         g_d = DeocclusionGenerator(prior=str(c["prior"]), composite=bool(c["composite"]), **common)
         g_f = FrontalizationGenerator(prior=str(c["f_prior"] or c["prior"]), **common)
         g_d.load_state_dict(payload["modules"]["g_d"])
         g_f.load_state_dict(payload["modules"]["g_f"])
         batch_size, f_mask = int(c["batch_size"]), bool(c["f_mask"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        raise GeneratorFileError(f"{path}: TSGAN generator file does not fit its own config "
-                                 f"({type(exc).__name__}: {str(exc).splitlines()[0]}); it is corrupt or was edited"
-                                 ) from None
+        raise GeneratorFileError(
+            f"{path}: TSGAN generator file does not fit its own config "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]}); it is corrupt or was edited"
+        ) from None
     g_d.eval().to(device)
     g_f.eval().to(device)
     meta = dict(payload.get("meta", {}))

@@ -80,8 +80,12 @@ WEIGHTED_TERMS: tuple[str, ...] = ("pixel", "symmetry", "tv", "identity", "tripl
 #: Stage suffixes `weighted_total` accepts.
 STAGE_SUFFIXES: tuple[str, ...] = ("_d", "_f")
 
-_KIND_FIELDS = {"adv_kind": ADV_KINDS, "identity_kind": IDENTITY_KINDS, "tv_kind": TV_KINDS,
-                "triplet_mining": MINING_KINDS}
+_KIND_FIELDS = {
+    "adv_kind": ADV_KINDS,
+    "identity_kind": IDENTITY_KINDS,
+    "tv_kind": TV_KINDS,
+    "triplet_mining": MINING_KINDS,
+}
 
 
 @dataclass
@@ -92,15 +96,15 @@ class TSGANLossWeights:
     docstring for which value comes from where); 0 turns a term off.
     """
 
-    pixel: float = 20.0          #: λ1, L1 of x_d to x_c and of x_f to x_g
-    symmetry: float = 4.0        #: λ2, L1 of x_f to its mirror image
-    tv: float = 40.0             #: λ3, total variation of x_d and x_f
-    identity: float = 1.0        #: λ4, recognizer-feature identity loss at both stages
-    triplet: float = 0.3         #: λ5, dual triplet loss L_d + L_f
-    adversarial: float = 1e-3    #: λ6, the generators' adversarial losses (D_d and D_f)
-    adv_kind: str = "lsgan"      #: lsgan | bce | hinge (ours)
+    pixel: float = 20.0  #: λ1, L1 of x_d to x_c and of x_f to x_g
+    symmetry: float = 4.0  #: λ2, L1 of x_f to its mirror image
+    tv: float = 40.0  #: λ3, total variation of x_d and x_f
+    identity: float = 1.0  #: λ4, recognizer-feature identity loss at both stages
+    triplet: float = 0.3  #: λ5, dual triplet loss L_d + L_f
+    adversarial: float = 1e-3  #: λ6, the generators' adversarial losses (D_d and D_f)
+    adv_kind: str = "lsgan"  #: lsgan | bce | hinge (ours)
     identity_kind: str = "cosine"  #: cosine | l1 | l2 (ours)
-    tv_kind: str = "l2"          #: l2 | l1 (ours)
+    tv_kind: str = "l2"  #: l2 | l1 (ours)
     triplet_mining: str = "batch_hard"  #: batch_hard | all (ours)
 
     def validate(self) -> None:
@@ -117,8 +121,9 @@ class TSGANLossWeights:
         return (self.pixel, self.symmetry, self.tv, self.identity, self.triplet, self.adversarial)
 
 
-def pixel_loss(deoccluded: torch.Tensor, clean: torch.Tensor, frontalized: torch.Tensor, frontal: torch.Tensor
-               ) -> dict[str, torch.Tensor]:
+def pixel_loss(
+    deoccluded: torch.Tensor, clean: torch.Tensor, frontalized: torch.Tensor, frontal: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """The pixel term at both stages: `d` = l1(x_d, x_c), `f` = l1(x_f, x_g), `total` = d + f (`hfr.nn.gan.l1`)."""
     d, f = l1(deoccluded, clean), l1(frontalized, frontal)
     return {"d": d, "f": f, "total": d + f}
@@ -165,14 +170,19 @@ def identity_loss(f_out: torch.Tensor, f_target: torch.Tensor, kind: str = "cosi
 
 
 def _pairwise_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    d2 = (a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1).unsqueeze(0) - 2.0 * a @ b.transpose(0, 1))
+    d2 = a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1).unsqueeze(0) - 2.0 * a @ b.transpose(0, 1)
     # clamp before the root: its gradient at 0 is infinite (the clamped entries get none)
     return d2.clamp_min(1e-12).sqrt()
 
 
-def triplet_loss(anchors: torch.Tensor, labels: torch.Tensor, reference: torch.Tensor | None = None,
-                 reference_labels: torch.Tensor | None = None, mining: str = "batch_hard",
-                 normalize: bool = True) -> torch.Tensor:
+def triplet_loss(
+    anchors: torch.Tensor,
+    labels: torch.Tensor,
+    reference: torch.Tensor | None = None,
+    reference_labels: torch.Tensor | None = None,
+    mining: str = "batch_hard",
+    normalize: bool = True,
+) -> torch.Tensor:
     """Soft-margin triplet loss mean softplus(d(a, p) - d(a, n)) on identity features.
 
     anchors: (B, D) features with identity `labels` (B,). Positives (same label) and negatives
@@ -184,16 +194,23 @@ def triplet_loss(anchors: torch.Tensor, labels: torch.Tensor, reference: torch.T
     """
     check_choice(mining, MINING_KINDS, "triplet mining (loss.triplet_mining)")
     if anchors.ndim != 2 or labels.shape != anchors.shape[:1]:
-        raise ValueError(f"triplet_loss: expected (B, D) anchors and (B,) labels, got {tuple(anchors.shape)} "
-                         f"and {tuple(labels.shape)}")
+        raise ValueError(
+            f"triplet_loss: expected (B, D) anchors and (B,) labels, got {tuple(anchors.shape)} "
+            f"and {tuple(labels.shape)}"
+        )
     a = anchors.float()
     if reference is None:
         r, r_labels, same_set = a, labels, True
     else:
-        if reference_labels is None or reference.ndim != 2 or reference.shape[1] != a.shape[1] \
-                or reference_labels.shape != reference.shape[:1]:
-            raise ValueError("triplet_loss: reference needs (R, D) features with the anchors' D and (R,) "
-                             "reference_labels")
+        if (
+            reference_labels is None
+            or reference.ndim != 2
+            or reference.shape[1] != a.shape[1]
+            or reference_labels.shape != reference.shape[:1]
+        ):
+            raise ValueError(
+                "triplet_loss: reference needs (R, D) features with the anchors' D and (R,) reference_labels"
+            )
         r, r_labels, same_set = reference.float(), reference_labels, False
     if normalize:
         a, r = F.normalize(a, dim=1), F.normalize(r, dim=1)
@@ -216,20 +233,25 @@ def triplet_loss(anchors: torch.Tensor, labels: torch.Tensor, reference: torch.T
     return F.softplus(d.unsqueeze(2) - d.unsqueeze(1))[triplets].mean()
 
 
-def dual_triplet_loss(f_deoccluded: torch.Tensor, f_frontalized: torch.Tensor, labels: torch.Tensor,
-                      ref_deoccluded: torch.Tensor | None = None, ref_frontalized: torch.Tensor | None = None,
-                      ref_labels: torch.Tensor | None = None, mining: str = "batch_hard"
-                      ) -> dict[str, torch.Tensor]:
+def dual_triplet_loss(
+    f_deoccluded: torch.Tensor,
+    f_frontalized: torch.Tensor,
+    labels: torch.Tensor,
+    ref_deoccluded: torch.Tensor | None = None,
+    ref_frontalized: torch.Tensor | None = None,
+    ref_labels: torch.Tensor | None = None,
+    mining: str = "batch_hard",
+) -> dict[str, torch.Tensor]:
     """The dual triplet loss: `d` = L_d on F(x_d), `f` = L_f on F(x_f), `total` = d + f.
 
     `ref_deoccluded` / `ref_frontalized` (e.g. F(x_c) and F(x_g), computed without gradient) with
     `ref_labels` supply the positives and negatives of each stage; without them each stage mines
     inside its own batch. See `triplet_loss`.
     """
-    ld = triplet_loss(f_deoccluded, labels, ref_deoccluded, ref_labels if ref_deoccluded is not None else None,
-                      mining)
-    lf = triplet_loss(f_frontalized, labels, ref_frontalized,
-                      ref_labels if ref_frontalized is not None else None, mining)
+    ld = triplet_loss(f_deoccluded, labels, ref_deoccluded, ref_labels if ref_deoccluded is not None else None, mining)
+    lf = triplet_loss(
+        f_frontalized, labels, ref_frontalized, ref_labels if ref_frontalized is not None else None, mining
+    )
     return {"d": ld, "f": lf, "total": ld + lf}
 
 
@@ -239,8 +261,10 @@ def _term_of(name: str) -> str:
     for suffix in STAGE_SUFFIXES:
         if name.endswith(suffix) and name[: -len(suffix)] in WEIGHTED_TERMS:
             return name[: -len(suffix)]
-    raise ValueError(f"unknown loss term {name!r}: use one of {', '.join(WEIGHTED_TERMS)}, "
-                     f"optionally with a stage suffix {' or '.join(STAGE_SUFFIXES)}")
+    raise ValueError(
+        f"unknown loss term {name!r}: use one of {', '.join(WEIGHTED_TERMS)}, "
+        f"optionally with a stage suffix {' or '.join(STAGE_SUFFIXES)}"
+    )
 
 
 def weighted_total(parts: Mapping[str, torch.Tensor], weights: TSGANLossWeights) -> torch.Tensor:

@@ -91,8 +91,9 @@ DROPOUT_STAGES = 3
 
 def check_size(size: int) -> int:
     """`size` if it is a power of two >= 32 (the U-Net halves it down to a 4 x 4 bottleneck), else ConfigError."""
-    return _check_size(size, "TSGAN image size", minimum=32, power_of_two=True,
-                       why="64 for the CPU recipes, 128 as the paper")
+    return _check_size(
+        size, "TSGAN image size", minimum=32, power_of_two=True, why="64 for the CPU recipes, 128 as the paper"
+    )
 
 
 def _norm2d(kind: str, channels: int) -> nn.Module:
@@ -135,16 +136,18 @@ class MaskAttention(nn.Module):
             q = F.conv1d(pooled, self.query.weight.float(), padding=self.query.padding).squeeze(1)
             return torch.softmax(k @ q.transpose(0, 1) / math.sqrt(self.channels), dim=-1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_attention: bool = False
-                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """X_m + the attention-re-weighted term (and A when `return_attention`)."""
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise ValueError(f"MaskAttention: expected (B, {self.channels}, H, W) features, got {tuple(x.shape)}")
         m = None
         if mask is not None and self.prior != "none":
             if mask.ndim != 4 or mask.shape[0] != x.shape[0] or mask.shape[1] != 1:
-                raise ValueError(f"MaskAttention: expected a (B, 1, H, W) mask for {x.shape[0]} samples, "
-                                 f"got {tuple(mask.shape)}")
+                raise ValueError(
+                    f"MaskAttention: expected a (B, 1, H, W) mask for {x.shape[0]} samples, got {tuple(mask.shape)}"
+                )
             m = resize_mask(mask.to(x.dtype), x.shape[2], x.shape[3])
         if m is not None and self.prior == "gate":
             values = x * (1.0 - m)
@@ -162,8 +165,9 @@ class _Down(nn.Sequential):
     """Encoder stage: 4x4 stride-2 convolution, norm (none on the first stage), LeakyReLU 0.2."""
 
     def __init__(self, cin: int, cout: int, norm: str) -> None:
-        super().__init__(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none"),
-                         _norm2d(norm, cout), nn.LeakyReLU(0.2, inplace=True))
+        super().__init__(
+            nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none"), _norm2d(norm, cout), nn.LeakyReLU(0.2, inplace=True)
+        )
 
 
 class _Up(nn.Sequential):
@@ -184,9 +188,18 @@ class UNetGenerator(nn.Module):
     is the image's C. `mam=False` gives the plain U-Net (skips concatenated as they are).
     """
 
-    def __init__(self, size: int, in_channels: int, channels: int = 3, width: float = 1.0, mam: bool = True,
-                 prior: str = "gate", norm: str = "instance", dropout: float = 0.0, attention_kernel: int = 3
-                 ) -> None:
+    def __init__(
+        self,
+        size: int,
+        in_channels: int,
+        channels: int = 3,
+        width: float = 1.0,
+        mam: bool = True,
+        prior: str = "gate",
+        norm: str = "instance",
+        dropout: float = 0.0,
+        attention_kernel: int = 3,
+    ) -> None:
         super().__init__()
         self.size, self.channels, self.in_channels = check_size(size), channels, in_channels
         check_width(width, "TSGAN width")
@@ -199,7 +212,8 @@ class UNetGenerator(nn.Module):
         self.widths = widths
         self.down = nn.ModuleList(
             _Down(in_channels if i == 0 else widths[i - 1], widths[i], "none" if i == 0 else norm)
-            for i in range(self.num_stages))
+            for i in range(self.num_stages)
+        )
         # up[j] doubles the resolution from stage (n-1-j) to stage (n-2-j); its input is the
         # previous decoder output concatenated with the skip of its resolution (none at the bottleneck).
         up: list[nn.Module] = []
@@ -209,8 +223,11 @@ class UNetGenerator(nn.Module):
             up.append(_Up(cin, widths[level - 1], norm, dropout if j < DROPOUT_STAGES else 0.0))
         self.up = nn.ModuleList(up)
         self.to_image = nn.ConvTranspose2d(2 * widths[0], channels, 4, 2, 1)
-        self.mam = nn.ModuleList(MaskAttention(widths[i], attention_kernel, prior)
-                                 for i in range(self.num_stages - 1)) if mam else None
+        self.mam = (
+            nn.ModuleList(MaskAttention(widths[i], attention_kernel, prior) for i in range(self.num_stages - 1))
+            if mam
+            else None
+        )
 
     def run(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """The U-Net on an already assembled input `h`, with `mask` (or None) as the MAMs' prior."""
@@ -219,7 +236,7 @@ class UNetGenerator(nn.Module):
             h = down(h)
             skips.append(h)
         h = skips.pop()  # the bottleneck
-        for j, up in enumerate(self.up):
+        for up in self.up:
             h = up(h)
             skip = skips.pop()
             if self.mam is not None:
@@ -229,8 +246,10 @@ class UNetGenerator(nn.Module):
 
     def _check_image(self, x: torch.Tensor, channels: int, what: str) -> None:
         if x.ndim != 4 or x.shape[1] != channels or x.shape[2] != self.size or x.shape[3] != self.size:
-            raise ValueError(f"{type(self).__name__}: expected {what} of shape (B, {channels}, {self.size}, "
-                             f"{self.size}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: expected {what} of shape (B, {channels}, {self.size}, "
+                f"{self.size}), got {tuple(x.shape)}"
+            )
 
 
 class DeocclusionGenerator(UNetGenerator):
@@ -241,9 +260,18 @@ class DeocclusionGenerator(UNetGenerator):
     generated, as the pixel loss compares the whole image to the clean one).
     """
 
-    def __init__(self, size: int, channels: int = 3, width: float = 1.0, mam: bool = True, prior: str = "gate",
-                 norm: str = "instance", dropout: float = 0.0, attention_kernel: int = 3,
-                 composite: bool = False) -> None:
+    def __init__(
+        self,
+        size: int,
+        channels: int = 3,
+        width: float = 1.0,
+        mam: bool = True,
+        prior: str = "gate",
+        norm: str = "instance",
+        dropout: float = 0.0,
+        attention_kernel: int = 3,
+        composite: bool = False,
+    ) -> None:
         super().__init__(size, channels + 1, channels, width, mam, prior, norm, dropout, attention_kernel)
         self.composite = composite
 
@@ -263,8 +291,17 @@ class FrontalizationGenerator(UNetGenerator):
     without it the MAMs run with no prior.
     """
 
-    def __init__(self, size: int, channels: int = 3, width: float = 1.0, mam: bool = True, prior: str = "gate",
-                 norm: str = "instance", dropout: float = 0.0, attention_kernel: int = 3) -> None:
+    def __init__(
+        self,
+        size: int,
+        channels: int = 3,
+        width: float = 1.0,
+        mam: bool = True,
+        prior: str = "gate",
+        norm: str = "instance",
+        dropout: float = 0.0,
+        attention_kernel: int = 3,
+    ) -> None:
         super().__init__(size, channels, channels, width, mam, prior, norm, dropout, attention_kernel)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -283,8 +320,15 @@ class PatchDiscriminator(PatchGAN):
     makes it conditional: forward(x, cond) scores cat([cond, x]).
     """
 
-    def __init__(self, size: int, channels: int = 3, width: float = 1.0, cond_channels: int = 0,
-                 norm: str = "instance", init: str | None = "normal002") -> None:
+    def __init__(
+        self,
+        size: int,
+        channels: int = 3,
+        width: float = 1.0,
+        cond_channels: int = 0,
+        norm: str = "instance",
+        init: str | None = "normal002",
+    ) -> None:
         size = check_size(size)
         check_width(width, "TSGAN discriminator width")
         check_choice(norm, D_NORMS, "TSGAN discriminator norm")
@@ -309,15 +353,30 @@ class TSGANModels:
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per network: {"g_d", "d_d", "g_f", "d_f"}."""
-        return {"g_d": count_parameters(self.g_d), "d_d": count_parameters(self.d_d),
-                "g_f": count_parameters(self.g_f), "d_f": count_parameters(self.d_f)}
+        return {
+            "g_d": count_parameters(self.g_d),
+            "d_d": count_parameters(self.d_d),
+            "g_f": count_parameters(self.g_f),
+            "d_f": count_parameters(self.d_f),
+        }
 
 
-def build_tsgan(size: int = 128, width: float = 1.0, channels: int = 3, mam: bool = True, prior: str = "gate",
-                f_prior: str | None = None, norm: str = "instance", dropout: float = 0.0,
-                attention_kernel: int = 3, composite: bool = False, d_width: float | None = None,
-                d_norm: str = "instance", d_conditional: bool = False, init: str | None = "normal002"
-                ) -> TSGANModels:
+def build_tsgan(
+    size: int = 128,
+    width: float = 1.0,
+    channels: int = 3,
+    mam: bool = True,
+    prior: str = "gate",
+    f_prior: str | None = None,
+    norm: str = "instance",
+    dropout: float = 0.0,
+    attention_kernel: int = 3,
+    composite: bool = False,
+    d_width: float | None = None,
+    d_norm: str = "instance",
+    d_conditional: bool = False,
+    init: str | None = "normal002",
+) -> TSGANModels:
     """Build G_d, D_d, G_f, D_f.
 
     size: power of two >= 32 (128 = the paper). width: generator channel multiplier (1 = the
@@ -334,8 +393,9 @@ def build_tsgan(size: int = 128, width: float = 1.0, channels: int = 3, mam: boo
     if channels not in (1, 3):
         raise ConfigError(f"TSGAN images have 1 or 3 channels, got {channels}")
     g_d = DeocclusionGenerator(size, channels, width, mam, prior, norm, dropout, attention_kernel, composite)
-    g_f = FrontalizationGenerator(size, channels, width, mam, prior if f_prior is None else f_prior, norm,
-                                  dropout, attention_kernel)
+    g_f = FrontalizationGenerator(
+        size, channels, width, mam, prior if f_prior is None else f_prior, norm, dropout, attention_kernel
+    )
     d_d = PatchDiscriminator(size, channels, dw, channels + 1 if d_conditional else 0, d_norm, init)
     d_f = PatchDiscriminator(size, channels, dw, channels if d_conditional else 0, d_norm, init)
     if init is not None:

@@ -46,8 +46,21 @@ METHOD = "tsgan"
 def build_models_from(cfg: TSGANConfig) -> TSGANModels:
     """`build_tsgan` with the recipe's `data` and `net` settings."""
     n = cfg.net
-    return build_tsgan(cfg.data.size, n.width, cfg.data.channels, n.mam, n.prior, n.f_prior, n.norm, n.dropout,
-                       n.attention_kernel, n.composite, n.d_width, n.d_norm, n.d_conditional)
+    return build_tsgan(
+        cfg.data.size,
+        n.width,
+        cfg.data.channels,
+        n.mam,
+        n.prior,
+        n.f_prior,
+        n.norm,
+        n.dropout,
+        n.attention_kernel,
+        n.composite,
+        n.d_width,
+        n.d_norm,
+        n.d_conditional,
+    )
 
 
 class TSGANTask:
@@ -61,14 +74,25 @@ class TSGANTask:
         """Occluded data, the frozen F (when set), G_d, G_f, D_d, D_f and their optimizers."""
         self.cfg, self.ctx = cfg, ctx
         rows = training_rows(cfg.data.train, cfg.data.split)
-        self.dataset = TSGANDataset(rows, cfg.data.size, cfg.data.channels,
-                                    synthesize_masks=cfg.data.synthesize_masks,
-                                    mask_threshold=cfg.data.mask_threshold)
+        self.dataset = TSGANDataset(
+            rows,
+            cfg.data.size,
+            cfg.data.channels,
+            synthesize_masks=cfg.data.synthesize_masks,
+            mask_threshold=cfg.data.mask_threshold,
+        )
         self.subjects = len(rows.subjects())
-        sampler = IdentityBalancedSampler(rows, cfg.batch_size // cfg.data.per_subject, cfg.data.per_subject,
-                                          seed=ctx.seed, rank=ctx.rank, world_size=ctx.world_size)
-        self.loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=ctx.num_workers,
-                                 persistent_workers=ctx.num_workers > 0)
+        sampler = IdentityBalancedSampler(
+            rows,
+            cfg.batch_size // cfg.data.per_subject,
+            cfg.data.per_subject,
+            seed=ctx.seed,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+        )
+        self.loader = DataLoader(
+            self.dataset, batch_sampler=sampler, num_workers=ctx.num_workers, persistent_workers=ctx.num_workers > 0
+        )
         self.recognizer = None
         w = cfg.loss
         if cfg.data.recognizer:
@@ -77,8 +101,10 @@ class TSGANTask:
             self.recognizer = load_recognizer(cfg.data.recognizer, device=ctx.device)
             self.recognizer.model.requires_grad_(False)
         elif w.identity > 0 or w.triplet > 0:
-            self.ctx.logger.info("data.recognizer is empty: the identity and dual triplet terms are off; set it to a "
-                     "recognizer.pt (e.g. runs/recognizer-synth-pretrain/latest/recognizer.pt) to use them")
+            self.ctx.logger.info(
+                "data.recognizer is empty: the identity and dual triplet terms are off; set it to a "
+                "recognizer.pt (e.g. runs/recognizer-synth-pretrain/latest/recognizer.pt) to use them"
+            )
         models = build_models_from(cfg)
         self.G_d, self.G_f, self.D_d, self.D_f = models.g_d, models.g_f, models.d_d, models.d_f
         self.g_d, self.g_f = ctx.wrap_model(self.G_d), ctx.wrap_model(self.G_f)
@@ -86,9 +112,13 @@ class TSGANTask:
         self.opt_g = cfg.optim.make([*self.G_d.parameters(), *self.G_f.parameters()])
         self.opt_d = cfg.optim.make([*self.D_d.parameters(), *self.D_f.parameters()])
         self._preview: dict[str, torch.Tensor] | None = None
-        ctx.logger.info("tsgan: %d occluded images of %d subjects at %d px; parameters: %s", len(self.dataset),
-                        self.subjects, cfg.data.size, parameter_summary(G_d=self.G_d, G_f=self.G_f, D_d=self.D_d,
-                                                                        D_f=self.D_f))
+        ctx.logger.info(
+            "tsgan: %d occluded images of %d subjects at %d px; parameters: %s",
+            len(self.dataset),
+            self.subjects,
+            cfg.data.size,
+            parameter_summary(G_d=self.G_d, G_f=self.G_f, D_d=self.D_d, D_f=self.D_f),
+        )
 
     # ------------------------------------------------------------------ engine API
     def train_loader(self) -> DataLoader:
@@ -105,8 +135,9 @@ class TSGANTask:
         x = to_unit(images.float())
         return self.recognizer.model(self.recognizer.prepare(x)).float()
 
-    def _d_cond(self, x_occ: torch.Tensor, mask: torch.Tensor, f_input: torch.Tensor
-                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def _d_cond(
+        self, x_occ: torch.Tensor, mask: torch.Tensor, f_input: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if not self.cfg.net.d_conditional:
             return None, None
         return torch.cat([x_occ, mask.to(x_occ.dtype)], dim=1), f_input.detach()
@@ -150,8 +181,9 @@ class TSGANTask:
         logs["loss_g"] = loss_g.detach()
         if w.adversarial > 0:
             with ctx.autocast():
-                loss_d = (adversarial_d(self.d_d(clean, cond_d), self.d_d(x_d.detach(), cond_d), w.adv_kind)
-                          + adversarial_d(self.d_f(frontal, cond_f), self.d_f(x_f.detach(), cond_f), w.adv_kind))
+                loss_d = adversarial_d(
+                    self.d_d(clean, cond_d), self.d_d(x_d.detach(), cond_d), w.adv_kind
+                ) + adversarial_d(self.d_f(frontal, cond_f), self.d_f(x_f.detach(), cond_f), w.adv_kind)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -162,8 +194,14 @@ class TSGANTask:
 
     def state_dict(self) -> dict:
         """G_d, G_f, D_d, D_f and both optimizers."""
-        return {"g_d": self.G_d.state_dict(), "g_f": self.G_f.state_dict(), "d_d": self.D_d.state_dict(),
-                "d_f": self.D_f.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        return {
+            "g_d": self.G_d.state_dict(),
+            "g_f": self.G_f.state_dict(),
+            "d_d": self.D_d.state_dict(),
+            "d_f": self.D_f.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore `state_dict()`'s output."""
@@ -204,8 +242,11 @@ class TSGANTask:
         from tsgan.export import export_tsgan
 
         path = Path(run_dir) / "generator.pt"
-        info = {"train": str(self.cfg.data.train), "subjects": self.subjects,
-                "recognizer_fingerprint": self.recognizer.fingerprint if self.recognizer is not None else "",
-                **(meta or {})}
+        info = {
+            "train": str(self.cfg.data.train),
+            "subjects": self.subjects,
+            "recognizer_fingerprint": self.recognizer.fingerprint if self.recognizer is not None else "",
+            **(meta or {}),
+        }
         export_tsgan(unwrap_model(self.G_d), unwrap_model(self.G_f), path, self.cfg, info)
         return {"generator": path}

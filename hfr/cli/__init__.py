@@ -37,8 +37,13 @@ log = logging.getLogger("hfr")
 #: The entry-point group of the methods' commands: name -> `register(subparsers)`.
 ENTRY_POINT_GROUP = "hfr.commands"
 #: The core command groups, in the order `hfr --help` lists them.
-CORE_GROUPS: tuple[Callable[[Any], None], ...] = (quickstart.register, train.register, evaluate.register,
-                                                  gallery.register, data.register)
+CORE_GROUPS: tuple[Callable[[Any], None], ...] = (
+    quickstart.register,
+    train.register,
+    evaluate.register,
+    gallery.register,
+    data.register,
+)
 #: The methods' command groups (entry points of `hfr.commands`).
 COMMANDS: Registry[Callable[[Any], None]] = Registry("command group", ENTRY_POINT_GROUP)
 
@@ -50,20 +55,28 @@ def _register_methods(sub: Any) -> None:
         try:
             register(sub)
         except Exception as exc:  # noqa: BLE001  (a plug-in's bug must not take the other commands down)
-            logging.getLogger(__name__).warning("%s entry point %s could not add its commands (%s: %s); "
-                                                "its commands are unavailable", ENTRY_POINT_GROUP, name,
-                                                type(exc).__name__, exc)
+            logging.getLogger(__name__).warning(
+                "%s entry point %s could not add its commands (%s: %s); its commands are unavailable",
+                ENTRY_POINT_GROUP,
+                name,
+                type(exc).__name__,
+                exc,
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `hfr` command and all its subcommands (the methods' included)."""
     parser = argparse.ArgumentParser(
-        prog="hfr", description="Heterogeneous and pose-invariant face recognition with generative models.")
+        prog="hfr", description="Heterogeneous and pose-invariant face recognition with generative models."
+    )
     parser.add_argument("--version", action="version", version=f"hfr {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    parser.add_argument("--threads", metavar="N|auto",
-                        help="torch threads (default: $HFR_THREADS, else auto: one per core that other processes "
-                             "leave free; waiting threads sleep)")
+    parser.add_argument(
+        "--threads",
+        metavar="N|auto",
+        help="torch threads (default: $HFR_THREADS, else auto: one per core that other processes "
+        "leave free; waiting threads sleep)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for register in CORE_GROUPS:

@@ -39,10 +39,16 @@ def progress_bar(description: str, enabled: bool = True) -> tuple[Progress, Upda
     `update(done, total, stage=None)`; use the bar as a context manager around the work."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                        console=err_console, disable=not (enabled and err_console.is_terminal),
-                        transient=False)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not (enabled and err_console.is_terminal),
+        transient=False,
+    )
     task = progress.add_task(description, total=None, rate="")
     start = time.perf_counter()
 
@@ -86,8 +92,13 @@ def result_table(result: dict[str, Any]) -> Table:
         for col in ("protocol", "pairs", "accuracy (%)", "EER (%)", "AUC"):
             table.add_column(col)
         for name, r in result["protocols"].items():
-            table.add_row(name, str(r["pairs"]), f"{100 * r['accuracy']:.2f} +- {100 * r['accuracy_std']:.2f}",
-                          f"{100 * r['eer']:.2f}", f"{r['auc']:.4f}")
+            table.add_row(
+                name,
+                str(r["pairs"]),
+                f"{100 * r['accuracy']:.2f} +- {100 * r['accuracy_std']:.2f}",
+                f"{100 * r['eer']:.2f}",
+                f"{r['auc']:.4f}",
+            )
     return table
 
 
@@ -136,8 +147,9 @@ def csv_cell(text: str) -> str:
 def add_config_args(p: argparse.ArgumentParser) -> None:
     """--config, --set (repeatable) and --dry-run."""
     p.add_argument("--config", type=Path, help="YAML recipe (see configs/)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config key (repeatable), e.g. --set subjects=20")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable), e.g. --set subjects=20"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
 
@@ -159,8 +171,11 @@ def add_gallery_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="image folder or manifest")
     p.add_argument("--split", help="only rows of this split")
     p.add_argument("--modality", help="only rows of this modality")
-    p.add_argument("--fuse", action="store_true",
-                   help="one entry per subject: its images' features fused (omega-weighted for DR-GAN)")
+    p.add_argument(
+        "--fuse",
+        action="store_true",
+        help="one entry per subject: its images' features fused (omega-weighted for DR-GAN)",
+    )
 
 
 def add_render_flags(p: argparse.ArgumentParser) -> None:

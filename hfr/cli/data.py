@@ -46,8 +46,9 @@ def cmd_data_index(args: argparse.Namespace) -> int:
     from hfr.data import adapters
     from hfr.data.stats import dataset_stats
 
-    result = adapters.index_dataset(args.format, args.root, fold=args.fold,
-                                    skip_missing=args.skip_missing, protocol=args.protocol)
+    result = adapters.index_dataset(
+        args.format, args.root, fold=args.fold, skip_missing=args.skip_missing, protocol=args.protocol
+    )
     out = adapters.write_index(result, args.out)
     console.print(stats_table(f"{args.format}: {args.root}", dataset_stats(result.manifest)))
     if result.dropped:
@@ -63,8 +64,9 @@ def cmd_data_align(args: argparse.Namespace) -> int:
 
     if args.template not in align.TEMPLATES:
         raise OptionError(f"--template {args.template!r}: use one of {', '.join(align.TEMPLATES)}")
-    manifest = align.align_folder(args.landmarks, args.out, template=args.template,
-                                  size=args.size, channels=args.channels)
+    manifest = align.align_folder(
+        args.landmarks, args.out, template=args.template, size=args.size, channels=args.channels
+    )
     if manifest is not None:
         console.print(f"aligned {len(manifest)} images to {args.out}; manifest: {manifest.source}")
     else:
@@ -114,24 +116,36 @@ def register(sub: Any) -> None:
 
     i = dsub.add_parser("index", help="index a real dataset in place (writes a manifest)")
     i.add_argument("root", type=Path, help="the dataset's root folder")
-    i.add_argument("--format", required=True,
-                   help="casia-nirvis2 | multipie | cfp | lfw | folder")
+    i.add_argument("--format", required=True, help="casia-nirvis2 | multipie | cfp | lfw | folder")
     i.add_argument("--out", type=Path, required=True, help="manifest.csv to write")
-    i.add_argument("--fold", type=int,
-                   help="protocol fold k: keep that fold and set split from it "
-                        "(CASIA NIR-VIS 2.0: 1..10 View 2, 0 the View 1 dev lists; CFP/LFW: 1..10)")
-    i.add_argument("--protocol", help="Multi-PIE only: setting2 (default; subjects 001-200 train, "
-                                      "201-346 test) or none (empty split)")
-    i.add_argument("--skip-missing", action="store_true",
-                   help="drop entries whose file is missing (writes a report of what was dropped)")
+    i.add_argument(
+        "--fold",
+        type=int,
+        help="protocol fold k: keep that fold and set split from it "
+        "(CASIA NIR-VIS 2.0: 1..10 View 2, 0 the View 1 dev lists; CFP/LFW: 1..10)",
+    )
+    i.add_argument(
+        "--protocol",
+        help="Multi-PIE only: setting2 (default; subjects 001-200 train, 201-346 test) or none (empty split)",
+    )
+    i.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="drop entries whose file is missing (writes a report of what was dropped)",
+    )
     i.set_defaults(func=cmd_data_index)
 
     a = dsub.add_parser("align", help="align faces to a 5-point template from a landmarks CSV")
-    a.add_argument("--landmarks", type=Path, required=True,
-                   help="CSV: path,x1,y1,...,x5,y5 (eyes, nose, mouth corners) [,subject,modality]")
+    a.add_argument(
+        "--landmarks",
+        type=Path,
+        required=True,
+        help="CSV: path,x1,y1,...,x5,y5 (eyes, nose, mouth corners) [,subject,modality]",
+    )
     a.add_argument("--out", type=Path, required=True, help="folder for the aligned images")
-    a.add_argument("--template", default="lightcnn128",
-                   help="lightcnn128 (128 px) | drgan96 (96 px) | arcface112 (112 px)")
+    a.add_argument(
+        "--template", default="lightcnn128", help="lightcnn128 (128 px) | drgan96 (96 px) | arcface112 (112 px)"
+    )
     a.add_argument("--size", type=int, help="output size (default: the template's)")
     a.add_argument("--channels", type=int, choices=(1, 3), help="force grayscale (1) or RGB (3)")
     a.set_defaults(func=cmd_data_align)

@@ -17,8 +17,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out = args.out or new_run_dir(f"evaluate-{args.protocol}", args.runs)
     progress, update = progress_bar("embedding")
     with progress:
-        result = evaluate(args.recognizer, args.data, args.protocol, out, batch_size=args.batch_size,
-                          device=args.device, progress=update)
+        result = evaluate(
+            args.recognizer,
+            args.data,
+            args.protocol,
+            out,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=update,
+        )
     console.print(result_table(result))
     console.print(f"result.json and plots: {out}")
     return 0
@@ -77,7 +84,10 @@ def register(sub: Any) -> None:
     em.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt, DR-GAN generator.pt or run folder")
     em.add_argument("--data", type=Path, required=True, help="image, folder or manifest")
     em.add_argument("--out", type=Path, required=True, help="features .npy (ids go to the .csv beside it)")
-    em.add_argument("--fuse", action="store_true",
-                    help="one feature per subject: confidence-weighted (DR-GAN) or mean (LightCNN) fusion")
+    em.add_argument(
+        "--fuse",
+        action="store_true",
+        help="one feature per subject: confidence-weighted (DR-GAN) or mean (LightCNN) fusion",
+    )
     add_embed_flags(em)
     em.set_defaults(func=cmd_embed)

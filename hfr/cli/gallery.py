@@ -42,8 +42,13 @@ def _embed_for_gallery(args: argparse.Namespace) -> tuple[Any, Any, list[str], l
         else:
             feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size, progress=update)
             rows = list(manifest)
-    return (recognizer, feats, [r.subject for r in rows], [r.modality for r in rows],
-            [str(manifest.resolve(r.path)) for r in rows])
+    return (
+        recognizer,
+        feats,
+        [r.subject for r in rows],
+        [r.modality for r in rows],
+        [str(manifest.resolve(r.path)) for r in rows],
+    )
 
 
 def cmd_gallery_build(args: argparse.Namespace) -> int:
@@ -51,8 +56,16 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
     from hfr.gallery import Gallery
 
     recognizer, feats, subjects, modalities, paths = _embed_for_gallery(args)
-    gallery = Gallery.build(feats, subjects, recognizer.fingerprint, modalities=modalities, paths=paths,
-                            index=args.index, nlist=args.nlist, nprobe=args.nprobe)
+    gallery = Gallery.build(
+        feats,
+        subjects,
+        recognizer.fingerprint,
+        modalities=modalities,
+        paths=paths,
+        index=args.index,
+        nlist=args.nlist,
+        nprobe=args.nprobe,
+    )
     folder = gallery.save(args.out)
     console.print(stats_table(f"gallery {folder}", gallery.info()))
     return 0
@@ -65,8 +78,10 @@ def cmd_gallery_add(args: argparse.Namespace) -> int:
     gallery = Gallery.load(args.gallery)
     recognizer, feats, subjects, modalities, paths = _embed_for_gallery(args)
     if recognizer.fingerprint != gallery.fingerprint:
-        raise OptionError(f"--recognizer {args.recognizer} (fingerprint {recognizer.fingerprint}) is not the "
-                          f"gallery's recognizer ({gallery.fingerprint}); use the same recognizer")
+        raise OptionError(
+            f"--recognizer {args.recognizer} (fingerprint {recognizer.fingerprint}) is not the "
+            f"gallery's recognizer ({gallery.fingerprint}); use the same recognizer"
+        )
     ids = gallery.add(feats, subjects, modalities, paths)
     gallery.save(args.gallery)
     console.print(f"added {len(ids)} entries (ids {int(ids.min())}..{int(ids.max())}); gallery holds {len(gallery)}")
@@ -121,8 +136,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if len(rows) > args.max_rows:
         console.print(f"({len(rows) - args.max_rows} more rows; use --json or --csv for all)")
     if args.json:
-        atomic_write_text(args.json, json.dumps([{"probe": p, "rank": r, "subject": s, "score": sc}
-                                                 for p, r, s, sc in rows], indent=2) + "\n")
+        atomic_write_text(
+            args.json,
+            json.dumps([{"probe": p, "rank": r, "subject": s, "score": sc} for p, r, s, sc in rows], indent=2) + "\n",
+        )
         console.print(f"results: {args.json}")
     if args.csv:
         lines = ["probe,rank,subject,score"] + [f"{csv_cell(p)},{r},{csv_cell(s)},{sc:.6f}" for p, r, s, sc in rows]

@@ -46,15 +46,24 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     outputs: list[StageOutput] = []
     progress, update = progress_bar("quickstart")
     with progress:
-        summary = run_quickstart(cfg, out=args.out, progress=lambda stage, d, t: update(d, t, stage),
-                                 report=lambda name, output: outputs.append(output))
+        summary = run_quickstart(
+            cfg,
+            out=args.out,
+            progress=lambda stage, d, t: update(d, t, stage),
+            report=lambda name, output: outputs.append(output),
+        )
     table = Table(title="SynthFace sets", header_style="bold")
     for col in ("preset", "subjects", "images", "modalities", "splits", "contact sheet"):
         table.add_column(col, overflow="fold")
     for row in summary["presets"]:
-        table.add_row(row["preset"], str(row["subjects"]), str(row["images"]),
-                      ", ".join(f"{k} {v}" for k, v in row["modalities"].items()),
-                      ", ".join(f"{k} {v}" for k, v in row["splits"].items()), row["sheet"])
+        table.add_row(
+            row["preset"],
+            str(row["subjects"]),
+            str(row["images"]),
+            ", ".join(f"{k} {v}" for k, v in row["modalities"].items()),
+            ", ".join(f"{k} {v}" for k, v in row["splits"].items()),
+            row["sheet"],
+        )
     console.print(table)
     if "evaluation" in summary:
         pose = summary["evaluation"]["cross-pose"]
@@ -74,8 +83,10 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
                 console.print(text_table(item))
             else:
                 console.print(item, markup=False)
-    console.print(f"[bold green]done[/bold green] in {summary['seconds']:.1f} s; everything is in "
-                  f"[bold]{summary['out']}[/bold] (summary.md, summary.json, sheets/, eval/)")
+    console.print(
+        f"[bold green]done[/bold green] in {summary['seconds']:.1f} s; everything is in "
+        f"[bold]{summary['out']}[/bold] (summary.md, summary.json, sheets/, eval/)"
+    )
     return 0
 
 

@@ -40,8 +40,10 @@ def cmd_train_recognizer(args: argparse.Namespace) -> int:
     if args.config is not None:
         model = read_model_name(args.config, args.set or [], default="recognizer")
         if model != "recognizer":
-            raise OptionError(f"{args.config} trains model {model!r}, not a recognizer; use "
-                              f"`hfr train-generator --config {args.config}`")
+            raise OptionError(
+                f"{args.config} trains model {model!r}, not a recognizer; use "
+                f"`hfr train-generator --config {args.config}`"
+            )
     return _train_and_export(args, "recognizer", "train-recognizer ({cfg.mode}, {cfg.net.arch})")
 
 

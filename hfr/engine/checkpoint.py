@@ -43,8 +43,17 @@ def step_name(step: int) -> str:
     return f"step-{step:07d}.pt"
 
 
-def make_payload(*, task_state: dict, step: int, epoch: int, batch_in_epoch: int, rng: list[dict],
-                 config: dict, world_size: int, best: dict | None) -> dict[str, Any]:
+def make_payload(
+    *,
+    task_state: dict,
+    step: int,
+    epoch: int,
+    batch_in_epoch: int,
+    rng: list[dict],
+    config: dict,
+    world_size: int,
+    best: dict | None,
+) -> dict[str, Any]:
     """The checkpoint dict; every value must be a tensor, number, string, None or a container of them."""
     return {
         "format": FORMAT,
@@ -71,14 +80,22 @@ def save_checkpoint(payload: Mapping[str, Any], path: str | os.PathLike) -> Path
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
     """Read a checkpoint with `weights_only=True`; CheckpointError when missing, corrupt or needing pickle."""
     p = Path(path)
-    data = load_weights_only(p, "checkpoint", CheckpointError, map_location,
-                             missing_hint="give a checkpoints/step-*.pt file, a run folder, or --resume auto")
+    data = load_weights_only(
+        p,
+        "checkpoint",
+        CheckpointError,
+        map_location,
+        missing_hint="give a checkpoints/step-*.pt file, a run folder, or --resume auto",
+    )
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{p}: not an hfr training checkpoint (no format={FORMAT!r} entry); it may be an "
-                              f"exported model; resume only from checkpoints/step-*.pt of a run")
+        raise CheckpointError(
+            f"{p}: not an hfr training checkpoint (no format={FORMAT!r} entry); it may be an "
+            f"exported model; resume only from checkpoints/step-*.pt of a run"
+        )
     if int(data.get("version", 0)) > VERSION:
-        raise CheckpointError(f"{p}: checkpoint version {data.get('version')} is newer than this hfr "
-                              f"understands ({VERSION}); upgrade hfr")
+        raise CheckpointError(
+            f"{p}: checkpoint version {data.get('version')} is newer than this hfr understands ({VERSION}); upgrade hfr"
+        )
     return data
 
 
@@ -111,18 +128,28 @@ def resolve_resume_path(target: str | os.PathLike) -> tuple[Path, Path]:
         run = p.parent if p.name == CHECKPOINT_DIR else p
         latest = latest_checkpoint(run)
         if latest is None:
-            raise CheckpointError(f"{p}: no checkpoints/step-*.pt in this run folder; the run stopped before its "
-                                  f"first checkpoint, so start a new run instead")
+            raise CheckpointError(
+                f"{p}: no checkpoints/step-*.pt in this run folder; the run stopped before its "
+                f"first checkpoint, so start a new run instead"
+            )
         return latest, run
-    raise CheckpointError(f"--resume {target}: no such checkpoint file or run folder; give a "
-                          f"checkpoints/step-*.pt file, a run folder, or 'auto'")
+    raise CheckpointError(
+        f"--resume {target}: no such checkpoint file or run folder; give a "
+        f"checkpoints/step-*.pt file, a run folder, or 'auto'"
+    )
 
 
 class CheckpointSaver:
     """Writes step checkpoints into `folder`, keeps the newest `keep`, and `best.pt` by a metric."""
 
-    def __init__(self, folder: str | os.PathLike, keep: int = 3, metric: str | None = None,
-                 mode: str = "max", best: dict | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        keep: int = 3,
+        metric: str | None = None,
+        mode: str = "max",
+        best: dict | None = None,
+    ) -> None:
         if mode not in ("max", "min"):
             raise ConfigError(f"train.best_mode: {mode!r} is not 'max' or 'min'")
         self.folder = Path(folder)
@@ -137,7 +164,7 @@ class CheckpointSaver:
         """Write `step-N.pt` for the payload's step, delete the oldest beyond `keep`; returns the path."""
         path = save_checkpoint(payload, self.folder / step_name(int(payload["step"])))
         self.last = path
-        for _, old in list_checkpoints(self.folder)[:-self.keep]:
+        for _, old in list_checkpoints(self.folder)[: -self.keep]:
             old.unlink(missing_ok=True)
         log.info("checkpoint %s", path)
         return path
@@ -147,8 +174,10 @@ class CheckpointSaver:
         if self.metric is None:
             return False
         if self.metric not in evals:
-            raise ConfigError(f"train.best_metric: {self.metric!r} is not among the evaluation results "
-                              f"({', '.join(sorted(evals)) or 'none'}); pick one of those or null")
+            raise ConfigError(
+                f"train.best_metric: {self.metric!r} is not among the evaluation results "
+                f"({', '.join(sorted(evals)) or 'none'}); pick one of those or null"
+            )
         value = float(evals[self.metric])
         if value != value:
             return False
@@ -241,8 +270,11 @@ def config_diff(current: Any, saved: Any, path: str = "", ignore: tuple[str, ...
             else:
                 out.extend(config_diff(current[k], saved[k], key, ignore))
         return out
-    same = (list(current) == list(saved)) if isinstance(current, (list, tuple)) and isinstance(saved, (list, tuple)) \
+    same = (
+        (list(current) == list(saved))
+        if isinstance(current, (list, tuple)) and isinstance(saved, (list, tuple))
         else current == saved
+    )
     if not same:
         out.append(f"{path}: {saved!r} in the checkpoint, {current!r} now")
     return out

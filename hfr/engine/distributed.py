@@ -46,8 +46,10 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"environment variable {name}={text!r} is not an integer; launch with torchrun, "
-                          f"which sets RANK, WORLD_SIZE and LOCAL_RANK") from None
+        raise ConfigError(
+            f"environment variable {name}={text!r} is not an integer; launch with torchrun, "
+            f"which sets RANK, WORLD_SIZE and LOCAL_RANK"
+        ) from None
 
 
 def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
@@ -59,8 +61,10 @@ def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
     if torch.cuda.is_available():
         count = torch.cuda.device_count()
         if local_rank >= count:
-            raise ConfigError(f"local rank {local_rank} has no GPU (this machine has {count}); launch at most "
-                              f"{count} processes per node or set train.device=cpu")
+            raise ConfigError(
+                f"local rank {local_rank} has no GPU (this machine has {count}); launch at most "
+                f"{count} processes per node or set train.device=cpu"
+            )
         return torch.device("cuda", local_rank)
     if choice == "cuda":
         raise ConfigError("train.device is 'cuda' but torch sees no CUDA device; set train.device=auto or cpu")

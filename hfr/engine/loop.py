@@ -76,15 +76,18 @@ class TrainingDiverged(HFRError):
 
 def _float_logs(logs: Any, step: int) -> dict[str, float]:
     if not isinstance(logs, Mapping):
-        raise HFRError(f"train_step returned {type(logs).__name__} at step {step}; it must return a dict of "
-                       f"scalar logs such as {{'loss': 0.7}}")
+        raise HFRError(
+            f"train_step returned {type(logs).__name__} at step {step}; it must return a dict of "
+            f"scalar logs such as {{'loss': 0.7}}"
+        )
     out = {}
     for k, v in logs.items():
         try:
             out[str(k)] = float(v.detach().float().item() if torch.is_tensor(v) else v)
         except (TypeError, ValueError, RuntimeError):
-            raise HFRError(f"train_step log {k!r} at step {step} is {type(v).__name__}, not a scalar; return "
-                           f"floats or 0-d tensors") from None
+            raise HFRError(
+                f"train_step log {k!r} at step {step} is {type(v).__name__}, not a scalar; return floats or 0-d tensors"
+            ) from None
     return out
 
 
@@ -134,8 +137,17 @@ def _set_epoch(obj: Any, epoch: int, start: int) -> int:
 class _Trainer:
     """One training run (the state `train` needs between its phases)."""
 
-    def __init__(self, task: Any, config: Any, cfg: TrainConfig, info: DistInfo, recipe: str,
-                 run_dir: str | os.PathLike | None, runs_root: str | os.PathLike, resume: str | None) -> None:
+    def __init__(
+        self,
+        task: Any,
+        config: Any,
+        cfg: TrainConfig,
+        info: DistInfo,
+        recipe: str,
+        run_dir: str | os.PathLike | None,
+        runs_root: str | os.PathLike,
+        resume: str | None,
+    ) -> None:
         self.task = task
         self.config = config
         self.cfg = cfg
@@ -162,8 +174,11 @@ class _Trainer:
             run = latest_run_dir(self.recipe, self.runs_root)
             ckpt = latest_checkpoint(run) if run is not None else None
             if ckpt is None:
-                where = f"{run} has no checkpoint" if run is not None else \
-                    f"no run of {self.recipe!r} under {self.runs_root}"
+                where = (
+                    f"{run} has no checkpoint"
+                    if run is not None
+                    else f"no run of {self.recipe!r} under {self.runs_root}"
+                )
                 log.warning("--resume auto: %s; starting a new run", where)
                 return self._fresh_run(), None
             return run, ckpt
@@ -185,33 +200,53 @@ class _Trainer:
         generator = torch.Generator(device=info.device)
         generator.manual_seed(derive_seed(cfg.seed, info.rank, 1))
         name = getattr(self.config, "model", None) or self.recipe
-        return TrainContext(device=info.device, rank=info.rank, world_size=info.world_size,
-                            local_rank=info.local_rank, amp=amp, channels_last=channels_last,
-                            generator=generator, seed=cfg.seed, num_workers=cfg.num_workers, run_dir=run_dir,
-                            logger=logging.getLogger(f"hfr.task.{name}"), train_cfg=cfg)
+        return TrainContext(
+            device=info.device,
+            rank=info.rank,
+            world_size=info.world_size,
+            local_rank=info.local_rank,
+            amp=amp,
+            channels_last=channels_last,
+            generator=generator,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+            run_dir=run_dir,
+            logger=logging.getLogger(f"hfr.task.{name}"),
+            train_cfg=cfg,
+        )
 
     def _restore(self, ckpt_path: Path, ctx: TrainContext) -> dict | None:
         data = load_checkpoint(ckpt_path, map_location=self.info.device)
         diffs = structure_diff(self.task.state_dict(), data["task"])
         if diffs:
-            raise CheckpointError(f"{ckpt_path}: the checkpoint does not fit this task's models/optimizers "
-                                  f"(another architecture or config?):\n  " + "\n  ".join(diffs) +
-                                  "\nresume with the run's own config.yaml, or start a new run")
+            raise CheckpointError(
+                f"{ckpt_path}: the checkpoint does not fit this task's models/optimizers "
+                f"(another architecture or config?):\n  "
+                + "\n  ".join(diffs)
+                + "\nresume with the run's own config.yaml, or start a new run"
+            )
         changed = config_diff(to_dict(self.config), data.get("config") or {})
         if changed:
-            raise ConfigError(f"{ckpt_path}: the config differs from the checkpoint's outside the train: "
-                              f"section:\n  " + "\n  ".join(changed[:20]) +
-                              f"\nresume with {ckpt_path.parent.parent / CONFIG_NAME} (only train.* may change) "
-                              f"or start a new run")
+            raise ConfigError(
+                f"{ckpt_path}: the config differs from the checkpoint's outside the train: "
+                f"section:\n  "
+                + "\n  ".join(changed[:20])
+                + f"\nresume with {ckpt_path.parent.parent / CONFIG_NAME} (only train.* may change) "
+                f"or start a new run"
+            )
         self.task.load_state_dict(data["task"])
         self.step, self.epoch, self.pos = int(data["step"]), int(data["epoch"]), int(data["batch_in_epoch"])
         rng = data.get("rng") or []
         if int(data.get("world_size", 1)) == self.info.world_size and len(rng) == self.info.world_size:
             set_rng_state(rng[self.info.rank], ctx.generator)
         else:
-            log.warning("checkpoint was written by %s process(es), this run has %d: random streams are reseeded "
-                        "and the data order restarts at epoch %d", data.get("world_size"),
-                        self.info.world_size, self.epoch + 1)
+            log.warning(
+                "checkpoint was written by %s process(es), this run has %d: random streams are reseeded "
+                "and the data order restarts at epoch %d",
+                data.get("world_size"),
+                self.info.world_size,
+                self.epoch + 1,
+            )
             self.epoch, self.pos = self.epoch + 1, 0
         log.info("resumed from %s at step %d (epoch %d, batch %d)", ckpt_path, self.step, self.epoch, self.pos)
         return data.get("best")
@@ -234,8 +269,11 @@ class _Trainer:
             torch.default_generator.manual_seed(derive_seed(self.cfg.seed, self.info.rank, epoch, 2))
             it = iter(loader)
         if remaining:
-            log.warning("the training loader cannot start mid-epoch; loading and skipping %d batch(es) to "
-                        "resume (use a sampler with set_epoch(epoch, start))", remaining)
+            log.warning(
+                "the training loader cannot start mid-epoch; loading and skipping %d batch(es) to "
+                "resume (use a sampler with set_epoch(epoch, start))",
+                remaining,
+            )
             for _ in range(remaining):
                 if next(it, None) is None:
                     break
@@ -246,9 +284,16 @@ class _Trainer:
         rngs = gather_objects(get_rng_state(ctx.generator), self.info)
         if not self.info.is_main:
             return None
-        return make_payload(task_state=self.task.state_dict(), step=self.step, epoch=self.epoch,
-                            batch_in_epoch=self.pos, rng=rngs, config=to_dict(self.config),
-                            world_size=self.info.world_size, best=self.saver.best)
+        return make_payload(
+            task_state=self.task.state_dict(),
+            step=self.step,
+            epoch=self.epoch,
+            batch_in_epoch=self.pos,
+            rng=rngs,
+            config=to_dict(self.config),
+            world_size=self.info.world_size,
+            best=self.saver.best,
+        )
 
     def _diverged(self, logs: dict[str, float], run_dir: Path) -> TrainingDiverged:
         bad = next(((k, v) for k, v in logs.items() if not math.isfinite(v)), None)
@@ -259,8 +304,10 @@ class _Trainer:
         else:
             good = f"no checkpoint was written yet (run folder {run_dir})"
             resume = ""
-        return TrainingDiverged(f"{what} at step {self.step}; {good}; lower the learning rate, check the data "
-                                f"for broken images, or add gradient clipping{resume}")
+        return TrainingDiverged(
+            f"{what} at step {self.step}; {good}; lower the learning rate, check the data "
+            f"for broken images, or add gradient clipping{resume}"
+        )
 
     def _write_sample(self, run_dir: Path, ctx: TrainContext) -> Path | None:
         from hfr.viz import image_grid, save_image, tensor_to_images
@@ -270,8 +317,10 @@ class _Trainer:
         if grid is None:
             return None
         if not torch.is_tensor(grid) or grid.ndim != 4:
-            raise HFRError(f"sample_grid returned {type(grid).__name__} "
-                           f"{tuple(grid.shape) if torch.is_tensor(grid) else ''}; expected a (N, C, H, W) tensor")
+            raise HFRError(
+                f"sample_grid returned {type(grid).__name__} "
+                f"{tuple(grid.shape) if torch.is_tensor(grid) else ''}; expected a (N, C, H, W) tensor"
+            )
         images = tensor_to_images(grid, value_range=(0.0, 1.0))  # the Task contract: sample grids are in [0, 1]
         ncol = int(getattr(self.task, "sample_columns", 0) or math.ceil(math.sqrt(len(images))))
         path = run_dir / SAMPLES_DIR / f"step-{self.step:07d}.png"
@@ -297,8 +346,9 @@ class _Trainer:
         self.task.build(self.config, ctx)
         seed_everything(cfg.seed, info.rank)
         best = self._restore(Path(ckpt_path), ctx) if ckpt_path is not None else None
-        self.saver = CheckpointSaver(run_dir / CHECKPOINT_DIR, cfg.keep_checkpoints, cfg.best_metric,
-                                     cfg.best_mode, best)
+        self.saver = CheckpointSaver(
+            run_dir / CHECKPOINT_DIR, cfg.keep_checkpoints, cfg.best_metric, cfg.best_mode, best
+        )
         resumed_from = str(ckpt_path) if ckpt_path is not None else None
         metrics = MetricsWriter(run_dir)
         if info.is_main:
@@ -307,8 +357,16 @@ class _Trainer:
                 dropped = metrics.truncate_after(self.step)
                 if dropped:
                     log.info("dropped %d metrics line(s) logged after step %d", dropped, self.step)
-            log.info("training %s: steps %d -> %d on %s (world size %d, amp %s), run folder %s", self.recipe,
-                     self.step, cfg.steps, info.device, info.world_size, "bf16" if ctx.amp else "off", run_dir)
+            log.info(
+                "training %s: steps %d -> %d on %s (world size %d, amp %s), run folder %s",
+                self.recipe,
+                self.step,
+                cfg.steps,
+                info.device,
+                info.world_size,
+                "bf16" if ctx.amp else "off",
+                run_dir,
+            )
         if self.step >= cfg.steps:
             log.info("nothing to do: the checkpoint is at step %d and train.steps is %d", self.step, cfg.steps)
             return self._result(run_dir, resumed_from)
@@ -331,8 +389,10 @@ class _Trainer:
                         batch = next(it)
                     except StopIteration:
                         if fresh_iter:
-                            raise DataError(f"the training loader yielded no batch in epoch {self.epoch}; give "
-                                            f"the task more data or smaller batches") from None
+                            raise DataError(
+                                f"the training loader yielded no batch in epoch {self.epoch}; give "
+                                f"the task more data or smaller batches"
+                            ) from None
                         self.epoch, self.pos = self.epoch + 1, 0
                         it = self._epoch_iter(loader, self.epoch, 0)
                         fresh_iter = True
@@ -359,11 +419,21 @@ class _Trainer:
                         means = mean_over_ranks({k: sum(v) / len(v) for k, v in window.items()}, info)
                         self.last_logs = means
                         if info.is_main:
-                            record = {"step": self.step, "epoch": self.epoch,
-                                      "images/s": round(rate, 2) if rate else None, **means}
+                            record = {
+                                "step": self.step,
+                                "epoch": self.epoch,
+                                "images/s": round(rate, 2) if rate else None,
+                                **means,
+                            }
                             metrics.write(record)
-                            log.info("step %d/%d epoch %d %s %s", self.step, total, self.epoch,
-                                     f"{rate:,.0f} img/s" if rate else "", format_logs(means, 8))
+                            log.info(
+                                "step %d/%d epoch %d %s %s",
+                                self.step,
+                                total,
+                                self.epoch,
+                                f"{rate:,.0f} img/s" if rate else "",
+                                format_logs(means, 8),
+                            )
                         window.clear()
                         window_images, window_time = 0, 0.0
 
@@ -376,16 +446,20 @@ class _Trainer:
                         evals = broadcast_object({str(k): float(v) for k, v in evals.items()}, info)
                         self.last_eval = evals
                         if info.is_main and evals:
-                            metrics.write({"step": self.step, "epoch": self.epoch,
-                                           **{f"eval/{k}": v for k, v in evals.items()}})
+                            metrics.write(
+                                {"step": self.step, "epoch": self.epoch, **{f"eval/{k}": v for k, v in evals.items()}}
+                            )
                             log.info("eval step %d: %s", self.step, format_logs(evals, 12))
                         if cfg.best_metric is not None and self.saver.improved(evals):
                             payload, gathered = self._payload(ctx), True
                             if payload is not None:
                                 self.saver.save_best(payload, evals[cfg.best_metric])
                             else:
-                                self.saver.best = {"metric": cfg.best_metric, "value": evals[cfg.best_metric],
-                                                   "step": self.step}
+                                self.saver.best = {
+                                    "metric": cfg.best_metric,
+                                    "value": evals[cfg.best_metric],
+                                    "step": self.step,
+                                }
                     if has_samples and info.is_main and _due(self.step, cfg.sample_every, total):
                         path = self._write_sample(run_dir, ctx)
                         if path is not None:
@@ -400,10 +474,16 @@ class _Trainer:
         return self._result(run_dir, resumed_from)
 
     def _result(self, run_dir: Path, resumed_from: str | None) -> dict[str, Any]:
-        return {"run_dir": str(run_dir), "step": self.step, "epoch": self.epoch,
-                "checkpoint": str(self.saver.last) if self.saver.last else None,
-                "best": self.saver.best, "logs": dict(self.last_logs), "eval": dict(self.last_eval),
-                "resumed_from": resumed_from}
+        return {
+            "run_dir": str(run_dir),
+            "step": self.step,
+            "epoch": self.epoch,
+            "checkpoint": str(self.saver.last) if self.saver.last else None,
+            "best": self.saver.best,
+            "logs": dict(self.last_logs),
+            "eval": dict(self.last_eval),
+            "resumed_from": resumed_from,
+        }
 
 
 class _Null:
@@ -416,9 +496,16 @@ class _Null:
         return None
 
 
-def train(task: Any, config: Any, *, train_cfg: TrainConfig | None = None, recipe: str | None = None,
-          run_dir: str | os.PathLike | None = None, runs_root: str | os.PathLike = DEFAULT_RUNS_ROOT,
-          resume: str | None = None) -> dict[str, Any]:
+def train(
+    task: Any,
+    config: Any,
+    *,
+    train_cfg: TrainConfig | None = None,
+    recipe: str | None = None,
+    run_dir: str | os.PathLike | None = None,
+    runs_root: str | os.PathLike = DEFAULT_RUNS_ROOT,
+    resume: str | None = None,
+) -> dict[str, Any]:
     """Train `task` (a Task instance or a registered name) on the recipe's whole `config`.
 
     Args:

@@ -34,10 +34,17 @@ class TrainProgress:
         self.task_id = None
         if enabled:
             self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
-                TimeRemainingColumn(), TextColumn("{task.fields[logs]}"),
-                console=Console(stderr=True), transient=False)
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[logs]}"),
+                console=Console(stderr=True),
+                transient=False,
+            )
             self.task_id = self.progress.add_task(description, total=total, completed=start, rate="", logs="")
 
     def __enter__(self) -> TrainProgress:

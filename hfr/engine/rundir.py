@@ -59,6 +59,8 @@ def latest_run_dir(recipe: str, root: str | os.PathLike = DEFAULT_RUNS_ROOT) -> 
     base = Path(root) / recipe
     if not base.is_dir():
         return None
-    runs = sorted((p for p in base.iterdir() if p.is_dir() and not p.is_symlink()
-                   and not p.name.startswith(".")), key=lambda p: _order(p.name))
+    runs = sorted(
+        (p for p in base.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
+        key=lambda p: _order(p.name),
+    )
     return runs[-1] if runs else None

@@ -49,8 +49,13 @@ def get_rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": [int(version), [int(x) for x in internal], gauss],
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, np.int64)),
-                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -66,8 +71,9 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = Non
     random.setstate((int(version), tuple(int(x) for x in internal), gauss))
     npy = state["numpy"]
     keys = np.asarray(npy["keys"].cpu().numpy() if torch.is_tensor(npy["keys"]) else npy["keys"], np.int64)
-    np.random.set_state((npy["kind"], keys.astype(np.uint32), int(npy["pos"]), int(npy["has_gauss"]),
-                         float(npy["cached_gaussian"])))
+    np.random.set_state(
+        (npy["kind"], keys.astype(np.uint32), int(npy["pos"]), int(npy["has_gauss"]), float(npy["cached_gaussian"]))
+    )
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"].cpu())

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 DONE_FILE = "done.json"
 
 
-def render_synth(recipe: str | Path, data: str | Path, subjects: int, size: int, seed: int, workers: int = 2
-                 ) -> tuple[Path, bool, float]:
+def render_synth(
+    recipe: str | Path, data: str | Path, subjects: int, size: int, seed: int, workers: int = 2
+) -> tuple[Path, bool, float]:
     """(manifest path, rendered now?, seconds): the manifest at `data` (a folder or a .csv) when it
     exists, else the SynthFace preset recipe (configs/data/synth-*.yaml) with these sizes rendered
     into the folder `data` with `workers` threads (the output does not depend on them)."""
@@ -47,14 +48,23 @@ def render_synth(recipe: str | Path, data: str | Path, subjects: int, size: int,
     if manifest.is_file():
         return manifest, False, 0.0
     if data.suffix == ".csv":
-        raise DataError(f"{data}: manifest not found; give a dataset folder (rendered there when absent) "
-                        f"or an existing manifest.csv")
-    cfg = load_config(SynthConfig, recipe, [f"subjects={subjects}", f"size={size}", f"seed={seed}",
-                                            f"workers={workers}"])
+        raise DataError(
+            f"{data}: manifest not found; give a dataset folder (rendered there when absent) "
+            f"or an existing manifest.csv"
+        )
+    cfg = load_config(
+        SynthConfig, recipe, [f"subjects={subjects}", f"size={size}", f"seed={seed}", f"workers={workers}"]
+    )
     validate_config(cfg)
     t = time.perf_counter()
-    log.info("rendering SynthFace %s (%d subjects, %d px, seed %d) into %s", cfg.preset, cfg.subjects, cfg.size,
-             cfg.seed, data)
+    log.info(
+        "rendering SynthFace %s (%d subjects, %d px, seed %d) into %s",
+        cfg.preset,
+        cfg.subjects,
+        cfg.size,
+        cfg.seed,
+        data,
+    )
     write_preset(cfg, data)
     return data / MANIFEST_NAME, True, round(time.perf_counter() - t, 1)
 
@@ -136,8 +146,16 @@ class Stages:
         `files[export_key]`, by default recognizer.pt for a recognizer recipe, else generator.pt."""
         return self.run(stage, recipe, sets, export_key=export_key).file
 
-    def run(self, stage: str, recipe: str | Path, sets: list[str], *, export_key: str | None = None,
-            run_dir: str | Path | None = None, export_dir: str | Path | None = None) -> StageRun:
+    def run(
+        self,
+        stage: str,
+        recipe: str | Path,
+        sets: list[str],
+        *,
+        export_key: str | None = None,
+        run_dir: str | Path | None = None,
+        export_dir: str | Path | None = None,
+    ) -> StageRun:
         """Train `recipe` with `sets` as stage `stage`, export, write done.json; or reuse an earlier run.
 
         Args:
@@ -174,14 +192,23 @@ class Stages:
         meta = {"steps": result["step"], **self.meta}
         files = _export(task, model, Path(export_dir) if export_dir is not None else folder, meta)
         if key not in files:
-            raise ConfigError(f"{recipe}: task {model!r} exported {', '.join(files) or 'nothing'}, not {key!r}; "
-                              f"name one of those as the stage's file")
+            raise ConfigError(
+                f"{recipe}: task {model!r} exported {', '.join(files) or 'nothing'}, not {key!r}; "
+                f"name one of those as the stage's file"
+            )
         seconds = round(time.perf_counter() - t, 1)
         log.info("  %s: %d steps in %.0f s -> %s", stage, result["step"], seconds, files[key])
-        record = {"recipe": label, "sets": list(sets), "steps": int(result["step"]),
-                  "batch_size": getattr(cfg, "batch_size", None), "file": str(files[key]),
-                  "files": {k: str(v) for k, v in files.items()}, "run_dir": str(folder),
-                  "train_seconds": seconds, "train_eval": _plain(result.get("eval") or {})}
+        record = {
+            "recipe": label,
+            "sets": list(sets),
+            "steps": int(result["step"]),
+            "batch_size": getattr(cfg, "batch_size", None),
+            "file": str(files[key]),
+            "files": {k: str(v) for k, v in files.items()},
+            "run_dir": str(folder),
+            "train_seconds": seconds,
+            "train_eval": _plain(result.get("eval") or {}),
+        }
         atomic_write_text(done, json.dumps(record, indent=2) + "\n")
         self.records[stage] = {**record, "reused": False}
         self.seconds[f"train {stage}"] = seconds
@@ -197,21 +224,24 @@ class Stages:
             return None
         files = {k: Path(v) for k, v in (record.get("files") or {"": record.get("file", "")}).items()}
         main = Path(record.get("file", ""))
-        if (record.get("sets") != list(sets) or record.get("recipe", label) != label
-                or not all(p.is_file() for p in [main, *files.values()])):
+        if (
+            record.get("sets") != list(sets)
+            or record.get("recipe", label) != label
+            or not all(p.is_file() for p in [main, *files.values()])
+        ):
             return None
         log.info("%s: reusing %s", stage, main)
         self.records[stage] = {**record, "reused": True}
         files = {k: v for k, v in files.items() if k} or {key: main}
-        return StageRun(stage, files, main, Path(record.get("run_dir", main.parent)), int(record.get("steps", 0)),
-                        True)
+        return StageRun(stage, files, main, Path(record.get("run_dir", main.parent)), int(record.get("steps", 0)), True)
 
 
 def _export(task: Any, model: str, folder: Path, meta: dict[str, Any]) -> dict[str, Path]:
     """{artifact: file} that `task.export(folder, meta)` wrote (the task contract's export)."""
     if not callable(getattr(task, "export", None)):
-        raise ConfigError(f"task {model!r} ({type(task).__name__}) has no export(run_dir, meta); a stage needs "
-                          f"the files it writes")
+        raise ConfigError(
+            f"task {model!r} ({type(task).__name__}) has no export(run_dir, meta); a stage needs the files it writes"
+        )
     return {k: Path(v) for k, v in task.export(folder, meta).items()}
 
 

@@ -125,7 +125,7 @@ class TrainContext:
 
 
 def parameter_summary(**modules: torch.nn.Module) -> str:
-    """"G 1.23M, D 0.45M": each named module's parameter count, for a task's build log line."""
+    """ "G 1.23M, D 0.45M": each named module's parameter count, for a task's build log line."""
     from hfr.nn.sizing import count_parameters
 
     return ", ".join(f"{name} {count_parameters(m) / 1e6:.2f}M" for name, m in modules.items())

@@ -93,8 +93,10 @@ class TrainConfig:
         if self.best_metric is not None and not self.best_metric.strip():
             raise ConfigError("train.best_metric: empty name; give an evaluate() key such as 'rank1', or null")
         if self.best_metric is not None and self.eval_every == -1:
-            raise ConfigError(f"train.best_metric is {self.best_metric!r} but train.eval_every is -1 "
-                              f"(never evaluate); set eval_every >= 0 or best_metric to null")
+            raise ConfigError(
+                f"train.best_metric is {self.best_metric!r} but train.eval_every is -1 "
+                f"(never evaluate); set eval_every >= 0 or best_metric to null"
+            )
 
 
 @dataclass

@@ -18,8 +18,9 @@ from hfr.eval.protocols import fold_names
 __all__ = ["fold_names", "random_subject_folds"]
 
 
-def random_subject_folds(test: Manifest, folds: int, seed: int, gallery_modality: str = "vis",
-                         probe_modality: str = "nir") -> Manifest:
+def random_subject_folds(
+    test: Manifest, folds: int, seed: int, gallery_modality: str = "vis", probe_modality: str = "nir"
+) -> Manifest:
     """`test` with `fold_1` .. `fold_<folds>` columns: fold k is a random half of the subjects (at least
     one), drawn from `seed` independently per fold; in it, each chosen subject's `gallery=1` image of
     `gallery_modality` is `gallery` and every `probe_modality` image of it is `probe`. Other rows of the

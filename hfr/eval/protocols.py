@@ -45,8 +45,9 @@ def _normalise(features: np.ndarray) -> np.ndarray:
 
 def _check(manifest: Manifest, features: np.ndarray) -> np.ndarray:
     if len(features) != len(manifest):
-        raise DataError(f"{len(features)} feature rows for {len(manifest)} manifest rows; embed the "
-                        f"same manifest that is evaluated")
+        raise DataError(
+            f"{len(features)} feature rows for {len(manifest)} manifest rows; embed the same manifest that is evaluated"
+        )
     return _normalise(features)
 
 
@@ -59,16 +60,16 @@ def _is_gallery(rec: Record) -> bool:
     return rec.get("gallery") in ("1", "true", "yes")
 
 
-def _identification(feats: np.ndarray, manifest: Manifest, gallery: Sequence[int],
-                    probes: Sequence[int]) -> tuple[np.ndarray, list[str], list[str]]:
+def _identification(
+    feats: np.ndarray, manifest: Manifest, gallery: Sequence[int], probes: Sequence[int]
+) -> tuple[np.ndarray, list[str], list[str]]:
     g_labels = [manifest[i].subject for i in gallery]
     p_labels = [manifest[i].subject for i in probes]
     sim = metrics.similarity_matrix(feats[list(probes)], feats[list(gallery)])
     return sim, p_labels, g_labels
 
 
-def rank1_hits(similarity: np.ndarray, probe_labels: Sequence[str],
-               gallery_labels: Sequence[str]) -> np.ndarray:
+def rank1_hits(similarity: np.ndarray, probe_labels: Sequence[str], gallery_labels: Sequence[str]) -> np.ndarray:
     """Per probe, whether its subject's best gallery score beats every other subject's (ties lose)."""
     g = np.asarray(gallery_labels)
     p = np.asarray(probe_labels)
@@ -76,8 +77,7 @@ def rank1_hits(similarity: np.ndarray, probe_labels: Sequence[str],
     if not same.any(axis=1).all():
         raise DataError("a probe's subject has no gallery image; restrict probes to gallery subjects")
     true_best = np.where(same, similarity, -np.inf).max(axis=1)
-    other_best = np.where(same, -np.inf, similarity).max(axis=1) if (~same).any() else \
-        np.full(len(p), -np.inf)
+    other_best = np.where(same, -np.inf, similarity).max(axis=1) if (~same).any() else np.full(len(p), -np.inf)
     return true_best > other_best
 
 
@@ -87,8 +87,9 @@ def fold_names(manifest: Manifest) -> list[str]:
     return [c for _, c in sorted(folds)]
 
 
-def _cross_modal_split(manifest: Manifest, rows: Sequence[int], gallery_modality: str,
-                       probe_modality: str) -> tuple[list[int], list[int]]:
+def _cross_modal_split(
+    manifest: Manifest, rows: Sequence[int], gallery_modality: str, probe_modality: str
+) -> tuple[list[int], list[int]]:
     marked = "gallery" in manifest.columns
     gallery: list[int] = []
     seen: set[str] = set()
@@ -104,8 +105,9 @@ def _cross_modal_split(manifest: Manifest, rows: Sequence[int], gallery_modality
     return gallery, probes
 
 
-def _identification_scores(sim: np.ndarray, p_labels: list[str], g_labels: list[str],
-                           far_levels: Sequence[float], max_rank: int) -> dict[str, Any]:
+def _identification_scores(
+    sim: np.ndarray, p_labels: list[str], g_labels: list[str], far_levels: Sequence[float], max_rank: int
+) -> dict[str, Any]:
     cmc = metrics.cmc(sim, p_labels, g_labels, max_rank=min(max_rank, len(set(g_labels))))
     scores, labels = metrics.pair_scores_from_labels(sim, p_labels, g_labels)
     roc = metrics.roc_counts(scores, labels)  # sort once, read every figure from it
@@ -117,9 +119,14 @@ def _identification_scores(sim: np.ndarray, p_labels: list[str], g_labels: list[
     return out
 
 
-def cross_modal(manifest: Manifest, features: np.ndarray, gallery_modality: str = "vis",
-                probe_modality: str = "nir", far_levels: Sequence[float] = FAR_LEVELS,
-                max_rank: int = 10) -> dict[str, Any]:
+def cross_modal(
+    manifest: Manifest,
+    features: np.ndarray,
+    gallery_modality: str = "vis",
+    probe_modality: str = "nir",
+    far_levels: Sequence[float] = FAR_LEVELS,
+    max_rank: int = 10,
+) -> dict[str, Any]:
     """Rank-1, VR@FAR and CMC of `probe_modality` probes against a `gallery_modality` gallery.
 
     Returns {"folds": [...per-fold dicts...], "mean": {...}, "std": {...}, "n_folds": k}.
@@ -129,22 +136,21 @@ def cross_modal(manifest: Manifest, features: np.ndarray, gallery_modality: str 
     per_fold = []
     if folds:
         for col in folds:
-            gallery = [i for i, r in enumerate(manifest)
-                       if r.get(col) == "gallery" and r.modality == gallery_modality]
-            probes = [i for i, r in enumerate(manifest)
-                      if r.get(col) == "probe" and r.modality == probe_modality]
+            gallery = [i for i, r in enumerate(manifest) if r.get(col) == "gallery" and r.modality == gallery_modality]
+            probes = [i for i, r in enumerate(manifest) if r.get(col) == "probe" and r.modality == probe_modality]
             if gallery and probes:
                 per_fold.append((col, gallery, probes))
     else:
-        gallery, probes = _cross_modal_split(manifest, _test_rows(manifest), gallery_modality,
-                                             probe_modality)
+        gallery, probes = _cross_modal_split(manifest, _test_rows(manifest), gallery_modality, probe_modality)
         per_fold.append(("test", gallery, probes))
     results = []
     for name, gallery, probes in per_fold:
         if not gallery or not probes:
-            raise DataError(f"cross-modal protocol: fold {name!r} has {len(gallery)} {gallery_modality} "
-                            f"gallery and {len(probes)} {probe_modality} probe images; the data needs "
-                            f"both modalities for the same subjects")
+            raise DataError(
+                f"cross-modal protocol: fold {name!r} has {len(gallery)} {gallery_modality} "
+                f"gallery and {len(probes)} {probe_modality} probe images; the data needs "
+                f"both modalities for the same subjects"
+            )
         sim, p_labels, g_labels = _identification(feats, manifest, gallery, probes)
         known = set(g_labels)
         keep = [j for j, s in enumerate(p_labels) if s in known]
@@ -152,9 +158,14 @@ def cross_modal(manifest: Manifest, features: np.ndarray, gallery_modality: str 
         res = _identification_scores(sim, p_labels, g_labels, far_levels, max_rank)
         res.update({"fold": name, "gallery": len(gallery), "probes": len(p_labels)})
         results.append(res)
-    return {"protocol": "cross-modal", "gallery_modality": gallery_modality,
-            "probe_modality": probe_modality, "n_folds": len(results), "folds": results,
-            **_mean_std(results)}
+    return {
+        "protocol": "cross-modal",
+        "gallery_modality": gallery_modality,
+        "probe_modality": probe_modality,
+        "n_folds": len(results),
+        "folds": results,
+        **_mean_std(results),
+    }
 
 
 def _mean_std(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -185,8 +196,7 @@ def cross_pose_split(manifest: Manifest, rows: Sequence[int] | None = None) -> t
             chosen[rec.subject] = i
     gallery = list(chosen.values())
     gset = set(gallery)
-    probes = [i for i in rows if i not in gset and manifest[i].yaw is not None
-              and manifest[i].subject in chosen]
+    probes = [i for i in rows if i not in gset and manifest[i].yaw is not None and manifest[i].subject in chosen]
     return gallery, probes
 
 
@@ -199,8 +209,10 @@ def cross_pose(manifest: Manifest, features: np.ndarray, bin_width: float = 15.0
     feats = _check(manifest, features)
     gallery, probes = cross_pose_split(manifest)
     if not gallery or not probes:
-        raise DataError(f"cross-pose protocol: {len(gallery)} frontal gallery and {len(probes)} probe "
-                        f"images; the data needs yaw labels and a frontal image per subject")
+        raise DataError(
+            f"cross-pose protocol: {len(gallery)} frontal gallery and {len(probes)} probe "
+            f"images; the data needs yaw labels and a frontal image per subject"
+        )
     sim, p_labels, g_labels = _identification(feats, manifest, gallery, probes)
     hit = rank1_hits(sim, p_labels, g_labels)
     by_bin: dict[float, list[bool]] = defaultdict(list)
@@ -212,11 +224,16 @@ def cross_pose(manifest: Manifest, features: np.ndarray, bin_width: float = 15.0
     rank1_bin = {f"{b:g}": float(np.mean(v)) for b, v in sorted(by_bin.items())}
     rank1_abs = {f"{b:g}": float(np.mean(v)) for b, v in sorted(by_abs.items())}
     off_frontal = [v for b, v in rank1_abs.items() if float(b) != 0.0]
-    return {"protocol": "cross-pose", "gallery": len(gallery), "probes": len(probes),
-            "rank1_by_yaw": rank1_bin, "rank1_by_abs_yaw": rank1_abs,
-            "probes_by_yaw": {f"{b:g}": len(v) for b, v in sorted(by_bin.items())},
-            "rank1_all": float(hit.mean()),
-            "mean": float(np.mean(off_frontal)) if off_frontal else float(hit.mean())}
+    return {
+        "protocol": "cross-pose",
+        "gallery": len(gallery),
+        "probes": len(probes),
+        "rank1_by_yaw": rank1_bin,
+        "rank1_by_abs_yaw": rank1_abs,
+        "probes_by_yaw": {f"{b:g}": len(v) for b, v in sorted(by_bin.items())},
+        "rank1_all": float(hit.mean()),
+        "mean": float(np.mean(off_frontal)) if off_frontal else float(hit.mean()),
+    }
 
 
 def verification(manifest: Manifest, features: np.ndarray, pairs: Sequence[Any]) -> dict[str, Any]:
@@ -230,15 +247,22 @@ def verification(manifest: Manifest, features: np.ndarray, pairs: Sequence[Any])
     for p in pairs:
         grouped[p.protocol].append(p)
     if not grouped:
-        raise DataError("verification protocol: no pairs; index CFP or LFW with `hfr data index`, "
-                        "which writes the pairs file beside the manifest")
+        raise DataError(
+            "verification protocol: no pairs; index CFP or LFW with `hfr data index`, "
+            "which writes the pairs file beside the manifest"
+        )
     out: dict[str, Any] = {"protocol": "verification", "protocols": {}}
     for name, plist in sorted(grouped.items()):
-        missing = [p.path_a if p.path_a not in index else p.path_b for p in plist
-                   if p.path_a not in index or p.path_b not in index]
+        missing = [
+            p.path_a if p.path_a not in index else p.path_b
+            for p in plist
+            if p.path_a not in index or p.path_b not in index
+        ]
         if missing:
-            raise DataError(f"verification protocol {name}: {len(missing)} pair images are not in the "
-                            f"manifest (first: {missing[0]}); use the manifest written with the pairs")
+            raise DataError(
+                f"verification protocol {name}: {len(missing)} pair images are not in the "
+                f"manifest (first: {missing[0]}); use the manifest written with the pairs"
+            )
         a = feats[[index[p.path_a] for p in plist]]
         b = feats[[index[p.path_b] for p in plist]]
         scores = (a * b).sum(axis=1)
@@ -247,9 +271,14 @@ def verification(manifest: Manifest, features: np.ndarray, pairs: Sequence[Any])
         acc = metrics.verification_accuracy(scores, labels, folds, n_folds=len(set(folds.tolist())))
         roc = metrics.roc_counts(scores, labels)
         out["protocols"][name] = {
-            "pairs": len(plist), "accuracy": float(acc["mean"]), "accuracy_std": float(acc["std"]),
-            "accuracy_sem": float(acc["sem"]), "eer": float(metrics.eer(roc, None)[0]),
-            "auc": float(metrics.auc(roc, None)), "roc": _roc_points(roc)}
+            "pairs": len(plist),
+            "accuracy": float(acc["mean"]),
+            "accuracy_std": float(acc["std"]),
+            "accuracy_sem": float(acc["sem"]),
+            "eer": float(metrics.eer(roc, None)[0]),
+            "auc": float(metrics.auc(roc, None)),
+            "roc": _roc_points(roc),
+        }
     return out
 
 

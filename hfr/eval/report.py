@@ -42,8 +42,11 @@ def write_report(result: dict[str, Any], out: str | os.PathLike, label: str = "r
     kind = result.get("protocol")
     if kind == "cross-modal":
         fold = result["folds"][0]
-        plot_roc({f"{label} ({fold['fold']})": fold["roc"]}, folder / "roc.png",
-                 title=f"{result['probe_modality'].upper()} probes vs {result['gallery_modality'].upper()} gallery")
+        plot_roc(
+            {f"{label} ({fold['fold']})": fold["roc"]},
+            folder / "roc.png",
+            title=f"{result['probe_modality'].upper()} probes vs {result['gallery_modality'].upper()} gallery",
+        )
         plot_cmc({label: fold["cmc"]}, folder / "cmc.png")
         written += [folder / "roc.png", folder / "cmc.png"]
     elif kind == "cross-pose":
@@ -55,9 +58,15 @@ def write_report(result: dict[str, Any], out: str | os.PathLike, label: str = "r
     return written
 
 
-def evaluate(recognizer_path: str | os.PathLike, data: str | os.PathLike, protocol: str,
-             out: str | os.PathLike, batch_size: int = 128, device: str = "cpu",
-             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def evaluate(
+    recognizer_path: str | os.PathLike,
+    data: str | os.PathLike,
+    protocol: str,
+    out: str | os.PathLike,
+    batch_size: int = 128,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Embed `data` with the recognizer, run `protocol`, write the report into `out`; return the result."""
     from hfr.embed import embed_manifest
     from hfr.recognizer.export import load_recognizer
@@ -68,8 +77,11 @@ def evaluate(recognizer_path: str | os.PathLike, data: str | os.PathLike, protoc
     manifest = Manifest.read(data)
     feats = embed_manifest(recognizer, manifest, batch_size=batch_size, progress=progress)
     result = run_protocol(protocol, manifest, feats)
-    result["recognizer"] = {"path": str(recognizer_path), "arch": recognizer.arch,
-                            "fingerprint": recognizer.fingerprint}
+    result["recognizer"] = {
+        "path": str(recognizer_path),
+        "arch": recognizer.arch,
+        "fingerprint": recognizer.fingerprint,
+    }
     result["data"] = str(manifest.source)
     write_report(result, out, label=recognizer.arch)
     return result

@@ -126,14 +126,22 @@ class Gallery:
     here; `hfr.gallery.storage` describes the folder format and its atomic save.
     """
 
-    def __init__(self, dim: int, fingerprint: str, index: str = "flat", nlist: int = 1024,
-                 nprobe: int = 16, use_gpu: bool | None = None,
-                 train_points_per_list: int = 256) -> None:
+    def __init__(
+        self,
+        dim: int,
+        fingerprint: str,
+        index: str = "flat",
+        nlist: int = 1024,
+        nprobe: int = 16,
+        use_gpu: bool | None = None,
+        train_points_per_list: int = 256,
+    ) -> None:
         """Prefer `Gallery.create`; the arguments are the same."""
         check_dim(dim)
         if not isinstance(fingerprint, str) or not fingerprint:
-            raise ArgumentError("a gallery needs the recognizer fingerprint of its features "
-                                f"(a non-empty string), got {fingerprint!r}")
+            raise ArgumentError(
+                f"a gallery needs the recognizer fingerprint of its features (a non-empty string), got {fingerprint!r}"
+            )
         self._vectors = FaissIndex(dim, index, nlist, nprobe, use_gpu, train_points_per_list)
         self.dim = int(dim)
         self.fingerprint = fingerprint
@@ -149,9 +157,16 @@ class Gallery:
     # -- construction ---------------------------------------------------------------
 
     @classmethod
-    def create(cls, dim: int, fingerprint: str, index: str = "flat", nlist: int = 1024,
-               nprobe: int = 16, use_gpu: bool | None = None,
-               train_points_per_list: int = 256) -> Gallery:
+    def create(
+        cls,
+        dim: int,
+        fingerprint: str,
+        index: str = "flat",
+        nlist: int = 1024,
+        nprobe: int = 16,
+        use_gpu: bool | None = None,
+        train_points_per_list: int = 256,
+    ) -> Gallery:
         """An empty gallery of `dim`-dimensional features from the recognizer `fingerprint`.
 
         `index` is "flat" (exact) or "ivf" (`nlist` lists, `nprobe` visited per query,
@@ -161,10 +176,19 @@ class Gallery:
         return cls(dim, fingerprint, index, nlist, nprobe, use_gpu, train_points_per_list)
 
     @classmethod
-    def build(cls, features: Features, subjects: Sequence[str], fingerprint: str,
-              modalities: Sequence[str] | None = None, paths: Sequence[str] | None = None,
-              index: str = "flat", nlist: int = 1024, nprobe: int = 16,
-              use_gpu: bool | None = None, train_points_per_list: int = 256) -> Gallery:
+    def build(
+        cls,
+        features: Features,
+        subjects: Sequence[str],
+        fingerprint: str,
+        modalities: Sequence[str] | None = None,
+        paths: Sequence[str] | None = None,
+        index: str = "flat",
+        nlist: int = 1024,
+        nprobe: int = 16,
+        use_gpu: bool | None = None,
+        train_points_per_list: int = 256,
+    ) -> Gallery:
         """Create a gallery sized to `features` and add them (an IVF index trains on them)."""
         dim = int(features.shape[-1])
         gallery = cls.create(dim, fingerprint, index, nlist, nprobe, use_gpu, train_points_per_list)
@@ -179,8 +203,7 @@ class Gallery:
 
     def __repr__(self) -> str:
         """A one-line summary: kind, size, dimension, fingerprint."""
-        return (f"Gallery(kind={self.kind!r}, count={len(self)}, dim={self.dim}, "
-                f"fingerprint={self.fingerprint!r})")
+        return f"Gallery(kind={self.kind!r}, count={len(self)}, dim={self.dim}, fingerprint={self.fingerprint!r})"
 
     @property
     def kind(self) -> str:
@@ -264,9 +287,14 @@ class Gallery:
 
     # -- add / remove ---------------------------------------------------------------
 
-    def add(self, features: Features, subjects: Sequence[str],
-            modalities: Sequence[str] | None = None, paths: Sequence[str] | None = None,
-            fingerprint: str | None = None) -> np.ndarray:
+    def add(
+        self,
+        features: Features,
+        subjects: Sequence[str],
+        modalities: Sequence[str] | None = None,
+        paths: Sequence[str] | None = None,
+        fingerprint: str | None = None,
+    ) -> np.ndarray:
         """Add feature rows with their subjects (and optionally modalities, source paths).
 
         Features are L2-normalised here. Returns the new ids (int64, consecutive, never
@@ -308,15 +336,16 @@ class Gallery:
             if isinstance(subjects, str):
                 subjects = [subjects]
             wanted_subjects = set(subjects)
-            mask |= np.fromiter((s in wanted_subjects for s in self._subjects.tolist()),
-                                dtype=bool, count=len(self))
+            mask |= np.fromiter((s in wanted_subjects for s in self._subjects.tolist()), dtype=bool, count=len(self))
         count = int(mask.sum())
         if count == 0:
             return 0
         done = self._vectors.remove(self._ids[mask])
         if done != count:
-            raise GalleryError(f"the FAISS index removed {done} vectors where the metadata "
-                               f"listed {count}: the gallery is inconsistent; rebuild it")
+            raise GalleryError(
+                f"the FAISS index removed {done} vectors where the metadata "
+                f"listed {count}: the gallery is inconsistent; rebuild it"
+            )
         self._subject_counts.subtract(self._subjects[mask].tolist())
         self._subject_counts = Counter({s: c for s, c in self._subject_counts.items() if c > 0})
         keep = ~mask
@@ -330,13 +359,16 @@ class Gallery:
 
     def _check_fingerprint(self, fingerprint: str | None, what: str) -> None:
         if fingerprint is not None and fingerprint != self.fingerprint:
-            raise GalleryError(f"{what}: probe embedded by another recognizer than the gallery's "
-                               f"(probe fingerprint {fingerprint!r}, gallery fingerprint "
-                               f"{self.fingerprint!r}); embed with the gallery's recognizer or "
-                               f"rebuild the gallery")
+            raise GalleryError(
+                f"{what}: probe embedded by another recognizer than the gallery's "
+                f"(probe fingerprint {fingerprint!r}, gallery fingerprint "
+                f"{self.fingerprint!r}); embed with the gallery's recognizer or "
+                f"rebuild the gallery"
+            )
 
-    def _prepare_search(self, features: Features, k: int, fingerprint: str | None,
-                        limit: int, unit: str) -> tuple[np.ndarray, int]:
+    def _prepare_search(
+        self, features: Features, k: int, fingerprint: str | None, limit: int, unit: str
+    ) -> tuple[np.ndarray, int]:
         self._check_fingerprint(fingerprint, "search")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ArgumentError(f"k must be an integer of at least 1, got {k!r}")
@@ -364,19 +396,18 @@ class Gallery:
         pos = np.searchsorted(self._ids, np.where(valid, found, 0))
         pos = np.minimum(pos, len(self._ids) - 1)
         if not np.array_equal(self._ids[pos][valid], found[valid]):
-            raise GalleryError("the FAISS index returned ids the metadata does not know: the "
-                               "gallery is inconsistent; rebuild it")
+            raise GalleryError(
+                "the FAISS index returned ids the metadata does not know: the gallery is inconsistent; rebuild it"
+            )
 
         def column(values: np.ndarray) -> np.ndarray:
             out = values[pos]
             out[~valid] = ""
             return out
 
-        return SearchResult(scores, found, column(self._subjects), column(self._modalities),
-                            column(self._paths))
+        return SearchResult(scores, found, column(self._subjects), column(self._modalities), column(self._paths))
 
-    def search_subjects(self, features: Features, k: int = 5,
-                        fingerprint: str | None = None) -> SubjectSearchResult:
+    def search_subjects(self, features: Features, k: int = 5, fingerprint: str | None = None) -> SubjectSearchResult:
         """The k best distinct subjects of each probe (a subject's score is its best vector's).
 
         Searches with a growing number of neighbours (4k, doubling, up to the gallery size)
@@ -414,9 +445,12 @@ class Gallery:
 
         An existing `folder` is replaced only when it holds nothing but gallery files.
         """
-        folder = save_folder(folder, lambda tmp: write_files(
-            tmp, self._vectors.cpu_index, self._ids, self._subjects, self._modalities, self._paths,
-            self._meta()))
+        folder = save_folder(
+            folder,
+            lambda tmp: write_files(
+                tmp, self._vectors.cpu_index, self._ids, self._subjects, self._modalities, self._paths, self._meta()
+            ),
+        )
         self.folder = folder
         log.info("saved gallery of %d vectors to %s", len(self), folder)
         return folder
@@ -435,13 +469,20 @@ class Gallery:
         index_meta = meta["index"]
         kind = index_meta.get("kind")
         if kind not in INDEX_KINDS:
-            raise folder_error(folder, META_FILE,
-                               f"has an unknown index kind {kind!r} (expected {', '.join(INDEX_KINDS)})")
+            raise folder_error(
+                folder, META_FILE, f"has an unknown index kind {kind!r} (expected {', '.join(INDEX_KINDS)})"
+            )
         try:
             if kind == "ivf":
-                gallery = cls(meta["dim"], meta["fingerprint"], "ivf", int(index_meta["nlist"]),
-                              int(index_meta["nprobe"]), False,
-                              int(index_meta.get("train_points_per_list", 256)))
+                gallery = cls(
+                    meta["dim"],
+                    meta["fingerprint"],
+                    "ivf",
+                    int(index_meta["nlist"]),
+                    int(index_meta["nprobe"]),
+                    False,
+                    int(index_meta.get("train_points_per_list", 256)),
+                )
             else:
                 gallery = cls(meta["dim"], meta["fingerprint"], "flat", use_gpu=False)
         except (ArgumentError, KeyError, TypeError, ValueError) as exc:

@@ -68,8 +68,10 @@ def _gpu_res() -> Any:
 def check_use_gpu(use_gpu: bool | None) -> None:
     """ArgumentError when `use_gpu` is True but FAISS sees no GPU."""
     if use_gpu and not gpu_available():
-        raise ArgumentError("use_gpu=True but FAISS sees no GPU (faiss.get_num_gpus() == 0 or a "
-                            "CPU-only FAISS build): leave use_gpu unset to choose automatically")
+        raise ArgumentError(
+            "use_gpu=True but FAISS sees no GPU (faiss.get_num_gpus() == 0 or a "
+            "CPU-only FAISS build): leave use_gpu unset to choose automatically"
+        )
 
 
 def _is_int(value: Any) -> bool:
@@ -96,13 +98,14 @@ def l2_normalize(features: Features, dim: int | None = None, what: str = "featur
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2:
-        raise GalleryError(f"{what} must be a (N, d) array or a (d,) vector, got shape "
-                           f"{tuple(array.shape)}")
+        raise GalleryError(f"{what} must be a (N, d) array or a (d,) vector, got shape {tuple(array.shape)}")
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise GalleryError(f"{what} must be real numbers, got dtype {array.dtype}")
     if dim is not None and array.shape[1] != dim:
-        raise GalleryError(f"{what} have dimension {array.shape[1]} but the gallery's dimension "
-                           f"is {dim}: embed them with the gallery's recognizer")
+        raise GalleryError(
+            f"{what} have dimension {array.shape[1]} but the gallery's dimension "
+            f"is {dim}: embed them with the gallery's recognizer"
+        )
     array = np.asarray(array, dtype=np.float32)
     if array.shape[0] == 0:
         return np.ascontiguousarray(array)
@@ -110,16 +113,18 @@ def l2_normalize(features: Features, dim: int | None = None, what: str = "featur
     finite = np.isfinite(norms[:, 0])
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
-        raise GalleryError(f"{what} row {row} holds NaN or infinite values (or values too large "
-                           f"to normalise in float32)")
+        raise GalleryError(
+            f"{what} row {row} holds NaN or infinite values (or values too large to normalise in float32)"
+        )
     if (norms == 0).any():
         row = int(np.flatnonzero(norms[:, 0] == 0)[0])
         raise GalleryError(f"{what} row {row} is a zero vector, which has no direction to compare")
     return np.ascontiguousarray(array / norms, dtype=np.float32)
 
 
-def brute_force_topk(gallery_feats: Features, probe_feats: Features, k: int,
-                     normalize: bool = True, chunk_size: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+def brute_force_topk(
+    gallery_feats: Features, probe_feats: Features, k: int, normalize: bool = True, chunk_size: int = 65536
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k by inner product in torch: (scores, indices) of shape (Q, k), best first.
 
     The reference the FAISS indexes are checked against. `indices` are row numbers in
@@ -133,8 +138,10 @@ def brute_force_topk(gallery_feats: Features, probe_feats: Features, k: int,
     if probes.ndim == 1:
         probes = probes[None]
     if gallery.ndim != 2 or probes.ndim != 2 or gallery.shape[1] != probes.shape[1]:
-        raise GalleryError(f"brute_force_topk needs (N, d) gallery and (Q, d) probes, got "
-                           f"{tuple(gallery.shape)} and {tuple(probes.shape)}")
+        raise GalleryError(
+            f"brute_force_topk needs (N, d) gallery and (Q, d) probes, got "
+            f"{tuple(gallery.shape)} and {tuple(probes.shape)}"
+        )
     if k < 1:
         raise ArgumentError(f"k must be at least 1, got {k}")
     if normalize:
@@ -143,7 +150,7 @@ def brute_force_topk(gallery_feats: Features, probe_feats: Features, k: int,
     best_scores: torch.Tensor | None = None
     best_index: torch.Tensor | None = None
     for start in range(0, gallery.shape[0], chunk_size):
-        chunk = gallery[start:start + chunk_size]
+        chunk = gallery[start : start + chunk_size]
         if normalize:
             chunk = chunk / chunk.norm(dim=1, keepdim=True)
         scores = probes @ chunk.T
@@ -184,14 +191,24 @@ class FaissIndex:
     without a GPU.
     """
 
-    def __init__(self, dim: int, kind: str = "flat", nlist: int = 1024, nprobe: int = 16,
-                 use_gpu: bool | None = None, train_points_per_list: int = 256) -> None:
+    def __init__(
+        self,
+        dim: int,
+        kind: str = "flat",
+        nlist: int = 1024,
+        nprobe: int = 16,
+        use_gpu: bool | None = None,
+        train_points_per_list: int = 256,
+    ) -> None:
         """An empty index of `dim`-dimensional vectors; see `Gallery.create` for the arguments."""
         check_dim(dim)
         if kind not in INDEX_KINDS:
             raise ArgumentError(f"unknown gallery index {kind!r}: choose one of {', '.join(INDEX_KINDS)}")
-        for name, value, low in (("nlist", nlist, 1), ("nprobe", nprobe, 1),
-                                 ("train_points_per_list", train_points_per_list, MIN_POINTS_PER_LIST)):
+        for name, value, low in (
+            ("nlist", nlist, 1),
+            ("nprobe", nprobe, 1),
+            ("train_points_per_list", train_points_per_list, MIN_POINTS_PER_LIST),
+        ):
             if not _is_int(value) or value < low:
                 raise ArgumentError(f"{name} must be an integer of at least {low}, got {value!r}")
         check_use_gpu(use_gpu)
@@ -219,9 +236,15 @@ class FaissIndex:
         nlist = self.nlist
         if n < MIN_POINTS_PER_LIST * nlist:
             nlist = max(1, n // MIN_POINTS_PER_LIST)
-            log.warning("IVF gallery: %d build vectors are too few to train %d lists (k-means needs "
-                        "%d per list); using nlist=%d instead. Build with more vectors, or use "
-                        "index='flat' for small galleries.", n, self.nlist, MIN_POINTS_PER_LIST, nlist)
+            log.warning(
+                "IVF gallery: %d build vectors are too few to train %d lists (k-means needs "
+                "%d per list); using nlist=%d instead. Build with more vectors, or use "
+                "index='flat' for small galleries.",
+                n,
+                self.nlist,
+                MIN_POINTS_PER_LIST,
+                nlist,
+            )
         index = self._new_index(nlist)
         gpu_flat = None
         if self._use_gpu:
@@ -277,10 +300,15 @@ class FaissIndex:
         """The kind and its parameters, as `meta.json` and `Gallery.info()` report them."""
         if self.kind == "flat":
             return {"kind": "flat", "metric": "inner_product"}
-        return {"kind": "ivf", "metric": "inner_product", "nlist": self.nlist,
-                "nlist_effective": self.nlist_effective, "nprobe": self._nprobe,
-                "train_points_per_list": self.train_points_per_list,
-                "trained": bool(self._index.is_trained)}
+        return {
+            "kind": "ivf",
+            "metric": "inner_product",
+            "nlist": self.nlist,
+            "nlist_effective": self.nlist_effective,
+            "nprobe": self._nprobe,
+            "train_points_per_list": self.train_points_per_list,
+            "trained": bool(self._index.is_trained),
+        }
 
     # -- add / remove / search ------------------------------------------------------
 
@@ -312,7 +340,8 @@ class FaissIndex:
                 else:
                     self._gpu_index = faiss.index_cpu_to_gpu(_gpu_res(), 0, self._index)
                     faiss.GpuParameterSpace().set_index_parameter(
-                        self._gpu_index, "nprobe", min(self._nprobe, self._index.nlist))
+                        self._gpu_index, "nprobe", min(self._nprobe, self._index.nlist)
+                    )
             scores, found = self._gpu_index.search(vectors, k)
             if self.kind == "flat":
                 assert self._gpu_id_map is not None

@@ -55,9 +55,13 @@ class SearchResult:
         out: list[GalleryEntry | None] = []
         for j in range(self.k):
             gid = int(self.ids[probe, j])
-            out.append(None if gid < 0 else GalleryEntry(
-                gid, str(self.subjects[probe, j]), str(self.modalities[probe, j]),
-                str(self.paths[probe, j])))
+            out.append(
+                None
+                if gid < 0
+                else GalleryEntry(
+                    gid, str(self.subjects[probe, j]), str(self.modalities[probe, j]), str(self.paths[probe, j])
+                )
+            )
         return out
 
 

@@ -57,6 +57,7 @@ def folder_error(folder: Path, name: str, why: str) -> GalleryError:
 
 # -- writing ------------------------------------------------------------------------
 
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -75,15 +76,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_files(folder: Path, index: Any, ids: np.ndarray, subjects: np.ndarray, modalities: np.ndarray,
-                paths: np.ndarray, meta: dict[str, Any]) -> None:
+def write_files(
+    folder: Path,
+    index: Any,
+    ids: np.ndarray,
+    subjects: np.ndarray,
+    modalities: np.ndarray,
+    paths: np.ndarray,
+    meta: dict[str, Any],
+) -> None:
     """Write index.faiss, ids.csv and meta.json into `folder` (a fresh temporary one), each fsynced."""
     index_path = folder / INDEX_FILE
     try:
         faiss.write_index(index, str(index_path))
     except (RuntimeError, OSError) as exc:
-        raise GalleryError(f"could not write {index_path.name} of the gallery "
-                           f"({exc}); the previous gallery, if any, is untouched") from exc
+        raise GalleryError(
+            f"could not write {index_path.name} of the gallery ({exc}); the previous gallery, if any, is untouched"
+        ) from exc
     _fsync_file(index_path)
     with open(folder / IDS_FILE, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
@@ -111,8 +120,10 @@ def save_folder(folder: str | os.PathLike, write: Callable[[Path], None]) -> Pat
             raise GalleryError(f"cannot save the gallery to {folder}: it is a file, not a folder")
         others = sorted(p.name for p in folder.iterdir() if p.name not in GALLERY_FILES)
         if others:
-            raise GalleryError(f"cannot save the gallery to {folder}: the folder holds other "
-                               f"files ({', '.join(others[:3])}); choose a new or gallery folder")
+            raise GalleryError(
+                f"cannot save the gallery to {folder}: the folder holds other "
+                f"files ({', '.join(others[:3])}); choose a new or gallery folder"
+            )
     parent = folder.parent
     parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:8]
@@ -139,20 +150,25 @@ def save_folder(folder: str | os.PathLike, write: Callable[[Path], None]) -> Pat
 
 # -- reading ------------------------------------------------------------------------
 
+
 def check_folder(folder: Path) -> None:
     """GalleryError unless `folder` exists and holds the three files (names an interrupted save)."""
     if not folder.is_dir():
         aside = sorted(folder.parent.glob(f".{folder.name}.old-*")) if folder.parent.is_dir() else []
         if aside:
-            raise GalleryError(f"gallery folder {folder} is missing, but a save was interrupted "
-                               f"after moving the previous gallery aside to {aside[-1]}: rename "
-                               f"it back to {folder.name} to restore it")
-        raise GalleryError(f"gallery folder {folder} does not exist (build one with `hfr gallery "
-                           f"build` or Gallery.save)")
+            raise GalleryError(
+                f"gallery folder {folder} is missing, but a save was interrupted "
+                f"after moving the previous gallery aside to {aside[-1]}: rename "
+                f"it back to {folder.name} to restore it"
+            )
+        raise GalleryError(
+            f"gallery folder {folder} does not exist (build one with `hfr gallery build` or Gallery.save)"
+        )
     for name in GALLERY_FILES:
         if not (folder / name).is_file():
-            raise GalleryError(f"gallery folder {folder}: {name} is missing; the folder is not a "
-                               f"complete gallery, rebuild it")
+            raise GalleryError(
+                f"gallery folder {folder}: {name} is missing; the folder is not a complete gallery, rebuild it"
+            )
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -161,20 +177,22 @@ def read_meta(folder: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GalleryError(f"gallery folder {folder}: {META_FILE} is not valid JSON ({exc}); "
-                           f"the file is corrupt, rebuild the gallery") from exc
+        raise GalleryError(
+            f"gallery folder {folder}: {META_FILE} is not valid JSON ({exc}); the file is corrupt, rebuild the gallery"
+        ) from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise GalleryError(f"gallery folder {folder}: {META_FILE} is not an hfr gallery's "
-                           f"meta.json (no \"format\": \"{FORMAT_NAME}\")")
+        raise GalleryError(
+            f'gallery folder {folder}: {META_FILE} is not an hfr gallery\'s meta.json (no "format": "{FORMAT_NAME}")'
+        )
     if meta.get("format_version") != FORMAT_VERSION:
-        raise GalleryError(f"gallery folder {folder}: {META_FILE} has format_version "
-                           f"{meta.get('format_version')!r}; this hfr reads version "
-                           f"{FORMAT_VERSION}: rebuild the gallery")
-    for key, types in (("dim", int), ("count", int), ("next_id", int), ("fingerprint", str),
-                       ("index", dict)):
+        raise GalleryError(
+            f"gallery folder {folder}: {META_FILE} has format_version "
+            f"{meta.get('format_version')!r}; this hfr reads version "
+            f"{FORMAT_VERSION}: rebuild the gallery"
+        )
+    for key, types in (("dim", int), ("count", int), ("next_id", int), ("fingerprint", str), ("index", dict)):
         if not isinstance(meta.get(key), types) or isinstance(meta.get(key), bool):
-            raise GalleryError(f"gallery folder {folder}: {META_FILE} lacks a valid {key!r} "
-                               f"(got {meta.get(key)!r})")
+            raise GalleryError(f"gallery folder {folder}: {META_FILE} lacks a valid {key!r} (got {meta.get(key)!r})")
     return meta
 
 
@@ -190,27 +208,32 @@ def read_ids(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None or tuple(header) != IDS_HEADER:
-                raise GalleryError(f"gallery folder {folder}: {IDS_FILE} must start with the "
-                                   f"header {','.join(IDS_HEADER)}, got {header!r}")
+                raise GalleryError(
+                    f"gallery folder {folder}: {IDS_FILE} must start with the "
+                    f"header {','.join(IDS_HEADER)}, got {header!r}"
+                )
             for row in reader:
                 line = reader.line_num
                 if len(row) != len(IDS_HEADER):
-                    raise GalleryError(f"gallery folder {folder}: {IDS_FILE} row {line} has "
-                                       f"{len(row)} fields, expected {len(IDS_HEADER)}")
+                    raise GalleryError(
+                        f"gallery folder {folder}: {IDS_FILE} row {line} has "
+                        f"{len(row)} fields, expected {len(IDS_HEADER)}"
+                    )
                 try:
                     ids.append(int(row[0]))
                 except ValueError as exc:
-                    raise GalleryError(f"gallery folder {folder}: {IDS_FILE} row {line} has a "
-                                       f"non-integer id {row[0]!r}") from exc
+                    raise GalleryError(
+                        f"gallery folder {folder}: {IDS_FILE} row {line} has a non-integer id {row[0]!r}"
+                    ) from exc
                 if not row[1]:
-                    raise GalleryError(f"gallery folder {folder}: {IDS_FILE} row {line} has an "
-                                       f"empty subject")
+                    raise GalleryError(f"gallery folder {folder}: {IDS_FILE} row {line} has an empty subject")
                 subjects.append(row[1])
                 modalities.append(row[2])
                 paths.append(row[3])
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise GalleryError(f"gallery folder {folder}: {IDS_FILE} cannot be parsed ({exc}); "
-                           f"the file is corrupt, rebuild the gallery") from exc
+        raise GalleryError(
+            f"gallery folder {folder}: {IDS_FILE} cannot be parsed ({exc}); the file is corrupt, rebuild the gallery"
+        ) from exc
     id_array = np.array(ids, dtype=np.int64)
     order = np.argsort(id_array, kind="stable")
     id_array = id_array[order]
@@ -232,14 +255,19 @@ def read_index(folder: Path, kind: str, dim: int, count: int, ids: np.ndarray) -
         index = faiss.read_index(str(folder / INDEX_FILE))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise folder_error(folder, INDEX_FILE, f"cannot be read by FAISS ({first}); the file is corrupt, "
-                                               f"rebuild the gallery") from exc
+        raise folder_error(
+            folder, INDEX_FILE, f"cannot be read by FAISS ({first}); the file is corrupt, rebuild the gallery"
+        ) from exc
     if kind == "flat" and not isinstance(index, faiss.IndexIDMap2):
-        raise folder_error(folder, INDEX_FILE, f"holds a {type(index).__name__}, but meta.json says 'flat' "
-                                               f"(IndexIDMap2 over IndexFlatIP)")
+        raise folder_error(
+            folder,
+            INDEX_FILE,
+            f"holds a {type(index).__name__}, but meta.json says 'flat' (IndexIDMap2 over IndexFlatIP)",
+        )
     if kind == "ivf" and not isinstance(index, faiss.IndexIVFFlat):
-        raise folder_error(folder, INDEX_FILE, f"holds a {type(index).__name__}, but meta.json says 'ivf' "
-                                               f"(IndexIVFFlat)")
+        raise folder_error(
+            folder, INDEX_FILE, f"holds a {type(index).__name__}, but meta.json says 'ivf' (IndexIVFFlat)"
+        )
     if index.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise folder_error(folder, INDEX_FILE, "does not use the inner-product metric")
     if index.d != dim:

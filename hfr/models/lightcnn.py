@@ -7,7 +7,7 @@ with Noisy Labels" (TIFS 2018) as released in the authors' PyTorch code
 | arch | body | pooling | feature layer | classifier |
 | --- | --- | --- | --- | --- |
 | lightcnn9 | MFM 5x5 conv, 4 groups | 2x2 max | MFM linear -> 256 (`fc1`) | linear with bias (`fc2`) |
-| lightcnn29 | MFM 5x5 conv, 4 groups, 1+2+3+4 res blocks | 2x2 max | MFM linear -> 256 (`fc`) | linear with bias (`fc2`) |
+| lightcnn29 | MFM 5x5 conv, 4 groups, 1+2+3+4 res blocks | 2x2 max | MFM linear -> 256 (`fc`) | linear + bias (`fc2`) |
 | lightcnn29v2 | as lightcnn29 | 2x2 max + 2x2 average | plain linear -> 256 (`fc`) | linear, no bias (`fc2`) |
 
 Input: grayscale faces in [0, 1], (B, 1, S, S) with S = 128 by default. Other sizes work
@@ -153,11 +153,15 @@ class LightCNN9(LightCNN):
             return nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
 
         self.features = nn.Sequential(
-            MFM(in_channels, 48, 5, 1, 2), pool(),
-            Group(48, 96, 3, 1, 1), pool(),
-            Group(96, 192, 3, 1, 1), pool(),
+            MFM(in_channels, 48, 5, 1, 2),
+            pool(),
+            Group(48, 96, 3, 1, 1),
+            pool(),
+            Group(96, 192, 3, 1, 1),
+            pool(),
             Group(192, 128, 3, 1, 1),
-            Group(128, 128, 3, 1, 1), pool(),
+            Group(128, 128, 3, 1, 1),
+            pool(),
         )
         self.fc1 = MFM(self.fc_in, FEATURE_DIM, linear=True)
         self.fc2 = self._classifier(bias=True)
@@ -280,8 +284,10 @@ def _read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = load_weights_only(path, what="LightCNN checkpoint", missing_hint="check the path")
     except KeyError as exc:  # torch's legacy-format reader on a file that is no checkpoint at all
-        raise HFRError(f"{path}: not a readable LightCNN checkpoint (bad header, KeyError {exc}); it may be "
-                       "truncated or of another format") from None
+        raise HFRError(
+            f"{path}: not a readable LightCNN checkpoint (bad header, KeyError {exc}); it may be "
+            "truncated or of another format"
+        ) from None
     state = obj.get("state_dict", obj) if isinstance(obj, Mapping) else None
     if not isinstance(state, Mapping):
         raise HFRError(
@@ -293,7 +299,7 @@ def _read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         if not torch.is_tensor(value):
             continue
         name = str(key)
-        out[name[len(_PREFIX):] if name.startswith(_PREFIX) else name] = value
+        out[name[len(_PREFIX) :] if name.startswith(_PREFIX) else name] = value
     if not out:
         raise HFRError(f"{path}: the checkpoint's state dict holds no tensors")
     return out

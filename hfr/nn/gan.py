@@ -105,18 +105,17 @@ def check_feature_pair(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
     The identity terms of the objectives compare recognizer features F(x^) and F(x) row by row.
     """
     if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"{what}: expected two (B, D) tensors of one shape, got {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
+        raise ValueError(f"{what}: expected two (B, D) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
 @dataclass(frozen=True)
 class PatchLayout:
     """A `PatchGAN`'s layout: channels and strides of its 4x4 convolutions, the last kernel, affine norms or not."""
 
-    channels: tuple[int, ...]   #: output channels of each 4x4 convolution at width 1
-    strides: tuple[int, ...]    #: the stride of each of them
-    last_kernel: int            #: kernel of the final stride-1 convolution to one channel (padding 1)
-    affine: bool                #: whether the instance norms have a learned scale and shift
+    channels: tuple[int, ...]  #: output channels of each 4x4 convolution at width 1
+    strides: tuple[int, ...]  #: the stride of each of them
+    last_kernel: int  #: kernel of the final stride-1 convolution to one channel (padding 1)
+    affine: bool  #: whether the instance norms have a learned scale and shift
 
     def __post_init__(self) -> None:
         if not self.channels or len(self.channels) != len(self.strides):
@@ -141,8 +140,15 @@ class PatchGAN(nn.Module):
     spectral).
     """
 
-    def __init__(self, in_channels: int = 3, layout: PatchLayout = PIX2PIX_70, width: float = 1.0,
-                 norm: str = "instance", cond_channels: int = 0, init: str | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        layout: PatchLayout = PIX2PIX_70,
+        width: float = 1.0,
+        norm: str = "instance",
+        cond_channels: int = 0,
+        init: str | None = None,
+    ) -> None:
         super().__init__()
         check_width(width, "discriminator width")
         self.norm = check_choice(norm, D_NORMS, "discriminator norm")
@@ -177,10 +183,8 @@ class PatchGAN(nn.Module):
         if self.conditional:
             if cond is None or cond.shape[1] != self.cond_channels or cond.shape[0] != x.shape[0]:
                 got = None if cond is None else tuple(cond.shape)
-                raise ValueError(f"conditional {name} needs cond of shape (B, {self.cond_channels}, S, S), "
-                                 f"got {got}")
+                raise ValueError(f"conditional {name} needs cond of shape (B, {self.cond_channels}, S, S), got {got}")
             x = torch.cat([cond.to(x.dtype), x], dim=1)
         elif cond is not None:
             raise ValueError(f"{name} is unconditional (cond_channels=0) but got cond")
         return self.net(x)
-

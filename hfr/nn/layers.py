@@ -61,8 +61,9 @@ class MFM(nn.Module):
 class Group(nn.Module):
     """LightCNN "group": a 1x1 MFM conv keeping the width, then a kxk MFM conv to `out_channels`."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, padding: int = 1
+    ) -> None:
         super().__init__()
         self.conv_a = MFM(in_channels, in_channels, 1, 1, 0)
         self.conv = MFM(in_channels, out_channels, kernel_size, stride, padding)
@@ -87,10 +88,17 @@ class ResBlock(nn.Module):
         return self.conv2(self.conv1(x)).add_(x)
 
 
-_CONV_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                nn.ConvTranspose3d, nn.Linear)
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm,
-          nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+_CONV_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+_NORMS = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+)
 
 
 @torch.no_grad()

@@ -51,5 +51,7 @@ def to_channels(x: torch.Tensor, channels: int, what: str = "the model's") -> to
         return rgb_to_gray(x)
     if c == 1 and channels == 3:
         return x.expand(-1, 3, -1, -1)
-    raise ImageError(f"cannot convert {c}-channel images to {what} {channels} channels; give gray (1-channel) or "
-                     f"RGB (3-channel) images")
+    raise ImageError(
+        f"cannot convert {c}-channel images to {what} {channels} channels; give gray (1-channel) or "
+        f"RGB (3-channel) images"
+    )

@@ -38,8 +38,9 @@ def _as_int(value: object) -> int | None:
         return None
 
 
-def check_size(size: int, what: str, *, multiple: int = 1, minimum: int = 1, power_of_two: bool = False,
-               why: str = "") -> int:
+def check_size(
+    size: int, what: str, *, multiple: int = 1, minimum: int = 1, power_of_two: bool = False, why: str = ""
+) -> int:
     """`size` if it is an integer >= `minimum`, a multiple of `multiple` and (if asked) a power of two.
 
     `what` names the setting (e.g. "DR-GAN image size"), `why` (optional) says in a few words

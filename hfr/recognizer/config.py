@@ -26,13 +26,13 @@ OFFICIAL_LR_SCALE = 0.457305051927326
 class RecognizerData:
     """Which images train and evaluate the recognizer."""
 
-    train: str = ""                    #: manifest (or its folder) of the training images
-    split: str = "train"               #: rows of this split train ("" = every row)
+    train: str = ""  #: manifest (or its folder) of the training images
+    split: str = "train"  #: rows of this split train ("" = every row)
     modalities: list[str] = field(default_factory=list)  #: modalities to train on ([] = all)
-    size: int = 64                     #: input size in pixels (LightCNN: a multiple of 16)
-    channels: int = 1                  #: 1 grayscale (LightCNN), 3 RGB
-    generated: str | None = None       #: generated NIR-VIS pairs (manifest) for the contrastive term
-    eval: str | None = None            #: manifest evaluated every train.eval_every steps
+    size: int = 64  #: input size in pixels (LightCNN: a multiple of 16)
+    channels: int = 1  #: 1 grayscale (LightCNN), 3 RGB
+    generated: str | None = None  #: generated NIR-VIS pairs (manifest) for the contrastive term
+    eval: str | None = None  #: manifest evaluated every train.eval_every steps
     eval_protocol: Literal["cross-pose", "cross-modal"] = "cross-pose"  #: protocol run on `eval`
 
 
@@ -40,9 +40,9 @@ class RecognizerData:
 class RecognizerNet:
     """The network."""
 
-    arch: str = "lightcnn9"            #: lightcnn9 | lightcnn29 | lightcnn29v2
-    pretrained: str | None = None      #: recognizer.pt of hfr, or an official LightCNN checkpoint
-    dropout: float = 0.5               #: dropout before the classifier (official value)
+    arch: str = "lightcnn9"  #: lightcnn9 | lightcnn29 | lightcnn29v2
+    pretrained: str | None = None  #: recognizer.pt of hfr, or an official LightCNN checkpoint
+    dropout: float = 0.5  #: dropout before the classifier (official value)
 
 
 @dataclass
@@ -53,21 +53,21 @@ class RecognizerOptim:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    official_lr_groups: bool = True    #: fc2 x10 (bias x20), other biases x2, no decay on biases
-    step_size: int = 0                 #: decay the lr every this many steps (0 = constant)
-    gamma: float = OFFICIAL_LR_SCALE   #: decay factor
+    official_lr_groups: bool = True  #: fc2 x10 (bias x20), other biases x2, no decay on biases
+    step_size: int = 0  #: decay the lr every this many steps (0 = constant)
+    gamma: float = OFFICIAL_LR_SCALE  #: decay factor
 
 
 @dataclass
 class RecognizerFinetune:
     """Fine-tuning on NIR-VIS data (mode: finetune)."""
 
-    warmup_steps: int = 0              #: classifier-only stage (DVG-Face stage I) before the whole net
-    warmup_lr: float | None = None     #: learning rate of that stage (None: optim.lr)
+    warmup_steps: int = 0  #: classifier-only stage (DVG-Face stage I) before the whole net
+    warmup_lr: float | None = None  #: learning rate of that stage (None: optim.lr)
     contrastive_weight: float = 0.001  #: weight of L_ct on generated pairs (released DVG-Face)
-    margin: float = 0.5                #: cosine margin of the negative term
-    negative_weight: float = 0.1       #: weight of the negative term inside L_ct
-    pairs_per_batch: int = 32          #: generated pairs per step
+    margin: float = 0.5  #: cosine margin of the negative term
+    negative_weight: float = 0.1  #: weight of the negative term inside L_ct
+    pairs_per_batch: int = 32  #: generated pairs per step
 
 
 @dataclass

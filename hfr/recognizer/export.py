@@ -51,8 +51,7 @@ GeneratorReader = Callable[[dict[str, Any], Path], dict[str, Any]]
 #: Recognizer kinds (`kind` in a recognizer file) -> network builder; entry-point group `hfr.recognizer_kinds`.
 RECOGNIZER_KINDS: Registry[Builder] = Registry("recognizer kind", "hfr.recognizer_kinds", RecognizerError)
 #: Methods whose generator file holds a recognizer -> reader; entry-point group `hfr.generator_readers`.
-GENERATOR_READERS: Registry[GeneratorReader] = Registry("generator reader", "hfr.generator_readers",
-                                                        RecognizerError)
+GENERATOR_READERS: Registry[GeneratorReader] = Registry("generator reader", "hfr.generator_readers", RecognizerError)
 
 
 def register_kind(kind: str, builder: Builder) -> None:
@@ -80,9 +79,15 @@ def register_generator_reader(method: str, reader: GeneratorReader) -> None:
     GENERATOR_READERS.register(method, reader)
 
 
-def export_recognizer(model: nn.Module, path: str | os.PathLike, kind: str = "lightcnn",
-                      arch: str | None = None, input_size: int | None = None,
-                      channels: int | None = None, meta: dict[str, Any] | None = None) -> str:
+def export_recognizer(
+    model: nn.Module,
+    path: str | os.PathLike,
+    kind: str = "lightcnn",
+    arch: str | None = None,
+    input_size: int | None = None,
+    channels: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> str:
     """Write `model` (its classifier `fc2` dropped) as a recognizer file atomically; return the fingerprint."""
     arch = arch or getattr(model, "arch", None)
     size = input_size or getattr(model, "input_size", None)
@@ -90,8 +95,9 @@ def export_recognizer(model: nn.Module, path: str | os.PathLike, kind: str = "li
     if not arch or not size or not chans:
         raise RecognizerError("export_recognizer: pass arch, input_size and channels for this model")
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("fc2")}
-    return save_recognizer_file(path, kind, arch, int(size), int(chans), int(getattr(model, "feature_dim", 0) or 0),
-                                state, meta)
+    return save_recognizer_file(
+        path, kind, arch, int(size), int(chans), int(getattr(model, "feature_dim", 0) or 0), state, meta
+    )
 
 
 @dataclass
@@ -120,8 +126,9 @@ class Recognizer:
         """Convert a (B, C, H, W) batch in [0, 1] to this recognizer's input spec (see module doc)."""
         x = to_channels(images.to(self.device, torch.float32), self.channels, "the recognizer's")
         if x.shape[-2:] != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                              align_corners=False, antialias=True)
+            x = F.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True
+            )
         return x.contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
@@ -140,15 +147,20 @@ def load_recognizer(path: str | os.PathLike, device: torch.device | str = "cpu")
     if p.is_dir():
         only_generator = not (p / "recognizer.pt").is_file() and (p / "generator.pt").is_file()
         p = p / ("generator.pt" if only_generator else "recognizer.pt")
-    payload = load_weights_only(p, "recognizer file", RecognizerError,
-                                missing_hint="train one with `hfr train-recognizer` (it writes "
-                                             "recognizer.pt in its run folder)")
+    payload = load_weights_only(
+        p,
+        "recognizer file",
+        RecognizerError,
+        missing_hint="train one with `hfr train-recognizer` (it writes recognizer.pt in its run folder)",
+    )
     from_generator = isinstance(payload, dict) and payload.get("format") == GENERATOR_FORMAT
     if from_generator:
         payload = _generator_payload(payload, p)
     elif not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise RecognizerError(f"{p}: not an hfr recognizer (format {payload.get('format') if isinstance(payload, dict) else None!r}, "
-                              f"expected {FORMAT!r}); export one with `hfr train-recognizer`")
+        raise RecognizerError(
+            f"{p}: not an hfr recognizer (format {payload.get('format') if isinstance(payload, dict) else None!r}, "
+            f"expected {FORMAT!r}); export one with `hfr train-recognizer`"
+        )
     kind = payload["kind"]
     build = RECOGNIZER_KINDS.get(str(kind), where=str(p))
     spec = payload["input"]
@@ -156,16 +168,21 @@ def load_recognizer(path: str | os.PathLike, device: torch.device | str = "cpu")
     result = model.load_state_dict(payload["state_dict"], strict=False)
     missing = [k for k in result.missing_keys if not k.startswith("fc2")]
     if missing or result.unexpected_keys:
-        raise RecognizerError(f"{p}: weights do not match {payload['arch']}: missing {missing[:8]}, "
-                              f"unexpected {list(result.unexpected_keys)[:8]}")
+        raise RecognizerError(
+            f"{p}: weights do not match {payload['arch']}: missing {missing[:8]}, "
+            f"unexpected {list(result.unexpected_keys)[:8]}"
+        )
     fp = fingerprint(kind, payload["arch"], int(spec["size"]), int(spec["channels"]), payload["state_dict"])
     if not from_generator and fp != payload["fingerprint"]:
-        raise RecognizerError(f"{p}: fingerprint mismatch (file says {payload['fingerprint']}, weights give "
-                              f"{fp}); the file is corrupt or was edited")
+        raise RecognizerError(
+            f"{p}: fingerprint mismatch (file says {payload['fingerprint']}, weights give "
+            f"{fp}); the file is corrupt or was edited"
+        )
     # channels_last spares oneDNN a layout reorder of every activation (see hfr.models.lightcnn)
     model.eval().to(device=device, memory_format=torch.channels_last)
-    return Recognizer(model, kind, payload["arch"], int(spec["size"]), int(spec["channels"]), fp,
-                      dict(payload.get("meta", {})))
+    return Recognizer(
+        model, kind, payload["arch"], int(spec["size"]), int(spec["channels"]), fp, dict(payload.get("meta", {}))
+    )
 
 
 def _generator_payload(payload: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -176,10 +193,14 @@ def _generator_payload(payload: dict[str, Any], path: Path) -> dict[str, Any]:
     reader = GENERATOR_READERS.find(method)
     if reader is None:
         usable = ", ".join(GENERATOR_READERS.names()) or "none"
-        raise RecognizerError(f"{path}: this is {describe_method(method)}, which holds no recognizer (generator "
-                              f"files usable as a recognizer: {usable}); give a recognizer.pt (`hfr train-recognizer`)")
+        raise RecognizerError(
+            f"{path}: this is {describe_method(method)}, which holds no recognizer (generator "
+            f"files usable as a recognizer: {usable}); give a recognizer.pt (`hfr train-recognizer`)"
+        )
     try:
         return {"format": FORMAT, **reader(payload, path)}
     except (KeyError, TypeError, ValueError) as exc:
-        raise RecognizerError(f"{path}: {method} generator file without what its recognizer needs "
-                              f"({type(exc).__name__}: {exc}); it is corrupt or was edited") from None
+        raise RecognizerError(
+            f"{path}: {method} generator file without what its recognizer needs "
+            f"({type(exc).__name__}: {exc}); it is corrupt or was edited"
+        ) from None

@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 
 
-def random_derangement(n: int, generator: torch.Generator | None = None,
-                       device: torch.device | str = "cpu") -> torch.Tensor:
+def random_derangement(
+    n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """A random permutation of range(n) with no fixed point (n >= 2), by rejection sampling."""
     if n < 2:
         raise ValueError(f"a derangement needs at least 2 elements, got {n}")
@@ -29,9 +30,13 @@ def random_derangement(n: int, generator: torch.Generator | None = None,
             return perm.to(device)
 
 
-def pair_contrastive_loss(nir: torch.Tensor, vis: torch.Tensor, margin: float = 0.5,
-                          negative_weight: float = 0.1,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
+def pair_contrastive_loss(
+    nir: torch.Tensor,
+    vis: torch.Tensor,
+    margin: float = 0.5,
+    negative_weight: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """DVG-Face's contrastive loss L_ct on (B, D) features of B generated NIR-VIS pairs.
 
     Features are L2-normalised here, so the terms are cosines. Pulls each pair together
@@ -39,8 +44,9 @@ def pair_contrastive_loss(nir: torch.Tensor, vis: torch.Tensor, margin: float = 
     cosine exceeds `margin` (hinge, weighted by `negative_weight`).
     """
     if nir.shape != vis.shape or nir.ndim != 2:
-        raise ValueError(f"expected two (B, D) feature batches of one shape, got {tuple(nir.shape)} "
-                         f"and {tuple(vis.shape)}")
+        raise ValueError(
+            f"expected two (B, D) feature batches of one shape, got {tuple(nir.shape)} and {tuple(vis.shape)}"
+        )
     n = F.normalize(nir.float(), dim=1)
     v = F.normalize(vis.float(), dim=1)
     positive = (n * v).sum(dim=1).mean()

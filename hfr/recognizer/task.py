@@ -72,11 +72,16 @@ def load_pretrained(net: LightCNN, path: str) -> None:
         source = load_official(p, arch=net.arch, num_classes=0).state_dict()
     own = net.state_dict()
     body = {k: v for k, v in source.items() if not k.startswith("fc2")}
-    bad = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in body.items()
-           if k in own and own[k].shape != v.shape]
+    bad = [
+        f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in body.items()
+        if k in own and own[k].shape != v.shape
+    ]
     if bad:
-        raise ConfigError(f"net.pretrained {p}: shapes do not fit this {net.arch} at "
-                          f"{net.input_size}px: {'; '.join(bad[:4])}; use data.size matching the checkpoint")
+        raise ConfigError(
+            f"net.pretrained {p}: shapes do not fit this {net.arch} at "
+            f"{net.input_size}px: {'; '.join(bad[:4])}; use data.size matching the checkpoint"
+        )
     result = net.load_state_dict(body, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith("fc2")]
     if missing or result.unexpected_keys:
@@ -120,8 +125,9 @@ class RecognizerTask:
         self.manifest = training_manifest(cfg)
         self.subjects = self.manifest.subjects()
         labels = {s: i for i, s in enumerate(self.subjects)}
-        net = build_lightcnn(cfg.net.arch, num_classes=len(self.subjects), input_size=cfg.data.size,
-                             in_channels=cfg.data.channels)
+        net = build_lightcnn(
+            cfg.net.arch, num_classes=len(self.subjects), input_size=cfg.data.size, in_channels=cfg.data.channels
+        )
         net.dropout = cfg.net.dropout
         if cfg.net.pretrained:
             load_pretrained(net, cfg.net.pretrained)
@@ -129,25 +135,38 @@ class RecognizerTask:
         self.model = ctx.wrap_model(_WithLogits(net))
         self.optimizer = _optimizer(_param_groups(net, cfg), cfg, cfg.optim.lr)
         self.warmup_steps = cfg.finetune.warmup_steps if cfg.mode == "finetune" else 0
-        self.warmup_optimizer = _optimizer(_param_groups(net, cfg, only_classifier=True), cfg,
-                                           cfg.finetune.warmup_lr or cfg.optim.lr) if self.warmup_steps else None
+        self.warmup_optimizer = (
+            _optimizer(_param_groups(net, cfg, only_classifier=True), cfg, cfg.finetune.warmup_lr or cfg.optim.lr)
+            if self.warmup_steps
+            else None
+        )
         dataset = ManifestDataset(self.manifest, size=cfg.data.size, channels=cfg.data.channels, labels=labels)
-        sampler = ShuffleBatchSampler(len(dataset), cfg.batch_size, seed=ctx.seed, rank=ctx.rank,
-                                      world_size=ctx.world_size)
-        self.loader = DataLoader(dataset, batch_sampler=sampler, num_workers=ctx.num_workers,
-                                 persistent_workers=ctx.num_workers > 0)
+        sampler = ShuffleBatchSampler(
+            len(dataset), cfg.batch_size, seed=ctx.seed, rank=ctx.rank, world_size=ctx.world_size
+        )
+        self.loader = DataLoader(
+            dataset, batch_sampler=sampler, num_workers=ctx.num_workers, persistent_workers=ctx.num_workers > 0
+        )
         self.pairs = None
         if cfg.mode == "finetune" and cfg.data.generated:
             gen = Manifest.read(cfg.data.generated)
-            pair_sampler = NirVisPairSampler(gen, cfg.finetune.pairs_per_batch, seed=ctx.seed + 1,
-                                             rank=ctx.rank, world_size=ctx.world_size)
+            pair_sampler = NirVisPairSampler(
+                gen, cfg.finetune.pairs_per_batch, seed=ctx.seed + 1, rank=ctx.rank, world_size=ctx.world_size
+            )
             pair_data = ManifestDataset(gen, size=cfg.data.size, channels=cfg.data.channels)
             self.pairs = _Stream(DataLoader(pair_data, batch_sampler=pair_sampler, num_workers=0))
         self.eval_manifest = Manifest.read(cfg.data.eval) if cfg.data.eval else None
         self._preview: torch.Tensor | None = None
-        ctx.logger.info("recognizer (%s): %s, %d images of %d subjects at %d px, %d channel(s); parameters: %s",
-                        cfg.mode, cfg.net.arch, len(dataset), len(self.subjects), cfg.data.size, cfg.data.channels,
-                        parameter_summary(net=net))
+        ctx.logger.info(
+            "recognizer (%s): %s, %d images of %d subjects at %d px, %d channel(s); parameters: %s",
+            cfg.mode,
+            cfg.net.arch,
+            len(dataset),
+            len(self.subjects),
+            cfg.data.size,
+            cfg.data.channels,
+            parameter_summary(net=net),
+        )
 
     def train_loader(self) -> DataLoader:
         """Real training images, reshuffled every epoch."""
@@ -184,12 +203,12 @@ class RecognizerTask:
         logits, feats = logits.float(), feats.float()
         loss_ce = F.cross_entropy(logits[:n_real], labels)
         loss = loss_ce
-        logs = {"loss_ce": loss_ce.detach(),
-                "acc": (logits[:n_real].argmax(1) == labels).float().mean().detach()}
+        logs = {"loss_ce": loss_ce.detach(), "acc": (logits[:n_real].argmax(1) == labels).float().mean().detach()}
         if use_pairs:
             gen_feats = feats[n_real:]
-            loss_ct = pair_contrastive_loss(gen_feats[0::2], gen_feats[1::2], cfg.finetune.margin,
-                                            cfg.finetune.negative_weight, generator=None)
+            loss_ct = pair_contrastive_loss(
+                gen_feats[0::2], gen_feats[1::2], cfg.finetune.margin, cfg.finetune.negative_weight, generator=None
+            )
             loss = loss + cfg.finetune.contrastive_weight * loss_ct
             logs["loss_ct"] = loss_ct.detach()
         optimizer = self.warmup_optimizer if warm else self.optimizer
@@ -208,8 +227,11 @@ class RecognizerTask:
 
     def state_dict(self) -> dict:
         """Network (unwrapped), both optimizers, the generated-pairs stream position, subjects."""
-        state = {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "subjects": list(self.subjects)}
+        state = {
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "subjects": list(self.subjects),
+        }
         if self.warmup_optimizer is not None:
             state["warmup_optimizer"] = self.warmup_optimizer.state_dict()
         if self.pairs is not None:
@@ -219,8 +241,10 @@ class RecognizerTask:
     def load_state_dict(self, state: dict) -> None:
         """Restore `state_dict()`'s output."""
         if list(state.get("subjects", [])) != list(self.subjects):
-            raise ConfigError("the checkpoint was trained on other identities than data.train holds; "
-                              "resume with the same training data")
+            raise ConfigError(
+                "the checkpoint was trained on other identities than data.train holds; "
+                "resume with the same training data"
+            )
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.warmup_optimizer is not None and "warmup_optimizer" in state:
@@ -234,8 +258,7 @@ class RecognizerTask:
 
         state = {k: v for k, v in self.net.state_dict().items() if not k.startswith("fc2")}
         fp = fingerprint("lightcnn", self.net.arch, self.net.input_size, self.net.in_channels, state)
-        return Recognizer(self.net, "lightcnn", self.net.arch, self.net.input_size,
-                          self.net.in_channels, fp, {})
+        return Recognizer(self.net, "lightcnn", self.net.arch, self.net.input_size, self.net.in_channels, fp, {})
 
     def evaluate(self) -> dict[str, float]:
         """Run `data.eval_protocol` on `data.eval` with the current weights (rank 0 computes)."""
@@ -253,8 +276,11 @@ class RecognizerTask:
             res = cross_modal(self.eval_manifest, feats)
             return {k: v for k, v in res["mean"].items()}
         res = cross_pose(self.eval_manifest, feats)
-        return {"rank1_mean": res["mean"], "rank1_all": res["rank1_all"],
-                **{f"rank1@{k}": v for k, v in res["rank1_by_abs_yaw"].items()}}
+        return {
+            "rank1_mean": res["mean"],
+            "rank1_all": res["rank1_all"],
+            **{f"rank1@{k}": v for k, v in res["rank1_by_abs_yaw"].items()},
+        }
 
     def sample_grid(self) -> torch.Tensor:
         """The first augmented training images (what the network sees), in [0, 1]."""
@@ -266,9 +292,17 @@ class RecognizerTask:
         """Write `recognizer.pt` (no classifier) into `run_dir`."""
         path = Path(run_dir) / "recognizer.pt"
         net = unwrap_model(self.net)
-        export_recognizer(net, path, kind="lightcnn", meta={
-            "mode": self.cfg.mode, "train": str(self.cfg.data.train), "subjects": len(self.subjects),
-            **(meta or {})})
+        export_recognizer(
+            net,
+            path,
+            kind="lightcnn",
+            meta={
+                "mode": self.cfg.mode,
+                "train": str(self.cfg.data.train),
+                "subjects": len(self.subjects),
+                **(meta or {}),
+            },
+        )
         return {"recognizer": path}
 
 

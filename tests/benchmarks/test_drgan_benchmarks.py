@@ -21,6 +21,8 @@ from benchmark_scripts import (
 
 from hfr.data.manifest import Manifest, make_record
 
+pytestmark = pytest.mark.slow  # the benchmark scripts' smoke runs train small models
+
 
 @pytest.fixture(scope="module")
 def train_speed() -> ModuleType:
@@ -75,8 +77,7 @@ def test_train_speed_variants_reach_the_model(speed_result: dict) -> None:
     assert any("net.multi_image=4" in s for s in by[(0.25, 4)]["sets"])
 
 
-def test_train_speed_dvg_run_keeps_the_other_rows(train_speed: ModuleType, speed_result: dict,
-                                                  tmp_path: Path) -> None:
+def test_train_speed_dvg_run_keeps_the_other_rows(train_speed: ModuleType, speed_result: dict, tmp_path: Path) -> None:
     out = tmp_path / "train_speed.json"
     out.write_text(json.dumps(speed_result))
     assert train_speed.main(["--quick", "--methods", "dvg,dvg-generate", "--widths", "0.25", "--out", str(out)]) == 0
@@ -174,15 +175,25 @@ def test_cross_pose_quick_results(quick_run: tuple[Path, dict]) -> None:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
 
 
-def test_cross_pose_reuse_skips_training(cross_pose: ModuleType, quick_run: tuple[Path, dict],
-                                         tmp_path: Path) -> None:
+def test_cross_pose_reuse_skips_training(cross_pose: ModuleType, quick_run: tuple[Path, dict], tmp_path: Path) -> None:
     out, first = quick_run
     runs = out / "runs"
     before = sorted(p.name for p in runs.glob("*/*"))
     models = first["models"]
-    argv = ["--quick", "--out", str(tmp_path), "--data", first["data"]["manifest"], "--runs", str(runs),
-            "--reuse", models["lightcnn"]["run_dir"], models["drgan-multi"]["run_dir"],
-            "--drgan", str(Path(models["drgan"]["run_dir"]) / "generator.pt")]
+    argv = [
+        "--quick",
+        "--out",
+        str(tmp_path),
+        "--data",
+        first["data"]["manifest"],
+        "--runs",
+        str(runs),
+        "--reuse",
+        models["lightcnn"]["run_dir"],
+        models["drgan-multi"]["run_dir"],
+        "--drgan",
+        str(Path(models["drgan"]["run_dir"]) / "generator.pt"),
+    ]
     assert cross_pose.main(argv) == 0
     again = json.loads((tmp_path / "cross_pose.json").read_text())
     assert sorted(p.name for p in runs.glob("*/*")) == before  # nothing trained

@@ -13,6 +13,8 @@ from benchmark_scripts import (
     load_script,
 )
 
+pytestmark = pytest.mark.slow  # the benchmark scripts' smoke runs train small models
+
 
 @pytest.fixture(scope="module")
 def cross_modal() -> ModuleType:
@@ -37,8 +39,7 @@ def test_quick_run_writes_the_table_json_and_figures(cross_modal: ModuleType, tm
     assert "minus_real_pairs" not in result["results"]["real pairs"]
     stages = result["stages"]
     assert "loss.ort=0" in stages["dvg-no-ort"]["sets"] and "loss.ip=0" in stages["dvg-no-ip"]["sets"]
-    assert any(s.startswith("data.generated=") and s != "data.generated="
-               for s in stages["finetune-dvg-seed0"]["sets"])
+    assert any(s.startswith("data.generated=") and s != "data.generated=" for s in stages["finetune-dvg-seed0"]["sets"])
     assert "data.generated=" in stages["finetune-real-seed0"]["sets"]  # the real-pairs baseline adds none
     for name in ("dvg", "dvg-no-ort", "dvg-no-ip"):
         assert set(result["pair_statistics"][name]) == {"pairs", "consistency", "diversity"}

@@ -24,6 +24,8 @@ from benchmark_scripts import (
 
 from hfr.data.manifest import Manifest, make_record
 
+pytestmark = pytest.mark.slow  # the benchmark scripts' smoke runs train small models
+
 
 @pytest.fixture(scope="module")
 def occlusion() -> ModuleType:
@@ -37,9 +39,14 @@ def test_rank1_breakdown_per_kind_and_yaw(occlusion: ModuleType, tmp_path: Path)
     recs = [make_record(f"{s}/g.png", s, "vis", 0.0, "test", gallery=1, occlusion="none") for s in "ABC"]
     feats = [e[0], e[1], e[2]]
     # (subject, yaw, kind, feature): a right probe looks like its own gallery image, a wrong one like another's
-    probes = [("A", 30.0, "scarf", e[0]), ("B", -30.0, "scarf", e[0] * 2),          # right, wrong
-              ("C", 45.0, "scarf", e[2] + 0.1 * e[0]), ("A", -45.0, "hand", e[1]),  # right, wrong
-              ("B", 15.0, "hand", e[1]), ("C", 14.0, "hand", e[2] * 0.5)]           # right, right (14 -> bin 15)
+    probes = [
+        ("A", 30.0, "scarf", e[0]),
+        ("B", -30.0, "scarf", e[0] * 2),  # right, wrong
+        ("C", 45.0, "scarf", e[2] + 0.1 * e[0]),
+        ("A", -45.0, "hand", e[1]),  # right, wrong
+        ("B", 15.0, "hand", e[1]),
+        ("C", 14.0, "hand", e[2] * 0.5),
+    ]  # right, right (14 -> bin 15)
     for k, (s, yaw, kind, f) in enumerate(probes):
         recs.append(make_record(f"{s}/p{k}.png", s, "vis", yaw, "test", gallery=0, occlusion=kind))
         feats.append(f)
@@ -159,8 +166,10 @@ def test_occlusion_quick_needs_out(occlusion: ModuleType) -> None:
 # ---------------------------------------------------------------------- train_speed --methods tsgan
 def test_train_speed_tsgan_quick(tmp_path: Path) -> None:
     train_speed = load_script("train_speed")
-    assert train_speed.main(["--quick", "--methods", "tsgan", "--widths", "0.25", "--multi", "0",
-                             "--out", str(tmp_path)]) == 0
+    assert (
+        train_speed.main(["--quick", "--methods", "tsgan", "--widths", "0.25", "--multi", "0", "--out", str(tmp_path)])
+        == 0
+    )
     (row,) = json.loads((tmp_path / "train_speed.json").read_text())["results"]
     assert row["method"] == "tsgan" and row["batch"] == 8 and row["images_per_step"] == 8
     assert row["images_per_s"] == pytest.approx(8 * 1000 / row["ms_per_step"], rel=0.01)

@@ -21,10 +21,30 @@ from hfr.models.lightcnn import build_lightcnn
 from hfr.recognizer.export import RecognizerError, export_recognizer, load_recognizer
 
 RECIPE = "configs/drgan/synth-multipie.yaml"
-TINY = ["--set", "data.size=32", "--set", "net.width=0.25", "--set", "batch_size=16", "--set", "train.num_workers=0",
-        "--set", "train.progress=false", "--set", "train.channels_last=false", "--set", "train.eval_every=-1",
-        "--set", "data.eval=none", "--set", "train.best_metric=none", "--set", "train.sample_every=0",
-        "--set", "train.steps=4"]
+TINY = [
+    "--set",
+    "data.size=32",
+    "--set",
+    "net.width=0.25",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "train.num_workers=0",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "train.channels_last=false",
+    "--set",
+    "train.eval_every=-1",
+    "--set",
+    "data.eval=none",
+    "--set",
+    "train.best_metric=none",
+    "--set",
+    "train.sample_every=0",
+    "--set",
+    "train.steps=4",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +59,10 @@ def multipie(tmp_path_factory) -> Path:
 def run(multipie, tmp_path_factory) -> Path:
     """A 4-step DR-GAN run folder holding generator.pt and recognizer.pt (written by task.export)."""
     runs = tmp_path_factory.mktemp("runs")
-    assert main(["train-generator", "--config", RECIPE, "--runs", str(runs), "--set", f"data.train={multipie}",
-                 *TINY]) == 0
+    assert (
+        main(["train-generator", "--config", RECIPE, "--runs", str(runs), "--set", f"data.train={multipie}", *TINY])
+        == 0
+    )
     (folder,) = [p for p in runs.glob("*/*") if p.is_dir() and not p.is_symlink()]
     return folder
 
@@ -82,8 +104,7 @@ def test_embed_via_generator_equals_via_recognizer(run, multipie, tmp_path):
     outs = {}
     for name in ("generator", "recognizer"):
         out = tmp_path / f"{name}.npy"
-        assert main(["embed", "--recognizer", str(run / f"{name}.pt"), "--data", str(multipie),
-                     "--out", str(out)]) == 0
+        assert main(["embed", "--recognizer", str(run / f"{name}.pt"), "--data", str(multipie), "--out", str(out)]) == 0
         outs[name] = out
     a, b = np.load(outs["generator"]), np.load(outs["recognizer"])
     assert a.shape == (len(Manifest.read(multipie)), 80)
@@ -95,8 +116,10 @@ def test_embed_via_generator_equals_via_recognizer(run, multipie, tmp_path):
 def test_embed_fuse_one_unit_row_per_subject(run, multipie, tmp_path):
     manifest = Manifest.read(multipie)
     out = tmp_path / "fused.npy"
-    assert main(["embed", "--recognizer", str(run / "generator.pt"), "--data", str(multipie), "--out", str(out),
-                 "--fuse"]) == 0
+    assert (
+        main(["embed", "--recognizer", str(run / "generator.pt"), "--data", str(multipie), "--out", str(out), "--fuse"])
+        == 0
+    )
     feats, ids = np.load(out), _ids(out)
     subjects = manifest.subjects()
     assert feats.shape == (len(subjects), 80)
@@ -148,8 +171,10 @@ def calibrate(g: torch.nn.Module) -> None:
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for _ in range(2):
-            g(torch.rand(16, g.channels, g.size, g.size, generator=gen) * 2 - 1,
-              torch.randint(0, g.num_poses, (16,), generator=gen))
+            g(
+                torch.rand(16, g.channels, g.size, g.size, generator=gen) * 2 - 1,
+                torch.randint(0, g.num_poses, (16,), generator=gen),
+            )
     g.eval()
 
 
@@ -181,14 +206,41 @@ def test_fuse_for_a_lightcnn_is_the_normalised_mean(multipie, tmp_path):
 
 def test_gallery_and_cross_pose_evaluation_take_a_generator(run, multipie, tmp_path):
     gallery = tmp_path / "gallery"
-    assert main(["gallery", "build", "--recognizer", str(run / "generator.pt"), "--data", str(multipie),
-                 "--out", str(gallery)]) == 0
+    assert (
+        main(
+            [
+                "gallery",
+                "build",
+                "--recognizer",
+                str(run / "generator.pt"),
+                "--data",
+                str(multipie),
+                "--out",
+                str(gallery),
+            ]
+        )
+        == 0
+    )
     assert Gallery.load(gallery).fingerprint == load_recognizer(run / "recognizer.pt").fingerprint
     results = {}
     for name in ("generator", "recognizer"):
         out = tmp_path / f"eval-{name}"
-        assert main(["evaluate", "--protocol", "cross-pose", "--recognizer", str(run / f"{name}.pt"),
-                     "--data", str(multipie), "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--protocol",
+                    "cross-pose",
+                    "--recognizer",
+                    str(run / f"{name}.pt"),
+                    "--data",
+                    str(multipie),
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         results[name] = json.loads((out / "result.json").read_text())
     assert results["generator"]["rank1_by_abs_yaw"] == results["recognizer"]["rank1_by_abs_yaw"]
     assert len(results["generator"]["rank1_by_abs_yaw"]) >= 2
@@ -198,8 +250,24 @@ def test_gallery_and_cross_pose_evaluation_take_a_generator(run, multipie, tmp_p
 def test_gallery_build_fuse_holds_one_entry_per_subject(run, multipie, tmp_path):
     manifest = Manifest.read(multipie).select(split="test")
     gallery = tmp_path / "fused"
-    assert main(["gallery", "build", "--recognizer", str(run), "--data", str(multipie), "--split", "test",
-                 "--fuse", "--out", str(gallery)]) == 0
+    assert (
+        main(
+            [
+                "gallery",
+                "build",
+                "--recognizer",
+                str(run),
+                "--data",
+                str(multipie),
+                "--split",
+                "test",
+                "--fuse",
+                "--out",
+                str(gallery),
+            ]
+        )
+        == 0
+    )
     g = Gallery.load(gallery)
     assert len(g) == len(manifest.subjects())
     subjects, feats = embed_subjects(load_recognizer(run), manifest)

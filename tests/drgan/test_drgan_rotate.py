@@ -99,7 +99,7 @@ def test_rotate_writes_one_png_per_input_and_yaw_and_the_sweep(single, faces, tm
 
     def cell(r: int, c: int) -> np.ndarray:
         y, x = 14 + 2 + r * (S + 2), left + 2 + c * (S + 2)
-        return sweep[y:y + S, x:x + S]
+        return sweep[y : y + S, x : x + S]
 
     np.testing.assert_array_equal(cell(1, 0), read_image(faces / "b.png", "RGB"))
     np.testing.assert_array_equal(cell(2, 4), read_image(out / "c_yaw+30.png", "RGB"))
@@ -108,15 +108,30 @@ def test_rotate_writes_one_png_per_input_and_yaw_and_the_sweep(single, faces, tm
 
 def test_single_file_input_and_nearest_bins(single, faces, tmp_path):
     out = tmp_path / "one"
-    assert main(["rotate", "--generator", str(single.parent), "--input", str(faces / "a.png"), "--yaw", "-70,10",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "rotate",
+                "--generator",
+                str(single.parent),
+                "--input",
+                str(faces / "a.png"),
+                "--yaw",
+                "-70,10",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["a_yaw+10.png", "a_yaw-70.png", "pose_sweep.png"]
     loaded = load_generator(single)
     assert pose_bins_of(loaded, [-70, 10, 16, 74.9]) == [0, 2, 3, 4]
     # -70 goes to the -60 bin, 10 to 0: the same images as asking for the bins themselves
     x = _batch(faces)[:1]
-    np.testing.assert_array_equal(rotate_images(loaded, x, [-70, 10]).numpy(),
-                                  rotate_images(loaded, x, [-60, 0]).numpy())
+    np.testing.assert_array_equal(
+        rotate_images(loaded, x, [-70, 10]).numpy(), rotate_images(loaded, x, [-60, 0]).numpy()
+    )
 
 
 def test_rotation_is_the_pose_sweep_of_the_training_task(single, faces):
@@ -149,8 +164,10 @@ def test_fuse_decodes_one_row_from_the_omega_weighted_feature(multi, faces, tmp_
     torch.testing.assert_close(fused[0], (expected * 0.5 + 0.5).clamp(0, 1), atol=1e-5, rtol=0)
 
     out = tmp_path / "fused"
-    assert main(["rotate", "--generator", str(multi), "--input", str(faces), "--yaw", YAWS, "--out", str(out),
-                 "--fuse"]) == 0
+    assert (
+        main(["rotate", "--generator", str(multi), "--input", str(faces), "--yaw", YAWS, "--out", str(out), "--fuse"])
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == sorted([f"fused_yaw{y}.png" for y in LABELS] + ["pose_sweep.png"])
     sweep = Image.open(out / "pose_sweep.png")
     # inputs row (no label strip) above the labelled fused row; 5 columns wide

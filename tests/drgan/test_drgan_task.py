@@ -1,4 +1,7 @@
-"""The drgan task through `hfr train-generator`: its files, pose sweep, omega, bad input (the contract: test_task_contract)."""
+"""The drgan task through `hfr train-generator`: its files, pose sweep, omega, bad input.
+
+Learning, exact resume, export and DDP: tests/engine/test_task_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +20,28 @@ from hfr.nn.ranges import to_unit
 from hfr.viz import tensor_to_images
 
 RECIPE = "configs/drgan/synth-multipie.yaml"
-TINY = ["--set", "data.size=32", "--set", "net.width=0.25", "--set", "batch_size=16", "--set", "train.num_workers=0",
-        "--set", "train.progress=false", "--set", "train.channels_last=false", "--set", "train.eval_every=-1",
-        "--set", "data.eval=none", "--set", "train.best_metric=none", "--set", "train.sample_every=0"]
+TINY = [
+    "--set",
+    "data.size=32",
+    "--set",
+    "net.width=0.25",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "train.num_workers=0",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "train.channels_last=false",
+    "--set",
+    "train.eval_every=-1",
+    "--set",
+    "data.eval=none",
+    "--set",
+    "train.best_metric=none",
+    "--set",
+    "train.sample_every=0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +59,28 @@ def _run(runs):
 def test_train_generator_writes_both_files_a_pose_sweep_and_the_l1_term(multipie, tmp_path, capsys):
     # learning, exact resume, export/reload and DDP are checked for every task in tests/engine/test_task_contract.py
     runs = tmp_path / "runs"
-    code = main(["train-generator", "--config", RECIPE, "--runs", str(runs), "--set", f"data.train={multipie}",
-                 "--set", "train.steps=2", "--set", "train.log_every=1", "--set", "loss.l1_weight=1",
-                 "--set", "train.sample_every=2", "--set", "augment.flip_p=0", *TINY])
+    code = main(
+        [
+            "train-generator",
+            "--config",
+            RECIPE,
+            "--runs",
+            str(runs),
+            "--set",
+            f"data.train={multipie}",
+            "--set",
+            "train.steps=2",
+            "--set",
+            "train.log_every=1",
+            "--set",
+            "loss.l1_weight=1",
+            "--set",
+            "train.sample_every=2",
+            "--set",
+            "augment.flip_p=0",
+            *TINY,
+        ]
+    )
     assert code == 0
     run = _run(runs)
     logs = [m for m in read_metrics(run) if "loss_d" in m]
@@ -56,8 +97,25 @@ def test_train_generator_writes_both_files_a_pose_sweep_and_the_l1_term(multipie
 
 def test_multi_image_logs_omega(multipie, tmp_path):
     runs = tmp_path / "runs"
-    assert main(["train-generator", "--config", "configs/drgan/synth-multipie-multi.yaml", "--runs", str(runs),
-                 "--set", f"data.train={multipie}", "--set", "train.steps=2", "--set", "train.log_every=1", *TINY]) == 0
+    assert (
+        main(
+            [
+                "train-generator",
+                "--config",
+                "configs/drgan/synth-multipie-multi.yaml",
+                "--runs",
+                str(runs),
+                "--set",
+                f"data.train={multipie}",
+                "--set",
+                "train.steps=2",
+                "--set",
+                "train.log_every=1",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     logs = [m for m in read_metrics(_run(runs)) if "omega_mean" in m]
     assert len(logs) == 2 and all(0 < m["omega_mean"] < 1 for m in logs)
 
@@ -77,8 +135,20 @@ def _manifest(root, yaws):
 
 def test_rows_without_yaw_are_an_error(tmp_path, capsys):
     data = _manifest(tmp_path / "d", [0.0, None, 30.0])
-    code = main(["train-generator", "--config", RECIPE, "--runs", str(tmp_path / "r"), "--set", f"data.train={data}",
-                 "--set", "train.steps=1", *TINY])
+    code = main(
+        [
+            "train-generator",
+            "--config",
+            RECIPE,
+            "--runs",
+            str(tmp_path / "r"),
+            "--set",
+            f"data.train={data}",
+            "--set",
+            "train.steps=1",
+            *TINY,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "no yaw" in err and "row 3" in err
@@ -86,16 +156,48 @@ def test_rows_without_yaw_are_an_error(tmp_path, capsys):
 
 def test_a_single_pose_is_an_error(tmp_path, capsys):
     data = _manifest(tmp_path / "d", [15.0, 14.0, 16.0])
-    assert main(["train-generator", "--config", RECIPE, "--runs", str(tmp_path / "r"), "--set", f"data.train={data}",
-                 "--set", "train.steps=1", *TINY]) == 2
+    assert (
+        main(
+            [
+                "train-generator",
+                "--config",
+                RECIPE,
+                "--runs",
+                str(tmp_path / "r"),
+                "--set",
+                f"data.train={data}",
+                "--set",
+                "train.steps=1",
+                *TINY,
+            ]
+        )
+        == 2
+    )
     assert "one pose bin" in capsys.readouterr().err
 
 
 def test_yaws_outside_the_bins_are_counted(tmp_path, caplog):
     data = _manifest(tmp_path / "d", [0.0, 30.0, 90.0, -75.0])
     with caplog.at_level(logging.WARNING):
-        assert main(["train-generator", "--config", RECIPE, "--runs", str(tmp_path / "r"), "--set",
-                     f"data.train={data}", "--set", "train.steps=1", *TINY, "--set", "batch_size=4"]) == 0
+        assert (
+            main(
+                [
+                    "train-generator",
+                    "--config",
+                    RECIPE,
+                    "--runs",
+                    str(tmp_path / "r"),
+                    "--set",
+                    f"data.train={data}",
+                    "--set",
+                    "train.steps=1",
+                    *TINY,
+                    "--set",
+                    "batch_size=4",
+                ]
+            )
+            == 0
+        )
     assert any("4 of 8 training rows" in r.getMessage() for r in caplog.records)
 
 

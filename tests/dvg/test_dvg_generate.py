@@ -36,12 +36,15 @@ def _pairs(out):
 def test_count_resume_and_byte_identical_pairs(tmp_path):
     gen = _generator(tmp_path / "g.pt")
     direct, resumed = tmp_path / "direct", tmp_path / "resumed"
-    assert main(["generate-pairs", "--generator", str(gen), "--num", "7", "--batch-size", "3",
-                 "--out", str(direct)]) == 0
-    assert main(["generate-pairs", "--generator", str(gen), "--num", "4", "--batch-size", "2",
-                 "--out", str(resumed)]) == 0
-    assert main(["generate-pairs", "--generator", str(gen), "--num", "7", "--batch-size", "3",
-                 "--out", str(resumed)]) == 0
+    assert (
+        main(["generate-pairs", "--generator", str(gen), "--num", "7", "--batch-size", "3", "--out", str(direct)]) == 0
+    )
+    assert (
+        main(["generate-pairs", "--generator", str(gen), "--num", "4", "--batch-size", "2", "--out", str(resumed)]) == 0
+    )
+    assert (
+        main(["generate-pairs", "--generator", str(gen), "--num", "7", "--batch-size", "3", "--out", str(resumed)]) == 0
+    )
     for out in (direct, resumed):
         pairs, m = _pairs(out)
         assert pairs == list(range(7)) and len(m) == 14  # no gaps, no duplicates
@@ -110,16 +113,31 @@ def test_generated_pairs_feed_the_recognizer_finetune(tmp_path, capsys):
     pairs = tmp_path / "pairs"
     rec = tmp_path / "rec.pt"
     export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=32, in_channels=1), rec)
-    assert main(["generate-pairs", "--generator", str(gen), "--num", "6", "--out", str(pairs),
-                 "--recognizer", str(rec)]) == 0
+    assert (
+        main(["generate-pairs", "--generator", str(gen), "--num", "6", "--out", str(pairs), "--recognizer", str(rec)])
+        == 0
+    )
     assert "identity consistency" in capsys.readouterr().out
     real = tmp_path / "real"
     write_patterns(real, 4, 2, modalities=("nir", "vis"))
     args = ["train-recognizer", "--config", "configs/recognizer/synth-finetune.yaml", "--runs", str(tmp_path / "runs")]
-    for s in (f"data.train={real}", f"data.generated={pairs}", "data.eval=none", "data.size=32", "batch_size=4",
-              "net.pretrained=none", "finetune.warmup_steps=1", "finetune.pairs_per_batch=2", "train.steps=3",
-              "train.num_workers=0", "train.progress=false", "train.log_every=1", "train.best_metric=none",
-              "train.eval_every=-1", "train.sample_every=-1"):
+    for s in (
+        f"data.train={real}",
+        f"data.generated={pairs}",
+        "data.eval=none",
+        "data.size=32",
+        "batch_size=4",
+        "net.pretrained=none",
+        "finetune.warmup_steps=1",
+        "finetune.pairs_per_batch=2",
+        "train.steps=3",
+        "train.num_workers=0",
+        "train.progress=false",
+        "train.log_every=1",
+        "train.best_metric=none",
+        "train.eval_every=-1",
+        "train.sample_every=-1",
+    ):
         args += ["--set", s]
     assert main(args) == 0
     from hfr.engine.runlog import read_metrics

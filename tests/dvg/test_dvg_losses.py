@@ -71,8 +71,8 @@ def test_identical_features_give_the_best_identity_score():
 
 def test_identity_parts_by_hand():
     f_id = torch.tensor([[1.0, 0.0]])
-    f_nir = torch.tensor([[1.0, 0.0]])       # cos with f_id 1
-    f_vis = torch.tensor([[0.0, 1.0]])       # cos with f_id 0, with f_nir 0
+    f_nir = torch.tensor([[1.0, 0.0]])  # cos with f_id 1
+    f_vis = torch.tensor([[0.0, 1.0]])  # cos with f_id 0, with f_nir 0
     parts = identity_preserving(f_nir, f_vis, f_id, pair_weight=0.05)
     assert close(parts["rec"], 1.0)
     assert close(parts["pair"], 1.0)
@@ -126,8 +126,13 @@ def test_weights_default_to_the_released_values_and_validate():
 
 def test_weighted_total_reproduces_the_released_objective():
     w = DVGLossWeights()
-    terms = {"ort": torch.tensor(0.2), "pix": torch.tensor(0.1), "pix_swap": torch.tensor(0.3),
-             "pix_sampled": torch.tensor(0.4), "ip": torch.tensor(2.0)}
+    terms = {
+        "ort": torch.tensor(0.2),
+        "pix": torch.tensor(0.1),
+        "pix_swap": torch.tensor(0.3),
+        "pix_sampled": torch.tensor(0.4),
+        "ip": torch.tensor(2.0),
+    }
     assert close(weighted_total(terms, w), 50 * 0.2 + 100 * 0.1 + 10 * 0.3 + 10 * 0.4 + 0.1 * 2.0)
     with pytest.raises(ValueError, match="unknown loss terms"):
         weighted_total({"l2": torch.tensor(1.0)}, w)

@@ -49,8 +49,9 @@ def test_reparameterisation_collapses_to_mu_and_has_unit_noise() -> None:
     z = reparameterize(mu, torch.full_like(mu, -1e4), torch.Generator().manual_seed(1))
     assert torch.equal(z, mu)
     big = torch.zeros(4000, 256)
-    s = reparameterize(big + 3.0, torch.full_like(big, 2 * torch.log(torch.tensor(0.5))),
-                       torch.Generator().manual_seed(2))
+    s = reparameterize(
+        big + 3.0, torch.full_like(big, 2 * torch.log(torch.tensor(0.5))), torch.Generator().manual_seed(2)
+    )
     assert abs(float(s.mean()) - 3.0) < 0.01 and abs(float(s.std()) - 0.5) < 0.01
 
 
@@ -137,8 +138,12 @@ def test_gradients_reach_encoder_decoder_and_style_mlp() -> None:
     g.train()
     out, code = g(_unit(2), torch.rand(2, 3, 64, 64), "nir")
     (out.mean() + code.mu.pow(2).mean()).backward()
-    for name in ("encoder_nir.conv.0.conv.weight", "encoder_nir.fc_style.0.weight", "decoder.fc.0.weight",
-                 "decoder.nir_output.weight"):
+    for name in (
+        "encoder_nir.conv.0.conv.weight",
+        "encoder_nir.fc_style.0.weight",
+        "decoder.fc.0.weight",
+        "decoder.nir_output.weight",
+    ):
         grad = dict(g.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
     assert g.decoder.vis_output.weight.grad is None  # the other head is untouched

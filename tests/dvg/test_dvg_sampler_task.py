@@ -28,8 +28,16 @@ def setup(tmp_path_factory):
 
 def _args(setup, runs, *extra):
     args = ["train-generator", "--config", RECIPE, "--runs", str(runs)]
-    for s in (f"data.train={setup / 'faces'}", f"data.recognizer={setup / 'recognizer.pt'}", "batch_size=16",
-              "train.progress=false", "train.num_workers=0", "net.width=0.25", "eval_samples=64", *extra):
+    for s in (
+        f"data.train={setup / 'faces'}",
+        f"data.recognizer={setup / 'recognizer.pt'}",
+        "batch_size=16",
+        "train.progress=false",
+        "train.num_workers=0",
+        "net.width=0.25",
+        "eval_samples=64",
+        *extra,
+    ):
         args += ["--set", s]
     return args
 

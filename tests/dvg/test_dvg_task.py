@@ -29,9 +29,18 @@ def setup(tmp_path_factory):
 
 def _args(setup, runs, data=None, *extra):
     args = ["train-generator", "--config", RECIPE, "--runs", str(runs)]
-    for s in (f"data.train={data or setup / 'nirvis'}", f"data.recognizer={setup / 'rec.pt'}",
-              "data.identity_sampler=", "data.size=32", "net.width=0.125", "batch_size=4", "train.num_workers=0",
-              "train.progress=false", "train.sample_every=0", *extra):
+    for s in (
+        f"data.train={data or setup / 'nirvis'}",
+        f"data.recognizer={setup / 'rec.pt'}",
+        "data.identity_sampler=",
+        "data.size=32",
+        "net.width=0.125",
+        "batch_size=4",
+        "train.num_workers=0",
+        "train.progress=false",
+        "train.sample_every=0",
+        *extra,
+    ):
         args += ["--set", s]
     return args
 
@@ -43,8 +52,21 @@ def _run(runs):
 
 def test_variational_codes_log_kl_and_no_d_without_adversarial_term(setup, tmp_path, capsys):
     runs = tmp_path / "runs"
-    assert main(_args(setup, runs, None, "train.steps=2", "train.log_every=1", "loss.adv=0",
-                      "net.deterministic=false", "train.sample_every=2")) == 0  # the paper's variational codes
+    assert (
+        main(
+            _args(
+                setup,
+                runs,
+                None,
+                "train.steps=2",
+                "train.log_every=1",
+                "loss.adv=0",
+                "net.deterministic=false",
+                "train.sample_every=2",
+            )
+        )
+        == 0
+    )  # the paper's variational codes
     run = _run(runs)
     logs = [m for m in read_metrics(run) if "loss_pix" in m]
     assert len(logs) == 2 and "loss_d" not in logs[-1] and "loss_kl" in logs[-1]
@@ -60,8 +82,7 @@ def test_one_modality_subjects_are_left_out_and_none_paired_is_an_error(setup, t
     partial.write(setup / "nirvis" / "partial.csv")
     with caplog.at_level(logging.WARNING):
         assert main(_args(setup, tmp_path / "p", setup / "nirvis" / "partial.csv", "train.steps=1")) == 0
-    assert any(f"1 of {len(rows.subjects())} subjects have only one modality" in r.getMessage()
-               for r in caplog.records)
+    assert any(f"1 of {len(rows.subjects())} subjects have only one modality" in r.getMessage() for r in caplog.records)
     rows.select(modality="vis").write(setup / "nirvis" / "vis_only.csv")
     assert main(_args(setup, tmp_path / "v", setup / "nirvis" / "vis_only.csv", "train.steps=1")) == 2
     assert "no subject has both" in capsys.readouterr().err
@@ -79,11 +100,16 @@ def test_sampled_identities_add_their_terms(setup, tmp_path):
 
     sampler = IdentitySampler(256, 256, width=0.25)
     path = tmp_path / "identity_sampler.pt"
-    save_generator_file(path, "dvg-sampler", {"feature_dim": 256, "latent_dim": 256, "width": 0.25},
-                        {"sampler": sampler.state_dict()})
+    save_generator_file(
+        path, "dvg-sampler", {"feature_dim": 256, "latent_dim": 256, "width": 0.25}, {"sampler": sampler.state_dict()}
+    )
     runs = tmp_path / "runs"
-    assert main([*_args(setup, runs, None, "train.steps=2", "train.log_every=1"),
-                 "--set", f"data.identity_sampler={path}"]) == 0
+    assert (
+        main(
+            [*_args(setup, runs, None, "train.steps=2", "train.log_every=1"), "--set", f"data.identity_sampler={path}"]
+        )
+        == 0
+    )
     run = _run(runs)
     assert all("loss_pix_sampled" in m for m in read_metrics(run) if "loss_pix" in m)
     assert "identity_sampler" in load_generator_file(run / "generator.pt", "dvg")["modules"]
@@ -93,8 +119,12 @@ def test_unpaired_vis_images_add_their_terms(setup, tmp_path, capsys):
     from pattern_data import write_patterns
 
     write_patterns(tmp_path / "vis", subjects=5, per_subject=3)  # VIS-only subjects
-    extra = ("train.checkpoint_every=2", "train.log_every=1", f"data.unpaired={tmp_path / 'vis'}",
-             "data.unpaired_batch=3")
+    extra = (
+        "train.checkpoint_every=2",
+        "train.log_every=1",
+        f"data.unpaired={tmp_path / 'vis'}",
+        "data.unpaired_batch=3",
+    )
     assert main(_args(setup, tmp_path / "a", None, "train.steps=2", *extra)) == 0
     run = _run(tmp_path / "a")
     logs = [m for m in read_metrics(run) if "loss_pix" in m]

@@ -38,9 +38,13 @@ def main() -> None:
             cfg = variant.config(data, STEPS, ("train.checkpoint_every=0",))
             result = train(task, cfg, recipe=variant.name, runs_root=runs)
             state = task.state_dict()
-            results[variant.name] = {"state": state_digest(without_running_stats(state)),
-                                     "running_stats": state_digest(state), "step": result["step"],
-                                     "world_size": dist.get_world_size(), "distributed": task.ctx.distributed}
+            results[variant.name] = {
+                "state": state_digest(without_running_stats(state)),
+                "running_stats": state_digest(state),
+                "step": result["step"],
+                "world_size": dist.get_world_size(),
+                "distributed": task.ctx.distributed,
+            }
         except Exception as exc:  # report it to the test, go on with the other variants
             results[variant.name] = {"error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"}
         dist.barrier()

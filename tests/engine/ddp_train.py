@@ -21,8 +21,11 @@ from hfr.engine import TrainConfig, train  # noqa: E402
 
 
 def config(data: str, steps: int) -> ToyConfig:
-    return ToyConfig(data=data, batches_per_epoch=6, train=TrainConfig(
-        steps=steps, log_every=1, checkpoint_every=2, device="cpu", num_workers=0, progress=False))
+    return ToyConfig(
+        data=data,
+        batches_per_epoch=6,
+        train=TrainConfig(steps=steps, log_every=1, checkpoint_every=2, device="cpu", num_workers=0, progress=False),
+    )
 
 
 def main() -> None:
@@ -36,9 +39,18 @@ def main() -> None:
     resumed = ToyTask()
     r_res = train(resumed, config(data, 4), recipe="part", runs_root=runs, resume="auto")
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"rank{rank}.json").write_text(json.dumps({
-        "full": weights_hash(full), "resumed": weights_hash(resumed), "world_size": dist.get_world_size(),
-        "run_dir": r_full["run_dir"], "resumed_run_dir": r_res["run_dir"], "resumed_from": r_res["resumed_from"]}))
+    (out / f"rank{rank}.json").write_text(
+        json.dumps(
+            {
+                "full": weights_hash(full),
+                "resumed": weights_hash(resumed),
+                "world_size": dist.get_world_size(),
+                "run_dir": r_full["run_dir"],
+                "resumed_run_dir": r_res["run_dir"],
+                "resumed_from": r_res["resumed_from"],
+            }
+        )
+    )
     dist.barrier()  # both ranks are done before the group goes away (no rank exits mid-teardown)
     dist.destroy_process_group()
 

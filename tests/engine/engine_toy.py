@@ -69,14 +69,21 @@ class ToyTask:
         manifest = Manifest.read(cfg.data)
         self.dataset = ManifestDataset(manifest, size=SIZE, channels=1)
         classes = len(self.dataset.labels)
-        net = nn.Sequential(nn.Flatten(), nn.Linear(SIZE * SIZE, cfg.width), nn.ReLU(), nn.Dropout(0.3),
-                            nn.Linear(cfg.width, classes))
+        net = nn.Sequential(
+            nn.Flatten(), nn.Linear(SIZE * SIZE, cfg.width), nn.ReLU(), nn.Dropout(0.3), nn.Linear(cfg.width, classes)
+        )
         self.model = ctx.wrap_model(net)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=3, gamma=0.5)
-        self.sampler = IdentityBalancedSampler(manifest, p=2, k=2, seed=ctx.seed,
-                                               num_batches=cfg.batches_per_epoch or None,
-                                               rank=ctx.rank, world_size=ctx.world_size)
+        self.sampler = IdentityBalancedSampler(
+            manifest,
+            p=2,
+            k=2,
+            seed=ctx.seed,
+            num_batches=cfg.batches_per_epoch or None,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+        )
         self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=ctx.num_workers)
         self.probe = torch.stack([self.dataset[i]["image"] for i in range(4)]).to(ctx.device)
 
@@ -122,8 +129,11 @@ class ToyTask:
 
     def state_dict(self) -> dict:
         """Model, optimizer and scheduler states."""
-        return {"model": unwrap_model(self.model).state_dict(), "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict()}
+        return {
+            "model": unwrap_model(self.model).state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore `state_dict()`'s output."""

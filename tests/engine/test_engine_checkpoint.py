@@ -27,9 +27,16 @@ from hfr.errors import ConfigError, HFRError
 
 def payload(step: int, weight: torch.Tensor | None = None) -> dict:
     weight = torch.full((2, 3), float(step)) if weight is None else weight
-    return make_payload(task_state={"model": OrderedDict(w=weight)}, step=step, epoch=0, batch_in_epoch=step,
-                        rng=[get_rng_state()], config={"model": "toy", "betas": [0.5, 0.9]}, world_size=1,
-                        best=None)
+    return make_payload(
+        task_state={"model": OrderedDict(w=weight)},
+        step=step,
+        epoch=0,
+        batch_in_epoch=step,
+        rng=[get_rng_state()],
+        config={"model": "toy", "betas": [0.5, 0.9]},
+        world_size=1,
+        best=None,
+    )
 
 
 def test_roundtrip_with_weights_only(tmp_path):
@@ -88,14 +95,19 @@ def test_resolve_resume_path(tmp_path):
     saver.save(payload(5))
     assert resolve_resume_path(run) == (run / "checkpoints" / "step-0000005.pt", run)
     assert resolve_resume_path(run / "checkpoints") == (run / "checkpoints" / "step-0000005.pt", run)
-    assert resolve_resume_path(run / "checkpoints" / "step-0000002.pt") == (run / "checkpoints" / "step-0000002.pt", run)
+    assert resolve_resume_path(run / "checkpoints" / "step-0000002.pt") == (
+        run / "checkpoints" / "step-0000002.pt",
+        run,
+    )
 
 
 def test_structure_diff_ignores_values_and_fresh_optimizer_state():
     model = {"w": torch.zeros(2, 3), "b": torch.zeros(2)}
     fresh = {"model": model, "opt": {"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]}}
-    trained = {"model": {"w": torch.ones(2, 3), "b": torch.ones(2)},
-               "opt": {"state": {0: {"exp_avg": torch.ones(2, 3)}}, "param_groups": [{"lr": 0.05, "params": [0, 1]}]}}
+    trained = {
+        "model": {"w": torch.ones(2, 3), "b": torch.ones(2)},
+        "opt": {"state": {0: {"exp_avg": torch.ones(2, 3)}}, "param_groups": [{"lr": 0.05, "params": [0, 1]}]},
+    }
     assert structure_diff(fresh, trained) == []
     other = {"model": {"w": torch.ones(4, 3), "extra": torch.ones(1)}, "opt": trained["opt"]}
     diffs = structure_diff(fresh, other)
@@ -107,7 +119,10 @@ def test_structure_diff_ignores_values_and_fresh_optimizer_state():
 def test_config_diff_skips_the_train_section():
     now = {"model": "toy", "lr": 0.1, "train": {"steps": 10}, "net": {"width": 8}}
     then = {"model": "toy", "lr": 0.1, "train": {"steps": 5}, "net": {"width": 16}, "old": 1}
-    assert config_diff(now, then) == ["net.width: 16 in the checkpoint, 8 now", "old: only in the checkpoint's config (1)"]
+    assert config_diff(now, then) == [
+        "net.width: 16 in the checkpoint, 8 now",
+        "old: only in the checkpoint's config (1)",
+    ]
 
 
 def test_rng_state_survives_a_weights_only_checkpoint(tmp_path):
@@ -134,4 +149,4 @@ def test_preserved_rng_and_seeds():
     seed_everything(3)
     assert after == (random.random(), torch.rand(1))
     assert seed_everything(3, rank=0) == 3 and seed_everything(3, rank=1) == derive_seed(3, 1) != 3
-    assert derive_seed(3, 1) != derive_seed(3, 2) and 0 <= derive_seed(3, 1) < 2 ** 63
+    assert derive_seed(3, 1) != derive_seed(3, 2) and 0 <= derive_seed(3, 1) < 2**63

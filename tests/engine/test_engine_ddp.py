@@ -15,6 +15,8 @@ from engine_toy import write_toy_dataset
 from hfr.engine import load_checkpoint
 from hfr.engine.runlog import read_metrics
 
+pytestmark = pytest.mark.slow  # two torchrun processes; every task's DDP run is in test_task_contract
+
 SCRIPT = Path(__file__).with_name("ddp_train.py")
 
 
@@ -22,11 +24,29 @@ SCRIPT = Path(__file__).with_name("ddp_train.py")
 def test_two_gloo_ranks_train_identically_and_resume_exactly(tmp_path):
     data = write_toy_dataset(tmp_path / "data")
     runs, out = tmp_path / "runs", tmp_path / "out"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(SCRIPT), str(data), str(runs), str(out)],
-                          env=env, capture_output=True, text=True, timeout=240)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(SCRIPT),
+            str(data),
+            str(runs),
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     assert ranks[0]["world_size"] == 2

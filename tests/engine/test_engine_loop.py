@@ -26,8 +26,16 @@ def data(tmp_path_factory) -> Path:
 
 
 def make_cfg(data: Path, steps: int, **train_kw) -> ToyConfig:
-    train_kw = {"log_every": 1, "checkpoint_every": 2, "device": "cpu", "num_workers": 0, "progress": False,
-                "eval_every": -1, "sample_every": -1, **train_kw}
+    train_kw = {
+        "log_every": 1,
+        "checkpoint_every": 2,
+        "device": "cpu",
+        "num_workers": 0,
+        "progress": False,
+        "eval_every": -1,
+        "sample_every": -1,
+        **train_kw,
+    }
     return ToyConfig(data=str(data), train=TrainConfig(steps=steps, **train_kw))
 
 
@@ -63,8 +71,12 @@ def reference(data, tmp_path_factory) -> dict:
     """An uninterrupted 8-step run (crosses two epoch boundaries)."""
     root = tmp_path_factory.mktemp("ref")
     task, result = run(make_cfg(data, 8), root)
-    return {"state": final_state(task), "hash": weights_hash(task), "result": result,
-            "metrics": read_metrics(result["run_dir"])}
+    return {
+        "state": final_state(task),
+        "hash": weights_hash(task),
+        "result": result,
+        "metrics": read_metrics(result["run_dir"]),
+    }
 
 
 def test_run_folder_contents(reference):

@@ -29,6 +29,7 @@ def test_registry_and_closest_name_suggestion():
 
 def test_register_task_decorator_refuses_a_second_owner():
     try:
+
         @register_task("engine-test-once")
         class First(ToyTask):
             pass
@@ -36,6 +37,7 @@ def test_register_task_decorator_refuses_a_second_owner():
         assert get_task("engine-test-once") is First
         register_task("engine-test-once")(First)  # the same class again: a no-op
         with pytest.raises(ValueError, match="already registered"):
+
             @register_task("engine-test-once")
             class Second(ToyTask):
                 pass

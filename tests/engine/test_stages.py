@@ -33,7 +33,8 @@ def recipe(tmp_path):
     data = write_toy_dataset(tmp_path / "data")
     (tmp_path / "base.yaml").write_text(
         f"model: toy-stage\ndata: {data}\ntrain:\n  steps: 2\n  log_every: 1\n  checkpoint_every: 0\n"
-        f"  eval_every: -1\n  sample_every: 0\n  device: cpu\n  progress: false\n")
+        f"  eval_every: -1\n  sample_every: 0\n  device: cpu\n  progress: false\n"
+    )
     path = tmp_path / "toy.yaml"
     path.write_text("base: base.yaml\nwidth: 4\n")
     with registered("toy-stage", StageToy):

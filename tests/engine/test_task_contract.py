@@ -72,8 +72,12 @@ def _reload(path: Path) -> tuple[dict[str, Any], Any]:
 @pytest.mark.parametrize("variant", ALL)
 def test_learns_logs_exports_and_reloads(variant, contract_data, tmp_path):
     task = get_task(variant.task)()
-    result = train(task, variant.config(contract_data, variant.steps, variant.extra), recipe=variant.name,
-                   runs_root=tmp_path / "runs")
+    result = train(
+        task,
+        variant.config(contract_data, variant.steps, variant.extra),
+        recipe=variant.name,
+        runs_root=tmp_path / "runs",
+    )
     run = Path(result["run_dir"])
     logs = [m for m in read_metrics(run) if variant.falling in m]
     assert len(logs) == variant.steps
@@ -123,12 +127,30 @@ def test_a_stopped_run_resumes_bit_exactly(variant, contract_data, tmp_path):
 def ddp_results(contract_data, tmp_path_factory) -> list[dict[str, Any]]:
     """Every variant trained 3 steps by 2 gloo ranks under torchrun (one launch for all)."""
     out = tmp_path_factory.mktemp("ddp-out")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(DDP_SCRIPT), str(contract_data), str(out / "runs"), str(out),
-                           *(v.name for v in VARIANTS)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(DDP_SCRIPT),
+            str(contract_data),
+            str(out / "runs"),
+            str(out),
+            *(v.name for v in VARIANTS),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
 

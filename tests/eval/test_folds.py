@@ -14,10 +14,12 @@ from hfr.eval.protocols import cross_modal
 def _test_set() -> Manifest:
     recs = []
     for s in ("A", "B", "C", "D"):
-        recs += [make_record(f"{s}/g.png", s, "vis", 0.0, "test", gallery=1),
-                 make_record(f"{s}/v.png", s, "vis", 10.0, "test", gallery=0),
-                 make_record(f"{s}/n0.png", s, "nir", 0.0, "test", gallery=0),
-                 make_record(f"{s}/n1.png", s, "nir", 5.0, "test", gallery=0)]
+        recs += [
+            make_record(f"{s}/g.png", s, "vis", 0.0, "test", gallery=1),
+            make_record(f"{s}/v.png", s, "vis", 10.0, "test", gallery=0),
+            make_record(f"{s}/n0.png", s, "nir", 0.0, "test", gallery=0),
+            make_record(f"{s}/n1.png", s, "nir", 5.0, "test", gallery=0),
+        ]
     return Manifest(recs, "/data")
 
 

@@ -49,15 +49,23 @@ def test_cross_pose_per_bin_and_mean():
     out = cross_pose(manifest, feats)
     assert out["rank1_by_yaw"] == {"-60": 0.0, "-30": 1.0, "0": 1.0, "30": 1.0, "60": 0.0}
     assert out["rank1_by_abs_yaw"] == {"0": 1.0, "30": 1.0, "60": 0.0}
-    assert out["mean"] == pytest.approx(0.5)          # mean over |yaw| bins other than 0
+    assert out["mean"] == pytest.approx(0.5)  # mean over |yaw| bins other than 0
     assert out["rank1_all"] == pytest.approx(12 / 20)
 
 
 def test_cross_pose_uses_marked_gallery():
     manifest, feats = _pose_manifest(2)
-    marked = [make_record(r.path, r.subject, r.modality, r.yaw, r.split,
-                          **{**r.extra, "gallery": "1" if r.path.endswith("_0b.png") else "0"})
-              for r in manifest]
+    marked = [
+        make_record(
+            r.path,
+            r.subject,
+            r.modality,
+            r.yaw,
+            r.split,
+            **{**r.extra, "gallery": "1" if r.path.endswith("_0b.png") else "0"},
+        )
+        for r in manifest
+    ]
     gallery, _ = cross_pose_split(Manifest(marked, "."))
     assert [marked[i].path for i in gallery] == ["0_0b.png", "1_0b.png"]
 

@@ -13,8 +13,14 @@ from hfr.gallery import Gallery
 @pytest.fixture
 def flat() -> Gallery:
     x = feats(60)
-    return Gallery.build(x, subjects_of(60), "fp-a", modalities=["vis", "nir"] * 30,
-                         paths=[f"img/{i}.png" for i in range(60)], use_gpu=False)
+    return Gallery.build(
+        x,
+        subjects_of(60),
+        "fp-a",
+        modalities=["vis", "nir"] * 30,
+        paths=[f"img/{i}.png" for i in range(60)],
+        use_gpu=False,
+    )
 
 
 @pytest.fixture

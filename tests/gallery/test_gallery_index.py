@@ -73,14 +73,17 @@ def test_use_gpu_true_without_gpu_is_clear():
     assert isinstance(err.value, HFRError) and not isinstance(err.value, OptionError)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(dim=0), "dimension must be a positive integer"),
-    (dict(dim=True), "dimension must be a positive integer"),
-    (dict(kind="hnsw"), "unknown gallery index 'hnsw'"),
-    (dict(nlist=0), "nlist must be an integer of at least 1"),
-    (dict(nprobe=2.5), "nprobe must be an integer of at least 1"),
-    (dict(train_points_per_list=38), "train_points_per_list must be an integer of at least 39"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(dim=0), "dimension must be a positive integer"),
+        (dict(dim=True), "dimension must be a positive integer"),
+        (dict(kind="hnsw"), "unknown gallery index 'hnsw'"),
+        (dict(nlist=0), "nlist must be an integer of at least 1"),
+        (dict(nprobe=2.5), "nprobe must be an integer of at least 1"),
+        (dict(train_points_per_list=38), "train_points_per_list must be an integer of at least 39"),
+    ],
+)
 def test_index_parameters_are_checked(kwargs, match):
     with pytest.raises(ArgumentError, match=match):
         FaissIndex(**{"dim": DIM, "use_gpu": False, **kwargs})

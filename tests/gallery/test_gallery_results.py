@@ -67,7 +67,10 @@ def test_distinct_subjects_keeps_each_subjects_best_and_reports_completeness():
     result = SearchResult(
         scores=np.array([[0.9, 0.8, 0.7, 0.6], [0.9, 0.5, -np.inf, -np.inf]], np.float32),
         ids=np.array([[1, 2, 3, 4], [1, 3, -1, -1]], np.int64),
-        subjects=_objects(subjects), modalities=_objects([[""] * 4] * 2), paths=_objects([[""] * 4] * 2))
+        subjects=_objects(subjects),
+        modalities=_objects([[""] * 4] * 2),
+        paths=_objects([[""] * 4] * 2),
+    )
     best, complete = distinct_subjects(result, 3)
     assert best.subjects == [["a", "b", "c"], ["a", "b", ""]]
     np.testing.assert_array_equal(best.ids, [[1, 3, 4], [1, 3, -1]])
@@ -76,7 +79,14 @@ def test_distinct_subjects_keeps_each_subjects_best_and_reports_completeness():
     assert complete
     assert [r[1:3] for r in best.rows()] == [(1, "a"), (2, "b"), (3, "c"), (1, "a"), (2, "b")]
     # a probe short of subjects whose search was cut off at the depth is incomplete
-    short, complete = distinct_subjects(SearchResult(result.scores[:1, :2], result.ids[:1, :2],
-                                                     result.subjects[:1, :2], result.modalities[:1, :2],
-                                                     result.paths[:1, :2]), 2)
+    short, complete = distinct_subjects(
+        SearchResult(
+            result.scores[:1, :2],
+            result.ids[:1, :2],
+            result.subjects[:1, :2],
+            result.modalities[:1, :2],
+            result.paths[:1, :2],
+        ),
+        2,
+    )
     assert short.subjects == [["a", ""]] and not complete

@@ -16,9 +16,17 @@ from hfr.gallery import IDS_FILE, INDEX_FILE, META_FILE, Gallery, GalleryEntry, 
 @pytest.mark.parametrize("kind", ["flat", "ivf"])
 def test_save_load_round_trip(tmp_path, kind):
     x = feats(200, 4)
-    g = Gallery.build(x, subjects_of(200), "fp-z", modalities=["nir"] * 200,
-                      paths=[f"a,b/{i}.png" for i in range(200)], index=kind, nlist=4, nprobe=2,
-                      use_gpu=False)
+    g = Gallery.build(
+        x,
+        subjects_of(200),
+        "fp-z",
+        modalities=["nir"] * 200,
+        paths=[f"a,b/{i}.png" for i in range(200)],
+        index=kind,
+        nlist=4,
+        nprobe=2,
+        use_gpu=False,
+    )
     g.remove(ids=[3, 4])
     folder = g.save(tmp_path / "gal")
     assert sorted(p.name for p in folder.iterdir()) == sorted([INDEX_FILE, META_FILE, IDS_FILE])

@@ -37,15 +37,15 @@ def close(t: torch.Tensor, value: float) -> bool:
 
 
 def test_hinge_by_hand():
-    real = torch.tensor([2.0, 0.5])   # relu(1 - 2) = 0, relu(1 - 0.5) = 0.5 -> mean 0.25
+    real = torch.tensor([2.0, 0.5])  # relu(1 - 2) = 0, relu(1 - 0.5) = 0.5 -> mean 0.25
     fake = torch.tensor([-3.0, 1.0])  # relu(1 - 3) = 0, relu(1 + 1) = 2 -> mean 1
     assert close(adversarial_d(real, fake, "hinge"), 1.25)
     assert close(adversarial_g(fake, "hinge"), 1.0)  # -mean(-3, 1)
 
 
 def test_lsgan_by_hand():
-    real = torch.tensor([1.0, 0.0])   # (0^2 + 1^2) / 2 = 0.5
-    fake = torch.tensor([0.0, 2.0])   # (0 + 4) / 2 = 2
+    real = torch.tensor([1.0, 0.0])  # (0^2 + 1^2) / 2 = 0.5
+    fake = torch.tensor([0.0, 2.0])  # (0 + 4) / 2 = 2
     assert close(adversarial_d(real, fake, "lsgan"), 0.5 * 0.5 + 0.5 * 2.0)
     assert close(adversarial_g(fake, "lsgan"), 0.5 * (1.0 + 1.0) / 2)  # ((0-1)^2 + (2-1)^2) / 2, halved
 
@@ -54,8 +54,10 @@ def test_bce_by_hand():
     assert close(adversarial_g(torch.zeros(3), "bce"), math.log(2))
     assert close(adversarial_d(torch.zeros(3), torch.zeros(3), "bce"), 2 * math.log(2))
     # D(x) = 2, D(x^) = -1: -log sigmoid(2) - log(1 - sigmoid(-1)) = softplus(-2) + softplus(-1)
-    assert close(adversarial_d(torch.tensor([2.0]), torch.tensor([-1.0]), "bce"),
-                 math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-1.0)))
+    assert close(
+        adversarial_d(torch.tensor([2.0]), torch.tensor([-1.0]), "bce"),
+        math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-1.0)),
+    )
 
 
 def test_ideal_scores_and_patch_maps():
@@ -65,8 +67,10 @@ def test_ideal_scores_and_patch_maps():
     assert close(adversarial_g(ones, "lsgan"), 0.0)
     # every element of a patch map counts once: a map of one repeated score equals that score alone
     for kind in ADV_KINDS:
-        assert close(adversarial_d(torch.full((2, 1, 3, 3), 0.7), torch.full((2, 1, 3, 3), -0.2), kind),
-                     float(adversarial_d(torch.tensor([0.7]), torch.tensor([-0.2]), kind)))
+        assert close(
+            adversarial_d(torch.full((2, 1, 3, 3), 0.7), torch.full((2, 1, 3, 3), -0.2), kind),
+            float(adversarial_d(torch.tensor([0.7]), torch.tensor([-0.2]), kind)),
+        )
 
 
 @pytest.mark.parametrize("kind", ADV_KINDS)
@@ -83,12 +87,16 @@ def _definition(kind: str, real: torch.Tensor, fake: torch.Tensor) -> tuple[torc
     """(D's loss, G's loss) of each kind written with other torch functions than hfr.nn.gan uses."""
     real, fake = real.double(), fake.double()
     if kind == "lsgan":
-        return (0.5 * F.mse_loss(real, torch.ones_like(real)) + 0.5 * F.mse_loss(fake, torch.zeros_like(fake)),
-                0.5 * F.mse_loss(fake, torch.ones_like(fake)))
+        return (
+            0.5 * F.mse_loss(real, torch.ones_like(real)) + 0.5 * F.mse_loss(fake, torch.zeros_like(fake)),
+            0.5 * F.mse_loss(fake, torch.ones_like(fake)),
+        )
     if kind == "bce":
-        return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)),
-                F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake)))
+        return (
+            F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+            + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)),
+            F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake)),
+        )
     return torch.clamp(1 - real, min=0).mean() + torch.clamp(1 + fake, min=0).mean(), -fake.mean()
 
 
@@ -109,8 +117,11 @@ def test_kinds_give_the_values_of_the_per_method_copies_they_replace():
     g = torch.Generator().manual_seed(2024)
     real = torch.randn(2, 1, 3, 3, generator=g) * 2
     fake = torch.randn(2, 1, 3, 3, generator=g) * 2
-    before = {"lsgan": (4.409412384033203, 2.490250587463379), "bce": (2.028777837753296, 0.9485398530960083),
-              "hinge": (2.683314085006714, -0.3530592620372772)}
+    before = {
+        "lsgan": (4.409412384033203, 2.490250587463379),
+        "bce": (2.028777837753296, 0.9485398530960083),
+        "hinge": (2.683314085006714, -0.3530592620372772),
+    }
     for kind, (d, gen) in before.items():
         assert float(adversarial_d(real, fake, kind)) == pytest.approx(d, rel=1e-6)
         assert float(adversarial_g(fake, kind)) == pytest.approx(gen, rel=1e-6)
@@ -129,8 +140,10 @@ def test_losses_compute_in_float32_and_give_gradients(kind):
 
 
 def test_an_unknown_kind_is_one_config_error_naming_the_kinds():
-    for call in (lambda: adversarial_d(torch.zeros(2), torch.zeros(2), "wgan"),
-                 lambda: adversarial_g(torch.zeros(2), "wgan")):
+    for call in (
+        lambda: adversarial_d(torch.zeros(2), torch.zeros(2), "wgan"),
+        lambda: adversarial_g(torch.zeros(2), "wgan"),
+    ):
         with pytest.raises(ConfigError, match=r"loss\.adv_kind.*lsgan, bce, hinge, got 'wgan'"):
             call()
 
@@ -160,24 +173,57 @@ def test_check_feature_pair():
 
 #: state-dict keys and shapes of DVG-Face's D (64 px, 3 channels, width 0.25, instance norm) and of
 #: TSGAN's conditional D_d (cond 4 channels) before the move (commit b2555a7): the checkpoint contract.
-DVG_KEYS = {"net.0.weight": (16, 3, 4, 4), "net.0.bias": (16,), "net.2.weight": (32, 16, 4, 4), "net.2.bias": (32,),
-            "net.5.weight": (64, 32, 4, 4), "net.5.bias": (64,), "net.8.weight": (128, 64, 4, 4),
-            "net.8.bias": (128,), "net.11.weight": (1, 128, 3, 3), "net.11.bias": (1,)}
-TSGAN_KEYS = {"net.0.weight": (16, 7, 4, 4), "net.0.bias": (16,), "net.2.weight": (32, 16, 4, 4),
-              "net.2.bias": (32,), "net.3.weight": (32,), "net.3.bias": (32,), "net.5.weight": (64, 32, 4, 4),
-              "net.5.bias": (64,), "net.6.weight": (64,), "net.6.bias": (64,), "net.8.weight": (128, 64, 4, 4),
-              "net.8.bias": (128,), "net.9.weight": (128,), "net.9.bias": (128,), "net.11.weight": (1, 128, 4, 4),
-              "net.11.bias": (1,)}
+DVG_KEYS = {
+    "net.0.weight": (16, 3, 4, 4),
+    "net.0.bias": (16,),
+    "net.2.weight": (32, 16, 4, 4),
+    "net.2.bias": (32,),
+    "net.5.weight": (64, 32, 4, 4),
+    "net.5.bias": (64,),
+    "net.8.weight": (128, 64, 4, 4),
+    "net.8.bias": (128,),
+    "net.11.weight": (1, 128, 3, 3),
+    "net.11.bias": (1,),
+}
+TSGAN_KEYS = {
+    "net.0.weight": (16, 7, 4, 4),
+    "net.0.bias": (16,),
+    "net.2.weight": (32, 16, 4, 4),
+    "net.2.bias": (32,),
+    "net.3.weight": (32,),
+    "net.3.bias": (32,),
+    "net.5.weight": (64, 32, 4, 4),
+    "net.5.bias": (64,),
+    "net.6.weight": (64,),
+    "net.6.bias": (64,),
+    "net.8.weight": (128, 64, 4, 4),
+    "net.8.bias": (128,),
+    "net.9.weight": (128,),
+    "net.9.bias": (128,),
+    "net.11.weight": (1, 128, 4, 4),
+    "net.11.bias": (1,),
+}
 
 #: The layers before the move, written out: (in, out, kernel, stride, normed) per convolution at width 0.25.
-DVG_LAYERS = [(3, 16, 4, 2, False), (16, 32, 4, 2, True), (32, 64, 4, 2, True), (64, 128, 4, 2, True),
-              (128, 1, 3, 1, False)]
-TSGAN_LAYERS = [(7, 16, 4, 2, False), (16, 32, 4, 2, True), (32, 64, 4, 2, True), (64, 128, 4, 1, True),
-                (128, 1, 4, 1, False)]
+DVG_LAYERS = [
+    (3, 16, 4, 2, False),
+    (16, 32, 4, 2, True),
+    (32, 64, 4, 2, True),
+    (64, 128, 4, 2, True),
+    (128, 1, 3, 1, False),
+]
+TSGAN_LAYERS = [
+    (7, 16, 4, 2, False),
+    (16, 32, 4, 2, True),
+    (32, 64, 4, 2, True),
+    (64, 128, 4, 1, True),
+    (128, 1, 4, 1, False),
+]
 
 
-def _written_out(layers: list[tuple[int, int, int, int, bool]], norm: str, affine: bool, init: str | None
-                 ) -> nn.Sequential:
+def _written_out(
+    layers: list[tuple[int, int, int, int, bool]], norm: str, affine: bool, init: str | None
+) -> nn.Sequential:
     """A discriminator from its written-out layer list, built in the order the per-method code built it."""
     modules: list[nn.Module] = []
     for cin, cout, k, s, normed in layers:
@@ -231,8 +277,9 @@ def test_each_methods_d_equals_its_written_out_layers_for_one_seed(method, norm,
             assert torch.equal(out, reference(inputs))
 
 
-@pytest.mark.parametrize("layout,size,patches", [(FOUR_STRIDE_2, 64, 4), (FOUR_STRIDE_2, 128, 8),
-                                                 (PIX2PIX_70, 64, 6), (PIX2PIX_70, 128, 14)])
+@pytest.mark.parametrize(
+    "layout,size,patches", [(FOUR_STRIDE_2, 64, 4), (FOUR_STRIDE_2, 128, 8), (PIX2PIX_70, 64, 6), (PIX2PIX_70, 128, 14)]
+)
 def test_score_map_sizes(layout, size, patches):
     d = PatchGAN(1, layout, width=0.125).eval()
     with torch.no_grad():

@@ -33,12 +33,20 @@ def test_check_size_rules_and_messages():
         check_size(0, "n")
 
 
-@pytest.mark.parametrize("check,good,bad,match", [
-    (drgan_size, (16, 32, 48, 64, 96, 112), (8, 0, 72, 100), r"DR-GAN image size must be a multiple of 16"),
-    (dvg_size, (32, 64, 128, 256), (16, 48, 96, 100), r"DVG-Face image size must be a power of two >= 32 "
-                                                     r"\(the encoder halves it down to 4 x 4"),
-    (tsgan_size, (32, 64, 128, 256), (16, 48, 96, 100), r"TSGAN image size must be a power of two >= 32"),
-])
+@pytest.mark.parametrize(
+    "check,good,bad,match",
+    [
+        (drgan_size, (16, 32, 48, 64, 96, 112), (8, 0, 72, 100), r"DR-GAN image size must be a multiple of 16"),
+        (
+            dvg_size,
+            (32, 64, 128, 256),
+            (16, 48, 96, 100),
+            r"DVG-Face image size must be a power of two >= 32 "
+            r"\(the encoder halves it down to 4 x 4",
+        ),
+        (tsgan_size, (32, 64, 128, 256), (16, 48, 96, 100), r"TSGAN image size must be a power of two >= 32"),
+    ],
+)
 def test_each_methods_size_rule(check, good, bad, match):
     for size in good:
         assert check(size) == size

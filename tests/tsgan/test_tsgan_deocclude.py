@@ -33,7 +33,7 @@ def setup(tmp_path_factory):
         size = 40 if i == 0 else 32  # one input of another size than the generator's: resized
         Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / "faces" / f"f{i}.png")
         mask = np.zeros((size, size), np.uint8)
-        mask[8:20, 4 + i:20 + i] = 255
+        mask[8:20, 4 + i : 20 + i] = 255
         Image.fromarray(mask).save(root / "masks" / f"f{i}.png")
     (root / "faces" / "notes.txt").write_text("not an image")
     return root
@@ -69,8 +69,10 @@ def test_without_masks_and_without_frontalize(setup, tmp_path):
     assert not (tmp_path / "out" / "frontalized").exists()
     with_masks = deocclude_folder(loaded, setup / "faces", tmp_path / "masked", masks=setup / "masks")
     assert not np.array_equal(read_image(result.deoccluded[1]), read_image(with_masks.deoccluded[1]))
-    narrow, wide = read_image(result.grid, "RGB"), read_image(
-        deocclude_folder(loaded, setup / "faces", tmp_path / "f", frontalize=True).grid, "RGB")
+    narrow, wide = (
+        read_image(result.grid, "RGB"),
+        read_image(deocclude_folder(loaded, setup / "faces", tmp_path / "f", frontalize=True).grid, "RGB"),
+    )
     assert narrow.shape[1] < wide.shape[1]  # 3 columns vs 4
     one = deocclude_folder(loaded, setup / "faces" / "f2.png", tmp_path / "one")
     assert one.count == 1 and one.deoccluded[0].name == "f2.png"
@@ -113,16 +115,45 @@ def test_cli_deocclude_writes_outputs_and_refuses_bad_input(setup, tmp_path, cap
     from hfr.cli import main
 
     out = tmp_path / "cli"
-    assert main(["deocclude", "--generator", str(setup / "generator.pt"), "--input", str(setup / "faces"),
-                 "--mask", str(setup / "masks"), "--frontalize", "--out", str(out)]) == 0  # the spelling
+    assert (
+        main(
+            [
+                "deocclude",
+                "--generator",
+                str(setup / "generator.pt"),
+                "--input",
+                str(setup / "faces"),
+                "--mask",
+                str(setup / "masks"),
+                "--frontalize",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )  # the spelling
     assert f"{N_IMAGES} image(s) de-occluded and frontalized (with masks" in capsys.readouterr().out
     assert sorted(p.name for p in (out / "frontalized").glob("*.png")) == [f"f{i}.png" for i in range(N_IMAGES)]
     assert (out / "grid.png").exists()
-    assert main(["deocclude", "--generator", str(setup / "generator.pt"), "--input", str(setup / "missing"),
-                 "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "deocclude",
+                "--generator",
+                str(setup / "generator.pt"),
+                "--input",
+                str(setup / "missing"),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "missing" in capsys.readouterr().err
     drgan = tmp_path / "drgan.pt"
     save_generator_file(drgan, "drgan", {}, {})
-    assert main(["deocclude", "--generator", str(drgan), "--input", str(setup / "faces"),
-                 "--out", str(tmp_path / "y")]) == 2
+    assert (
+        main(["deocclude", "--generator", str(drgan), "--input", str(setup / "faces"), "--out", str(tmp_path / "y")])
+        == 2
+    )
     assert "DR-GAN" in capsys.readouterr().err

@@ -81,9 +81,10 @@ def test_triplet_hand_computed():
     # anchor at (1, 0); positive at 90 degrees (distance sqrt 2); negative opposite (distance 2)
     f = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     labels = torch.tensor([0, 0, 1])
-    per_anchor = [F.softplus(torch.tensor(math.sqrt(2) - 2.0)),  # anchor 0: p = 1, n = 2
-                  F.softplus(torch.tensor(math.sqrt(2) - math.sqrt(2))),  # anchor 1: p = 0, n = 2
-                  ]  # anchor 2 has no positive: skipped
+    per_anchor = [
+        F.softplus(torch.tensor(math.sqrt(2) - 2.0)),  # anchor 0: p = 1, n = 2
+        F.softplus(torch.tensor(math.sqrt(2) - math.sqrt(2))),  # anchor 1: p = 0, n = 2
+    ]  # anchor 2 has no positive: skipped
     expected = float(sum(per_anchor) / 2)
     assert float(triplet_loss(f, labels)) == pytest.approx(expected, rel=1e-5)
     assert float(triplet_loss(f, labels, mining="all")) == pytest.approx(expected, rel=1e-5)
@@ -160,8 +161,16 @@ def test_weights_defaults_and_validation():
 def test_weighted_total():
     w = TSGANLossWeights()
     one = torch.tensor(1.0)
-    parts = {"pixel_d": one, "pixel_f": 2 * one, "symmetry": one, "tv": one, "identity_f": one,
-             "triplet": one, "adversarial_d": one, "adversarial_f": one}
+    parts = {
+        "pixel_d": one,
+        "pixel_f": 2 * one,
+        "symmetry": one,
+        "tv": one,
+        "identity_f": one,
+        "triplet": one,
+        "adversarial_d": one,
+        "adversarial_f": one,
+    }
     expected = 20 * 3 + 4 + 40 + 1 + 0.3 + 2e-3
     assert float(weighted_total(parts, w)) == pytest.approx(expected)
     off = TSGANLossWeights(tv=0.0)

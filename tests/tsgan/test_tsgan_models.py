@@ -13,7 +13,7 @@ from tsgan.models import DeocclusionGenerator, FrontalizationGenerator, MaskAtte
 def _mask(b: int, s: int) -> torch.Tensor:
     """A block occlusion over the lower-left quarter of every image."""
     m = torch.zeros(b, 1, s, s)
-    m[:, :, s // 2:, : s // 2] = 1.0
+    m[:, :, s // 2 :, : s // 2] = 1.0
     return m
 
 
@@ -171,10 +171,19 @@ def test_conditional_discriminators():
         PatchDiscriminator(64, width=0.125)(x, x)
 
 
-@pytest.mark.parametrize("kwargs,match", [({"size": 96}, "power of two"), ({"size": 16}, "power of two"),
-                                          ({"width": 0}, "width"), ({"norm": "layer"}, "norm"),
-                                          ({"d_norm": "batch"}, "norm"), ({"channels": 2}, "channels"),
-                                          ({"prior": "x"}, "prior"), ({"dropout": 1.0}, "dropout")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"size": 96}, "power of two"),
+        ({"size": 16}, "power of two"),
+        ({"width": 0}, "width"),
+        ({"norm": "layer"}, "norm"),
+        ({"d_norm": "batch"}, "norm"),
+        ({"channels": 2}, "channels"),
+        ({"prior": "x"}, "prior"),
+        ({"dropout": 1.0}, "dropout"),
+    ],
+)
 def test_bad_options_raise_config_error(kwargs, match):
     args = {"size": 64, "width": 0.125, **kwargs}
     with pytest.raises(ConfigError, match=match):
@@ -193,8 +202,9 @@ def test_g_d_learns_a_fixed_batch_and_mam_gets_gradients():
     torch.manual_seed(7)
     g = build_tsgan(32, width=0.125).g_d
     # smooth faces-like targets (bilinear upsampling of 4 x 4 noise): learnable in a few steps
-    clean = torch.nn.functional.interpolate(torch.rand(4, 3, 4, 4) * 2 - 1, size=32, mode="bilinear",
-                                            align_corners=False)
+    clean = torch.nn.functional.interpolate(
+        torch.rand(4, 3, 4, 4) * 2 - 1, size=32, mode="bilinear", align_corners=False
+    )
     mask = _mask(4, 32)
     occluded = clean * (1 - mask) + mask * 0.8
     opt = torch.optim.Adam(g.parameters(), lr=2e-3, betas=(0.5, 0.999))

@@ -1,4 +1,7 @@
-"""The `tsgan` task through `hfr train-generator`: its terms, generator.pt, bad data (the contract: test_task_contract)."""
+"""The `tsgan` task through `hfr train-generator`: its terms, generator.pt, bad data.
+
+Learning, exact resume, export and DDP: tests/engine/test_task_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -35,9 +38,19 @@ def setup(tmp_path_factory):
 
 def _args(setup, runs, *extra, data=None):
     args = ["train-generator", "--config", RECIPE, "--runs", str(runs)]
-    for s in (f"data.train={data or setup / 'occ'}", "data.split=", f"data.recognizer={setup / 'rec.pt'}",
-              "data.size=32", "net.width=0.125", "batch_size=4", "train.num_workers=0", "train.progress=false",
-              "train.sample_every=0", "train.amp=off", *extra):
+    for s in (
+        f"data.train={data or setup / 'occ'}",
+        "data.split=",
+        f"data.recognizer={setup / 'rec.pt'}",
+        "data.size=32",
+        "net.width=0.125",
+        "batch_size=4",
+        "train.num_workers=0",
+        "train.progress=false",
+        "train.sample_every=0",
+        "train.amp=off",
+        *extra,
+    ):
         args += ["--set", s]
     return args
 
@@ -53,8 +66,19 @@ def test_every_term_is_logged_and_the_generator_restores_at_full_range(setup, tm
     assert main(_args(setup, runs, "train.steps=2", "train.log_every=1", "train.sample_every=2")) == 0
     run = _run(runs)
     last = [m for m in read_metrics(run) if "loss_pixel_d" in m][-1]
-    expected = {"loss_pixel_f", "loss_symmetry", "loss_tv", "loss_identity_d", "loss_identity_f", "loss_triplet_d",
-                "loss_triplet_f", "loss_adversarial_d", "loss_adversarial_f", "loss_g", "loss_d"}
+    expected = {
+        "loss_pixel_f",
+        "loss_symmetry",
+        "loss_tv",
+        "loss_identity_d",
+        "loss_identity_f",
+        "loss_triplet_d",
+        "loss_triplet_f",
+        "loss_adversarial_d",
+        "loss_adversarial_f",
+        "loss_g",
+        "loss_d",
+    }
     assert expected <= set(last)
     assert (run / "samples").is_dir() and list((run / "samples").glob("*.png"))
     loaded = load_tsgan(run / "generator.pt")
@@ -92,8 +116,20 @@ def test_missing_mask_is_an_error_naming_the_row_and_synthesize_builds_it(setup,
     assert main(_args(setup, tmp_path / "r", "train.steps=1", data=path)) == 2
     assert "empty mask_path" in capsys.readouterr().err
     with caplog.at_level(logging.INFO):
-        assert main(_args(setup, tmp_path / "s", "train.steps=1", "train.log_every=1", "data.synthesize_masks=true",
-                          "data.recognizer=", data=path)) == 0
+        assert (
+            main(
+                _args(
+                    setup,
+                    tmp_path / "s",
+                    "train.steps=1",
+                    "train.log_every=1",
+                    "data.synthesize_masks=true",
+                    "data.recognizer=",
+                    data=path,
+                )
+            )
+            == 0
+        )
     assert any("identity and dual triplet terms are off" in r.getMessage() for r in caplog.records)
     (log,) = [m for m in read_metrics(_run(tmp_path / "s")) if "loss_g" in m]
     assert "loss_identity_d" not in log and "loss_triplet_f" not in log and "loss_pixel_d" in log
@@ -105,11 +141,13 @@ def test_mask_of_another_size_and_missing_targets_are_errors(setup):
     big = setup / "occ" / "big_mask.png"
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(big)
     manifest = Manifest.read(setup / "occ")
-    edited = manifest.with_records(relabel(r, mask_path="big_mask.png") if r.path == rec.path else r
-                                   for r in manifest)
+    edited = manifest.with_records(relabel(r, mask_path="big_mask.png") if r.path == rec.path else r for r in manifest)
     edited.write(setup / "occ" / "big.csv")
-    with pytest.raises(DataError, match=r"big\.csv row \d+: mask_path 'big_mask\.png' is 48x48 but its image .* "
-                                        r"is 32x32"):
+    with pytest.raises(
+        DataError,
+        match=r"big\.csv row \d+: mask_path 'big_mask\.png' is 48x48 but its image .* "
+        r"is 32x32",
+    ):
         TSGANDataset(training_rows(str(setup / "occ" / "big.csv"), ""), 32)
     for col in ("frontal_path", "clean_path"):
         edited = manifest.with_records(relabel(r, **{col: ""}) if r.path == rec.path else r for r in manifest)
