@@ -165,7 +165,7 @@ def pair_figure(pairs: dict[str, Path], path: Path, count: int = 8) -> None:
     for name, folder in pairs.items():
         m = Manifest.read(folder)
         for modality in ("nir", "vis"):
-            rows = m.filter(lambda r, mod=modality: r.modality == mod and int(r.get("pair")) < count)
+            rows = m.with_records([r for r in m.records if r.modality == modality and int(r.get("pair")) < count])
             rows = rows.with_records(sorted(rows, key=lambda r: int(r.get("pair"))))
             ds = ManifestDataset(rows, size=64, channels=3)
             images += tensor_to_images(torch.stack([ds[i]["image"] for i in range(len(ds))]))

@@ -66,7 +66,7 @@ from drgan.models import fuse_features  # noqa: E402
 from drgan.recognizer import as_recognizer, encoder_module  # noqa: E402
 from hfr.config import read_recipe, read_yaml  # noqa: E402
 from hfr.data.datasets import ManifestDataset  # noqa: E402
-from hfr.data.manifest import MANIFEST_NAME, Manifest, make_record  # noqa: E402
+from hfr.data.manifest import MANIFEST_NAME, Manifest, Record, make_record  # noqa: E402
 from hfr.data.stats import yaw_bin  # noqa: E402
 from hfr.embed import embed_manifest  # noqa: E402
 from hfr.engine.stages import Stages, render_synth  # noqa: E402
@@ -171,11 +171,17 @@ def encoder_features(gen: LoadedGenerator, manifest: Manifest) -> tuple[np.ndarr
     return np.concatenate(fs), np.concatenate(ws)
 
 
+def _yaw(rec: Record) -> float:
+    """The yaw of a probe row (cross_pose_split keeps rows with a yaw only)."""
+    assert rec.yaw is not None
+    return float(rec.yaw)
+
+
 def build_templates(manifest: Manifest, probes: list[int], n: int, seed: int) -> list[list[int]]:
     """Probe templates of n images of one subject at one yaw bin (see the module docstring)."""
     groups: dict[tuple[str, float], list[int]] = defaultdict(list)
     for i in probes:
-        groups[(manifest[i].subject, yaw_bin(manifest[i].yaw))].append(i)
+        groups[(manifest[i].subject, yaw_bin(_yaw(manifest[i])))].append(i)
     rng = np.random.default_rng(seed)
     templates = []
     for key in sorted(groups):
@@ -201,7 +207,7 @@ def fused_cross_pose(manifest: Manifest, feats: np.ndarray, omega: np.ndarray, n
     for k, t in enumerate(templates):
         first = manifest[t[0]]
         rows.append(
-            make_record(f"template/{k:06d}", first.subject, first.modality, yaw_bin(first.yaw), "test", gallery=0)
+            make_record(f"template/{k:06d}", first.subject, first.modality, yaw_bin(_yaw(first)), "test", gallery=0)
         )
         vectors.append(fuse_features(f[t], w[t], len(t)).numpy())
     result = cross_pose(Manifest(rows, manifest.root), np.concatenate(vectors))
@@ -233,13 +239,13 @@ def frontalized_features(recognizer: Recognizer, gen: LoadedGenerator, manifest:
 # ---------------------------------------------------------------------- figures
 def _pick(manifest: Manifest, rows: list[int], subject: str, yaw: float) -> int | None:
     """A row of `subject` at yaw bin `yaw` (the neutral light when there is one), else None."""
-    found = [i for i in rows if manifest[i].subject == subject and yaw_bin(manifest[i].yaw) == yaw]
+    found = [i for i in rows if manifest[i].subject == subject and yaw_bin(_yaw(manifest[i])) == yaw]
     neutral = [
         i
         for i in found
         if manifest[i].get("illumination") in ("", "neutral") and manifest[i].get("expression") in ("", "neutral")
     ]
-    return (neutral or found or [None])[0]
+    return (neutral or found)[0] if found else None
 
 
 def _images(manifest: Manifest, rows: list[int], size: int, channels: int) -> torch.Tensor:

@@ -74,7 +74,7 @@ from drgan.export import load_generator  # noqa: E402
 from drgan.frontalize import frontalize  # noqa: E402
 from hfr.config import read_recipe  # noqa: E402
 from hfr.data.datasets import ManifestDataset  # noqa: E402
-from hfr.data.manifest import MANIFEST_NAME, Manifest  # noqa: E402
+from hfr.data.manifest import MANIFEST_NAME, Manifest, Record  # noqa: E402
 from hfr.data.stats import yaw_bin  # noqa: E402
 from hfr.engine.stages import Stages, render_synth  # noqa: E402
 from hfr.errors import DataError  # noqa: E402
@@ -181,6 +181,12 @@ def tsgan_sets(data: Path, recognizer: Path, args: argparse.Namespace) -> list[s
 
 
 # ---------------------------------------------------------------------- protocol and metrics
+def _yaw(rec: Record) -> float:
+    """The yaw of a probe row (cross_pose_split keeps rows with a yaw only)."""
+    assert rec.yaw is not None
+    return float(rec.yaw)
+
+
 def rank1_breakdown(manifest: Manifest, features: np.ndarray, bin_width: float = 15.0) -> dict[str, Any]:
     """Rank-1 of every probe against the frontal gallery (`hfr.eval.protocols.cross_pose_split`: the
     `gallery=1` rows, probes every other row with a yaw), overall, per `occlusion` kind, per |yaw| bin
@@ -202,7 +208,7 @@ def rank1_breakdown(manifest: Manifest, features: np.ndarray, bin_width: float =
     by_both: dict[str, dict[float, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for j, i in enumerate(probes):
         kind = manifest[i].get("occlusion") or "none"
-        b = abs(yaw_bin(float(manifest[i].yaw), bin_width))
+        b = abs(yaw_bin(_yaw(manifest[i]), bin_width))
         by_kind[kind].append(bool(hit[j]))
         by_yaw[b].append(bool(hit[j]))
         by_both[kind][b].append(bool(hit[j]))
@@ -317,7 +323,7 @@ def grid_rows(manifest: Manifest, probes: list[int]) -> list[int]:
         cands.sort(
             key=lambda i: (
                 manifest[i].subject in used,
-                abs(float(manifest[i].yaw)) not in (30.0, 45.0),
+                abs(_yaw(manifest[i])) not in (30.0, 45.0),
                 manifest[i].get("illumination") not in ("", "neutral"),
             )
         )
@@ -348,7 +354,7 @@ def grid_figure(
             "path": manifest[i].path,
             "subject": manifest[i].subject,
             "occlusion": manifest[i].get("occlusion"),
-            "yaw": float(manifest[i].yaw),
+            "yaw": _yaw(manifest[i]),
         }
         for i in picks
     ]

@@ -108,7 +108,7 @@ def count_macs(model: nn.Module, size: int, in_channels: int = 1) -> int:
         if isinstance(m, nn.Conv2d):
             per_output = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
             total += out[0].numel() * per_output
-        else:
+        elif isinstance(m, nn.Linear):
             total += m.in_features * m.out_features
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]

@@ -152,9 +152,9 @@ def run_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     brute_probes = torch.from_numpy(probes)
     brute_force_topk(brute_feats, brute_probes[:8], k, normalize=False)  # warm-up
     t0 = time.perf_counter()
-    ref_s, ref_i = brute_force_topk(brute_feats, brute_probes, k, normalize=False, chunk_size=args.chunk)
+    brute_s, brute_i = brute_force_topk(brute_feats, brute_probes, k, normalize=False, chunk_size=args.chunk)
     brute_time = time.perf_counter() - t0
-    ref_s, ref_i = ref_s.numpy(), ref_i.numpy().astype(np.int64)
+    ref_s, ref_i = brute_s.numpy(), brute_i.numpy().astype(np.int64)
     rows.append(
         {
             "size": n,
@@ -195,7 +195,7 @@ def run_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         res = g.search(probes, k)
         search = time.perf_counter() - t0
-        row = {
+        row: dict[str, Any] = {
             "size": n,
             "method": kind,
             "params": {**params, "on_gpu": g.use_gpu},
@@ -212,10 +212,12 @@ def run_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             row["params"]["nlist_effective"] = g.nlist_effective
             row["nprobe_sweep"] = nprobe_sweep(g, probes, k, ref_i, args.sweep)
         if kind == "flat":
-            check = compare_topk(res.ids, res.scores, ref_i, ref_s)
-            check["max_abs_score_diff"] = float(np.abs(res.scores - ref_s).max())
-            check["exact"] = check["different"] == 0
-            row["equals_brute_force"] = check
+            counts = compare_topk(res.ids, res.scores, ref_i, ref_s)
+            row["equals_brute_force"] = {
+                **counts,
+                "max_abs_score_diff": float(np.abs(res.scores - ref_s).max()),
+                "exact": counts["different"] == 0,
+            }
         rows.append(row)
         print(
             f"[N={n:,}] {kind}: build {build:.1f}s, {row['queries_per_s']:.0f} q/s, "

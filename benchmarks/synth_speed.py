@@ -33,15 +33,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def measure(size: int, n_images: int, device: str, batch: int = 256) -> dict[str, float]:
     """Render `n_images` webface images at `size` in batches; returns images/s with and without PNG."""
-    cfg = SynthConfig(preset="webface", size=size, subjects=n_images // 20 + 1, images_per_subject=20)
+    subjects = n_images // 20 + 1
+    cfg = SynthConfig(preset="webface", size=size, subjects=subjects, images_per_subject=20)
     per_batch = batch // 20
     batches = []
-    for first in range(0, cfg.subjects, per_batch):
-        subj = list(range(first, min(cfg.subjects, first + per_batch)))
+    for first in range(0, subjects, per_batch):
+        subj = list(range(first, min(subjects, first + per_batch)))
         ids = [preset_identity(cfg, i) for i in subj]
         specs = []
         for j, i in enumerate(subj):
-            for it in _layout(cfg, i, cfg.subjects):
+            for it in _layout(cfg, i, subjects):
                 it.spec.identity = j
                 specs.append(it.spec)
         batches.append((ids, specs))

@@ -40,7 +40,7 @@ from drgan.recognizer import as_recognizer, export_encoder
 from hfr.data.augment import augment
 from hfr.data.datasets import ManifestDataset, ShuffleBatchSampler, SubjectGroupSampler
 from hfr.data.manifest import Manifest, read_training_rows
-from hfr.engine.task import TrainContext, parameter_summary, unwrap_model
+from hfr.engine.task import TrainContext, parameter_summary
 from hfr.errors import ConfigError, DataError
 from hfr.nn.ranges import to_signed, to_unit
 
@@ -362,9 +362,8 @@ class DRGANTask:
 
         run_dir = Path(run_dir)
         info = {"method": "drgan", "train": str(self.cfg.data.train), "subjects": len(self.subjects), **(meta or {})}
-        g = unwrap_model(self.G)
-        export_generator(g, run_dir / "generator.pt", self.cfg, meta=info)
-        export_encoder(g, self.cfg.net.width, run_dir / "recognizer.pt", meta=info)
+        export_generator(self.G, run_dir / "generator.pt", self.cfg, meta=info)
+        export_encoder(self.G, self.cfg.net.width, run_dir / "recognizer.pt", meta=info)
         return {"generator": run_dir / "generator.pt", "recognizer": run_dir / "recognizer.pt"}
 
 

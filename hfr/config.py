@@ -34,7 +34,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, TypeGuard, TypeVar, Union
 
 import yaml
 
@@ -56,13 +56,18 @@ def _closest(key: str, options: Iterable[str]) -> str:
     return f"; did you mean {matches[0]!r}?" if matches else ""
 
 
+def is_dataclass_type(tp: Any) -> TypeGuard[type[Any]]:
+    """True when `tp` is a dataclass (the class, not an instance)."""
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
 def field_names(cls: type) -> list[str]:
     """Dotted names of every leaf field of a config dataclass (for suggestions and docs)."""
     names: list[str] = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
+        if is_dataclass_type(tp):
             names.extend(f"{f.name}.{sub}" for sub in field_names(tp))
         else:
             names.append(f.name)
@@ -87,7 +92,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} is not a valid {_type_name(tp)}")
-    if dataclasses.is_dataclass(tp):
+    if is_dataclass_type(tp):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
         return from_dict(tp, value, where)
@@ -137,7 +142,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
     """Build dataclass `cls` from a mapping, checking keys and types (missing keys keep defaults)."""
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    known = {f.name: f for f in dataclasses.fields(typing.cast(Any, cls))}
     kwargs = {}
     for key, value in data.items():
         if key not in known:
@@ -334,7 +339,7 @@ def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
         if key not in hints:
             raise ConfigError(f"{where}: unknown key {key!r}{_closest(str(key), hints)}")
         inner = _unwrap_optional(hints[key])
-        if dataclasses.is_dataclass(inner) and isinstance(value, Mapping):
+        if is_dataclass_type(inner) and isinstance(value, Mapping):
             _check_keys(inner, value, f"{where}: {key}")
 
 

@@ -338,8 +338,8 @@ def verification_report(scores: Any, labels: Any, fars: Sequence[float] = (1e-4,
     """
     rc = _counts(scores, labels)
     e, thr = eer(rc, None)
-    conservative = tar_at_far(rc, None, list(fars))
-    nearest = tar_at_far(rc, None, list(fars), mode="nearest")
+    conservative = np.atleast_1d(tar_at_far(rc, None, list(fars)))
+    nearest = np.atleast_1d(tar_at_far(rc, None, list(fars), mode="nearest"))
     thresholds = [threshold_at_far(rc, None, f) for f in fars]
     for f in fars:
         if 0 < float(f) < 1.0 / rc.n_impostor:

@@ -25,8 +25,7 @@ def write_patterns(
     rng = np.random.default_rng(seed)
     recs = []
     for s in range(subjects):
-        pattern = rng.uniform(0, 255, size=(size // 4, size // 4))
-        pattern = np.kron(pattern, np.ones((4, 4)))
+        pattern = np.kron(rng.uniform(0, 255, size=(size // 4, size // 4)), np.ones((4, 4)))
         for m in modalities:
             for k in range(per_subject):
                 img = pattern * (0.6 if m == "nir" else 1.0) + rng.normal(0, 12, size=(size, size))

@@ -217,7 +217,7 @@ def write_contract_data(root: Path) -> Path:
     return root
 
 
-def train_config(cfg: object) -> TrainConfig:
+def train_config(cfg: Any) -> TrainConfig:
     """The `train:` section of a resolved config."""
     train = cfg.train
     assert isinstance(train, TrainConfig)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -147,7 +149,7 @@ def commands(monkeypatch):
     from hfr import cli
     from hfr.registry import Registry
 
-    registry = Registry("command group", cli.ENTRY_POINT_GROUP)
+    registry: Registry[Callable[[Any], None]] = Registry("command group", cli.ENTRY_POINT_GROUP)
     monkeypatch.setattr(cli, "COMMANDS", registry)
     return registry
 
@@ -209,10 +211,14 @@ def test_a_broken_plugin_is_a_warning_and_the_rest_still_works(commands, monkeyp
 def test_a_new_method_adds_a_command_without_touching_hfr(commands, capsys):
     from hfr.cli.common import console
 
+    def wave(args) -> int:
+        console.print("wave " * args.times)
+        return 0
+
     def register(sub):
         p = sub.add_parser("wave", help="a fourth method's command")
         p.add_argument("--times", type=int, default=1)
-        p.set_defaults(func=lambda args: console.print("wave " * args.times) or 0)
+        p.set_defaults(func=wave)
 
     with commands.temporarily("fourth", register):
         assert main(["wave", "--times", "2"]) == 0

@@ -76,7 +76,7 @@ def ref_ranks(sim, probe_labels, gallery_labels):
     """Per probe: best score of each subject, then count subjects scoring >= the true one."""
     ranks = []
     for p, lab in enumerate(probe_labels):
-        best = {}
+        best: dict[object, float] = {}
         for g, gl in enumerate(gallery_labels):
             best[gl] = max(best.get(gl, -math.inf), sim[p, g])
         ranks.append(sum(1 for v in best.values() if v >= best[lab]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hfr.cli import main
 from hfr.data.manifest import Manifest
@@ -142,7 +142,7 @@ def test_a_broken_stage_entry_point_is_left_out_with_a_warning(monkeypatch, capl
     from hfr import quickstart
     from hfr.registry import Registry
 
-    registry = Registry("quickstart stage", quickstart.ENTRY_POINT_GROUP)
+    registry: Registry[Any] = Registry("quickstart stage", quickstart.ENTRY_POINT_GROUP)
     real = registry._entry_points
     broken = metadata.EntryPoint(name="broken", value="no_such_module_hfr_test:Stage", group="hfr.quickstart")
     monkeypatch.setattr(registry, "_entry_points", lambda: [*real(), broken])

@@ -94,7 +94,7 @@ def load_tsgan(path: str | os.PathLike, device: torch.device | str = "cpu") -> L
     payload = load_generator_file(path, METHOD)
     c = payload["config"]
     try:
-        common = dict(
+        common: dict[str, Any] = dict(
             size=int(c["size"]),
             channels=int(c["channels"]),
             width=float(c["width"]),

@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hfr.data.datasets import IdentityBalancedSampler
-from hfr.engine.task import TrainContext, parameter_summary, unwrap_model
+from hfr.engine.task import TrainContext, parameter_summary
 from hfr.nn.gan import adversarial_d, adversarial_g, l1
 from hfr.nn.ranges import to_signed, to_unit
 from tsgan.config import TSGANConfig
@@ -248,5 +248,5 @@ class TSGANTask:
             "recognizer_fingerprint": self.recognizer.fingerprint if self.recognizer is not None else "",
             **(meta or {}),
         }
-        export_tsgan(unwrap_model(self.G_d), unwrap_model(self.G_f), path, self.cfg, info)
+        export_tsgan(self.G_d, self.G_f, path, self.cfg, info)
         return {"generator": path}

@@ -38,8 +38,16 @@ import torch
 from kornia.geometry.transform import warp_affine
 
 from hfr.data.imageio import read_image, write_png
-from hfr.data.manifest import (MANIFEST_NAME, MODALITIES, PATH_COLUMNS, Manifest, csv_body_rows,
-                               make_record, parse_number, read_csv_text)
+from hfr.data.manifest import (
+    MANIFEST_NAME,
+    MODALITIES,
+    PATH_COLUMNS,
+    Manifest,
+    csv_body_rows,
+    make_record,
+    parse_number,
+    read_csv_text,
+)
 from hfr.errors import ArgumentError, DataError, ImageError
 
 log = logging.getLogger(__name__)
@@ -115,17 +123,21 @@ def estimate_similarity(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     if d.ndim == 2:
         d = d.unsqueeze(0).expand(s.shape[0], -1, -1)
     if s.ndim != 3 or s.shape[-1] != 2 or d.shape != s.shape:
-        raise ArgumentError(f"estimate_similarity needs src (B, N, 2) and dst (N, 2) or (B, N, 2), "
-                            f"got {tuple(src_t.shape)} and {tuple(torch.as_tensor(dst).shape)}")
+        raise ArgumentError(
+            f"estimate_similarity needs src (B, N, 2) and dst (N, 2) or (B, N, 2), "
+            f"got {tuple(src_t.shape)} and {tuple(torch.as_tensor(dst).shape)}"
+        )
     bad = ~torch.isfinite(s).all(dim=(1, 2))
     ms, md = s.mean(dim=1, keepdim=True), d.mean(dim=1, keepdim=True)
     xs, xd = s - ms, d - md
-    var = (xs ** 2).sum(dim=(1, 2))
+    var = (xs**2).sum(dim=(1, 2))
     bad |= var <= 1e-12
     if bad.any():
         rows = bad.nonzero().squeeze(1).tolist()
-        raise DataError(f"landmarks of sample(s) {rows[:10]} are degenerate (all points coincide or "
-                        f"are not finite); a similarity cannot be estimated from them")
+        raise DataError(
+            f"landmarks of sample(s) {rows[:10]} are degenerate (all points coincide or "
+            f"are not finite); a similarity cannot be estimated from them"
+        )
     a = (xs[..., 0] * xd[..., 0] + xs[..., 1] * xd[..., 1]).sum(dim=1) / var
     b = (xs[..., 0] * xd[..., 1] - xs[..., 1] * xd[..., 0]).sum(dim=1) / var
     rot = torch.stack([torch.stack([a, -b], dim=-1), torch.stack([b, a], dim=-1)], dim=-2)
@@ -133,9 +145,14 @@ def estimate_similarity(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     return torch.cat([rot, t.unsqueeze(-1)], dim=-1).to(out_dtype)
 
 
-def align_faces(images: torch.Tensor, landmarks: torch.Tensor,
-                template: str | torch.Tensor | np.ndarray = "lightcnn128", size: int | None = None,
-                mode: str = "bilinear", padding_mode: str = "zeros") -> torch.Tensor:
+def align_faces(
+    images: torch.Tensor,
+    landmarks: torch.Tensor,
+    template: str | torch.Tensor | np.ndarray = "lightcnn128",
+    size: int | None = None,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+) -> torch.Tensor:
     """Warp each face so its 5 landmarks land on the template's points; (B, C, size, size).
 
     `images` is (B, C, H, W) float, `landmarks` (B, 5, 2) in the order and pixel convention of
@@ -143,15 +160,20 @@ def align_faces(images: torch.Tensor, landmarks: torch.Tensor,
     defaults to the template's native size (templates are scaled to other sizes).
     """
     if images.ndim != 4 or not images.is_floating_point():
-        raise ArgumentError(f"align_faces expects a float (B, C, H, W) batch, got {images.dtype} "
-                            f"{tuple(images.shape)}")
+        raise ArgumentError(f"align_faces expects a float (B, C, H, W) batch, got {images.dtype} {tuple(images.shape)}")
     lm = torch.as_tensor(landmarks)
     if lm.ndim != 3 or lm.shape[1:] != (5, 2) or lm.shape[0] != images.shape[0]:
         raise ArgumentError(f"landmarks must be (B, 5, 2) with B = {images.shape[0]}, got {tuple(lm.shape)}")
     dst, out = template_points(template, size)
     m = estimate_similarity(lm.detach().to("cpu", torch.float64), dst)
-    return warp_affine(images, m.to(device=images.device, dtype=images.dtype), (out, out), mode=mode,
-                       padding_mode=padding_mode, align_corners=True)
+    return warp_affine(
+        images,
+        m.to(device=images.device, dtype=images.dtype),
+        (out, out),
+        mode=mode,
+        padding_mode=padding_mode,
+        align_corners=True,
+    )
 
 
 # ------------------------------------------------------------------------------ align_folder
@@ -168,8 +190,10 @@ def _parse_landmarks(row: dict[str, str], where: str) -> np.ndarray:
     pts = np.asarray(values, dtype=np.float64).reshape(5, 2)
     spread = math.sqrt(((pts - pts.mean(axis=0)) ** 2).sum(axis=1).mean())
     if spread < _MIN_SPREAD_PX:
-        raise DataError(f"{where}: degenerate landmarks (the 5 points lie within {spread:.3g} px of "
-                        f"each other); fix or drop the row")
+        raise DataError(
+            f"{where}: degenerate landmarks (the 5 points lie within {spread:.3g} px of "
+            f"each other); fix or drop the row"
+        )
     return pts
 
 
@@ -188,9 +212,14 @@ def _output_rel(path_text: str, csv_dir: Path) -> Path:
     return rel.with_suffix(".png")
 
 
-def align_folder(landmarks_csv: str | os.PathLike, out_dir: str | os.PathLike,
-                 template: str = "lightcnn128", size: int | None = None, channels: int | None = None,
-                 default_modality: str = "vis") -> Manifest | None:
+def align_folder(
+    landmarks_csv: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    template: str = "lightcnn128",
+    size: int | None = None,
+    channels: int | None = None,
+    default_modality: str = "vis",
+) -> Manifest | None:
     """Align every image a landmarks CSV lists and write the crops as PNGs under `out_dir`.
 
     The CSV (UTF-8, header row) has columns `path,x1,y1,...,x5,y5` (landmarks in the order
@@ -217,21 +246,32 @@ def align_folder(landmarks_csv: str | os.PathLike, out_dir: str | os.PathLike,
     if default_modality not in MODALITIES:
         raise ArgumentError(f"default_modality must be one of {', '.join(MODALITIES)}, not {default_modality!r}")
     dst, out_size = template_points(template, size)
-    text = read_csv_text(csv_path, "landmarks CSV", DataError,
-                         f"pass a CSV with columns path,{','.join(LANDMARK_COLUMNS)}")
+    text = read_csv_text(
+        csv_path, "landmarks CSV", DataError, f"pass a CSV with columns path,{','.join(LANDMARK_COLUMNS)}"
+    )
     reader = csv.reader(text.splitlines())
     header = [h.strip() for h in next(reader, [])]
     missing = [c for c in ("path",) + LANDMARK_COLUMNS if c not in header]
     if missing:
-        raise DataError(f"{csv_path} row 1: header lacks column(s) {', '.join(missing)}; the CSV needs "
-                        f"path,{','.join(LANDMARK_COLUMNS)} (optional: subject, modality, yaw, split)")
+        raise DataError(
+            f"{csv_path} row 1: header lacks column(s) {', '.join(missing)}; the CSV needs "
+            f"path,{','.join(LANDMARK_COLUMNS)} (optional: subject, modality, yaw, split)"
+        )
     has_subject = "subject" in header
     dropped = [c for c in header if c in PATH_COLUMNS and c != "path"]
     if dropped and has_subject:
-        log.warning("%s: column(s) %s are not carried into the aligned manifest (those files are not aligned)",
-                    csv_path, ", ".join(dropped))
-    kept = [c for c in header if c not in ("path", "subject", "modality", "yaw", "split")
-            and c not in LANDMARK_COLUMNS and c not in PATH_COLUMNS]
+        log.warning(
+            "%s: column(s) %s are not carried into the aligned manifest (those files are not aligned)",
+            csv_path,
+            ", ".join(dropped),
+        )
+    kept = [
+        c
+        for c in header
+        if c not in ("path", "subject", "modality", "yaw", "split")
+        and c not in LANDMARK_COLUMNS
+        and c not in PATH_COLUMNS
+    ]
     csv_dir = csv_path.parent
 
     jobs: list[tuple[str, Path, Path, np.ndarray, dict[str, str]]] = []
@@ -256,8 +296,9 @@ def align_folder(landmarks_csv: str | os.PathLike, out_dir: str | os.PathLike,
                 raise DataError(f"{where}: yaw must be a number of degrees or empty, got {row['yaw']!r}") from None
         rel = _output_rel(row["path"], csv_dir)
         if rel in outputs:
-            raise DataError(f"{where}: writes {rel} again (first at row {outputs[rel]}); two images would "
-                            f"collide, rename one")
+            raise DataError(
+                f"{where}: writes {rel} again (first at row {outputs[rel]}); two images would collide, rename one"
+            )
         outputs[rel] = line_no
         jobs.append((where, src, rel, pts, row))
 
@@ -267,8 +308,12 @@ def align_folder(landmarks_csv: str | os.PathLike, out_dir: str | os.PathLike,
             rgb = read_image(src, "L" if channels == 1 else "RGB")
         except ImageError as exc:
             raise ImageError(f"{where}: {exc}") from None
-        if rgb.ndim == 3 and channels is None and (rgb[..., 0] == rgb[..., 1]).all() and \
-                (rgb[..., 1] == rgb[..., 2]).all():
+        if (
+            rgb.ndim == 3
+            and channels is None
+            and (rgb[..., 0] == rgb[..., 1]).all()
+            and (rgb[..., 1] == rgb[..., 2]).all()
+        ):
             rgb = rgb[..., 0]
         img = torch.from_numpy(rgb).to(torch.float32)
         img = img.unsqueeze(0) if img.ndim == 2 else img.permute(2, 0, 1)
@@ -278,8 +323,11 @@ def align_folder(landmarks_csv: str | os.PathLike, out_dir: str | os.PathLike,
         if has_subject:
             yaw = float(row["yaw"]) if row.get("yaw") else None
             modality = (row.get("modality") or default_modality).lower()
-            records.append(make_record(rel.as_posix(), row["subject"], modality, yaw, row.get("split", ""),
-                                       **{c: row[c] for c in kept}))
+            records.append(
+                make_record(
+                    rel.as_posix(), row["subject"], modality, yaw, row.get("split", ""), **{c: row[c] for c in kept}
+                )
+            )
     log.info("aligned %d image(s) from %s into %s", len(jobs), csv_path, out_root)
     if not has_subject:
         return None

@@ -70,8 +70,7 @@ class AugmentConfig:
             value = getattr(self, f.name)
             if f.name == "padding_mode":
                 if value not in ("zeros", "border", "reflection"):
-                    raise ConfigError(f"augment.padding_mode must be zeros, border or reflection, "
-                                      f"not {value!r}")
+                    raise ConfigError(f"augment.padding_mode must be zeros, border or reflection, not {value!r}")
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"augment.{f.name} must be a number, not {value!r}")
@@ -101,8 +100,9 @@ def _coin(n: int, p: float, generator: torch.Generator | None) -> torch.Tensor:
     return _uniform(n, 0.0, 1.0, generator) < p
 
 
-def _geometry(cfg: AugmentConfig, b: int, h: int, w: int,
-              generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _geometry(
+    cfg: AugmentConfig, b: int, h: int, w: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sample (3, 3) src->dst matrices (float64, CPU), the samples they move, and the flips."""
     eye = torch.eye(3, dtype=torch.float64).repeat(b, 1, 1)
     total = eye.clone()
@@ -123,8 +123,11 @@ def _geometry(cfg: AugmentConfig, b: int, h: int, w: int,
     if cfg.crop_p > 0 and cfg.crop_padding > 0:
         on = _coin(b, cfg.crop_p, generator)
         dev = generator.device if generator is not None else torch.device("cpu")
-        shift = torch.randint(-cfg.crop_padding, cfg.crop_padding + 1, (b, 2), generator=generator,
-                              device=dev).cpu().to(torch.float64)
+        shift = (
+            torch.randint(-cfg.crop_padding, cfg.crop_padding + 1, (b, 2), generator=generator, device=dev)
+            .cpu()
+            .to(torch.float64)
+        )
         m = eye.clone()
         m[:, 0, 2] = shift[:, 0]
         m[:, 1, 2] = shift[:, 1]
@@ -155,8 +158,9 @@ def _geometry(cfg: AugmentConfig, b: int, h: int, w: int,
     return total, moved, flipped
 
 
-def augment(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None = None,
-            seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    images: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None = None, seed: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a float (B, C, H, W) batch in [0, 1]; returns (augmented, flipped).
 
     `flipped` is a bool (B,) tensor on the images' device: True where the sample was mirrored
@@ -179,8 +183,14 @@ def augment(images: torch.Tensor, config: AugmentConfig, generator: torch.Genera
     if moved.any():
         idx = moved.nonzero().squeeze(1).to(device)
         m = matrices[moved, :2].to(device=device, dtype=images.dtype)
-        warped = warp_affine(images.index_select(0, idx), m, (h, w), mode="bilinear",
-                             padding_mode=config.padding_mode, align_corners=True)
+        warped = warp_affine(
+            images.index_select(0, idx),
+            m,
+            (h, w),
+            mode="bilinear",
+            padding_mode=config.padding_mode,
+            align_corners=True,
+        )
         out = images.index_copy(0, idx, warped)
     if config.color_p > 0:
         on = _coin(b, config.color_p, generator)
@@ -213,7 +223,8 @@ def augment(images: torch.Tensor, config: AugmentConfig, generator: torch.Genera
             if generator is not None:
                 # draw the noise on the images' device from a generator seeded by `generator`
                 noise_gen = torch.Generator(device=device).manual_seed(
-                    int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=generator.device)))
+                    int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+                )
             noise = torch.randn(shape, generator=noise_gen, device=device, dtype=images.dtype)
             s = std[on].to(device=device, dtype=images.dtype).view(-1, 1, 1, 1)
             out = out.index_copy(0, idx, (out.index_select(0, idx) + noise * s).clamp(0.0, 1.0))

@@ -61,8 +61,7 @@ def _resize(image: torch.Tensor, size: int | None, mode: str) -> torch.Tensor:
     if mode == "nearest":
         out = F.interpolate(image.unsqueeze(0), size=(size, size), mode="nearest-exact")
     else:
-        out = F.interpolate(image.unsqueeze(0), size=(size, size), mode="bilinear",
-                            align_corners=False, antialias=True)
+        out = F.interpolate(image.unsqueeze(0), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return out.squeeze(0).clamp_(0.0, 1.0)
 
 
@@ -84,8 +83,14 @@ class ManifestDataset(Dataset):
     decoded raises ImageError naming the manifest row.
     """
 
-    def __init__(self, manifest: Manifest, size: int | None = None, channels: int = 1,
-                 labels: Mapping[str, int] | None = None, load_targets: bool = False) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        size: int | None = None,
+        channels: int = 1,
+        labels: Mapping[str, int] | None = None,
+        load_targets: bool = False,
+    ) -> None:
         if channels not in (1, 3):
             raise ArgumentError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels!r}")
         if size is not None and (not isinstance(size, int) or size <= 0):
@@ -97,9 +102,11 @@ class ManifestDataset(Dataset):
         missing = sorted({r.subject for r in manifest if r.subject not in self.labels})
         if missing:
             shown = ", ".join(repr(s) for s in missing[:5])
-            raise DataError(f"subject(s) {shown}{' ...' if len(missing) > 5 else ''} of the manifest "
-                            f"have no label in the given label mapping; build the mapping from a "
-                            f"manifest that holds every subject")
+            raise DataError(
+                f"subject(s) {shown}{' ...' if len(missing) > 5 else ''} of the manifest "
+                f"have no label in the given label mapping; build the mapping from a "
+                f"manifest that holds every subject"
+            )
         self.load_targets = load_targets
         self.target_columns: list[str] = []
         if load_targets:
@@ -107,9 +114,11 @@ class ManifestDataset(Dataset):
             for i, rec in enumerate(manifest):
                 for col in self.target_columns:
                     if not rec.get(col):
-                        raise DataError(f"{_row_name(manifest, i)}: empty {col} for {rec.path!r} but "
-                                        f"load_targets=True needs it on every row; fill it or "
-                                        f"filter the manifest")
+                        raise DataError(
+                            f"{_row_name(manifest, i)}: empty {col} for {rec.path!r} but "
+                            f"load_targets=True needs it on every row; fill it or "
+                            f"filter the manifest"
+                        )
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -148,8 +157,11 @@ def _resize_to(image: torch.Tensor, h: int, w: int, mode: str) -> torch.Tensor:
         return image
     if mode == "nearest":
         return F.interpolate(image.unsqueeze(0), size=(h, w), mode="nearest-exact").squeeze(0)
-    return F.interpolate(image.unsqueeze(0), size=(h, w), mode="bilinear", align_corners=False,
-                         antialias=True).squeeze(0).clamp_(0.0, 1.0)
+    return (
+        F.interpolate(image.unsqueeze(0), size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        .squeeze(0)
+        .clamp_(0.0, 1.0)
+    )
 
 
 # ---------------------------------------------------------------------------- samplers
@@ -176,7 +188,7 @@ def _positive(name: str, value: int) -> int:
 def _by_subject(manifest: Manifest, indices: Sequence[int] | None = None) -> dict[str, list[int]]:
     """Row indices grouped by subject, subjects in order of first appearance."""
     groups: dict[str, list[int]] = {}
-    for i in (range(len(manifest)) if indices is None else indices):
+    for i in range(len(manifest)) if indices is None else indices:
         groups.setdefault(manifest[i].subject, []).append(i)
     return groups
 
@@ -191,8 +203,10 @@ class _ShardedBatchSampler(Sampler, abc.ABC):
         self.rank, self.world_size = resolve_rank(rank, world_size)
         self.num_batches = num_batches
         if num_batches < self.world_size:
-            raise DataError(f"{type(self).__name__}: an epoch has {num_batches} batch(es), fewer than the "
-                            f"{self.world_size} ranks; use smaller batches, more data or fewer ranks")
+            raise DataError(
+                f"{type(self).__name__}: an epoch has {num_batches} batch(es), fewer than the "
+                f"{self.world_size} ranks; use smaller batches, more data or fewer ranks"
+            )
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """Choose the epoch whose batches the next iteration yields (call once per epoch).
@@ -203,8 +217,10 @@ class _ShardedBatchSampler(Sampler, abc.ABC):
         per-rank count; a pass yields `len(self) - start` batches.
         """
         if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start <= len(self):
-            raise ArgumentError(f"{type(self).__name__}.set_epoch: start must be an integer in "
-                              f"[0, {len(self)}] (batches per epoch on this rank), not {start!r}")
+            raise ArgumentError(
+                f"{type(self).__name__}.set_epoch: start must be an integer in "
+                f"[0, {len(self)}] (batches per epoch on this rank), not {start!r}"
+            )
         self.epoch = int(epoch)
         self.start = int(start)
 
@@ -223,7 +239,7 @@ class _ShardedBatchSampler(Sampler, abc.ABC):
         per_rank = len(self)
         # drop the remainder so that every rank yields the same number of batches
         first = self.rank + self.start * self.world_size
-        yield from batches[first:per_rank * self.world_size:self.world_size]
+        yield from batches[first : per_rank * self.world_size : self.world_size]
 
 
 class ShuffleBatchSampler(_ShardedBatchSampler):
@@ -233,19 +249,22 @@ class ShuffleBatchSampler(_ShardedBatchSampler):
     is dropped, so an epoch holds n // batch_size batches across all ranks.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int | None = None,
-                 world_size: int | None = None) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int = 0, rank: int | None = None, world_size: int | None = None
+    ) -> None:
         self.n = _positive("n (dataset size)", n)
         self.batch_size = _positive("batch_size", batch_size)
         if self.n < self.batch_size:
-            raise DataError(f"ShuffleBatchSampler: {self.n} images are fewer than one batch of "
-                            f"{self.batch_size}; lower the batch size or use more data")
+            raise DataError(
+                f"ShuffleBatchSampler: {self.n} images are fewer than one batch of "
+                f"{self.batch_size}; lower the batch size or use more data"
+            )
         super().__init__(seed, self.n // self.batch_size, rank, world_size)
 
     def _global_batches(self, rng: np.random.Generator) -> list[list[int]]:
         order = rng.permutation(self.n)
         b = self.batch_size
-        return [order[i * b:(i + 1) * b].tolist() for i in range(self.num_batches)]
+        return [order[i * b : (i + 1) * b].tolist() for i in range(self.num_batches)]
 
 
 def _take(pool: list[int], k: int, rng: np.random.Generator) -> list[int]:
@@ -265,14 +284,24 @@ class IdentityBalancedSampler(_ShardedBatchSampler):
     `world_size`). Raises DataError when the manifest has fewer than P subjects.
     """
 
-    def __init__(self, manifest: Manifest, p: int, k: int, seed: int = 0, num_batches: int | None = None,
-                 rank: int | None = None, world_size: int | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        p: int,
+        k: int,
+        seed: int = 0,
+        num_batches: int | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
         self.p = _positive("p (subjects per batch)", p)
         self.k = _positive("k (images per subject)", k)
         self.groups = list(_by_subject(manifest).values())
         if len(self.groups) < self.p:
-            raise DataError(f"IdentityBalancedSampler needs at least p={self.p} subjects but the manifest "
-                            f"has {len(self.groups)}; lower p or use a dataset with more identities")
+            raise DataError(
+                f"IdentityBalancedSampler needs at least p={self.p} subjects but the manifest "
+                f"has {len(self.groups)}; lower p or use a dataset with more identities"
+            )
         _, ws = resolve_rank(rank, world_size)
         if num_batches is None:
             num_batches = max(ws, len(manifest) // (self.p * self.k))
@@ -287,7 +316,7 @@ class IdentityBalancedSampler(_ShardedBatchSampler):
                 rest = set(order)
                 fresh = [int(s) for s in rng.permutation(len(self.groups)) if int(s) not in rest]
                 order = order + fresh
-            chosen, order = order[:self.p], order[self.p:]
+            chosen, order = order[: self.p], order[self.p :]
             batch: list[int] = []
             for s in chosen:
                 batch.extend(_take(self.groups[s], self.k, rng))
@@ -307,9 +336,16 @@ class NirVisPairSampler(_ShardedBatchSampler):
     subject has both modalities.
     """
 
-    def __init__(self, manifest: Manifest, batch_pairs: int, seed: int = 0,
-                 modalities: tuple[str, str] = ("nir", "vis"), num_batches: int | None = None,
-                 rank: int | None = None, world_size: int | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        batch_pairs: int,
+        seed: int = 0,
+        modalities: tuple[str, str] = ("nir", "vis"),
+        num_batches: int | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
         self.batch_pairs = _positive("batch_pairs", batch_pairs)
         a, b = modalities
         if a == b:
@@ -319,9 +355,11 @@ class NirVisPairSampler(_ShardedBatchSampler):
         second = _by_subject(manifest, [i for i, r in enumerate(manifest) if r.modality == b])
         self.subjects = [s for s in first if s in second]
         if not self.subjects:
-            raise DataError(f"NirVisPairSampler: no subject has both {a!r} and {b!r} images "
-                            f"(the manifest has {dict(manifest.modalities())}); use a "
-                            f"cross-modal dataset or filter it to subjects with both")
+            raise DataError(
+                f"NirVisPairSampler: no subject has both {a!r} and {b!r} images "
+                f"(the manifest has {dict(manifest.modalities())}); use a "
+                f"cross-modal dataset or filter it to subjects with both"
+            )
         self.first = [first[s] for s in self.subjects]
         self.second = [second[s] for s in self.subjects]
         self.anchors = [(j, i) for j, idx in enumerate(self.first) for i in idx]
@@ -342,7 +380,7 @@ class NirVisPairSampler(_ShardedBatchSampler):
             flat.append(nir)
             flat.append(partners[int(rng.integers(0, len(partners)))])
         step = 2 * self.batch_pairs
-        return [flat[i:i + step] for i in range(0, len(flat), step)]
+        return [flat[i : i + step] for i in range(0, len(flat), step)]
 
 
 class SubjectGroupSampler(_ShardedBatchSampler):
@@ -356,9 +394,16 @@ class SubjectGroupSampler(_ShardedBatchSampler):
     per rank). Different groups in a batch may share a subject.
     """
 
-    def __init__(self, manifest: Manifest, n: int, groups_per_batch: int, seed: int = 0,
-                 num_batches: int | None = None, rank: int | None = None,
-                 world_size: int | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        n: int,
+        groups_per_batch: int,
+        seed: int = 0,
+        num_batches: int | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
         self.n = _positive("n (images per group)", n)
         self.groups_per_batch = _positive("groups_per_batch", groups_per_batch)
         self.subject_rows = list(_by_subject(manifest).values())
@@ -375,7 +420,7 @@ class SubjectGroupSampler(_ShardedBatchSampler):
         for rows in self.subject_rows:
             shuffled = [rows[j] for j in rng.permutation(len(rows))]
             for start in range(0, len(shuffled), self.n):
-                group = shuffled[start:start + self.n]
+                group = shuffled[start : start + self.n]
                 if len(group) < self.n:
                     others = [r for r in rows if r not in group] or rows
                     group = group + _take(others, self.n - len(group), rng)
@@ -390,7 +435,7 @@ class SubjectGroupSampler(_ShardedBatchSampler):
         batches = []
         for b in range(self.num_batches):
             batch: list[int] = []
-            for g in groups[b * self.groups_per_batch:(b + 1) * self.groups_per_batch]:
+            for g in groups[b * self.groups_per_batch : (b + 1) * self.groups_per_batch]:
                 batch.extend(g)
             batches.append(batch)
         return batches

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from hfr.errors import ConfigError, DataError, ManifestError
 from hfr.fileio import atomic_write_text
@@ -37,8 +38,14 @@ from hfr.fileio import atomic_write_text
 MANIFEST_NAME = "manifest.csv"
 REQUIRED_COLUMNS: tuple[str, ...] = ("path", "subject", "modality", "yaw", "split")
 OPTIONAL_COLUMNS: tuple[str, ...] = (
-    "pitch", "session", "illumination", "expression", "occlusion",
-    "mask_path", "clean_path", "frontal_path",
+    "pitch",
+    "session",
+    "illumination",
+    "expression",
+    "occlusion",
+    "mask_path",
+    "clean_path",
+    "frontal_path",
 )
 PATH_COLUMNS: tuple[str, ...] = ("path", "mask_path", "clean_path", "frontal_path")
 NUMERIC_COLUMNS: tuple[str, ...] = ("yaw", "pitch")
@@ -80,8 +87,9 @@ def _format_float(value: float | None) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def parse_number(text: str, column: str, where: str, error: type[Exception] = ManifestError,
-                 allow_empty: bool = True) -> float | None:
+def parse_number(
+    text: str, column: str, where: str, error: type[Exception] = ManifestError, allow_empty: bool = True
+) -> float | None:
     """Parse a finite number from a CSV cell; empty gives None when `allow_empty`.
 
     Anything else raises `error` naming `where` (file and row) and the column.
@@ -92,8 +100,10 @@ def parse_number(text: str, column: str, where: str, error: type[Exception] = Ma
     try:
         value = float(text)
     except ValueError:
-        raise error(f"{where}: column {column!r} must be a number{' or empty' if allow_empty else ''}, "
-                    f"got {text!r}; fix the row") from None
+        raise error(
+            f"{where}: column {column!r} must be a number{' or empty' if allow_empty else ''}, "
+            f"got {text!r}; fix the row"
+        ) from None
     if not math.isfinite(value):
         raise error(f"{where}: column {column!r} must be finite, got {text!r}; fix the row")
     return value
@@ -106,8 +116,13 @@ class Manifest:
     write it with `write(path)` (atomically).
     """
 
-    def __init__(self, records: Iterable[Record], root: str | os.PathLike,
-                 columns: Iterable[str] | None = None, source: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        records: Iterable[Record],
+        root: str | os.PathLike,
+        columns: Iterable[str] | None = None,
+        source: str | os.PathLike | None = None,
+    ) -> None:
         self.records: list[Record] = list(records)
         self.root = Path(root)
         self.source = Path(source) if source is not None else None
@@ -151,13 +166,18 @@ class Manifest:
         """A manifest of the rows for which `predicate` is true (same root and columns)."""
         return Manifest([r for r in self.records if predicate(r)], self.root, self.columns, self.source)
 
-    def select(self, split: str | None = None, modality: str | None = None,
-               subjects: Iterable[str] | None = None) -> Manifest:
+    def select(
+        self, split: str | None = None, modality: str | None = None, subjects: Iterable[str] | None = None
+    ) -> Manifest:
         """Rows of one split and/or modality and/or set of subjects."""
         wanted = set(subjects) if subjects is not None else None
-        return self.filter(lambda r: (split is None or r.split == split)
-                           and (modality is None or r.modality == modality)
-                           and (wanted is None or r.subject in wanted))
+        return self.filter(
+            lambda r: (
+                (split is None or r.split == split)
+                and (modality is None or r.modality == modality)
+                and (wanted is None or r.subject in wanted)
+            )
+        )
 
     def subject_index(self) -> dict[str, int]:
         """Map each subject to a dense integer label 0..S-1 in order of first appearance."""
@@ -165,8 +185,7 @@ class Manifest:
 
     # ------------------------------------------------------------------ I/O
     @classmethod
-    def read(cls, path: str | os.PathLike, check_files: bool = True,
-             verify_images: bool = False) -> Manifest:
+    def read(cls, path: str | os.PathLike, check_files: bool = True, verify_images: bool = False) -> Manifest:
         """Read and validate a manifest CSV (a file, or a folder holding `manifest.csv`).
 
         Raises ManifestError naming the file and row for any invalid content.
@@ -174,28 +193,40 @@ class Manifest:
         p = Path(path)
         if p.is_dir():
             p = p / MANIFEST_NAME
-        text = read_csv_text(p, "manifest", ManifestError,
-                             "pass a manifest.csv or a dataset folder that holds one (make one with "
-                             "`hfr data synth` or `hfr data index`)")
-        return cls.parse(text, root=p.parent, source=p, check_files=check_files,
-                         verify_images=verify_images)
+        text = read_csv_text(
+            p,
+            "manifest",
+            ManifestError,
+            "pass a manifest.csv or a dataset folder that holds one (make one with "
+            "`hfr data synth` or `hfr data index`)",
+        )
+        return cls.parse(text, root=p.parent, source=p, check_files=check_files, verify_images=verify_images)
 
     @classmethod
-    def parse(cls, text: str, root: str | os.PathLike, source: str | os.PathLike | None = None,
-              check_files: bool = True, verify_images: bool = False) -> Manifest:
+    def parse(
+        cls,
+        text: str,
+        root: str | os.PathLike,
+        source: str | os.PathLike | None = None,
+        check_files: bool = True,
+        verify_images: bool = False,
+    ) -> Manifest:
         """Parse manifest CSV text whose relative paths are under `root`; validates as `read`."""
         name = str(source) if source is not None else "<manifest>"
         reader = csv.reader(io.StringIO(text))
         try:
             header = next(reader)
         except StopIteration:
-            raise ManifestError(f"{name}: empty file; a manifest needs a header row with "
-                                f"{', '.join(REQUIRED_COLUMNS)}") from None
+            raise ManifestError(
+                f"{name}: empty file; a manifest needs a header row with {', '.join(REQUIRED_COLUMNS)}"
+            ) from None
         header = [h.strip() for h in header]
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
-            raise ManifestError(f"{name}: header lacks column(s) {', '.join(missing)}; "
-                                f"required columns are {', '.join(REQUIRED_COLUMNS)}")
+            raise ManifestError(
+                f"{name}: header lacks column(s) {', '.join(missing)}; "
+                f"required columns are {', '.join(REQUIRED_COLUMNS)}"
+            )
         dup_cols = [c for c, n in Counter(header).items() if n > 1]
         if dup_cols:
             raise ManifestError(f"{name}: header repeats column(s) {', '.join(dup_cols)}; keep one of each")
@@ -212,8 +243,9 @@ class Manifest:
             if not subject:
                 raise ManifestError(f"{where}: empty subject for {path!r}; every image needs an identity")
             if modality not in MODALITIES:
-                raise ManifestError(f"{where}: unknown modality {modality!r} for {path!r}; "
-                                    f"use one of {', '.join(MODALITIES)}")
+                raise ManifestError(
+                    f"{where}: unknown modality {modality!r} for {path!r}; use one of {', '.join(MODALITIES)}"
+                )
             yaw = parse_number(row[pos["yaw"]], "yaw", where)
             extra = {c: row[pos[c]].strip() for c in extra_cols}
             for col in NUMERIC_COLUMNS:
@@ -221,8 +253,9 @@ class Manifest:
                     parse_number(extra[col], col, where)
             key = os.path.normpath(path)
             if key in seen:
-                raise ManifestError(f"{where}: duplicate path {path!r} (first at row {seen[key]}); "
-                                    f"each image may appear once")
+                raise ManifestError(
+                    f"{where}: duplicate path {path!r} (first at row {seen[key]}); each image may appear once"
+                )
             seen[key] = line_no
             rec = Record(path, subject, modality, yaw, row[pos["split"]].strip(), extra, line=line_no)
             manifest.records.append(rec)
@@ -237,11 +270,14 @@ class Manifest:
                 continue
             file = self.resolve(value)
             if not file.is_file():
-                raise ManifestError(f"{where}: {col} file {file} does not exist; restore it, fix the "
-                                    f"row, or re-index with --skip-missing")
+                raise ManifestError(
+                    f"{where}: {col} file {file} does not exist; restore it, fix the "
+                    f"row, or re-index with --skip-missing"
+                )
             if verify_images:
                 from hfr.data.imageio import read_image  # local: keeps manifest import light
                 from hfr.errors import ImageError
+
                 try:
                     read_image(file)
                 except ImageError as exc:
@@ -304,8 +340,9 @@ def read_csv_text(path: Path, what: str, error: type[Exception], missing_hint: s
         raise error(f"{path}: not UTF-8 text ({exc}); save the {what} as UTF-8") from None
 
 
-def csv_body_rows(reader: Iterable[list[str]], n_fields: int, name: str,
-                  error: type[Exception] = ManifestError) -> Iterator[tuple[int, str, list[str]]]:
+def csv_body_rows(
+    reader: Iterable[list[str]], n_fields: int, name: str, error: type[Exception] = ManifestError
+) -> Iterator[tuple[int, str, list[str]]]:
     """Yield `(row number, "<name> row N", cells)` for the non-blank rows after a CSV header.
 
     Row numbers count the header as row 1. A row whose field count differs from the
@@ -316,22 +353,32 @@ def csv_body_rows(reader: Iterable[list[str]], n_fields: int, name: str,
             continue
         where = f"{name} row {line_no}"
         if len(row) != n_fields:
-            raise error(f"{where}: {len(row)} fields but the header has {n_fields}; "
-                        f"fix the row (quote fields that contain commas)")
+            raise error(
+                f"{where}: {len(row)} fields but the header has {n_fields}; "
+                f"fix the row (quote fields that contain commas)"
+            )
         yield line_no, where, row
 
 
-def make_record(path: str, subject: str, modality: str, yaw: float | None = None,
-                split: str = "", **extra: object) -> Record:
+def make_record(
+    path: str, subject: str, modality: str, yaw: float | None = None, split: str = "", **extra: object
+) -> Record:
     """Build a Record, formatting extra values as strings (None becomes empty)."""
-    return Record(path=str(path), subject=str(subject), modality=modality, yaw=yaw, split=split,
-                  extra={k: ("" if v is None else (_format_float(v) if isinstance(v, float) else str(v)))
-                         for k, v in extra.items()})
+    return Record(
+        path=str(path),
+        subject=str(subject),
+        modality=modality,
+        yaw=yaw,
+        split=split,
+        extra={
+            k: ("" if v is None else (_format_float(v) if isinstance(v, float) else str(v))) for k, v in extra.items()
+        },
+    )
 
 
 def relabel(rec: Record, **changes: object) -> Record:
     """A copy of `rec` with some fields changed (`extra` keys may be given by name too)."""
-    fields = {k: v for k, v in changes.items() if k in ("path", "subject", "modality", "yaw", "split")}
+    fields: dict[str, Any] = {k: v for k, v in changes.items() if k in ("path", "subject", "modality", "yaw", "split")}
     extra = dict(rec.extra)
     for k, v in changes.items():
         if k not in fields:
@@ -339,8 +386,14 @@ def relabel(rec: Record, **changes: object) -> Record:
     return replace(rec, extra=extra, **fields)
 
 
-def read_training_rows(path: str | os.PathLike | None, split: str, modalities: Iterable[str], example: str,
-                       min_subjects: int = 2, why: str = "cross-entropy needs at least 2") -> Manifest:
+def read_training_rows(
+    path: str | os.PathLike | None,
+    split: str,
+    modalities: Iterable[str],
+    example: str,
+    min_subjects: int = 2,
+    why: str = "cross-entropy needs at least 2",
+) -> Manifest:
     """The rows of the manifest at `path` in `split` ("" = all) and `modalities` (empty = all).
 
     ConfigError when `path` is empty (`example` shows a value for `data.train`); DataError
@@ -352,8 +405,10 @@ def read_training_rows(path: str | os.PathLike | None, split: str, modalities: I
     wanted = set(modalities)
     rows = manifest.filter(lambda r: (not split or r.split == split) and (not wanted or r.modality in wanted))
     if len(rows) == 0:
-        raise DataError(f"{manifest.source}: no rows of split {split!r} and modalities "
-                        f"{sorted(wanted) or 'any'}; check data.split and data.modalities")
+        raise DataError(
+            f"{manifest.source}: no rows of split {split!r} and modalities "
+            f"{sorted(wanted) or 'any'}; check data.split and data.modalities"
+        )
     if len(rows.subjects()) < min_subjects:
         raise DataError(f"{manifest.source}: {len(rows.subjects())} training subject(s); {why}")
     return rows

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -108,26 +109,28 @@ def validate_config(cfg: SynthConfig) -> None:
     """Raise ConfigError naming the option when `cfg` holds an impossible value."""
     if cfg.preset not in PRESETS:
         raise ConfigError(f"option 'preset' must be one of {', '.join(PRESETS)}, got {cfg.preset!r}")
-    if cfg.subjects is not None and (not isinstance(cfg.subjects, int) or isinstance(cfg.subjects, bool)
-                                     or not 1 <= cfg.subjects <= MAX_SUBJECTS):
+    if cfg.subjects is not None and (
+        not isinstance(cfg.subjects, int) or isinstance(cfg.subjects, bool) or not 1 <= cfg.subjects <= MAX_SUBJECTS
+    ):
         raise ConfigError(f"option 'subjects' must be an integer from 1 to {MAX_SUBJECTS}, got {cfg.subjects!r}")
     if not isinstance(cfg.size, int) or isinstance(cfg.size, bool) or not 32 <= cfg.size <= 512:
         raise ConfigError(f"option 'size' must be an integer from 32 to 512 pixels, got {cfg.size!r}")
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2 ** 63:
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not 0 <= cfg.seed < 2**63:
         raise ConfigError(f"option 'seed' must be a non-negative integer, got {cfg.seed!r}")
     if not isinstance(cfg.workers, int) or isinstance(cfg.workers, bool) or not 1 <= cfg.workers <= 256:
         raise ConfigError(f"option 'workers' must be an integer from 1 to 256, got {cfg.workers!r}")
     if not isinstance(cfg.images_per_subject, int) or not 1 <= cfg.images_per_subject <= 10_000:
-        raise ConfigError(f"option 'images_per_subject' must be an integer from 1 to 10000, "
-                          f"got {cfg.images_per_subject!r}")
+        raise ConfigError(
+            f"option 'images_per_subject' must be an integer from 1 to 10000, got {cfg.images_per_subject!r}"
+        )
     if not cfg.occlusions or any(k not in OCCLUSIONS for k in cfg.occlusions):
-        raise ConfigError(f"option 'occlusions' must list kinds among {', '.join(OCCLUSIONS)}, "
-                          f"got {cfg.occlusions!r}")
+        raise ConfigError(f"option 'occlusions' must list kinds among {', '.join(OCCLUSIONS)}, got {cfg.occlusions!r}")
     try:
         dev = torch.device(cfg.device)
     except (RuntimeError, TypeError):
-        raise ConfigError(f"option 'device' must name a torch device such as 'cpu' or 'cuda', "
-                          f"got {cfg.device!r}") from None
+        raise ConfigError(
+            f"option 'device' must name a torch device such as 'cpu' or 'cuda', got {cfg.device!r}"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"option 'device' is {cfg.device!r} but no CUDA GPU is available; use 'cpu'")
 
@@ -144,8 +147,9 @@ def preset_identity(cfg: SynthConfig, index: int) -> Identity:
 
 def _rng(cfg: SynthConfig, index: int, *more: int) -> np.random.Generator:
     """Generator for subject `index`'s layout (`more` = ()) or image `more[0]`."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-        [cfg.seed, namespace_code(cfg.preset), index, 7919, *more])))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence([cfg.seed, namespace_code(cfg.preset), index, 7919, *more]))
+    )
 
 
 # ----------------------------------------------------------------------------- nuisances
@@ -160,8 +164,15 @@ def _background(rng: np.random.Generator, studio: bool) -> tuple[float, ...]:
     return (*np.clip(c1, 0, 1).tolist(), *np.clip(c2, 0, 1).tolist(), float(rng.uniform(0, 2 * math.pi)))
 
 
-def _vis_spec(rng: np.random.Generator, yaw: float, expression: int, studio: bool,
-              light: str | None = None) -> ImageSpec:
+def _rgb(values: Any) -> tuple[float, float, float]:
+    """Three numbers (a direction, an RGB triple) as a tuple of floats."""
+    a, b, c = (float(v) for v in values)
+    return a, b, c
+
+
+def _vis_spec(
+    rng: np.random.Generator, yaw: float, expression: int, studio: bool, light: str | None = None
+) -> ImageSpec:
     """A VIS image: random indoor light (or a named studio light), camera white balance."""
     if light is None:
         az, el = math.radians(rng.uniform(-65, 65)), math.radians(rng.uniform(-5, 45))
@@ -176,15 +187,26 @@ def _vis_spec(rng: np.random.Generator, yaw: float, expression: int, studio: boo
         wb = np.clip(rng.normal(1.0, 0.02, 3), 0.9, 1.1)
     jitter = 0.03 if studio else 0.06
     return ImageSpec(
-        identity=0, modality="vis", yaw=float(yaw), pitch=float(np.clip(rng.normal(0, 2.5 if studio else 5), -20, 20)),
-        roll=float(np.clip(rng.normal(0, 2 if studio else 4), -15, 15)), expression=expression,
-        light=tuple(float(v) for v in direction), ambient=float(ambient), strength=float(strength),
-        light_colour=tuple(float(v) for v in tint), specular=float(rng.uniform(0.02, 0.1)),
-        wb=tuple(float(v) for v in wb), scale=float(rng.uniform(1 - jitter, 1 + jitter)),
+        identity=0,
+        modality="vis",
+        yaw=float(yaw),
+        pitch=float(np.clip(rng.normal(0, 2.5 if studio else 5), -20, 20)),
+        roll=float(np.clip(rng.normal(0, 2 if studio else 4), -15, 15)),
+        expression=expression,
+        light=_rgb(direction),
+        ambient=float(ambient),
+        strength=float(strength),
+        light_colour=_rgb(tint),
+        specular=float(rng.uniform(0.02, 0.1)),
+        wb=_rgb(wb),
+        scale=float(rng.uniform(1 - jitter, 1 + jitter)),
         shift=(float(rng.normal(0, jitter / 2)), float(rng.normal(0, jitter / 2))),
         blur=float(rng.uniform(0.3, 0.7 if studio else 1.0)) if rng.random() < (0.15 if studio else 0.4) else 0.0,
-        noise=float(rng.uniform(0.004, 0.012 if studio else 0.02)), bg=_background(rng, studio or rng.random() < 0.5),
-        occ=tuple(float(v) for v in rng.random(16)), seed=int(rng.integers(2 ** 62)))
+        noise=float(rng.uniform(0.004, 0.012 if studio else 0.02)),
+        bg=_background(rng, studio or rng.random() < 0.5),
+        occ=tuple(float(v) for v in rng.random(16)),
+        seed=int(rng.integers(2**62)),
+    )
 
 
 def _nir_spec(rng: np.random.Generator, yaw: float, expression: int) -> ImageSpec:
@@ -194,14 +216,24 @@ def _nir_spec(rng: np.random.Generator, yaw: float, expression: int) -> ImageSpe
     g2 = g * rng.uniform(0.5, 1.0)
     bg = (g, g, g, g2, g2, g2, float(rng.uniform(0, 2 * math.pi)))
     return ImageSpec(
-        identity=0, modality="nir", yaw=float(yaw), pitch=float(np.clip(rng.normal(0, 5), -15, 15)),
-        roll=float(np.clip(rng.normal(0, 4), -12, 12)), expression=expression, light=direction,
-        ambient=float(rng.uniform(0.1, 0.2)), strength=float(rng.uniform(0.55, 0.8)),
-        specular=float(rng.uniform(0.05, 0.15)), scale=float(rng.uniform(0.93, 1.07)),
+        identity=0,
+        modality="nir",
+        yaw=float(yaw),
+        pitch=float(np.clip(rng.normal(0, 5), -15, 15)),
+        roll=float(np.clip(rng.normal(0, 4), -12, 12)),
+        expression=expression,
+        light=direction,
+        ambient=float(rng.uniform(0.1, 0.2)),
+        strength=float(rng.uniform(0.55, 0.8)),
+        specular=float(rng.uniform(0.05, 0.15)),
+        scale=float(rng.uniform(0.93, 1.07)),
         shift=(float(rng.normal(0, 0.03)), float(rng.normal(0, 0.03))),
         blur=float(rng.uniform(0.3, 0.7)) if rng.random() < 0.3 else 0.0,
-        noise=float(rng.uniform(0.006, 0.014)), bg=tuple(float(v) for v in bg),
-        occ=tuple(float(v) for v in rng.random(16)), seed=int(rng.integers(2 ** 62)))
+        noise=float(rng.uniform(0.006, 0.014)),
+        bg=tuple(float(v) for v in bg),
+        occ=tuple(float(v) for v in rng.random(16)),
+        seed=int(rng.integers(2**62)),
+    )
 
 
 def _expression(rng: np.random.Generator, p_neutral: float) -> int:
@@ -230,9 +262,15 @@ def _layout(cfg: SynthConfig, index: int, n: int) -> list[_Item]:
             yaw = round(float(np.clip(yaw, -90, 90)), 1)
             expr = _expression(rng, 0.7)
             spec = _vis_spec(rng, yaw, expr, studio=False)
-            items.append(_Item(spec, f"images/{subject}/{k:03d}.png", subject, split,
-                               {"pitch": round(spec.pitch, 1), "illumination": "random",
-                                "expression": EXPRESSIONS[expr]}))
+            items.append(
+                _Item(
+                    spec,
+                    f"images/{subject}/{k:03d}.png",
+                    subject,
+                    split,
+                    {"pitch": round(spec.pitch, 1), "illumination": "random", "expression": EXPRESSIONS[expr]},
+                )
+            )
     elif cfg.preset in ("multipie", "occluded"):
         occluded = cfg.preset == "occluded"
         frontal = f"images/{subject}/y+00_neutral.png"
@@ -244,13 +282,18 @@ def _layout(cfg: SynthConfig, index: int, n: int) -> list[_Item]:
             expr = 0 if gallery else _expression(rng, 0.75)
             spec = _vis_spec(rng, yaw + rng.normal(0, 1.0), expr, studio=True, light=light)
             name = f"{subject}/y{yaw:+03d}_{light}.png"
-            extra: dict[str, object] = {"pitch": round(spec.pitch, 1), "illumination": light,
-                                        "expression": EXPRESSIONS[expr], "gallery": int(gallery)}
+            extra: dict[str, object] = {
+                "pitch": round(spec.pitch, 1),
+                "illumination": light,
+                "expression": EXPRESSIONS[expr],
+                "gallery": int(gallery),
+            }
             if occluded:
                 kind = cfg.occlusions[int(rng.integers(len(cfg.occlusions)))] if yaw != 0 else "none"
                 spec.occlusion = kind
-                extra.update(occlusion=kind, mask_path=f"masks/{name}" if kind != "none" else "",
-                             clean_path=f"clean/{name}")
+                extra.update(
+                    occlusion=kind, mask_path=f"masks/{name}" if kind != "none" else "", clean_path=f"clean/{name}"
+                )
             extra["frontal_path"] = frontal
             items.append(_Item(spec, f"images/{name}", subject, split, extra, float(yaw)))
     elif cfg.preset == "nirvis":
@@ -269,9 +312,20 @@ def _layout(cfg: SynthConfig, index: int, n: int) -> list[_Item]:
                 expr = _expression(rng, 0.75)
                 spec = _nir_spec(rng, round(float(np.clip(rng.normal(0, 10), -30, 30)), 1), expr)  # mostly near-frontal
                 name, illum = f"nir_{k - n_vis:02d}", "active_nir"
-            items.append(_Item(spec, f"images/{subject}/{name}.png", subject, split,
-                               {"pitch": round(spec.pitch, 1), "illumination": illum,
-                                "expression": EXPRESSIONS[expr], "gallery": int(gallery)}))
+            items.append(
+                _Item(
+                    spec,
+                    f"images/{subject}/{name}.png",
+                    subject,
+                    split,
+                    {
+                        "pitch": round(spec.pitch, 1),
+                        "illumination": illum,
+                        "expression": EXPRESSIONS[expr],
+                        "gallery": int(gallery),
+                    },
+                )
+            )
     return items
 
 
@@ -284,8 +338,12 @@ def _chunks(cfg: SynthConfig, n: int) -> list[range]:
 
 
 def _records(items: list[_Item]) -> list[Record]:
-    return [make_record(it.path, it.subject, it.spec.modality, it.yaw if it.yaw is not None else it.spec.yaw,
-                        it.split, **it.extra) for it in items]
+    return [
+        make_record(
+            it.path, it.subject, it.spec.modality, it.yaw if it.yaw is not None else it.spec.yaw, it.split, **it.extra
+        )
+        for it in items
+    ]
 
 
 def _write_chunk(cfg: SynthConfig, subjects: range, n: int, out: Path) -> list[Record]:
@@ -300,8 +358,7 @@ def _write_chunk(cfg: SynthConfig, subjects: range, n: int, out: Path) -> list[R
     return _records(items)
 
 
-def iter_preset(cfg: SynthConfig, subjects: Sequence[int] | None = None
-                ) -> Iterator[tuple[list[Record], RenderOutput]]:
+def iter_preset(cfg: SynthConfig, subjects: Sequence[int] | None = None) -> Iterator[tuple[list[Record], RenderOutput]]:
     """Render a preset in memory, chunk by chunk: yields (manifest rows, RenderOutput).
 
     `subjects` restricts rendering to some subject indices (for example the test split);
@@ -335,8 +392,7 @@ def _write(path: Path, array: np.ndarray) -> None:
     path.write_bytes(encode_png(array))
 
 
-def write_preset(cfg: SynthConfig, out_dir: str | Path,
-                 progress: Callable[[int, int], None] | None = None) -> Manifest:
+def write_preset(cfg: SynthConfig, out_dir: str | Path, progress: Callable[[int, int], None] | None = None) -> Manifest:
     """Render preset `cfg.preset` into `out_dir` (images in subfolders), write `manifest.csv`
     and `preset.yaml`, and return the Manifest. `progress(done, total)` is called as images
     are written. Raises ConfigError for bad options."""
@@ -348,8 +404,16 @@ def write_preset(cfg: SynthConfig, out_dir: str | Path,
     total = sum(len(_layout(cfg, i, n)) for i in range(n)) if progress is not None else 0
     done = 0
     records: list[Record] = []
-    log.info("SynthFace %s: %d subjects at %dx%d into %s (%d chunks, %d workers)",
-             cfg.preset, n, cfg.size, cfg.size, out, len(chunks), cfg.workers)
+    log.info(
+        "SynthFace %s: %d subjects at %dx%d into %s (%d chunks, %d workers)",
+        cfg.preset,
+        n,
+        cfg.size,
+        cfg.size,
+        out,
+        len(chunks),
+        cfg.workers,
+    )
     if cfg.workers == 1:
         for ch in chunks:
             recs = _write_chunk(cfg, ch, n, out)
@@ -370,9 +434,16 @@ def write_preset(cfg: SynthConfig, out_dir: str | Path,
         finally:
             torch.set_num_threads(threads)
     manifest = Manifest(records, out)
-    info = {"generator": "hfr SynthFace", "version": 1, **asdict(cfg), "subjects": n,
-            "subject_prefix": PREFIXES[cfg.preset], "identity_namespace": cfg.preset,
-            "images": len(records), "description": _DESCRIPTIONS[cfg.preset]}
+    info = {
+        "generator": "hfr SynthFace",
+        "version": 1,
+        **asdict(cfg),
+        "subjects": n,
+        "subject_prefix": PREFIXES[cfg.preset],
+        "identity_namespace": cfg.preset,
+        "images": len(records),
+        "description": _DESCRIPTIONS[cfg.preset],
+    }
     atomic_write_text(out / "preset.yaml", yaml.safe_dump(info, sort_keys=False))
     manifest.write(out)
     return Manifest.read(out)
@@ -380,12 +451,12 @@ def write_preset(cfg: SynthConfig, out_dir: str | Path,
 
 _DESCRIPTIONS = {
     "webface": "VIS identities for recognizer pretraining; mostly near-frontal yaw, random light and "
-               "expression; split train",
+    "expression; split train",
     "multipie": "cross-pose: 9 yaws -60..60 step 15 x lights neutral/left/right/top; first 60% of subjects "
-                "train, rest test; gallery=1 marks the frontal neutral-light neutral-expression image",
+    "train, rest test; gallery=1 marks the frontal neutral-light neutral-expression image",
     "nirvis": "cross-modal: 1-5 VIS and 4-12 NIR images per subject, yaw within +-30; first half train, "
-              "second half test; gallery=1 marks the first (near-frontal) VIS image",
+    "second half test; gallery=1 marks the first (near-frontal) VIS image",
     "occluded": "multipie layout with occluders on non-frontal images: occlusion names the kind, mask_path "
-                "its mask (255 = occluded), clean_path the same render without it, frontal_path the "
-                "frontal neutral clean image",
+    "its mask (255 = occluded), clean_path the same render without it, frontal_path the "
+    "frontal neutral clean image",
 }

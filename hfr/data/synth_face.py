@@ -27,20 +27,62 @@ import numpy as np
 import torch
 
 SHAPE_NAMES: tuple[str, ...] = (
-    "head_width", "head_height", "head_depth", "jaw_width", "chin_length", "chin_protrusion",
-    "cheekbone_height", "cheekbone_prominence", "cheek_fullness", "brow_ridge", "forehead_slope",
-    "eye_spacing", "eye_size", "eye_socket_depth", "eye_height", "eye_tilt", "nose_length",
-    "nose_width", "nose_bridge", "nose_tip", "nose_tip_bulb", "mouth_width", "lip_upper",
-    "lip_lower", "mouth_height", "ear_size", "ear_protrusion", "ear_height", "face_asymmetry",
+    "head_width",
+    "head_height",
+    "head_depth",
+    "jaw_width",
+    "chin_length",
+    "chin_protrusion",
+    "cheekbone_height",
+    "cheekbone_prominence",
+    "cheek_fullness",
+    "brow_ridge",
+    "forehead_slope",
+    "eye_spacing",
+    "eye_size",
+    "eye_socket_depth",
+    "eye_height",
+    "eye_tilt",
+    "nose_length",
+    "nose_width",
+    "nose_bridge",
+    "nose_tip",
+    "nose_tip_bulb",
+    "mouth_width",
+    "lip_upper",
+    "lip_lower",
+    "mouth_height",
+    "ear_size",
+    "ear_protrusion",
+    "ear_height",
+    "face_asymmetry",
     "temple_width",
 )
 """Continuous shape parameters (standard-normal scores, clipped to +-2.5)."""
 
 APPEARANCE_NAMES: tuple[str, ...] = (
-    "melanin", "redness", "iris_hue", "iris_dark", "iris_nir", "hair_dark", "hair_red",
-    "hair_grey", "brow_dark", "brow_thickness", "brow_arch", "hairline", "hair_side",
-    "hair_long", "bangs", "hair_volume", "beard", "lip_tone", "hair_phase", "freckles",
-    "skin_nir", "balding",
+    "melanin",
+    "redness",
+    "iris_hue",
+    "iris_dark",
+    "iris_nir",
+    "hair_dark",
+    "hair_red",
+    "hair_grey",
+    "brow_dark",
+    "brow_thickness",
+    "brow_arch",
+    "hairline",
+    "hair_side",
+    "hair_long",
+    "bangs",
+    "hair_volume",
+    "beard",
+    "lip_tone",
+    "hair_phase",
+    "freckles",
+    "skin_nir",
+    "balding",
 )
 """Appearance parameters, each in [0, 1]."""
 
@@ -48,8 +90,16 @@ EXPRESSIONS: tuple[str, ...] = ("neutral", "smile", "open_mouth", "eyes_closed")
 """Expressions in the order of their integer codes."""
 
 LANDMARK_NAMES: tuple[str, ...] = (
-    "eye_pos", "eye_neg", "nose_tip", "mouth_pos", "mouth_neg", "mouth_center", "chin",
-    "ear_pos", "ear_neg", "nose_bridge",
+    "eye_pos",
+    "eye_neg",
+    "nose_tip",
+    "mouth_pos",
+    "mouth_neg",
+    "mouth_center",
+    "chin",
+    "ear_pos",
+    "ear_neg",
+    "nose_bridge",
 )
 """Named 3D landmarks; `_pos`/`_neg` are the sides at positive/negative longitude."""
 
@@ -66,8 +116,17 @@ _S = {name: i for i, name in enumerate(SHAPE_NAMES)}
 _A = {name: i for i, name in enumerate(APPEARANCE_NAMES)}
 
 # Iris colours (linear RGB) indexed by a hue in [0, 1): dark brown .. brown .. hazel .. green .. blue .. grey.
-_IRIS = np.array([[0.10, 0.05, 0.03], [0.22, 0.11, 0.05], [0.30, 0.24, 0.10],
-                  [0.18, 0.30, 0.14], [0.20, 0.32, 0.55], [0.38, 0.42, 0.46]], dtype=np.float32)
+_IRIS = np.array(
+    [
+        [0.10, 0.05, 0.03],
+        [0.22, 0.11, 0.05],
+        [0.30, 0.24, 0.10],
+        [0.18, 0.30, 0.14],
+        [0.20, 0.32, 0.55],
+        [0.38, 0.42, 0.46],
+    ],
+    dtype=np.float32,
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +155,9 @@ def namespace_code(namespace: str) -> int:
 
 def identity_rng(seed: int, namespace: str, index: int) -> np.random.Generator:
     """The generator of subject `index` in `namespace`: seeded by those three values only."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), namespace_code(namespace),
-                                                                       int(index)])))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence([int(seed), namespace_code(namespace), int(index)]))
+    )
 
 
 def sample_identity(seed: int, namespace: str, index: int) -> Identity:
@@ -105,19 +165,46 @@ def sample_identity(seed: int, namespace: str, index: int) -> Identity:
     rng = identity_rng(seed, namespace, index)
     shape = np.clip(rng.standard_normal(len(SHAPE_NAMES)), -2.5, 2.5).astype(np.float32)
     app = rng.random(len(APPEARANCE_NAMES)).astype(np.float32)
-    bumps = np.stack([rng.uniform(-1.0, 1.0, N_BUMPS), rng.uniform(-0.9, 0.7, N_BUMPS),
-                      rng.uniform(0.08, 0.25, N_BUMPS), rng.uniform(0.06, 0.2, N_BUMPS),
-                      rng.normal(0.0, 0.03, N_BUMPS)], axis=1).astype(np.float32)
-    tone = np.stack([rng.uniform(-1.0, 1.0, N_TONE), rng.uniform(-0.9, 0.6, N_TONE),
-                     rng.uniform(0.1, 0.3, N_TONE), rng.uniform(0.08, 0.25, N_TONE),
-                     rng.normal(0.0, 0.09, N_TONE)], axis=1).astype(np.float32)
+    bumps = np.stack(
+        [
+            rng.uniform(-1.0, 1.0, N_BUMPS),
+            rng.uniform(-0.9, 0.7, N_BUMPS),
+            rng.uniform(0.08, 0.25, N_BUMPS),
+            rng.uniform(0.06, 0.2, N_BUMPS),
+            rng.normal(0.0, 0.03, N_BUMPS),
+        ],
+        axis=1,
+    ).astype(np.float32)
+    tone = np.stack(
+        [
+            rng.uniform(-1.0, 1.0, N_TONE),
+            rng.uniform(-0.9, 0.6, N_TONE),
+            rng.uniform(0.1, 0.3, N_TONE),
+            rng.uniform(0.08, 0.25, N_TONE),
+            rng.normal(0.0, 0.09, N_TONE),
+        ],
+        axis=1,
+    ).astype(np.float32)
     n_marks = int(rng.choice(5, p=[0.35, 0.3, 0.2, 0.1, 0.05]))
-    marks = np.stack([rng.uniform(-0.85, 0.85, N_MARKS), rng.uniform(-0.75, 0.45, N_MARKS),
-                      rng.uniform(0.02, 0.04, N_MARKS), rng.uniform(0.5, 0.85, N_MARKS)], axis=1)
+    marks = np.stack(
+        [
+            rng.uniform(-0.85, 0.85, N_MARKS),
+            rng.uniform(-0.75, 0.45, N_MARKS),
+            rng.uniform(0.02, 0.04, N_MARKS),
+            rng.uniform(0.5, 0.85, N_MARKS),
+        ],
+        axis=1,
+    )
     marks[n_marks:, 3] = 0.0
     freckle_amount = max(0.0, float(app[_A["freckles"]]) - 0.7) / 0.3  # about 30% of people have freckles
-    freckles = np.stack([rng.normal(0.0, 0.32, N_FRECKLES), rng.normal(-0.12, 0.16, N_FRECKLES),
-                         rng.uniform(0.3, 1.0, N_FRECKLES) * freckle_amount], axis=1)
+    freckles = np.stack(
+        [
+            rng.normal(0.0, 0.32, N_FRECKLES),
+            rng.normal(-0.12, 0.16, N_FRECKLES),
+            rng.uniform(0.3, 1.0, N_FRECKLES) * freckle_amount,
+        ],
+        axis=1,
+    )
     return Identity(shape, app, bumps, tone, marks.astype(np.float32), freckles.astype(np.float32))
 
 
@@ -136,8 +223,15 @@ def _wrap(d: torch.Tensor) -> torch.Tensor:
     return torch.remainder(d + math.pi, 2 * math.pi) - math.pi
 
 
-def _bump_sum(lon: torch.Tensor, lat: torch.Tensor, c_lon: torch.Tensor, c_lat: torch.Tensor,
-              s_lon: torch.Tensor, s_lat: torch.Tensor, amp: torch.Tensor) -> torch.Tensor:
+def _bump_sum(
+    lon: torch.Tensor,
+    lat: torch.Tensor,
+    c_lon: torch.Tensor,
+    c_lat: torch.Tensor,
+    s_lon: torch.Tensor,
+    s_lat: torch.Tensor,
+    amp: torch.Tensor,
+) -> torch.Tensor:
     """Sum over k of amp_k * g(wrap(lon - c_lon_k), s_lon_k) * g(lat - c_lat_k, s_lat_k).
 
     Bump parameters are (n, K). On a grid (lon (1, 1, G_lon), lat (1, G_lat, 1)) each
@@ -150,9 +244,8 @@ def _bump_sum(lon: torch.Tensor, lat: torch.Tensor, c_lon: torch.Tensor, c_lat: 
         return torch.bmm(g_lat.transpose(1, 2), g_lon)
     out = torch.zeros_like(lon * lat * c_lon[:, :1].unsqueeze(-1))
     for k in range(c_lon.shape[1]):
-        def col(t: torch.Tensor) -> torch.Tensor:
-            return t[:, k].view(-1, 1, 1)
-        out = out + col(amp) * _g(_wrap(lon - col(c_lon)), col(s_lon)) * _g(lat - col(c_lat), col(s_lat))
+        a, cl, sl, ct, st = (t[:, k].view(-1, 1, 1) for t in (amp, c_lon, s_lon, c_lat, s_lat))
+        out = out + a * _g(_wrap(lon - cl), sl) * _g(lat - ct, st)
     return out
 
 
@@ -211,10 +304,25 @@ class _Params:
         """(lon, lat) of LANDMARK_NAMES, each (n, 1, L)."""
         z = torch.zeros_like(self.eye_dx)
         ear = math.pi / 2 + 0.06
-        lon = torch.cat([self.eye_dx * (1 + self.asym), -self.eye_dx, z, self.mouth_w, -self.mouth_w, z, z,
-                         z + ear, z - ear, z], dim=2)
-        lat = torch.cat([self.eye_lat, self.eye_lat, self.tip_lat, self.mouth_lat, self.mouth_lat,
-                         self.mouth_lat, self.chin_lat + 0.05, self.ear_lat, self.ear_lat, self.eye_lat], dim=2)
+        lon = torch.cat(
+            [self.eye_dx * (1 + self.asym), -self.eye_dx, z, self.mouth_w, -self.mouth_w, z, z, z + ear, z - ear, z],
+            dim=2,
+        )
+        lat = torch.cat(
+            [
+                self.eye_lat,
+                self.eye_lat,
+                self.tip_lat,
+                self.mouth_lat,
+                self.mouth_lat,
+                self.mouth_lat,
+                self.chin_lat + 0.05,
+                self.ear_lat,
+                self.ear_lat,
+                self.eye_lat,
+            ],
+            dim=2,
+        )
         return lon, lat
 
 
@@ -238,11 +346,11 @@ def _id_regions(p: _Params, lon: torch.Tensor, lat: torch.Tensor) -> dict[str, t
     dx = lon - ecx
     ex = dx / p.eye_w
     ey = (lat - p.eye_lat - p.tilt * dx * torch.sign(lon)) / p.eye_h
-    r: dict[str, torch.Tensor] = {"ex": ex, "ey": ey, "eye": _sig((1.0 - ex ** 2 - ey ** 2) * 7.0)}
+    r: dict[str, torch.Tensor] = {"ex": ex, "ey": ey, "eye": _sig((1.0 - ex**2 - ey**2) * 7.0)}
     # brows (their height moves with a smile: see _expr_regions)
     bx = dx / (p.eye_w * 1.5) + 0.15 * torch.sign(lon)
     arch = 0.02 + 0.03 * p.a("brow_arch")
-    r["brow_base"] = p.eye_lat + 0.095 + arch * (1 - bx ** 2)
+    r["brow_base"] = p.eye_lat + 0.095 + arch * (1 - bx**2)
     r["brow_x"] = _sig((1.0 - bx.abs()) * 8.0)
     # hair: above a hairline, on the sides and the back
     wl = _wrap(lon)
@@ -261,8 +369,14 @@ def _id_regions(p: _Params, lon: torch.Tensor, lat: torch.Tensor) -> dict[str, t
     return r
 
 
-def _expr_regions(p: _Params, lon: torch.Tensor, lat: torch.Tensor, expr: torch.Tensor,
-                  rid: dict[str, torch.Tensor], idx: torch.Tensor | None) -> dict[str, torch.Tensor]:
+def _expr_regions(
+    p: _Params,
+    lon: torch.Tensor,
+    lat: torch.Tensor,
+    expr: torch.Tensor,
+    rid: dict[str, torch.Tensor],
+    idx: torch.Tensor | None,
+) -> dict[str, torch.Tensor]:
     """The expression-dependent masks per (identity, expression) pair; `p` and `expr` (n, 1, 1)
     are per pair, `rid` comes from `_id_regions` (per identity, mapped to pairs by `idx`)."""
     smile = (expr == 1).float()
@@ -275,10 +389,10 @@ def _expr_regions(p: _Params, lon: torch.Tensor, lat: torch.Tensor, expr: torch.
     # mouth and lips
     mw = p.mouth_w * (1 + 0.15 * smile)
     mx = lon / mw
-    curve = (0.035 * smile - 0.004) * mx ** 2
+    curve = (0.035 * smile - 0.004) * mx**2
     my = lat - p.mouth_lat - curve
     lip_h = torch.where(my > 0, p.lip_u, p.lip_l) * (1 - 0.3 * smile)
-    r["lips"] = _sig((1.0 - mx ** 2 - (my / lip_h) ** 2) * 6.0)
+    r["lips"] = _sig((1.0 - mx**2 - (my / lip_h) ** 2) * 6.0)
     gap = 0.004 + 0.045 * open_m
     r["mouth_gap"] = _sig((1.0 - (mx / 0.85) ** 2 - (my / gap) ** 2) * 6.0)
     r["teeth"] = r["mouth_gap"] * open_m * _sig((my - 0.15 * gap) / 0.006)
@@ -287,9 +401,16 @@ def _expr_regions(p: _Params, lon: torch.Tensor, lat: torch.Tensor, expr: torch.
 
 
 # ----------------------------------------------------------------------------- geometry
-def _geometry(pi: _Params, pp: _Params, idx: torch.Tensor | None, lon: torch.Tensor, lat: torch.Tensor,
-              rid: dict[str, torch.Tensor], reg: dict[str, torch.Tensor], out: torch.Tensor | None = None
-              ) -> torch.Tensor:
+def _geometry(
+    pi: _Params,
+    pp: _Params,
+    idx: torch.Tensor | None,
+    lon: torch.Tensor,
+    lat: torch.Tensor,
+    rid: dict[str, torch.Tensor],
+    reg: dict[str, torch.Tensor],
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Surface points (3, n, ...) (x, y, z first) at (lon, lat), one per (identity, expression) pair,
     written into `out` when given (a full (3, n, G_lat, G_lon) grid).
 
@@ -367,8 +488,15 @@ def _normals(pts: torch.Tensor, out: torch.Tensor) -> None:
 
 
 # ----------------------------------------------------------------------------- albedo
-def _albedo(pi: _Params, idx: torch.Tensor, lon: torch.Tensor, lat: torch.Tensor,
-            rid: dict[str, torch.Tensor], reg: dict[str, torch.Tensor], out: torch.Tensor) -> None:
+def _albedo(
+    pi: _Params,
+    idx: torch.Tensor,
+    lon: torch.Tensor,
+    lat: torch.Tensor,
+    rid: dict[str, torch.Tensor],
+    reg: dict[str, torch.Tensor],
+    out: torch.Tensor,
+) -> None:
     """Write the linear RGB and NIR albedo into `out` (4, n, G_lat, G_lon), channels first,
     one per (identity, expression) pair (`idx` maps the pairs to the identities of `pi`).
 
@@ -410,8 +538,10 @@ def _albedo(pi: _Params, idx: torch.Tensor, lon: torch.Tensor, lat: torch.Tensor
     lo = hue.floor().clamp(max=len(_IRIS) - 2)
     frac = hue - lo
     iris_tab = torch.from_numpy(_IRIS).to(lon.device)
-    iris_rgb = iris_tab[lo.long().view(-1)].t().reshape(3, -1, 1, 1) * (1 - frac) + \
-        iris_tab[(lo + 1).long().view(-1)].t().reshape(3, -1, 1, 1) * frac
+    iris_rgb = (
+        iris_tab[lo.long().view(-1)].t().reshape(3, -1, 1, 1) * (1 - frac)
+        + iris_tab[(lo + 1).long().view(-1)].t().reshape(3, -1, 1, 1) * frac
+    )
     iris_rgb = iris_rgb * (1.15 - 0.5 * a("iris_dark"))
     eye_rgb = 0.7 * (1 - iris) + iris_rgb * iris
     eye_rgb = eye_rgb * (1 - 0.95 * pupil)
@@ -423,7 +553,9 @@ def _albedo(pi: _Params, idx: torch.Tensor, lon: torch.Tensor, lat: torch.Tensor
     brow_col = hair_col * (1.0 - 0.5 * a("brow_dark"))
     # hair with a strand texture
     hair = rid["hair"]
-    strands = 1 + 0.25 * torch.sin(lon * (20 + 40 * a("hair_phase")) + lat * 5) * torch.sin(lat * (8 + 20 * a("bangs")) + 1.3)
+    strands = 1 + 0.25 * torch.sin(lon * (20 + 40 * a("hair_phase")) + lat * 5) * torch.sin(
+        lat * (8 + 20 * a("bangs")) + 1.3
+    )
     hair_rgb = hair_col * strands
     hair_nir_s = hair_nir * strands * hair
     # ears: darker rim
@@ -498,8 +630,9 @@ def grid_coords(size: int, device: torch.device | str = "cpu") -> tuple[torch.Te
     return lat, lon
 
 
-def surface_maps(ids: Sequence[Identity], exprs: Sequence[int], size: int,
-                 device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def surface_maps(
+    ids: Sequence[Identity], exprs: Sequence[int], size: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Surface of each (identity, expression) pair on the grid of `grid_coords(size)`.
 
     Returns maps (n, G_lat, G_lon, CHANNELS) with channels x, y, z, nx, ny, nz, r, g, b, nir

@@ -144,29 +144,32 @@ def _blur(img: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     p = torch.nn.functional.pad(img, (3, 3, 0, 0), mode="replicate")
     out = p[..., 0:w] * wts[:, 0]
     for k in range(1, 7):
-        out = out + p[..., k:k + w] * wts[:, k]
+        out = out + p[..., k : k + w] * wts[:, k]
     p = torch.nn.functional.pad(out, (0, 0, 3, 3), mode="replicate")
     out = p[:, :, 0:h] * wts[:, 0]
     for k in range(1, 7):
-        out = out + p[:, :, k:k + h] * wts[:, k]
+        out = out + p[:, :, k : k + h] * wts[:, k]
     return out
 
 
-def _zbuffer(pu: torch.Tensor, pv: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, h: int, w: int
-             ) -> torch.Tensor:
+def _zbuffer(
+    pu: torch.Tensor, pv: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, h: int, w: int
+) -> torch.Tensor:
     """Per-pixel maximum of `key` over the points (B, N) that land on pixel (pv, pu) and are
     `valid`; -1 where none does. Returns (B, H, W) int64."""
     b = pu.shape[0]
     inside = valid & (pu >= 0) & (pu < w) & (pv >= 0) & (pv < h)
-    pix = torch.where(inside, torch.arange(b, device=pu.device).view(-1, 1) * (h * w) + pv * w + pu,
-                      torch.full_like(pu, b * h * w))
+    pix = torch.where(
+        inside, torch.arange(b, device=pu.device).view(-1, 1) * (h * w) + pv * w + pu, torch.full_like(pu, b * h * w)
+    )
     zbuf = torch.full((b * h * w + 1,), -1, dtype=torch.long, device=pu.device)
     zbuf.scatter_reduce_(0, pix.view(-1), key.reshape(-1), reduce="amax", include_self=True)
     return zbuf[:-1].view(b, h, w)
 
 
-def _footprint(u: torch.Tensor, v: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, h: int, w: int
-               ) -> torch.Tensor:
+def _footprint(
+    u: torch.Tensor, v: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, h: int, w: int
+) -> torch.Tensor:
     """Per-pixel maximum of `key` over the points (B, N) at continuous image positions (u, v)
     whose 2 x 2 footprint (the four pixels around the point) covers the pixel; -1 where none.
 
@@ -193,8 +196,9 @@ def _capsule(px: torch.Tensor, py: torch.Tensor, a: torch.Tensor, b: torch.Tenso
     return torch.sqrt((px - ax - t * dx) ** 2 + (py - ay - t * dy) ** 2)
 
 
-def _ellipse(px: torch.Tensor, py: torch.Tensor, c: torch.Tensor, rx: torch.Tensor, ry: torch.Tensor,
-             ang: torch.Tensor) -> torch.Tensor:
+def _ellipse(
+    px: torch.Tensor, py: torch.Tensor, c: torch.Tensor, rx: torch.Tensor, ry: torch.Tensor, ang: torch.Tensor
+) -> torch.Tensor:
     """Pixels inside rotated ellipses: centres (B, 2), radii and angles (B,) -> bool (B, H, W)."""
     ca, sa = torch.cos(ang).view(-1, 1, 1), torch.sin(ang).view(-1, 1, 1)
     dx, dy = px - c[:, 0].view(-1, 1, 1), py - c[:, 1].view(-1, 1, 1)
@@ -203,8 +207,14 @@ def _ellipse(px: torch.Tensor, py: torch.Tensor, c: torch.Tensor, rx: torch.Tens
     return u * u + v * v <= 1.0
 
 
-def occluder_masks(kinds: Sequence[str], occ: torch.Tensor, lm: torch.Tensor, scale: torch.Tensor,
-                   size: int, near_side: torch.Tensor | None = None) -> torch.Tensor:
+def occluder_masks(
+    kinds: Sequence[str],
+    occ: torch.Tensor,
+    lm: torch.Tensor,
+    scale: torch.Tensor,
+    size: int,
+    near_side: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Binary occluder masks (B, H, W) from kinds, 16 uniforms each (B, 16), projected
     landmarks (B, L, 2) and face scale in pixels per head unit (B,). `near_side` (B,) is
     +1/-1 when the positive/negative-longitude ear faces the camera, 0 near frontal."""
@@ -212,8 +222,11 @@ def occluder_masks(kinds: Sequence[str], occ: torch.Tensor, lm: torch.Tensor, sc
         near_side = torch.zeros(len(kinds), device=occ.device)
     dev = occ.device
     b = len(kinds)
-    ys, xs = torch.meshgrid(torch.arange(size, device=dev, dtype=torch.float32) + 0.5,
-                            torch.arange(size, device=dev, dtype=torch.float32) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(size, device=dev, dtype=torch.float32) + 0.5,
+        torch.arange(size, device=dev, dtype=torch.float32) + 0.5,
+        indexing="ij",
+    )
     px, py = xs.unsqueeze(0), ys.unsqueeze(0)
     mask = torch.zeros(b, size, size, dtype=torch.bool, device=dev)
     eye_p, eye_n = lm[:, _LM["eye_pos"]], lm[:, _LM["eye_neg"]]
@@ -244,8 +257,9 @@ def occluder_masks(kinds: Sequence[str], occ: torch.Tensor, lm: torch.Tensor, sc
             c = c + (u[:, 2:4] - 0.5) * 0.06 * s.view(-1, 1)
             hw = (0.17 + 0.08 * u[:, 0]) * s
             hh = (0.3 + 0.08 * u[:, 1]) * s
-            m = ((px - c[:, 0].view(-1, 1, 1)).abs() <= hw.view(-1, 1, 1)) & \
-                ((py - c[:, 1].view(-1, 1, 1)).abs() <= hh.view(-1, 1, 1))
+            m = ((px - c[:, 0].view(-1, 1, 1)).abs() <= hw.view(-1, 1, 1)) & (
+                (py - c[:, 1].view(-1, 1, 1)).abs() <= hh.view(-1, 1, 1)
+            )
         elif kind == "scarf":
             tip, mouth, chin = lm[:, _LM["nose_tip"]], lm[:, _LM["mouth_center"]], lm[:, _LM["chin"]]
             amp = (0.02 + 0.03 * u[:, 1]) * s
@@ -254,8 +268,15 @@ def occluder_masks(kinds: Sequence[str], occ: torch.Tensor, lm: torch.Tensor, sc
             half = (0.95 + 0.3 * u[:, 3]) * s
             m = (py >= top.view(-1, 1, 1) + wave) & ((px - chin[:, 0].view(-1, 1, 1)).abs() <= half.view(-1, 1, 1))
         elif kind == "hand":
-            anchors = torch.stack([mouth_c := lm[:, _LM["mouth_center"]], lm[:, _LM["eye_pos"]],
-                                   lm[:, _LM["eye_neg"]], 0.5 * (mouth_c + lm[:, _LM["chin"]])], dim=1)
+            anchors = torch.stack(
+                [
+                    mouth_c := lm[:, _LM["mouth_center"]],
+                    lm[:, _LM["eye_pos"]],
+                    lm[:, _LM["eye_neg"]],
+                    0.5 * (mouth_c + lm[:, _LM["chin"]]),
+                ],
+                dim=1,
+            )
             pick = (u[:, 0] * 4).long().clamp(max=3)
             c = anchors[torch.arange(b, device=dev), pick] + (u[:, 1:3] - 0.5) * 0.3 * s.view(-1, 1)
             ang = u[:, 3] * 6.2832
@@ -273,15 +294,19 @@ def occluder_masks(kinds: Sequence[str], occ: torch.Tensor, lm: torch.Tensor, sc
             cx = eye_mid[:, 0] + (u[:, 0] - 0.5) * 0.8 * s
             cy = eye_mid[:, 1] + (u[:, 1] - 0.2) * 0.9 * s
             hw, hh = (0.15 + 0.25 * u[:, 2]) * s, (0.15 + 0.25 * u[:, 3]) * s
-            m = ((px - cx.view(-1, 1, 1)).abs() <= hw.view(-1, 1, 1)) & ((py - cy.view(-1, 1, 1)).abs() <= hh.view(-1, 1, 1))
+            m = ((px - cx.view(-1, 1, 1)).abs() <= hw.view(-1, 1, 1)) & (
+                (py - cy.view(-1, 1, 1)).abs() <= hh.view(-1, 1, 1)
+            )
         elif kind == "irregular":
             m = zero.bool().view(-1, 1, 1)
             width = (0.03 + 0.04 * u[:, 15]) * s
             for k in range(3):
-                p0 = eye_mid + (u[:, 2 * k:2 * k + 2] - torch.tensor([0.5, 0.2], device=dev)) * 1.2 * s.view(-1, 1)
+                p0 = eye_mid + (u[:, 2 * k : 2 * k + 2] - torch.tensor([0.5, 0.2], device=dev)) * 1.2 * s.view(-1, 1)
                 for j in range(2):
                     a = u[:, 6 + 3 * k + j] * 6.2832
-                    p1 = p0 + torch.stack([torch.cos(a), torch.sin(a)], 1) * (0.25 + 0.2 * u[:, 12 + k]).view(-1, 1) * s.view(-1, 1)
+                    p1 = p0 + torch.stack([torch.cos(a), torch.sin(a)], 1) * (0.25 + 0.2 * u[:, 12 + k]).view(
+                        -1, 1
+                    ) * s.view(-1, 1)
                     m = m | (_capsule(px, py, p0, p1) <= width.view(-1, 1, 1))
                     p0 = p1
         else:
@@ -304,16 +329,18 @@ def _occluder_colour(kinds: Sequence[str], occ: torch.Tensor, size: int) -> torc
     ys = torch.linspace(0, 1, size, device=dev).view(1, -1, 1)
     xs = torch.linspace(0, 1, size, device=dev).view(1, 1, -1)
     shade = 0.75 + 0.35 * (u[:, 7].view(-1, 1, 1) * xs + (1 - u[:, 7]).view(-1, 1, 1) * (1 - ys))
-    stripes = 1 + 0.15 * torch.sin((xs * 0.6 + ys) * size / 3.0 + u[:, 9].view(-1, 1, 1) * 6.28) * \
-        torch.tensor([k in ("scarf", "block") for k in kinds], device=dev, dtype=torch.float32).view(-1, 1, 1)
+    stripes = 1 + 0.15 * torch.sin((xs * 0.6 + ys) * size / 3.0 + u[:, 9].view(-1, 1, 1) * 6.28) * torch.tensor(
+        [k in ("scarf", "block") for k in kinds], device=dev, dtype=torch.float32
+    ).view(-1, 1, 1)
     return base.view(-1, 3, 1, 1) * (shade * stripes).unsqueeze(1)
 
 
 _CHUNK_POINTS = 1 << 19  # points per internal sub-batch (keeps the working set in cache)
 
 
-def render_batch(identities: Sequence[Identity], specs: Sequence[ImageSpec], size: int,
-                 device: torch.device | str = "cpu") -> RenderOutput:
+def render_batch(
+    identities: Sequence[Identity], specs: Sequence[ImageSpec], size: int, device: torch.device | str = "cpu"
+) -> RenderOutput:
     """Render one image per spec of `identities[spec.identity]` at `size` x `size` pixels.
 
     The result of an image depends only on its identity, its spec and `size` (and the
@@ -333,16 +360,28 @@ def render_batch(identities: Sequence[Identity], specs: Sequence[ImageSpec], siz
     step = max(1, _CHUNK_POINTS // n_pts) if dev.type == "cpu" else 256
     parts = []
     for i in range(0, len(specs), step):
-        sub = specs[i:i + step]
+        sub = specs[i : i + step]
         pid = torch.tensor([pair_index[(s.identity, s.expression)] for s in sub], device=dev)
         parts.append(_render_chunk(maps, maps_cf, lm3, pid, sub, size, half))
-    return RenderOutput(images=np.concatenate([p[0] for p in parts]), clean=np.concatenate([p[1] for p in parts]),
-                        masks=np.concatenate([p[2] for p in parts]), landmarks=np.concatenate([p[3] for p in parts]),
-                        visible=np.concatenate([p[4] for p in parts]), modalities=[s.modality for s in specs])
+    return RenderOutput(
+        images=np.concatenate([p[0] for p in parts]),
+        clean=np.concatenate([p[1] for p in parts]),
+        masks=np.concatenate([p[2] for p in parts]),
+        landmarks=np.concatenate([p[3] for p in parts]),
+        visible=np.concatenate([p[4] for p in parts]),
+        modalities=[s.modality for s in specs],
+    )
 
 
-def _render_chunk(maps: torch.Tensor, maps_cf: torch.Tensor, lm3: torch.Tensor, pid: torch.Tensor,
-                  specs: Sequence[ImageSpec], size: int, half: int) -> tuple[np.ndarray, ...]:
+def _render_chunk(
+    maps: torch.Tensor,
+    maps_cf: torch.Tensor,
+    lm3: torch.Tensor,
+    pid: torch.Tensor,
+    specs: Sequence[ImageSpec],
+    size: int,
+    half: int,
+) -> tuple[np.ndarray, ...]:
     """Render `specs` whose surfaces are maps[pid] (`maps_cf`: the same, channels first,
     (CHANNELS, n * G_lat * G_lon)); returns images, clean, masks, landmarks, visible."""
     dev = maps.device
@@ -357,8 +396,11 @@ def _render_chunk(maps: torch.Tensor, maps_cf: torch.Tensor, lm3: torch.Tensor, 
     win = 2 * half + 1
     centre = np.round((np.pi - yaw) / (2 * np.pi) * g_lon).astype(np.int64)
     cols = (torch.from_numpy(centre - half).to(dev).view(-1, 1) + torch.arange(win, device=dev).view(1, -1)) % g_lon
-    flat = (pid.view(-1, 1, 1) * (g_lat * g_lon) + torch.arange(g_lat, device=dev).view(1, -1, 1) * g_lon
-            + cols.view(b, 1, win)).view(b, -1)
+    flat = (
+        pid.view(-1, 1, 1) * (g_lat * g_lon)
+        + torch.arange(g_lat, device=dev).view(1, -1, 1) * g_lon
+        + cols.view(b, 1, win)
+    ).view(b, -1)
     pts = _gather(maps_cf, 0, 6, flat.view(-1)).view(6, b, -1)  # (6, B, N): positions and normals
     n_pts = pts.shape[2]
     piv = _PIVOT
@@ -446,13 +488,16 @@ def _render_chunk(maps: torch.Tensor, maps_cf: torch.Tensor, lm3: torch.Tensor, 
     neck = ((px_pix - neck_x).abs() <= neck_w) & (py_pix >= neck_y - 0.3 * sc4)
     lat_i = int(round((-0.3 + LAT_LIMIT) / (2 * LAT_LIMIT) * (g_lat - 1)))
     neck_alb = maps[pid, lat_i, int(g_lon / 2 + 0.6 / (2 * math.pi) * g_lon)][:, 6:10]
-    neck_col = torch.where(is_nir.view(-1, 1), neck_alb[:, 3:4].expand(-1, 3), neck_alb[:, 0:3]) * \
-        (amb + 0.4 * strength) * 0.75
+    neck_col = (
+        torch.where(is_nir.view(-1, 1), neck_alb[:, 3:4].expand(-1, 3), neck_alb[:, 0:3])
+        * (amb + 0.4 * strength)
+        * 0.75
+    )
     neck_shade = 0.8 + 0.4 * xs * torch.sign(light[:, 0]).view(-1, 1, 1, 1)
     bg = torch.where(neck, neck_col.view(-1, 3, 1, 1) * neck_shade, bg)
     img = torch.where(cov > 0, face, bg)
     if any_nir:  # vignetting of the active NIR source
-        img = img * torch.where(is_nir.view(-1, 1, 1, 1), 1.0 - 0.35 * (xs ** 2 + ys ** 2), torch.ones_like(xs + ys))
+        img = img * torch.where(is_nir.view(-1, 1, 1, 1), 1.0 - 0.35 * (xs**2 + ys**2), torch.ones_like(xs + ys))
     wb = torch.tensor([s.wb for s in specs], device=dev, dtype=torch.float32).view(-1, 3, 1, 1)
     img = img * wb
     sig = np.array([s.blur for s in specs], dtype=np.float32) * (size / 64.0)

@@ -124,7 +124,7 @@ def _set_epoch(obj: Any, epoch: int, start: int) -> int:
     if not callable(fn):
         return start
     try:
-        params = signature(fn).parameters
+        params: Mapping[str, Parameter] = signature(fn).parameters
     except (TypeError, ValueError):
         params = {}
     if "start" in params or any(p.kind == Parameter.VAR_KEYWORD for p in params.values()):
@@ -171,17 +171,17 @@ class _Trainer:
             run.mkdir(parents=True, exist_ok=True)
             return run, None
         if self.resume == "auto":
-            run = latest_run_dir(self.recipe, self.runs_root)
-            ckpt = latest_checkpoint(run) if run is not None else None
-            if ckpt is None:
+            latest = latest_run_dir(self.recipe, self.runs_root)
+            ckpt = latest_checkpoint(latest) if latest is not None else None
+            if latest is None or ckpt is None:
                 where = (
-                    f"{run} has no checkpoint"
-                    if run is not None
+                    f"{latest} has no checkpoint"
+                    if latest is not None
                     else f"no run of {self.recipe!r} under {self.runs_root}"
                 )
                 log.warning("--resume auto: %s; starting a new run", where)
                 return self._fresh_run(), None
-            return run, ckpt
+            return latest, ckpt
         ckpt, run = resolve_resume_path(self.resume)
         return run, ckpt
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -58,9 +58,9 @@ class TrainProgress:
 
     def update(self, step: int, images_per_s: float | None = None, logs: Mapping[str, float] | None = None) -> None:
         """Move the bar to `step`; show the throughput and logs when given."""
-        if self.progress is None:
+        if self.progress is None or self.task_id is None:
             return
-        fields = {}
+        fields: dict[str, Any] = {}
         if images_per_s is not None:
             fields["rate"] = f"{images_per_s:,.0f} img/s"
         if logs:

@@ -223,7 +223,7 @@ TaskFactory = Callable[[], Task]
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Every task, by the `model:` name recipes use; filled from the `hfr.tasks` entry points.
-TASKS: Registry[Callable[[], Any]] = Registry("task", ENTRY_POINT_GROUP, ConfigError, key="model")
+TASKS: Registry[Any] = Registry("task", ENTRY_POINT_GROUP, ConfigError, key="model")
 
 
 def register_task(name: str) -> Callable[[F], F]:
@@ -239,7 +239,7 @@ def task_names() -> list[str]:
     return TASKS.names()
 
 
-def get_task(name: str) -> Callable[[], Any]:
+def get_task(name: str) -> Any:
     """The task class registered as `name`; ConfigError naming the closest registered name."""
     return TASKS.get(name)
 

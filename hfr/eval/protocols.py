@@ -218,7 +218,9 @@ def cross_pose(manifest: Manifest, features: np.ndarray, bin_width: float = 15.0
     by_bin: dict[float, list[bool]] = defaultdict(list)
     by_abs: dict[float, list[bool]] = defaultdict(list)
     for j, i in enumerate(probes):
-        b = yaw_bin(manifest[i].yaw, bin_width)
+        yaw = manifest[i].yaw
+        assert yaw is not None  # cross_pose_split keeps rows with a yaw only
+        b = yaw_bin(yaw, bin_width)
         by_bin[b].append(bool(hit[j]))
         by_abs[abs(b)].append(bool(hit[j]))
     rank1_bin = {f"{b:g}": float(np.mean(v)) for b, v in sorted(by_bin.items())}

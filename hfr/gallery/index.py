@@ -156,7 +156,7 @@ def brute_force_topk(
         scores = probes @ chunk.T
         top_s, top_i = scores.topk(min(k, chunk.shape[0]), dim=1)
         top_i = top_i + start
-        if best_scores is None:
+        if best_scores is None or best_index is None:
             best_scores, best_index = top_s, top_i
         else:
             merged_s = torch.cat([best_scores, top_s], dim=1)
@@ -226,7 +226,7 @@ class FaissIndex:
     def _new_index(self, nlist: int) -> Any:
         if self.kind == "flat":
             return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        ivf = faiss.index_factory(self.dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+        ivf: Any = faiss.index_factory(self.dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
         ivf.nprobe = min(self._nprobe, nlist)
         ivf.cp.max_points_per_centroid = self.train_points_per_list
         return ivf

@@ -95,6 +95,7 @@ class LightCNN(nn.Module):
     """
 
     arch: str = ""
+    fc2: nn.Linear | None
 
     def __init__(self, num_classes: int, input_size: int, in_channels: int) -> None:
         super().__init__()
@@ -108,6 +109,10 @@ class LightCNN(nn.Module):
         self.in_channels = in_channels
         self.feature_dim = FEATURE_DIM
         self.dropout = 0.5
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """The body: input batch -> (B, 256) feature (each variant defines it)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no LightCNN body")
 
     def _classifier(self, bias: bool) -> nn.Linear | None:
         return nn.Linear(FEATURE_DIM, self.num_classes, bias=bias) if self.num_classes > 0 else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from typing import SupportsIndex
 
 from torch import nn
 
@@ -39,7 +40,7 @@ def _as_int(value: object) -> int | None:
 
 
 def check_size(
-    size: int, what: str, *, multiple: int = 1, minimum: int = 1, power_of_two: bool = False, why: str = ""
+    size: SupportsIndex, what: str, *, multiple: int = 1, minimum: int = 1, power_of_two: bool = False, why: str = ""
 ) -> int:
     """`size` if it is an integer >= `minimum`, a multiple of `multiple` and (if asked) a power of two.
 

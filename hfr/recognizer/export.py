@@ -119,7 +119,7 @@ class Recognizer:
 
     def to(self, device: torch.device | str) -> Recognizer:
         """Move the network to `device` (in place, channels_last) and return self."""
-        self.model.to(device=device, memory_format=torch.channels_last)
+        self.model.to(device).to(memory_format=torch.channels_last)
         return self
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
@@ -179,7 +179,7 @@ def load_recognizer(path: str | os.PathLike, device: torch.device | str = "cpu")
             f"{fp}); the file is corrupt or was edited"
         )
     # channels_last spares oneDNN a layout reorder of every activation (see hfr.models.lightcnn)
-    model.eval().to(device=device, memory_format=torch.channels_last)
+    model.eval().to(device).to(memory_format=torch.channels_last)
     return Recognizer(
         model, kind, payload["arch"], int(spec["size"]), int(spec["channels"]), fp, dict(payload.get("meta", {}))
     )

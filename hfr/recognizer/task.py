@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,7 @@ class RecognizerTask:
         n_real = images.shape[0]
         warm = step < self.warmup_steps
         use_pairs = self.pairs is not None and not warm
-        if use_pairs:
+        if self.pairs is not None and use_pairs:
             gen = ctx.to_device(self.pairs.next())["image"]
             images = torch.cat([images, gen])
         if ctx.channels_last:
@@ -211,7 +212,7 @@ class RecognizerTask:
             )
             loss = loss + cfg.finetune.contrastive_weight * loss_ct
             logs["loss_ct"] = loss_ct.detach()
-        optimizer = self.warmup_optimizer if warm else self.optimizer
+        optimizer = self.warmup_optimizer if warm and self.warmup_optimizer is not None else self.optimizer
         if not warm:
             lr = self._lr(step)
             for g in optimizer.param_groups:
@@ -313,11 +314,11 @@ class _Stream:
         self.loader = loader
         self.epoch = 0
         self.consumed = 0
-        self._it = None
+        self._it: Iterator[Any] | None = None
 
     def next(self) -> Any:
         """The next batch, moving to the next epoch when one ends."""
-        sampler = self.loader.batch_sampler
+        sampler: Any = self.loader.batch_sampler
         while True:
             if self._it is None:
                 sampler.set_epoch(self.epoch, start=self.consumed)

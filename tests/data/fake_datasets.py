@@ -39,8 +39,7 @@ def casia_vis(subject: str) -> str:
 
 def casia_nir(subject: str) -> list[str]:
     """The list entries (Windows form) of a subject's NIR images."""
-    return [f"{CASIA_SUBJECTS[subject]}\\NIR\\{subject}\\{i:03d}.bmp"
-            for i in range(1, CASIA_NIR_PER_SUBJECT + 1)]
+    return [f"{CASIA_SUBJECTS[subject]}\\NIR\\{subject}\\{i:03d}.bmp" for i in range(1, CASIA_NIR_PER_SUBJECT + 1)]
 
 
 def write_casia(root: Path) -> Path:
@@ -49,9 +48,11 @@ def write_casia(root: Path) -> Path:
         write_image(root / casia_vis(subject).replace("\\", "/"))
         for entry in casia_nir(subject):
             write_image(root / entry.replace("\\", "/"))
-    folds = {"1": (["00001", "00002"], ["00003", "00004"]),
-             "2": (["00003", "00004"], ["00001", "00002"]),
-             "dev": (["00001"], ["00003"])}
+    folds = {
+        "1": (["00001", "00002"], ["00003", "00004"]),
+        "2": (["00003", "00004"], ["00001", "00002"]),
+        "dev": (["00001"], ["00003"]),
+    }
     proto = root / "protocols"
     proto.mkdir(parents=True)
     for k, (train, test) in folds.items():
@@ -90,7 +91,8 @@ CFP_SUBJECTS = ("001", "002", "003")
 
 def write_cfp(root: Path) -> Path:
     """CFP with 3 subjects x (2 frontal + 1 profile), folds 01 and 02 of FF and FP."""
-    f_lines, p_lines = [], []
+    f_lines: list[str] = []
+    p_lines: list[str] = []
     for s in CFP_SUBJECTS:
         for n in (1, 2):
             write_image(root / "Data" / "Images" / s / "frontal" / f"{n:02d}.jpg")
@@ -118,11 +120,17 @@ def write_cfp(root: Path) -> Path:
 
 
 LFW_IMAGES = {"Alice_Smith": 3, "Bob_Jones": 2, "Carol_King": 2, "Dave_Lee": 1, "Eve_Solo": 1}
-LFW_PAIRS = ["2\t2",
-             "Alice_Smith\t1\t2", "Alice_Smith\t2\t3",
-             "Alice_Smith\t1\tBob_Jones\t1", "Bob_Jones\t2\tAlice_Smith\t3",
-             "Carol_King\t1\t2", "Carol_King\t2\t1",
-             "Carol_King\t1\tDave_Lee\t1", "Dave_Lee\t1\tCarol_King\t2"]
+LFW_PAIRS = [
+    "2\t2",
+    "Alice_Smith\t1\t2",
+    "Alice_Smith\t2\t3",
+    "Alice_Smith\t1\tBob_Jones\t1",
+    "Bob_Jones\t2\tAlice_Smith\t3",
+    "Carol_King\t1\t2",
+    "Carol_King\t2\t1",
+    "Carol_King\t1\tDave_Lee\t1",
+    "Dave_Lee\t1\tCarol_King\t2",
+]
 
 
 def write_lfw(root: Path, pairs: list[str] | None = None) -> Path:

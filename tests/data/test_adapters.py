@@ -74,7 +74,11 @@ def test_casia_all_folds(tmp_path):
     vis3 = rows["s2/VIS/00003/001.jpg"]
     assert (vis3.subject, vis3.modality, vis3.split, vis3.yaw) == ("00003", "vis", "", None)
     assert (vis3.get("fold_1"), vis3.get("fold_2"), vis3.get("fold_dev"), vis3.get("session")) == (
-        "gallery", "train", "gallery", "s2")
+        "gallery",
+        "train",
+        "gallery",
+        "s2",
+    )
     nir1 = rows["s1/NIR/00001/002.bmp"]
     assert (nir1.subject, nir1.modality) == ("00001", "nir")
     assert (nir1.get("fold_1"), nir1.get("fold_2"), nir1.get("fold_dev")) == ("train", "probe", "train")
@@ -220,16 +224,27 @@ def test_cfp_pairs_pose_and_split(tmp_path):
     assert {r.split for r in m} == {"test"}
     pairs = result.protocol["pairs"]
     counts = Counter((pr.protocol, pr.fold, pr.same) for pr in pairs)
-    assert counts == {("FF", 1, True): 2, ("FF", 1, False): 1, ("FF", 2, True): 1, ("FF", 2, False): 2,
-                      ("FP", 1, True): 2, ("FP", 1, False): 1, ("FP", 2, True): 1, ("FP", 2, False): 1}
+    assert counts == {
+        ("FF", 1, True): 2,
+        ("FF", 1, False): 1,
+        ("FF", 2, True): 1,
+        ("FF", 2, False): 2,
+        ("FP", 1, True): 2,
+        ("FP", 1, False): 1,
+        ("FP", 2, True): 1,
+        ("FP", 2, False): 1,
+    }
     for pr in pairs:
         a, b = rows[pr.path_a], rows[pr.path_b]
         assert a.get("pose") == "frontal"
         assert b.get("pose") == ("profile" if pr.protocol == "FP" else "frontal")
         assert (a.subject == b.subject) == pr.same
     # FP fold 1 line "3,2": frontal index 3 (subject 002 image 01) vs profile index 2 (subject 002)
-    assert any(pr.path_a.endswith("002/frontal/01.jpg") and pr.path_b.endswith("002/profile/01.jpg")
-               for pr in pairs if pr.protocol == "FP")
+    assert any(
+        pr.path_a.endswith("002/frontal/01.jpg") and pr.path_b.endswith("002/profile/01.jpg")
+        for pr in pairs
+        if pr.protocol == "FP"
+    )
 
 
 def test_cfp_fold_split(tmp_path):
@@ -277,8 +292,7 @@ def test_cfp_missing_image_and_skip(tmp_path):
     assert len(result.manifest) == 8
     # profile index 1 is used by one pair only: FP/01 same.txt line 1 "1,1"
     whats = [w for w, _ in result.dropped]
-    assert whats == ["Pair_list_P.txt line 1: ../Data/Images/001/profile/01.jpg",
-                     "FP/01/same.txt line 1: 1,1"]
+    assert whats == ["Pair_list_P.txt line 1: ../Data/Images/001/profile/01.jpg", "FP/01/same.txt line 1: 1,1"]
     assert len(result.protocol["pairs"]) == 11 - 1
 
 
@@ -294,31 +308,44 @@ def test_lfw_index_and_pairs(tmp_path):
     assert rows["lfw/Eve_Solo/Eve_Solo_0001.jpg"].split == ""  # in no pair
     assert rows["lfw/Bob_Jones/Bob_Jones_0002.jpg"].split == "test"
     pairs = result.protocol["pairs"]
-    assert Counter((p.fold, p.same) for p in pairs) == {(1, True): 2, (1, False): 2,
-                                                         (2, True): 2, (2, False): 2}
+    assert Counter((p.fold, p.same) for p in pairs) == {(1, True): 2, (1, False): 2, (2, True): 2, (2, False): 2}
     first = pairs[0]
     assert (first.path_a, first.path_b, first.same) == (
-        "lfw/Alice_Smith/Alice_Smith_0001.jpg", "lfw/Alice_Smith/Alice_Smith_0002.jpg", True)
+        "lfw/Alice_Smith/Alice_Smith_0001.jpg",
+        "lfw/Alice_Smith/Alice_Smith_0002.jpg",
+        True,
+    )
     mismatch = pairs[3]
     assert (mismatch.path_a, mismatch.path_b, mismatch.same) == (
-        "lfw/Bob_Jones/Bob_Jones_0002.jpg", "lfw/Alice_Smith/Alice_Smith_0003.jpg", False)
+        "lfw/Bob_Jones/Bob_Jones_0002.jpg",
+        "lfw/Alice_Smith/Alice_Smith_0003.jpg",
+        False,
+    )
 
 
 def test_lfw_fold_split(tmp_path):
     root = write_lfw(tmp_path)
     split = {r.subject: r.split for r in index_dataset("lfw", root, fold=2).manifest}
-    assert split == {"Alice_Smith": "train", "Bob_Jones": "train", "Carol_King": "test",
-                     "Dave_Lee": "test", "Eve_Solo": "train"}
+    assert split == {
+        "Alice_Smith": "train",
+        "Bob_Jones": "train",
+        "Carol_King": "test",
+        "Dave_Lee": "test",
+        "Eve_Solo": "train",
+    }
 
 
-@pytest.mark.parametrize("pairs, message", [
-    (["2\t2", *LFW_PAIRS[1:-1]], "found 7"),
-    (["ten\t300", *LFW_PAIRS[1:]], "line 1"),
-    ([LFW_PAIRS[0], "Alice_Smith\t1", *LFW_PAIRS[2:]], r"line 2: fold 1 expects a matched"),
-    ([*LFW_PAIRS[:3], "Alice_Smith\t1\t2", *LFW_PAIRS[4:]], r"line 4: fold 1 expects a mismatched"),
-    ([*LFW_PAIRS[:5], "Carol_King\tone\t2", *LFW_PAIRS[6:]], "line 6: image numbers"),
-    ([*LFW_PAIRS[:5], "Carol_King\t1\t9", *LFW_PAIRS[6:]], r"line 6: image .*Carol_King_0009\.jpg not found"),
-])
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        (["2\t2", *LFW_PAIRS[1:-1]], "found 7"),
+        (["ten\t300", *LFW_PAIRS[1:]], "line 1"),
+        ([LFW_PAIRS[0], "Alice_Smith\t1", *LFW_PAIRS[2:]], r"line 2: fold 1 expects a matched"),
+        ([*LFW_PAIRS[:3], "Alice_Smith\t1\t2", *LFW_PAIRS[4:]], r"line 4: fold 1 expects a mismatched"),
+        ([*LFW_PAIRS[:5], "Carol_King\tone\t2", *LFW_PAIRS[6:]], "line 6: image numbers"),
+        ([*LFW_PAIRS[:5], "Carol_King\t1\t9", *LFW_PAIRS[6:]], r"line 6: image .*Carol_King_0009\.jpg not found"),
+    ],
+)
 def test_lfw_bad_pairs(tmp_path, pairs, message):
     root = write_lfw(tmp_path, pairs)
     with pytest.raises(FormatError, match=message):
@@ -341,9 +368,13 @@ def test_folder_modalities(tmp_path):
     root = write_folder(tmp_path / "faces")
     m = index_dataset("folder", root).manifest
     got = sorted((r.path, r.subject, r.modality, r.split) for r in m)
-    assert got == [("ann/a.png", "ann", "vis", "train"), ("ann/b.jpg", "ann", "vis", "train"),
-                   ("ben/NIR/x.bmp", "ben", "nir", "train"), ("ben/NIR/y.jpeg", "ben", "nir", "train"),
-                   ("ben/Vis/z.png", "ben", "vis", "train")]
+    assert got == [
+        ("ann/a.png", "ann", "vis", "train"),
+        ("ann/b.jpg", "ann", "vis", "train"),
+        ("ben/NIR/x.bmp", "ben", "nir", "train"),
+        ("ben/NIR/y.jpeg", "ben", "nir", "train"),
+        ("ben/Vis/z.png", "ben", "vis", "train"),
+    ]
 
 
 def test_folder_bad_layouts(tmp_path):

@@ -27,8 +27,12 @@ def _apply(m: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
 def test_estimate_similarity_recovers_known_transforms():
     gen = torch.Generator().manual_seed(0)
     dst = torch.tensor(TEMPLATES["arcface112"][1], dtype=torch.float64)
-    truth = torch.stack([_similarity(a, s, tx, ty) for a, s, tx, ty in
-                         [(0.0, 1.0, 0.0, 0.0), (0.4, 0.5, 30.0, -12.0), (-2.5, 2.3, -5.0, 80.0)]])
+    truth = torch.stack(
+        [
+            _similarity(a, s, tx, ty)
+            for a, s, tx, ty in [(0.0, 1.0, 0.0, 0.0), (0.4, 0.5, 30.0, -12.0), (-2.5, 2.3, -5.0, 80.0)]
+        ]
+    )
     # src = inverse(truth) applied to dst, so that truth maps src exactly onto dst
     full = torch.cat([truth, torch.tensor([[[0.0, 0.0, 1.0]]], dtype=torch.float64).expand(3, 1, 3)], dim=1)
     inv = torch.linalg.inv(full)[:, :2]
@@ -52,15 +56,13 @@ def test_estimate_similarity_never_reflects():
 
 def _dots(points: torch.Tensor, h: int, w: int, sigma: float = 1.2) -> torch.Tensor:
     """(5, H, W): channel i holds a gaussian dot at points[i]."""
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
-                            indexing="ij")
-    return torch.stack([torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma ** 2)) for x, y in points])
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    return torch.stack([torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2)) for x, y in points])
 
 
 def _centroids(channels: torch.Tensor) -> torch.Tensor:
     h, w = channels.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
     c = channels.to(torch.float64).clamp(min=0)
     total = c.sum(dim=(-1, -2))
     return torch.stack([(c * xs).sum(dim=(-1, -2)) / total, (c * ys).sum(dim=(-1, -2)) / total], dim=-1)
@@ -124,9 +126,14 @@ def faces(tmp_path: Path) -> tuple[Path, list[torch.Tensor]]:
 
 def test_align_folder_writes_images_and_manifest(faces, tmp_path):
     src, lms = faces
-    csv_path = _write_csv(src, [f"p1/a.png,{_landmark_cells(lms[0])},alice,nir,-10,train,x",
-                                f"{src / 'p2' / 'b.png'},{_landmark_cells(lms[1])},bob,,,test,y"],
-                          LM_HEADER + ",subject,modality,yaw,split,note")
+    csv_path = _write_csv(
+        src,
+        [
+            f"p1/a.png,{_landmark_cells(lms[0])},alice,nir,-10,train,x",
+            f"{src / 'p2' / 'b.png'},{_landmark_cells(lms[1])},bob,,,test,y",
+        ],
+        LM_HEADER + ",subject,modality,yaw,split,note",
+    )
     out = tmp_path / "aligned"
     manifest = align_folder(csv_path, out, "drgan96")
     assert isinstance(manifest, Manifest) and (out / "manifest.csv").is_file()
@@ -141,10 +148,11 @@ def test_align_folder_writes_images_and_manifest(faces, tmp_path):
     # the brightest pixel near each template point is within 1.5 px of it
     for x, y in target.tolist():
         xi, yi = int(round(x)), int(round(y))
-        win = gray[yi - 3:yi + 4, xi - 3:xi + 4]
+        win = gray[yi - 3 : yi + 4, xi - 3 : xi + 4]
         dy, dx = np.unravel_index(np.argmax(win), win.shape)
         assert math.hypot(xi - 3 + dx - x, yi - 3 + dy - y) < 1.5
     from PIL import Image
+
     with Image.open(out / "p2" / "b.png") as im:
         assert im.mode == "RGB" and im.size == (96, 96)
 
@@ -158,12 +166,15 @@ def test_align_folder_without_subject_returns_none(faces, tmp_path):
     assert not (out / "manifest.csv").exists()
 
 
-@pytest.mark.parametrize("row,header,pattern", [
-    (None, "path,x1,y1,x2,y2", r"row 1: header lacks column\(s\) x3"),
-    ("p1/a.png,1,2,3,4,5,6,7,8,9,ten", LM_HEADER, r"row 3: column 'y5' must be a number"),
-    ("p1/a.png,5,5,5,5,5,5,5,5,5,5", LM_HEADER, r"row 3: degenerate landmarks"),
-    ("p1/missing.png,1,2,30,4,15,20,5,30,25,30", LM_HEADER, r"row 3: image .*missing\.png does not exist"),
-])
+@pytest.mark.parametrize(
+    "row,header,pattern",
+    [
+        (None, "path,x1,y1,x2,y2", r"row 1: header lacks column\(s\) x3"),
+        ("p1/a.png,1,2,3,4,5,6,7,8,9,ten", LM_HEADER, r"row 3: column 'y5' must be a number"),
+        ("p1/a.png,5,5,5,5,5,5,5,5,5,5", LM_HEADER, r"row 3: degenerate landmarks"),
+        ("p1/missing.png,1,2,30,4,15,20,5,30,25,30", LM_HEADER, r"row 3: image .*missing\.png does not exist"),
+    ],
+)
 def test_align_folder_errors_name_file_and_row(faces, tmp_path, row, header, pattern):
     src, lms = faces
     rows = [] if row is None else [f"p2/b.png,{_landmark_cells(lms[1])}", row]

@@ -8,8 +8,7 @@ import torch
 from hfr.data.augment import Augment, AugmentConfig, augment
 from hfr.errors import ArgumentError, ConfigError, HFRError, OptionError
 
-ALL_ON = AugmentConfig(crop_p=0.5, resized_crop_p=0.5, flip_p=0.5, affine_p=0.5, color_p=0.5,
-                       blur_p=0.5, noise_p=0.5)
+ALL_ON = AugmentConfig(crop_p=0.5, resized_crop_p=0.5, flip_p=0.5, affine_p=0.5, color_p=0.5, blur_p=0.5, noise_p=0.5)
 
 
 # ------------------------------------------------------------------------------ augmentation
@@ -18,7 +17,7 @@ def test_noop_when_everything_off():
     out, flipped = augment(x, AugmentConfig(), seed=0)
     assert out is x and flipped.tolist() == [False] * 3
     module = Augment(AugmentConfig(flip_p=1.0), seed=0).eval()
-    assert torch.equal(module(x), x) and not module.last_flipped.any()
+    assert torch.equal(module(x), x) and module.last_flipped is not None and not module.last_flipped.any()
 
 
 def test_flip_reported_and_applied():
@@ -38,7 +37,7 @@ def test_module_records_flips():
     out, flipped = module.forward_with_flips(x)
     assert flipped.all() and torch.allclose(out, x.flip(-1), atol=1e-5)
     module(x)
-    assert module.last_flipped.tolist() == [True, True]
+    assert module.last_flipped is not None and module.last_flipped.tolist() == [True, True]
 
 
 def test_all_ops_shapes_range_and_seed():
@@ -57,17 +56,26 @@ def test_pad_crop_is_an_integer_shift():
     x = torch.rand(6, 1, 12, 12)
     out, _ = augment(x, AugmentConfig(crop_p=1.0, crop_padding=3), seed=2)
     for i in range(6):
-        matches = [(dx, dy) for dx in range(-3, 4) for dy in range(-3, 4)
-                   if torch.allclose(out[i, :, max(dy, 0):12 + min(dy, 0), max(dx, 0):12 + min(dx, 0)],
-                                     x[i, :, max(-dy, 0):12 + min(-dy, 0), max(-dx, 0):12 + min(-dx, 0)],
-                                     atol=1e-5)]
+        matches = [
+            (dx, dy)
+            for dx in range(-3, 4)
+            for dy in range(-3, 4)
+            if torch.allclose(
+                out[i, :, max(dy, 0) : 12 + min(dy, 0), max(dx, 0) : 12 + min(dx, 0)],
+                x[i, :, max(-dy, 0) : 12 + min(-dy, 0), max(-dx, 0) : 12 + min(-dx, 0)],
+                atol=1e-5,
+            )
+        ]
         assert matches, f"sample {i} is not a shifted copy"
 
 
 def test_color_blur_noise_change_pixels_only():
     x = torch.rand(4, 1, 10, 10) * 0.5 + 0.25
-    for cfg in (AugmentConfig(color_p=1.0), AugmentConfig(blur_p=1.0, blur_sigma=1.5),
-                AugmentConfig(noise_p=1.0, noise_std=0.1)):
+    for cfg in (
+        AugmentConfig(color_p=1.0),
+        AugmentConfig(blur_p=1.0, blur_sigma=1.5),
+        AugmentConfig(noise_p=1.0, noise_std=0.1),
+    ):
         out, flipped = augment(x, cfg, seed=3)
         assert out.shape == x.shape and not flipped.any()
         assert (out - x).abs().amax(dim=(1, 2, 3)).min() > 1e-4  # every sample changed
@@ -75,8 +83,16 @@ def test_color_blur_noise_change_pixels_only():
     assert float(blurred.std()) < float(x.std())
 
 
-@pytest.mark.parametrize("bad", [dict(flip_p=1.5), dict(brightness=-0.1), dict(padding_mode="wrap"),
-                                 dict(resized_crop_min_area=0.0), dict(crop_padding=2.5)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(flip_p=1.5),
+        dict(brightness=-0.1),
+        dict(padding_mode="wrap"),
+        dict(resized_crop_min_area=0.0),
+        dict(crop_padding=2.5),
+    ],
+)
 def test_config_validation(bad):
     with pytest.raises(ConfigError):
         AugmentConfig(**bad)

@@ -90,8 +90,11 @@ def test_dataset_targets(tmp_path):
         write_png(root / f"img{i}.png", img)
         write_png(root / f"mask{i}.png", mask)
         write_png(root / f"clean{i}.png", np.full((16, 16), 200, np.uint8))  # stored larger: resized
-        recs.append(make_record(f"img{i}.png", f"s{i}", "vis", 0.0, "train",
-                                mask_path=f"mask{i}.png", clean_path=f"clean{i}.png"))
+        recs.append(
+            make_record(
+                f"img{i}.png", f"s{i}", "vis", 0.0, "train", mask_path=f"mask{i}.png", clean_path=f"clean{i}.png"
+            )
+        )
     Manifest(recs, root).write(root)
     m = Manifest.read(root)
     plain = ManifestDataset(m)[0]
@@ -128,8 +131,12 @@ def test_dataloader_with_batch_sampler(small, workers):
 # ------------------------------------------------------------------------------ samplers
 def _records(counts: dict[str, dict[str, int]]) -> Manifest:
     """A file-less manifest: counts[subject][modality] images each (samplers read only labels)."""
-    recs = [make_record(f"{s}/{mod}{i}.png", s, mod, 0.0, "train")
-            for s, mods in counts.items() for mod, n in mods.items() for i in range(n)]
+    recs = [
+        make_record(f"{s}/{mod}{i}.png", s, mod, 0.0, "train")
+        for s, mods in counts.items()
+        for mod, n in mods.items()
+        for i in range(n)
+    ]
     return Manifest(recs, "/nonexistent")
 
 
@@ -144,15 +151,15 @@ def test_identity_balanced_invariants(crowd):
     assert len(sampler) == len(crowd) // 12
     batches = list(sampler)
     assert len(batches) == len(sampler)
-    seen = Counter()
+    seen: Counter[str] = Counter()
     for batch in batches:
         assert len(batch) == 12
         subjects = [crowd[i].subject for i in batch]
-        blocks = [subjects[j:j + 3] for j in range(0, 12, 3)]
+        blocks = [subjects[j : j + 3] for j in range(0, 12, 3)]
         assert all(len(set(b)) == 1 for b in blocks)  # K consecutive images of one subject
         assert len({b[0] for b in blocks}) == 4  # P distinct subjects
         for j in range(0, 12, 3):
-            block = batch[j:j + 3]
+            block = batch[j : j + 3]
             pool = sum(1 for r in crowd if r.subject == subjects[j])
             if pool >= 3:
                 assert len(set(block)) == 3  # without replacement when possible
@@ -167,11 +174,15 @@ def test_identity_balanced_too_few_subjects(crowd):
         IdentityBalancedSampler(crowd, p=0, k=2)
 
 
-@pytest.mark.parametrize("make", [
-    lambda m, **kw: IdentityBalancedSampler(m, p=3, k=2, **kw),
-    lambda m, **kw: NirVisPairSampler(m, batch_pairs=3, **kw),
-    lambda m, **kw: SubjectGroupSampler(m, n=3, groups_per_batch=2, **kw),
-], ids=["identity", "pairs", "groups"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m, **kw: IdentityBalancedSampler(m, p=3, k=2, **kw),
+        lambda m, **kw: NirVisPairSampler(m, batch_pairs=3, **kw),
+        lambda m, **kw: SubjectGroupSampler(m, n=3, groups_per_batch=2, **kw),
+    ],
+    ids=["identity", "pairs", "groups"],
+)
 def test_sampler_determinism_epochs_and_sharding(crowd, make):
     a, b = make(crowd, seed=3), make(crowd, seed=3)
     assert list(a) == list(b)  # same seed, same epoch
@@ -224,8 +235,8 @@ def test_subject_groups(crowd):
     for batch in batches:
         assert len(batch) == 6
         for j in (0, 3):
-            assert len({crowd[i].subject for i in batch[j:j + 3]}) == 1
-            group = batch[j:j + 3]
+            assert len({crowd[i].subject for i in batch[j : j + 3]}) == 1
+            group = batch[j : j + 3]
             if sum(1 for r in crowd if r.subject == crowd[group[0]].subject) >= 3:
                 assert len(set(group)) == 3
 
@@ -236,8 +247,9 @@ def test_rank_resolution():
     with pytest.raises(ArgumentError):
         resolve_rank(2, 2)
     with pytest.raises(HFRError, match="fewer than the 4 ranks"):
-        IdentityBalancedSampler(_records({"a": {"vis": 2}, "b": {"vis": 2}}), p=2, k=2, num_batches=2,
-                                rank=0, world_size=4)
+        IdentityBalancedSampler(
+            _records({"a": {"vis": 2}, "b": {"vis": 2}}), p=2, k=2, num_batches=2, rank=0, world_size=4
+        )
 
 
 def test_shuffle_batch_sampler_covers_each_index_once_per_epoch():

@@ -20,8 +20,7 @@ def _dataset(tmp_path, rows: list[str], header: str = HEADER, images: tuple[str,
 
 
 def test_read_valid_manifest_with_extra_columns(tmp_path):
-    path = _dataset(tmp_path, ["a.png,s1,vis,-30,train,1.5,x", "b.png,s2,NIR,,test,,"],
-                    header=HEADER + ",pitch,fold_1")
+    path = _dataset(tmp_path, ["a.png,s1,vis,-30,train,1.5,x", "b.png,s2,NIR,,test,,"], header=HEADER + ",pitch,fold_1")
     m = Manifest.read(tmp_path)  # a folder works too
     assert len(m) == 2
     assert m[0].yaw == -30.0 and m[1].yaw is None
@@ -36,19 +35,28 @@ def test_read_valid_manifest_with_extra_columns(tmp_path):
     assert path == m.source
 
 
-@pytest.mark.parametrize("rows,header,pattern", [
-    (["a.png,s1,infrared,0,train"], HEADER, r"row 2: unknown modality 'infrared'"),
-    (["a.png,s1,vis,left,train"], HEADER, r"row 2: column 'yaw' must be a number"),
-    (["a.png,s1,vis,0,train", "b.png,s2,vis,0,train", "a.png,s3,vis,0,test"], HEADER,
-     r"row 4: duplicate path 'a.png' \(first at row 2\)"),
-    (["a.png,s1,vis,0,train", "missing.png,s2,vis,0,train"], HEADER,
-     r"row 3: path file .*missing.png does not exist"),
-    (["a.png,,vis,0,train"], HEADER, r"row 2: empty subject"),
-    (["a.png,s1,vis,0"], HEADER, r"row 2: 4 fields but the header has 5"),
-    (["a.png,s1,vis,0"], "path,subject,modality,yaw", r"header lacks column\(s\) split"),
-    (["a.png,s1,vis,0,train,nan"], HEADER + ",pitch", r"row 2: column 'pitch' must be finite"),
-    (["a.png,s1,vis,0,train,gone.png"], HEADER + ",mask_path", r"row 2: mask_path file .*gone.png"),
-])
+@pytest.mark.parametrize(
+    "rows,header,pattern",
+    [
+        (["a.png,s1,infrared,0,train"], HEADER, r"row 2: unknown modality 'infrared'"),
+        (["a.png,s1,vis,left,train"], HEADER, r"row 2: column 'yaw' must be a number"),
+        (
+            ["a.png,s1,vis,0,train", "b.png,s2,vis,0,train", "a.png,s3,vis,0,test"],
+            HEADER,
+            r"row 4: duplicate path 'a.png' \(first at row 2\)",
+        ),
+        (
+            ["a.png,s1,vis,0,train", "missing.png,s2,vis,0,train"],
+            HEADER,
+            r"row 3: path file .*missing.png does not exist",
+        ),
+        (["a.png,,vis,0,train"], HEADER, r"row 2: empty subject"),
+        (["a.png,s1,vis,0"], HEADER, r"row 2: 4 fields but the header has 5"),
+        (["a.png,s1,vis,0"], "path,subject,modality,yaw", r"header lacks column\(s\) split"),
+        (["a.png,s1,vis,0,train,nan"], HEADER + ",pitch", r"row 2: column 'pitch' must be finite"),
+        (["a.png,s1,vis,0,train,gone.png"], HEADER + ",mask_path", r"row 2: mask_path file .*gone.png"),
+    ],
+)
 def test_bad_rows_name_file_and_row(tmp_path, rows, header, pattern):
     _dataset(tmp_path, rows, header=header)
     with pytest.raises(ManifestError, match=pattern) as info:
@@ -78,8 +86,10 @@ def test_corrupt_image_is_caught_only_when_verifying(tmp_path):
 def test_write_read_round_trip(tmp_path):
     for name in ("x.png", "y.png"):
         write_png(tmp_path / name, np.zeros((2, 2), np.uint8))
-    recs = [make_record("x.png", "s1", "vis", 15.0, "train", occlusion="scarf", pitch=2.5),
-            make_record("y.png", "s,2", "nir", None, "test", occlusion=None, pitch=None)]
+    recs = [
+        make_record("x.png", "s1", "vis", 15.0, "train", occlusion="scarf", pitch=2.5),
+        make_record("y.png", "s,2", "nir", None, "test", occlusion=None, pitch=None),
+    ]
     written = Manifest(recs, tmp_path).write(tmp_path)
     again = Manifest.read(written)
     assert [r.subject for r in again] == ["s1", "s,2"]

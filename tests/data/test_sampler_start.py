@@ -54,4 +54,4 @@ def test_start_out_of_range_is_an_option_error(people):
     sampler = MAKERS["identity"](people, seed=0)
     for bad in (-1, 7, 1.5, True):
         with pytest.raises(ArgumentError, match=r"start must be an integer in \[0, 6\]"):
-            sampler.set_epoch(0, start=bad)
+            sampler.set_epoch(0, start=bad)  # type: ignore[arg-type]

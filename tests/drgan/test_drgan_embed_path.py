@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -13,12 +14,15 @@ import torch
 
 from hfr.artifacts import save_generator_file
 from hfr.cli import main
-from hfr.data.manifest import Manifest
+from hfr.data.manifest import Manifest, Record
 from hfr.data.synth import SynthConfig, write_preset
 from hfr.embed import embed_manifest, embed_subjects
 from hfr.gallery import Gallery
 from hfr.models.lightcnn import build_lightcnn
 from hfr.recognizer.export import RecognizerError, export_recognizer, load_recognizer
+
+if TYPE_CHECKING:
+    from drgan.models import Generator
 
 RECIPE = "configs/drgan/synth-multipie.yaml"
 TINY = [
@@ -141,7 +145,7 @@ def test_embed_fuse_one_unit_row_per_subject(run, multipie, tmp_path):
 
 def test_fuse_weights_raw_features_by_omega(multipie):
     from drgan.models import Generator
-    from drgan.recognizer import as_recognizer
+    from drgan.recognizer import EncoderFeatures, as_recognizer
 
     torch.manual_seed(0)
     g = Generator(32, 9, width=0.25, multi_image=True)
@@ -153,8 +157,10 @@ def test_fuse_weights_raw_features_by_omega(multipie):
 
     rows = manifest.select(subjects=[subjects[0]])
     x = torch.stack([ManifestDataset(rows, size=32, channels=3)[i]["image"] for i in range(len(rows))])
+    model = rec.model
+    assert isinstance(model, EncoderFeatures)
     with torch.inference_mode():
-        f, omega = rec.model.features_and_confidence(rec.prepare(x))
+        f, omega = model.features_and_confidence(rec.prepare(x))
     assert omega.std() > 1e-4  # the confidences differ, so weighting matters
     weighted = torch.nn.functional.normalize((omega[:, None] * f).sum(0), dim=0)
     plain = torch.nn.functional.normalize(f.sum(0), dim=0)
@@ -162,7 +168,7 @@ def test_fuse_weights_raw_features_by_omega(multipie):
     assert not np.allclose(fused[0], plain.numpy(), atol=1e-4)
 
 
-def calibrate(g: torch.nn.Module) -> None:
+def calibrate(g: Generator) -> None:
     """Give a fresh generator's BatchNorm running statistics of random inputs (so eval outputs vary)."""
     for m in g.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -180,7 +186,7 @@ def calibrate(g: torch.nn.Module) -> None:
 
 def test_fuse_with_one_image_per_subject_is_the_single_feature(run, multipie, tmp_path):
     manifest = Manifest.read(multipie)
-    first = {}
+    first: dict[str, Record] = {}
     for r in manifest:
         first.setdefault(r.subject, r)
     single = manifest.with_records(first.values())
@@ -274,7 +280,7 @@ def test_gallery_build_fuse_holds_one_entry_per_subject(run, multipie, tmp_path)
     assert g.subjects() == sorted(subjects) and [g.entry(int(i)).subject for i in g.ids()] == subjects
     stored = np.stack([g.cpu_index.reconstruct(int(i)) for i in g.ids()])
     np.testing.assert_allclose(stored, feats, atol=1e-6)  # the fused templates, in subject order
-    first = {}
+    first: dict[str, str] = {}
     for r in manifest:
         first.setdefault(r.subject, str(manifest.resolve(r.path)))
     assert [g.entry(int(i)).path for i in g.ids()] == [first[s] for s in subjects]

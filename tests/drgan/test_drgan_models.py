@@ -26,6 +26,7 @@ def test_shapes_at_paper_width(size):
     x = torch.rand(2, 3, size, size) * 2 - 1
     with torch.no_grad():
         f, omega = g.encode(x)
+    assert omega is not None
     assert f.shape == (2, FEATURE_DIM) and omega.shape == (2,)
     assert bool(((omega > 0) & (omega < 1)).all())
     with torch.no_grad():
@@ -104,9 +105,11 @@ def test_fusion_rejects_partial_groups():
 def test_model_switching_copies_the_trunk_but_keeps_omega():
     g = Generator(32, 3, width=0.25, multi_image=True)
     d = Discriminator(4, 3, width=0.25)
-    head = {k: v.clone() for k, v in g.encoder.trunk.confidence.state_dict().items()}
+    confidence = g.encoder.trunk.confidence
+    assert confidence is not None
+    head = {k: v.clone() for k, v in confidence.state_dict().items()}
     copy_trunk(d.trunk, g.encoder.trunk)
     for (k, a), b in zip(d.trunk.state_dict().items(), [g.encoder.trunk.state_dict()[k] for k in d.trunk.state_dict()]):
         assert torch.equal(a, b), k
-    for k, v in g.encoder.trunk.confidence.state_dict().items():
+    for k, v in confidence.state_dict().items():
         assert torch.equal(v, head[k])

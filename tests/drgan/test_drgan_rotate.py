@@ -158,7 +158,7 @@ def test_fuse_decodes_one_row_from_the_omega_weighted_feature(multi, faces, tmp_
     g = loaded.generator
     with torch.no_grad():
         f, omega = g.encode(x * 2 - 1)
-        assert omega.std() > 1e-4
+        assert omega is not None and omega.std() > 1e-4
         z = g.noise(3, torch.Generator().manual_seed(0))[:1].repeat(len(BINS), 1)
         expected = g.decode(fuse_features(f, omega, 3).repeat(len(BINS), 1), torch.arange(len(BINS)), z)
     torch.testing.assert_close(fused[0], (expected * 0.5 + 0.5).clamp(0, 1), atol=1e-5, rtol=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import torch
 from pattern_data import write_patterns
@@ -20,7 +21,7 @@ def _generator(path, seed=0, with_sampler=True):
     g = DualGenerator(32, 0.125, deterministic=False)
     s = IdentitySampler(256, 256, 0.25)
     modules = {"generator": g.state_dict()}
-    config = {"size": 32, "width": 0.125, "deterministic": False, "id_dim": 256}
+    config: dict[str, Any] = {"size": 32, "width": 0.125, "deterministic": False, "id_dim": 256}
     if with_sampler:
         modules["identity_sampler"] = s.state_dict()
         config["sampler"] = {"feature_dim": 256, "latent_dim": 256, "width": 0.25}

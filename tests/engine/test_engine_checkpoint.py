@@ -76,7 +76,9 @@ def test_saver_keeps_the_newest_and_the_best(tmp_path):
     for step in (1, 2, 3, 4):
         saver.save(payload(step))
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-0000003.pt", "step-0000004.pt"]
-    assert latest_checkpoint(tmp_path).name == "step-0000004.pt" and saver.last.name == "step-0000004.pt"
+    latest = latest_checkpoint(tmp_path)
+    assert latest is not None and latest.name == "step-0000004.pt"
+    assert saver.last is not None and saver.last.name == "step-0000004.pt"
     assert saver.improved({"acc": 0.5})
     saver.save_best(payload(4), 0.5)
     assert not saver.improved({"acc": 0.4}) and not saver.improved({"acc": float("nan")})

@@ -123,6 +123,7 @@ def test_crash_then_resume_auto_from_last_checkpoint(data, tmp_path, reference):
     with pytest.raises(RuntimeError, match="injected crash"):
         train(Crashing(), cfg, runs_root=tmp_path)  # steps 1-5 done, checkpoint at 4
     run_dir = latest_run_dir("toy", tmp_path)
+    assert run_dir is not None
     assert [m["step"] for m in read_metrics(run_dir)] == [1, 2, 3, 4, 5]
     task, result = run(cfg, tmp_path, resume="auto")
     assert result["run_dir"] == str(run_dir) and result["resumed_from"].endswith("step-0000004.pt")
@@ -152,6 +153,7 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
         run(cfg, tmp_path)
     message = str(info.value)
     run_dir = latest_run_dir("toy", tmp_path)
+    assert run_dir is not None
     good = run_dir / "checkpoints" / "step-0000004.pt"
     assert "loss 'loss' became nan at step 5" in message and str(good) in message
     assert "learning rate" in message

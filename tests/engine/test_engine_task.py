@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import torch
@@ -77,7 +78,7 @@ def test_context_on_cpu():
     assert y.dtype == torch.float32
     model = torch.nn.Linear(3, 2)
     assert ctx.wrap_model(model) is model and unwrap_model(model) is model and ctx.is_main
-    batch = {"x": torch.ones(2), "pair": (torch.zeros(1), "name"), "n": 3}
+    batch: dict[str, Any] = {"x": torch.ones(2), "pair": (torch.zeros(1), "name"), "n": 3}
     moved = move_to(batch, torch.device("cpu"))
     assert moved["pair"][1] == "name" and moved["n"] == 3 and torch.equal(moved["x"], batch["x"])
     assert resolve_device("cpu") == torch.device("cpu")

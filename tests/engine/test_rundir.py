@@ -18,4 +18,5 @@ def test_suffix_order_is_numeric(tmp_path):
     base = tmp_path / "r"
     for name in ("20260101-000000", "20260101-000000-2", "20260101-000000-10"):
         (base / name).mkdir(parents=True)
-    assert latest_run_dir("r", tmp_path).name == "20260101-000000-10"
+    latest = latest_run_dir("r", tmp_path)
+    assert latest is not None and latest.name == "20260101-000000-10"

@@ -63,7 +63,7 @@ def _reload(path: Path) -> tuple[dict[str, Any], Any]:
     from hfr.artifacts import load_generator
     from hfr.recognizer.export import load_recognizer
 
-    payload = load_weights_only(path, "exported file", RuntimeError)
+    payload = load_weights_only(path, "exported file")
     if payload["format"].startswith("hfr-recognizer/"):
         return payload, load_recognizer(path)
     return payload, load_generator(path)

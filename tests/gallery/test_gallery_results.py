@@ -34,7 +34,7 @@ def test_search_subjects_distinct_best_score():
     assert len(set(res.subjects[0])) == 3
     ref = l2_normalize(g) @ l2_normalize(base[0])[0]
     best = {s: max(ref[i] for i in range(10) if subjects[i] == s) for s in set(subjects)}
-    expected = sorted(best, key=best.get, reverse=True)[:3]
+    expected = sorted(best, key=lambda s: best[s], reverse=True)[:3]
     assert res.subjects[0] == expected
     np.testing.assert_allclose(res.scores[0], [best[s] for s in expected], atol=1e-5)
     rows = list(res.rows(["probe.png"]))

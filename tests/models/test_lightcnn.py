@@ -46,6 +46,7 @@ def test_features_and_logits_at_48px(arch: str) -> None:
         logits, feat2 = model.forward_with_logits(x)
     assert feat.shape == (3, 256) and logits.shape == (3, 7)
     assert torch.equal(feat, feat2)
+    assert model.fc2 is not None
     torch.testing.assert_close(logits, model.fc2(feat))
     # Each image's feature depends on that image only.
     with torch.no_grad():
@@ -62,7 +63,7 @@ def test_fc_input_is_derived_from_the_size() -> None:
     assert fc_input_size(96) == 6 * 6 * 128
     assert fc_input_size(64) == 4 * 4 * 128
     model = build_lightcnn("lightcnn9", input_size=96)
-    assert model.fc1.filter.in_features == 4608
+    assert model.get_submodule("fc1.filter").in_features == 4608
     assert model(torch.rand(1, 1, 96, 96)).shape == (1, 256)
 
 
@@ -79,7 +80,7 @@ def test_registry_names_options_and_errors() -> None:
     with pytest.raises(ArgumentError, match="num_classes"):
         build_lightcnn("lightcnn9", num_classes=-1, input_size=32)
     rgb = build_lightcnn("lightcnn9", input_size=32, in_channels=3)
-    assert rgb.features[0].filter.in_channels == 3
+    assert rgb.get_submodule("features.0.filter").in_channels == 3
     model = build_lightcnn("lightcnn9", input_size=32)
     assert model.fc2 is None and not any(n.startswith("fc2") for n, _ in model.named_parameters())
     with pytest.raises(ArgumentError, match="no classifier"):
@@ -167,6 +168,6 @@ def test_29v2_pooling_is_max_plus_average_and_differentiable() -> None:
     out = _max_plus_avg_pool(x)
     assert out.item() == 6.0 + 3.0
     out.sum().backward()
-    assert x.grad.flatten().tolist() == [0.25, 0.25, 0.25, 1.25]
+    assert x.grad is not None and x.grad.flatten().tolist() == [0.25, 0.25, 0.25, 1.25]
     y = torch.randn(1, 2, 4, 4, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(_max_plus_avg_pool, (y,))

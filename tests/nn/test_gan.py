@@ -307,7 +307,7 @@ def test_norms_width_and_init():
     assert [m.out_channels for m in none.modules() if isinstance(m, nn.Conv2d)] == [16, 32, 64, 128, 1]
     torch.manual_seed(0)
     sn = PatchGAN(3, FOUR_STRIDE_2, width=1.0, norm="spectral", init="normal002")
-    raw = sn.net[2].parametrizations.weight.original  # the init reaches the raw weight
+    raw = sn.net[2].get_parameter("parametrizations.weight.original")  # the init reaches the raw weight
     assert abs(float(raw.detach().std()) - 0.02) < 0.004
     with pytest.raises(ConfigError, match="discriminator norm must be one of instance, spectral, none"):
         PatchGAN(3, norm="batch")

@@ -35,7 +35,8 @@ def test_mfm_linear_and_gradient_goes_to_the_winning_half_only() -> None:
     out = layer(torch.randn(4, 5))
     assert torch.equal(out, torch.tensor([[1.0, 0.0, 2.0]]).expand(4, 3))
     out.sum().backward()
-    assert layer.filter.bias.grad.tolist() == [4.0, 0.0, 4.0, 0.0, 4.0, 0.0]
+    grad = layer.filter.bias.grad
+    assert grad is not None and grad.tolist() == [4.0, 0.0, 4.0, 0.0, 4.0, 0.0]
 
 
 def test_group_is_1x1_then_kxk_mfm() -> None:
@@ -49,9 +50,11 @@ def test_group_is_1x1_then_kxk_mfm() -> None:
 
 def test_resblock_adds_the_identity() -> None:
     block = ResBlock(4)
+    conv = block.conv2.filter
+    assert isinstance(conv, nn.Conv2d) and conv.bias is not None
     with torch.no_grad():
-        block.conv2.filter.weight.zero_()
-        block.conv2.filter.bias.copy_(torch.tensor([0.0, 1.0, 0.0, 0.0, 0.5, -3.0, 0.0, 0.0]))
+        conv.weight.zero_()
+        conv.bias.copy_(torch.tensor([0.0, 1.0, 0.0, 0.0, 0.5, -3.0, 0.0, 0.0]))
     x = torch.randn(2, 4, 6, 6)
     shift = torch.tensor([0.5, 1.0, 0.0, 0.0]).view(1, 4, 1, 1)
     torch.testing.assert_close(block(x), x + shift)
@@ -59,13 +62,14 @@ def test_resblock_adds_the_identity() -> None:
 
 def test_init_weights_normal002_and_xavier() -> None:
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(64, 128, 3), nn.BatchNorm2d(128), nn.Linear(400, 300))
+    conv, bn, fc = nn.Conv2d(64, 128, 3), nn.BatchNorm2d(128), nn.Linear(400, 300)
+    net = nn.Sequential(conv, bn, fc)
     for p in net.parameters():
         nn.init.constant_(p, 5.0)
     assert init_weights(net, "normal002") is net
-    conv, bn, fc = net
     assert abs(conv.weight.std().item() - 0.02) < 0.002 and abs(conv.weight.mean().item()) < 0.002
     assert abs(fc.weight.std().item() - 0.02) < 0.002
+    assert conv.bias is not None
     assert torch.all(conv.bias == 0) and torch.all(fc.bias == 0) and torch.all(bn.bias == 0)
     assert abs(bn.weight.mean().item() - 1.0) < 0.01 and 0.01 < bn.weight.std().item() < 0.03
 
@@ -89,6 +93,7 @@ def test_resblock_gradients_are_those_of_the_out_of_place_sum() -> None:
     assert torch.autograd.gradcheck(block, (x,))
     out = block(x)
     out.square().sum().backward()
+    assert x.grad is not None
     grad_inplace = x.grad.clone()
     x.grad = None
     (block.conv2(block.conv1(x)) + x).square().sum().backward()

@@ -28,7 +28,7 @@ def test_check_size_rules_and_messages():
         check_size(96, "y", minimum=32, power_of_two=True)
     for bad in (16, 0, -64, 64.0, "64", True):
         with pytest.raises(ConfigError, match="power of two"):
-            check_size(bad, "y", minimum=32, power_of_two=True)
+            check_size(bad, "y", minimum=32, power_of_two=True)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="an integer >= 1"):
         check_size(0, "n")
 

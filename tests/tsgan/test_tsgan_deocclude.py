@@ -48,6 +48,7 @@ def test_folder_with_masks_and_frontalize(setup, tmp_path):
     assert [p.parent.name for p in result.frontalized] == ["frontalized"] * N_IMAGES
     for p in [*result.deoccluded, *result.frontalized]:
         assert read_image(p, "RGB").shape == (32, 32, 3)
+    assert result.grid is not None
     grid = read_image(result.grid, "RGB")
     assert grid.shape[0] > N_IMAGES * 32 and grid.shape[1] > 4 * 32  # 5 rows, 4 columns plus labels
     # the written PNG is G_d's output: the 5th image ran in the padded batch [4, 0, 1, 2]
@@ -69,10 +70,9 @@ def test_without_masks_and_without_frontalize(setup, tmp_path):
     assert not (tmp_path / "out" / "frontalized").exists()
     with_masks = deocclude_folder(loaded, setup / "faces", tmp_path / "masked", masks=setup / "masks")
     assert not np.array_equal(read_image(result.deoccluded[1]), read_image(with_masks.deoccluded[1]))
-    narrow, wide = (
-        read_image(result.grid, "RGB"),
-        read_image(deocclude_folder(loaded, setup / "faces", tmp_path / "f", frontalize=True).grid, "RGB"),
-    )
+    with_frontal = deocclude_folder(loaded, setup / "faces", tmp_path / "f", frontalize=True)
+    assert result.grid is not None and with_frontal.grid is not None
+    narrow, wide = read_image(result.grid, "RGB"), read_image(with_frontal.grid, "RGB")
     assert narrow.shape[1] < wide.shape[1]  # 3 columns vs 4
     one = deocclude_folder(loaded, setup / "faces" / "f2.png", tmp_path / "one")
     assert one.count == 1 and one.deoccluded[0].name == "f2.png"

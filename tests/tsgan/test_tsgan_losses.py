@@ -125,7 +125,7 @@ def test_triplet_edge_cases_and_gradients():
     g = torch.randn(4, 4, requires_grad=True)
     loss = triplet_loss(g, torch.tensor([0, 0, 1, 1]))
     loss.backward()
-    assert bool(torch.isfinite(g.grad).all()) and float(g.grad.abs().max()) > 0
+    assert g.grad is not None and bool(torch.isfinite(g.grad).all()) and float(g.grad.abs().max()) > 0
     with pytest.raises(ValueError, match="reference"):
         triplet_loss(g, torch.tensor([0, 0, 1, 1]), reference=torch.randn(2, 4))
     with pytest.raises(ConfigError, match="mining"):

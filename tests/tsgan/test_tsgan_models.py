@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import torch
+from torch import nn
 
 from hfr.errors import ConfigError
 from hfr.nn.sizing import count_parameters
@@ -114,16 +117,17 @@ def test_shapes_at_64_and_128(size, patches):
         assert models.d_d(y).shape == models.d_f(z).shape == (2, 1, patches, patches)
     # the U-Net has log2(S) - 2 stages and one MAM per skip connection
     stages = {64: 4, 128: 5}[size]
-    assert models.g_d.num_stages == stages and len(models.g_d.mam) == stages - 1
+    assert models.g_d.num_stages == stages and models.g_d.mam is not None and len(models.g_d.mam) == stages - 1
 
 
 def test_gray_images_and_paper_widths():
     g = DeocclusionGenerator(64, channels=1, width=1.0)
-    assert g.down[0][0].in_channels == 2  # [x, mask]
+    assert isinstance(g.down[0], nn.Sequential) and g.down[0][0].in_channels == 2  # [x, mask]
     assert g.widths == [64, 128, 256, 512]
     assert g.to_image.out_channels == 1
     f = FrontalizationGenerator(128, channels=1, width=1.0)
-    assert f.down[0][0].in_channels == 1 and f.widths == [64, 128, 256, 512, 512]
+    assert isinstance(f.down[0], nn.Sequential) and f.down[0][0].in_channels == 1
+    assert f.widths == [64, 128, 256, 512, 512]
     with torch.no_grad():
         assert g(torch.zeros(1, 1, 64, 64), torch.zeros(1, 1, 64, 64)).shape == (1, 1, 64, 64)
 
@@ -208,15 +212,17 @@ def test_g_d_learns_a_fixed_batch_and_mam_gets_gradients():
     mask = _mask(4, 32)
     occluded = clean * (1 - mask) + mask * 0.8
     opt = torch.optim.Adam(g.parameters(), lr=2e-3, betas=(0.5, 0.999))
-    losses = []
+    assert g.mam is not None
+    mams = cast(list[MaskAttention], list(g.mam))
+    losses: list[float] = []
     for _ in range(12):
         loss = (g(occluded, mask) - clean).abs().mean()
         opt.zero_grad()
         loss.backward()
         if not losses:
-            grads = [m.key.weight.grad for m in g.mam] + [m.query.weight.grad for m in g.mam]
+            grads = [m.key.weight.grad for m in mams] + [m.query.weight.grad for m in mams]
             assert all(gr is not None and bool(torch.isfinite(gr).all()) for gr in grads)
-            assert any(float(gr.abs().max()) > 0 for gr in grads)
+            assert any(gr is not None and float(gr.abs().max()) > 0 for gr in grads)
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]

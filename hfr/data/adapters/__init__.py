@@ -49,8 +49,17 @@ import logging
 import os
 from pathlib import Path
 
-from hfr.data.adapters.base import (DROPPED_COLUMNS, IMAGE_EXTENSIONS, PAIRS_COLUMNS, DatasetFormat, IndexResult,
-                                    Indexer, Pair, check_root, read_lines)
+from hfr.data.adapters.base import (
+    DROPPED_COLUMNS,
+    IMAGE_EXTENSIONS,
+    PAIRS_COLUMNS,
+    DatasetFormat,
+    Indexer,
+    IndexResult,
+    Pair,
+    check_root,
+    read_lines,
+)
 from hfr.data.adapters.casia_nirvis2 import index_casia_nirvis2
 from hfr.data.adapters.cfp import index_cfp
 from hfr.data.adapters.folder import index_folder
@@ -82,7 +91,8 @@ __all__ = [
 ]
 
 FORMAT_TABLE: dict[str, DatasetFormat] = {
-    spec.name: spec for spec in (
+    spec.name: spec
+    for spec in (
         DatasetFormat("casia-nirvis2", index_casia_nirvis2, takes_fold=True),
         DatasetFormat("multipie", index_multipie, protocols=MULTIPIE_PROTOCOLS),
         DatasetFormat("cfp", index_cfp, takes_fold=True),
@@ -99,8 +109,9 @@ def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def index_dataset(fmt: str, root: str | Path, *, fold: int | None = None,
-                  skip_missing: bool = False, protocol: str | None = None) -> IndexResult:
+def index_dataset(
+    fmt: str, root: str | Path, *, fold: int | None = None, skip_missing: bool = False, protocol: str | None = None
+) -> IndexResult:
     """Index the dataset at `root` in format `fmt` (one of FORMATS); see the module docstring.
 
     `fold` selects one fold of casia-nirvis2 (1..10, 0 for the View 1 dev lists), cfp or lfw
@@ -120,8 +131,14 @@ def index_dataset(fmt: str, root: str | Path, *, fold: int | None = None,
         raise ArgumentError(f"a split protocol applies to {_names(with_protocols)} only, not {fmt}; leave it out")
     path = check_root(root)
     result = spec.index(path, fold=fold, skip_missing=skip_missing, protocol=protocol)
-    logger.info("indexed %d images of %d subjects (%s) in %s; %d dropped", len(result.manifest),
-                len(result.manifest.subjects()), fmt, path, len(result.dropped))
+    logger.info(
+        "indexed %d images of %d subjects (%s) in %s; %d dropped",
+        len(result.manifest),
+        len(result.manifest.subjects()),
+        fmt,
+        path,
+        len(result.dropped),
+    )
     return result
 
 
@@ -166,10 +183,15 @@ def write_index(result: IndexResult, out: str | Path) -> Path:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(PAIRS_COLUMNS)
         for pair in pairs:
-            writer.writerow([pair.protocol, pair.fold,
-                             mapping.get(pair.path_a, _rebase(pair.path_a, root, folder, inside)),
-                             mapping.get(pair.path_b, _rebase(pair.path_b, root, folder, inside)),
-                             1 if pair.same else 0])
+            writer.writerow(
+                [
+                    pair.protocol,
+                    pair.fold,
+                    mapping.get(pair.path_a, _rebase(pair.path_a, root, folder, inside)),
+                    mapping.get(pair.path_b, _rebase(pair.path_b, root, folder, inside)),
+                    1 if pair.same else 0,
+                ]
+            )
         atomic_write_text(sidecar_path(target, "pairs"), buf.getvalue())
     report = sidecar_path(target, "dropped")
     if result.dropped:

@@ -54,8 +54,7 @@ class Indexer(Protocol):
     them, using the format table's `takes_fold` and `protocols`).
     """
 
-    def __call__(self, root: Path, *, fold: int | None, skip_missing: bool,
-                 protocol: str | None) -> IndexResult:
+    def __call__(self, root: Path, *, fold: int | None, skip_missing: bool, protocol: str | None) -> IndexResult:
         """Index the dataset at `root`; FormatError for files that do not follow the format."""
         ...
 
@@ -95,8 +94,9 @@ def protocol_lines(path: Path) -> Iterator[tuple[int, str, str, list[str]]]:
 def read_lines(path: Path) -> list[str]:
     """A protocol file's lines (without line ends); FormatError when missing or not text."""
     if not path.is_file():
-        raise FormatError(f"{path}: protocol file not found; check ROOT and that the dataset's "
-                          f"protocol files are unpacked in place")
+        raise FormatError(
+            f"{path}: protocol file not found; check ROOT and that the dataset's protocol files are unpacked in place"
+        )
     try:
         return path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
@@ -143,8 +143,9 @@ def split_pairs_subjects(records: list[Record], pairs: list[Pair], fold: int | N
             test.add(subject_of[pair.path_a])
             test.add(subject_of[pair.path_b])
     other = "" if fold is None else "train"
-    return [Record(r.path, r.subject, r.modality, r.yaw, "test" if r.subject in test else other, r.extra)
-            for r in records]
+    return [
+        Record(r.path, r.subject, r.modality, r.yaw, "test" if r.subject in test else other, r.extra) for r in records
+    ]
 
 
 def check_fold(fmt: str, fold: int | None, folds: Iterable[int], label: str) -> None:

@@ -61,8 +61,7 @@ class _FileFinder:
             if (folder / comp).is_dir():
                 folder = folder / comp
                 continue
-            matches = [e for e in self._entries(folder)
-                       if e.lower() == comp.lower() and (folder / e).is_dir()]
+            matches = [e for e in self._entries(folder) if e.lower() == comp.lower() and (folder / e).is_dir()]
             if len(matches) != 1:
                 return None
             folder = folder / matches[0]
@@ -70,22 +69,26 @@ class _FileFinder:
         if (folder / name).is_file():
             return folder / name
         stem = PurePosixPath(name).stem.lower()
-        matches = [e for e in self._entries(folder)
-                   if PurePosixPath(e).stem.lower() == stem and is_image(Path(e))
-                   and (folder / e).is_file()]
+        matches = [
+            e
+            for e in self._entries(folder)
+            if PurePosixPath(e).stem.lower() == stem and is_image(Path(e)) and (folder / e).is_file()
+        ]
         return folder / matches[0] if len(matches) == 1 else None
 
 
-def index_casia_nirvis2(root: Path, *, fold: int | None = None, skip_missing: bool = False,
-                         protocol: str | None = None) -> IndexResult:
+def index_casia_nirvis2(
+    root: Path, *, fold: int | None = None, skip_missing: bool = False, protocol: str | None = None
+) -> IndexResult:
     """Index a CASIA NIR-VIS 2.0 tree (see the module docstring); `protocol` is not used."""
     proto = root / "protocols"
     if not proto.is_dir():
-        proto = next((d for d in sorted(root.iterdir()) if d.name.lower() == "protocols" and d.is_dir()),
-                     proto)
+        proto = next((d for d in sorted(root.iterdir()) if d.name.lower() == "protocols" and d.is_dir()), proto)
     if not proto.is_dir():
-        raise FormatError(f"{proto}: protocol folder not found; ROOT must be the CASIA NIR-VIS 2.0 "
-                          f"folder that holds protocols/ and s1..s4/")
+        raise FormatError(
+            f"{proto}: protocol folder not found; ROOT must be the CASIA NIR-VIS 2.0 "
+            f"folder that holds protocols/ and s1..s4/"
+        )
     lists: dict[int, dict[tuple[str, str], Path]] = {}
     for entry in sorted(proto.iterdir()):
         m = _CASIA_LIST.match(entry.name)
@@ -95,16 +98,20 @@ def index_casia_nirvis2(root: Path, *, fold: int | None = None, skip_missing: bo
         k_num = 0 if k == "dev" else int(k)
         lists.setdefault(k_num, {})[(modality, role)] = entry
     if not lists:
-        raise FormatError(f"{proto}: no protocol lists found; expected files such as vis_gallery_1.txt "
-                          f"and nir_probe_1.txt ({{vis,nir}}_{{train,gallery,probe}}_{{1..10,dev}}.txt)")
+        raise FormatError(
+            f"{proto}: no protocol lists found; expected files such as vis_gallery_1.txt "
+            f"and nir_probe_1.txt ({{vis,nir}}_{{train,gallery,probe}}_{{1..10,dev}}.txt)"
+        )
     check_fold("casia-nirvis2", fold, lists, "0 (dev)")
     wanted = sorted(lists) if fold is None else [fold]
     for k in wanted:
         for need in (("vis", "gallery"), ("nir", "probe")):
             if need not in lists[k]:
                 name = f"{need[0]}_{need[1]}_{'dev' if k == 0 else k}.txt"
-                raise FormatError(f"{proto / name}: protocol file not found; fold "
-                                  f"{'dev' if k == 0 else k} needs its gallery and probe lists")
+                raise FormatError(
+                    f"{proto / name}: protocol file not found; fold "
+                    f"{'dev' if k == 0 else k} needs its gallery and probe lists"
+                )
     finder = _FileFinder(root)
     rows: dict[str, dict] = {}
     order: list[str] = []
@@ -116,40 +123,54 @@ def index_casia_nirvis2(root: Path, *, fold: int | None = None, skip_missing: bo
             count = 0
             for line_no, where, text, fields in protocol_lines(list_path):
                 if len(fields) > 2:
-                    raise FormatError(f"{where}: expected an image path (and at most one label), got "
-                                      f"{len(fields)} fields {text!r}; fix the line")
-                parts = [p for p in PureWindowsPath(fields[0].replace("/", "\\")).parts
-                         if p not in ("\\", "")]
+                    raise FormatError(
+                        f"{where}: expected an image path (and at most one label), got "
+                        f"{len(fields)} fields {text!r}; fix the line"
+                    )
+                parts = [p for p in PureWindowsPath(fields[0].replace("/", "\\")).parts if p not in ("\\", "")]
                 if len(parts) < 2 or not is_image(Path(parts[-1])):
-                    raise FormatError(f"{where}: {fields[0]!r} is not a relative image path of the form "
-                                      f"s1\\NIR\\00001\\001.bmp; fix the line")
+                    raise FormatError(
+                        f"{where}: {fields[0]!r} is not a relative image path of the form "
+                        f"s1\\NIR\\00001\\001.bmp; fix the line"
+                    )
                 found = finder.find(parts)
                 if found is None:
                     what = f"{list_path.name} line {line_no}: {fields[0]}"
                     if skip_missing:
                         dropped.append((what, f"file {root.joinpath(*parts)} not found"))
                         continue
-                    raise FormatError(f"{where}: image {root.joinpath(*parts)} not found; restore it or "
-                                      f"re-run with --skip-missing to drop such lines")
+                    raise FormatError(
+                        f"{where}: image {root.joinpath(*parts)} not found; restore it or "
+                        f"re-run with --skip-missing to drop such lines"
+                    )
                 rel = rel_path(found, root)
                 if rel not in rows:
-                    rows[rel] = {"subject": parts[-2], "modality": modality,
-                                 "session": parts[0] if len(parts) > 2 else ""}
+                    rows[rel] = {
+                        "subject": parts[-2],
+                        "modality": modality,
+                        "session": parts[0] if len(parts) > 2 else "",
+                    }
                     order.append(rel)
                     roles[rel] = {}
                 elif rows[rel]["modality"] != modality:
-                    raise FormatError(f"{where}: {fields[0]} is listed as {modality} here but as "
-                                      f"{rows[rel]['modality']} in another list; fix the lists")
+                    raise FormatError(
+                        f"{where}: {fields[0]} is listed as {modality} here but as "
+                        f"{rows[rel]['modality']} in another list; fix the lists"
+                    )
                 previous = roles[rel].get(k)
                 if previous is not None and previous != role:
-                    raise FormatError(f"{where}: {fields[0]} is both {previous} and {role} in fold "
-                                      f"{'dev' if k == 0 else k}; fix the lists")
+                    raise FormatError(
+                        f"{where}: {fields[0]} is both {previous} and {role} in fold "
+                        f"{'dev' if k == 0 else k}; fix the lists"
+                    )
                 roles[rel][k] = role
                 count += 1
             list_rows[list_path.name] = count
     if not order:
-        raise FormatError(f"{proto}: the protocol lists name no existing image; expected lines such as "
-                          f"s1\\NIR\\00001\\001.bmp relative to {root}")
+        raise FormatError(
+            f"{proto}: the protocol lists name no existing image; expected lines such as "
+            f"s1\\NIR\\00001\\001.bmp relative to {root}"
+        )
     records = []
     for rel in order:
         info = rows[rel]
@@ -159,7 +180,8 @@ def index_casia_nirvis2(root: Path, *, fold: int | None = None, skip_missing: bo
                 extra[f"fold_{'dev' if k == 0 else k}"] = roles[rel].get(k, "")
             records.append(make_record(rel, info["subject"], info["modality"], None, "", **extra))
         else:
-            records.append(make_record(rel, info["subject"], info["modality"], None, roles[rel][fold],
-                                       session=info["session"]))
+            records.append(
+                make_record(rel, info["subject"], info["modality"], None, roles[rel][fold], session=info["session"])
+            )
     folds = ["dev" if k == 0 else str(k) for k in wanted]
     return IndexResult(Manifest(records, root), dropped, {"folds": folds, "lists": list_rows})

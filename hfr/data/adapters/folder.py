@@ -17,8 +17,9 @@ NAME = "folder"
 _FOLDER_MODALITIES: tuple[str, ...] = ("vis", "nir", "sketch", "thermal")
 
 
-def index_folder(root: Path, *, fold: int | None = None, skip_missing: bool = False,
-                 protocol: str | None = None) -> IndexResult:
+def index_folder(
+    root: Path, *, fold: int | None = None, skip_missing: bool = False, protocol: str | None = None
+) -> IndexResult:
     """Index a plain subject-folder tree (see the module docstring); the options are not used."""
     records = []
     for path in walk_images(root):
@@ -28,12 +29,16 @@ def index_folder(root: Path, *, fold: int | None = None, skip_missing: bool = Fa
         elif len(parts) == 3 and parts[1].lower() in _FOLDER_MODALITIES:
             subject, modality = parts[0], parts[1].lower()
         elif len(parts) == 1:
-            raise FormatError(f"{path}: image directly in ROOT; put each subject's images in "
-                              f"ROOT/<subject>/ (or ROOT/<subject>/<modality>/)")
+            raise FormatError(
+                f"{path}: image directly in ROOT; put each subject's images in "
+                f"ROOT/<subject>/ (or ROOT/<subject>/<modality>/)"
+            )
         else:
-            raise FormatError(f"{path}: expected ROOT/<subject>/[<modality>/]<image> with modality one of "
-                              f"{', '.join(_FOLDER_MODALITIES)}; {'/'.join(parts[1:-1])!r} is not a "
-                              f"modality folder")
+            raise FormatError(
+                f"{path}: expected ROOT/<subject>/[<modality>/]<image> with modality one of "
+                f"{', '.join(_FOLDER_MODALITIES)}; {'/'.join(parts[1:-1])!r} is not a "
+                f"modality folder"
+            )
         records.append(make_record(rel_path(path, root), subject, modality, None, "train"))
     if not records:
         raise FormatError(f"{root}: no images found; expected ROOT/<subject>/[<modality>/]*.png|jpg|jpeg|bmp")

@@ -30,14 +30,32 @@ logger = logging.getLogger(__name__)
 
 NAME = "multipie"
 MULTIPIE_YAW: dict[str, float] = {
-    "110": -90.0, "120": -75.0, "090": -60.0, "080": -45.0, "130": -30.0, "140": -15.0,
-    "051": 0.0, "050": 15.0, "041": 30.0, "190": 45.0, "200": 60.0, "010": 75.0, "240": 90.0,
+    "110": -90.0,
+    "120": -75.0,
+    "090": -60.0,
+    "080": -45.0,
+    "130": -30.0,
+    "140": -15.0,
+    "051": 0.0,
+    "050": 15.0,
+    "041": 30.0,
+    "190": 45.0,
+    "200": 60.0,
+    "010": 75.0,
+    "240": 90.0,
 }
 MULTIPIE_EXPRESSION: dict[tuple[str, str], str] = {
-    ("01", "01"): "neutral", ("01", "02"): "smile",
-    ("02", "01"): "neutral", ("02", "02"): "surprise", ("02", "03"): "squint",
-    ("03", "01"): "neutral", ("03", "02"): "smile", ("03", "03"): "disgust",
-    ("04", "01"): "neutral", ("04", "02"): "neutral", ("04", "03"): "scream",
+    ("01", "01"): "neutral",
+    ("01", "02"): "smile",
+    ("02", "01"): "neutral",
+    ("02", "02"): "surprise",
+    ("02", "03"): "squint",
+    ("03", "01"): "neutral",
+    ("03", "02"): "smile",
+    ("03", "03"): "disgust",
+    ("04", "01"): "neutral",
+    ("04", "02"): "neutral",
+    ("04", "03"): "scream",
 }
 MULTIPIE_PROTOCOLS: tuple[str, ...] = ("setting2", "none")
 """The split protocols; the first is the default."""
@@ -46,16 +64,18 @@ MULTIPIE_SETTING2_TEST_MAX = 346
 _MULTIPIE_NAME = re.compile(r"^(\d{3})_(\d{2})_(\d{2})_(\d{3})_(\d{2})\.(png|jpg|jpeg|bmp)$", re.IGNORECASE)
 
 
-def index_multipie(root: Path, *, fold: int | None = None, skip_missing: bool = False,
-                   protocol: str | None = None) -> IndexResult:
+def index_multipie(
+    root: Path, *, fold: int | None = None, skip_missing: bool = False, protocol: str | None = None
+) -> IndexResult:
     """Index a Multi-PIE tree (see the module docstring); `protocol` None means `setting2`.
 
     `fold` and `skip_missing` are not used (every matching file is indexed).
     """
     protocol = protocol or MULTIPIE_PROTOCOLS[0]
     if protocol not in MULTIPIE_PROTOCOLS:
-        raise ArgumentError(f"unknown Multi-PIE split protocol {protocol!r}; use one of "
-                            f"{', '.join(MULTIPIE_PROTOCOLS)}")
+        raise ArgumentError(
+            f"unknown Multi-PIE split protocol {protocol!r}; use one of {', '.join(MULTIPIE_PROTOCOLS)}"
+        )
     records = []
     unknown_cameras: set[str] = set()
     for path in walk_images(root):
@@ -73,14 +93,27 @@ def index_multipie(root: Path, *, fold: int | None = None, skip_missing: bool = 
                 split = "train"
             elif sid <= MULTIPIE_SETTING2_TEST_MAX:
                 split = "test"
-        records.append(make_record(
-            rel_path(path, root), subject, "vis", yaw, split, session=session, recording=recording,
-            camera=f"{camera[:2]}_{camera[2]}", illumination=light,
-            expression=MULTIPIE_EXPRESSION.get((session, recording), "")))
+        records.append(
+            make_record(
+                rel_path(path, root),
+                subject,
+                "vis",
+                yaw,
+                split,
+                session=session,
+                recording=recording,
+                camera=f"{camera[:2]}_{camera[2]}",
+                illumination=light,
+                expression=MULTIPIE_EXPRESSION.get((session, recording), ""),
+            )
+        )
     if unknown_cameras:
-        logger.warning("Multi-PIE: unknown camera code(s) %s; their yaw is left empty",
-                       ", ".join(sorted(unknown_cameras)))
+        logger.warning(
+            "Multi-PIE: unknown camera code(s) %s; their yaw is left empty", ", ".join(sorted(unknown_cameras))
+        )
     if not records:
-        raise FormatError(f"{root}: no Multi-PIE images found; expected files named "
-                          f"SSS_SS_RR_CCC_II.png (e.g. 001_01_01_051_07.png) anywhere under ROOT")
+        raise FormatError(
+            f"{root}: no Multi-PIE images found; expected files named "
+            f"SSS_SS_RR_CCC_II.png (e.g. 001_01_01_051_07.png) anywhere under ROOT"
+        )
     return IndexResult(Manifest(records, root), [], {"split": protocol})
