@@ -330,19 +330,20 @@ class DRGANTask:
         if self.eval_manifest is None:
             return {}
         from hfr.embed import embed_manifest
-        from hfr.eval.protocols import cross_pose
+        from hfr.eval.protocols import training_metrics
 
         self.G.eval()
         try:
             feats = embed_manifest(as_recognizer(self.G, self.cfg.net.width), self.eval_manifest, batch_size=128)
         finally:
             self.G.train()
-        res = cross_pose(self.eval_manifest, feats)
-        return {
-            "rank1_mean": res["mean"],
-            "rank1_all": res["rank1_all"],
-            **{f"rank1@{k}": v for k, v in res["rank1_by_abs_yaw"].items()},
-        }
+        return training_metrics(self.eval_manifest, feats, "cross-pose")
+
+    def eval_metrics(self) -> set[str]:
+        """The names `evaluate` returns under this config (none without `data.eval`)."""
+        from hfr.eval.protocols import training_metric_names
+
+        return set() if self.eval_manifest is None else training_metric_names(self.eval_manifest, "cross-pose")
 
     @property
     def sample_columns(self) -> int:

@@ -168,6 +168,10 @@ class IdentitySamplerTask:
             "real_mean_cos": mean_pairwise_cosine(f[: self.cfg.eval_samples]),
         }
 
+    def eval_metrics(self) -> set[str]:
+        """The names `evaluate` returns."""
+        return {"recon_cos", "sample_mean_cos", "real_mean_cos"}
+
     def state_dict(self) -> dict:
         """F_s and Adam."""
         return {"sampler": self.sampler.state_dict(), "optimizer": self.optimizer.state_dict()}

@@ -51,5 +51,10 @@ class MetricError(ArgumentError):
     shapes, no genuine or no impostor pair, an unknown mode)."""
 
 
+class WriteError(HFRError):
+    """A file could not be written (a full disk, a used-up quota, no permission, a read-only
+    file system); the message names the file, and the previous version of it is unchanged."""
+
+
 class OptionError(HFRError):
     """A command-line option has an impossible value (size, count, unknown name)."""

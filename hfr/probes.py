@@ -18,10 +18,14 @@ from hfr.errors import DataError
 def load_targets(target: str | os.PathLike) -> Manifest:
     """A manifest of the images `target` names (see the module docstring); errors name it."""
     p = Path(target)
-    if p.is_file() and p.suffix.lower() == ".csv":
-        return Manifest.read(p)
-    if p.is_dir() and (p / MANIFEST_NAME).is_file():
-        return Manifest.read(p)
+    if (p.is_file() and p.suffix.lower() == ".csv") or (p.is_dir() and (p / MANIFEST_NAME).is_file()):
+        manifest = Manifest.read(p)
+        if len(manifest) == 0:
+            raise DataError(
+                f"{manifest.source}: the manifest has a header and no rows: no images to use; add "
+                f"rows or give another manifest"
+            )
+        return manifest
     if p.is_file():
         if p.suffix.lower() not in IMAGE_SUFFIXES:
             raise DataError(f"{p}: not an image ({', '.join(IMAGE_SUFFIXES)}) nor a manifest .csv")

@@ -283,7 +283,7 @@ def _search(cfg: QuickstartConfig, run: Path) -> dict[str, Any]:
         [r.subject for r in vis],
         recognizer.fingerprint,
         modalities=[r.modality for r in vis],
-        paths=[r.path for r in vis],
+        paths=[str(vis.resolve(r.path).resolve()) for r in vis],
     )
     folder = gallery.save(run / "gallery")
     seen: set[str] = set()

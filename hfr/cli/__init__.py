@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(exc: HFRError) -> int:
+    """Print an error on one line of stderr; the exit status of a refused command (2)."""
+    message = escape(" ".join(str(exc).split()))
+    err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hfr` console script; returns the exit status."""
     parser = build_parser()
@@ -97,9 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_process(args.threads)  # before any command imports torch: the OpenMP wait policy is read once
         return int(args.func(args) or 0)
     except HFRError as exc:
-        message = escape(" ".join(str(exc).split()))
-        err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
-        return 2
+        return _report(exc)
+    except OSError as exc:  # a write outside hfr.fileio (a log line, a folder): one line all the same
+        from hfr.fileio import write_error
+
+        failure = write_error(exc.filename or "a file", exc)
+        if failure is None:
+            raise
+        return _report(failure)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130

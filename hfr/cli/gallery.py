@@ -13,17 +13,10 @@ from hfr.cli.common import add_embed_flags, add_gallery_data_flags, console, csv
 from hfr.errors import OptionError
 
 
-def _embed_for_gallery(args: argparse.Namespace) -> tuple[Any, Any, list[str], list[str], list[str]]:
-    """(recognizer, features, subjects, modalities, paths) of the images `--data` names.
-
-    With `--fuse`, one entry per subject (`hfr.embed.embed_subjects`: omega-weighted for
-    DR-GAN, the mean of normalised features otherwise) holding its first image's modality and path.
-    """
-    from hfr.embed import embed_manifest, embed_subjects
+def _select(args: argparse.Namespace) -> Any:
+    """The manifest of the images `--data` names, after `--split` / `--modality`."""
     from hfr.probes import load_targets
-    from hfr.recognizer.export import load_recognizer
 
-    recognizer = load_recognizer(args.recognizer, device=args.device)
     manifest = load_targets(args.data)
     if getattr(args, "split", None):
         manifest = manifest.select(split=args.split)
@@ -31,6 +24,22 @@ def _embed_for_gallery(args: argparse.Namespace) -> tuple[Any, Any, list[str], l
         manifest = manifest.select(modality=args.modality)
     if len(manifest) == 0:
         raise OptionError(f"{args.data}: no images left after --split/--modality")
+    return manifest
+
+
+def _abs_path(manifest: Any, record: Any) -> str:
+    """The absolute, symlink-free path of a manifest row's image: what a gallery stores."""
+    return str(manifest.resolve(record.path).resolve())
+
+
+def _embed(args: argparse.Namespace, recognizer: Any, manifest: Any) -> tuple[Any, list[str], list[str], list[str]]:
+    """(features, subjects, modalities, absolute paths) of `manifest`'s images.
+
+    With `--fuse`, one entry per subject (`hfr.embed.embed_subjects`: omega-weighted for
+    DR-GAN, the mean of normalised features otherwise) holding its first image's modality and path.
+    """
+    from hfr.embed import embed_manifest, embed_subjects
+
     progress, update = progress_bar("embedding")
     with progress:
         if getattr(args, "fuse", False):
@@ -42,20 +51,24 @@ def _embed_for_gallery(args: argparse.Namespace) -> tuple[Any, Any, list[str], l
         else:
             feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size, progress=update)
             rows = list(manifest)
-    return (
-        recognizer,
-        feats,
-        [r.subject for r in rows],
-        [r.modality for r in rows],
-        [str(manifest.resolve(r.path)) for r in rows],
-    )
+    return feats, [r.subject for r in rows], [r.modality for r in rows], [_abs_path(manifest, r) for r in rows]
+
+
+def _check_recognizer(args: argparse.Namespace, recognizer: Any, fingerprint: str) -> None:
+    if recognizer.fingerprint != fingerprint:
+        raise OptionError(
+            f"--recognizer {args.recognizer} (fingerprint {recognizer.fingerprint}) is not the "
+            f"gallery's recognizer ({fingerprint}); use the same recognizer"
+        )
 
 
 def cmd_gallery_build(args: argparse.Namespace) -> int:
-    """Embed a dataset and write a new gallery folder."""
+    """Embed a dataset and write a new gallery folder (replacing a gallery there, under its writer lock)."""
     from hfr.gallery import Gallery
+    from hfr.recognizer.export import load_recognizer
 
-    recognizer, feats, subjects, modalities, paths = _embed_for_gallery(args)
+    recognizer = load_recognizer(args.recognizer, device=args.device)
+    feats, subjects, modalities, paths = _embed(args, recognizer, _select(args))
     gallery = Gallery.build(
         feats,
         subjects,
@@ -66,37 +79,70 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
         nlist=args.nlist,
         nprobe=args.nprobe,
     )
-    folder = gallery.save(args.out)
+    folder = gallery.save(args.out, lock_timeout=args.lock_timeout)
     console.print(stats_table(f"gallery {folder}", gallery.info()))
     return 0
 
 
 def cmd_gallery_add(args: argparse.Namespace) -> int:
-    """Embed more images into an existing gallery."""
-    from hfr.gallery import Gallery
+    """Embed more images into an existing gallery; images it already holds are skipped.
 
-    gallery = Gallery.load(args.gallery)
-    recognizer, feats, subjects, modalities, paths = _embed_for_gallery(args)
-    if recognizer.fingerprint != gallery.fingerprint:
-        raise OptionError(
-            f"--recognizer {args.recognizer} (fingerprint {recognizer.fingerprint}) is not the "
-            f"gallery's recognizer ({gallery.fingerprint}); use the same recognizer"
-        )
-    ids = gallery.add(feats, subjects, modalities, paths)
-    gallery.save(args.gallery)
-    console.print(f"added {len(ids)} entries (ids {int(ids.min())}..{int(ids.max())}); gallery holds {len(gallery)}")
+    The images are embedded without the lock (a first read of the gallery checks the
+    recognizer and leaves out images it holds), then the gallery is loaded again, added
+    to and saved under its writer lock, so concurrent `gallery add`s all end up in it.
+    """
+    import numpy as np
+
+    from hfr.gallery import Gallery
+    from hfr.gallery.storage import check_folder, read_ids, read_meta
+    from hfr.recognizer.export import load_recognizer
+
+    folder = args.gallery
+    check_folder(folder)
+    fingerprint = read_meta(folder)["fingerprint"]
+    recognizer = load_recognizer(args.recognizer, device=args.device)
+    _check_recognizer(args, recognizer, fingerprint)
+    manifest = _select(args)
+    skipped = 0
+    if not args.allow_duplicates and not args.fuse:  # a fused entry's path is known only after embedding
+        held = set(read_ids(folder)[3].tolist())
+        keep = [r for r in manifest if _abs_path(manifest, r) not in held]
+        skipped = len(manifest) - len(keep)
+        manifest = manifest.with_records(keep)
+    ids = np.zeros(0, np.int64)
+    if len(manifest):
+        feats, subjects, modalities, paths = _embed(args, recognizer, manifest)
+        with Gallery.open_for_update(folder, lock_timeout=args.lock_timeout) as gallery:
+            _check_recognizer(args, recognizer, gallery.fingerprint)  # rebuilt meanwhile?
+            if not args.allow_duplicates:
+                new = ~gallery.contains_paths(paths)
+                skipped += int((~new).sum())
+                feats = feats[new]
+                subjects, modalities, paths = (
+                    [v for v, k in zip(col, new) if k] for col in (subjects, modalities, paths)
+                )
+            if len(paths):
+                ids = gallery.add(feats, subjects, modalities, paths)
+                gallery.save(lock_timeout=args.lock_timeout)
+            total = len(gallery)
+    else:
+        total = len(read_ids(folder)[0])
+    added = f"added {len(ids)} entries" + (f" (ids {int(ids.min())}..{int(ids.max())})" if len(ids) else "")
+    dup = f"; skipped {skipped} already in the gallery (--allow-duplicates adds them again)" if skipped else ""
+    console.print(f"{added}{dup}; gallery holds {total}")
     return 0
 
 
 def cmd_gallery_remove(args: argparse.Namespace) -> int:
-    """Remove images by id or whole subjects from a gallery."""
+    """Remove images by id or whole subjects from a gallery (under its writer lock)."""
     from hfr.gallery import Gallery
 
     if not args.id and not args.subject:
         raise OptionError("gallery remove: give --id N and/or --subject S (repeatable)")
-    gallery = Gallery.load(args.gallery)
-    removed = gallery.remove(ids=args.id or None, subjects=args.subject or None)
-    gallery.save(args.gallery)
+    with Gallery.open_for_update(args.gallery, lock_timeout=args.lock_timeout) as gallery:
+        removed = gallery.remove(ids=args.id or None, subjects=args.subject or None)
+        if removed:
+            gallery.save(lock_timeout=args.lock_timeout)
     console.print(f"removed {removed} images; gallery holds {len(gallery)}")
     return 0
 
@@ -148,6 +194,26 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lock_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"--lock-timeout must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _add_lock_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock-timeout",
+        type=_lock_timeout,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait while another command writes the gallery (default 60)",
+    )
+
+
 def register(sub: Any) -> None:
     """Add `hfr gallery ...` and `hfr search` to the `hfr` subparsers `sub`."""
     g = sub.add_parser("gallery", help="FAISS galleries: build, add, remove, info")
@@ -160,16 +226,24 @@ def register(sub: Any) -> None:
     gb.add_argument("--nlist", type=int, default=1024, help="IVF lists")
     gb.add_argument("--nprobe", type=int, default=16, help="IVF lists visited per query")
     add_embed_flags(gb)
+    _add_lock_flag(gb)
     gb.set_defaults(func=cmd_gallery_build)
-    ga = gsub.add_parser("add", help="embed more images into a gallery")
+    ga = gsub.add_parser("add", help="embed more images into a gallery (images it holds are skipped)")
     ga.add_argument("--gallery", type=Path, required=True, help="gallery folder")
     add_gallery_data_flags(ga)
+    ga.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="add images whose path the gallery already holds (default: skip them and say how many)",
+    )
     add_embed_flags(ga)
+    _add_lock_flag(ga)
     ga.set_defaults(func=cmd_gallery_add)
     gr = gsub.add_parser("remove", help="remove images by id or whole subjects")
     gr.add_argument("--gallery", type=Path, required=True)
     gr.add_argument("--id", type=int, action="append", help="gallery id (repeatable)")
     gr.add_argument("--subject", action="append", help="subject (repeatable)")
+    _add_lock_flag(gr)
     gr.set_defaults(func=cmd_gallery_remove)
     gi = gsub.add_parser("info", help="what a gallery holds")
     gi.add_argument("--gallery", type=Path, required=True)

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -48,8 +50,8 @@ from hfr.data.imageio import encode_png
 from hfr.data.manifest import Manifest, Record, make_record
 from hfr.data.synth_face import EXPRESSIONS, Identity, namespace_code, sample_identity
 from hfr.data.synth_render import OCCLUSIONS, ImageSpec, RenderOutput, render_batch
-from hfr.errors import ConfigError
-from hfr.fileio import atomic_write_text
+from hfr.errors import ConfigError, DataError
+from hfr.fileio import atomic_write_text, write_error
 
 log = logging.getLogger(__name__)
 
@@ -393,11 +395,67 @@ def _write(path: Path, array: np.ndarray) -> None:
 
 
 def write_preset(cfg: SynthConfig, out_dir: str | Path, progress: Callable[[int, int], None] | None = None) -> Manifest:
-    """Render preset `cfg.preset` into `out_dir` (images in subfolders), write `manifest.csv`
-    and `preset.yaml`, and return the Manifest. `progress(done, total)` is called as images
-    are written. Raises ConfigError for bad options."""
+    """Render preset `cfg.preset` into the new folder `out_dir` (images in subfolders), write
+    `manifest.csv` and `preset.yaml`, and return the Manifest.
+
+    Everything is written into a temporary folder beside `out_dir` (`.<name>.synth-<pid>`), which
+    becomes `out_dir` by one rename when complete: an interrupted or failed render (a full disk is
+    a WriteError naming the file) leaves no half-written dataset, and the next render removes
+    such leftovers of dead processes. `out_dir` must not exist or be an empty folder.
+    `progress(done, total)` is called as images are written. Raises ConfigError for bad options,
+    DataError when `out_dir` is a file or a folder that holds anything.
+    """
     validate_config(cfg)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: is a file; give --out a folder to create")
+    if out.is_dir() and any(out.iterdir()):
+        raise DataError(f"{out}: the folder exists and is not empty; give a new folder (or remove this one)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out, exc) or exc from None
+    _remove_dead_renders(out)
+    tmp = out.parent / f".{out.name}.synth-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        manifest = _render_into(cfg, tmp, progress)
+        if out.is_dir():
+            out.rmdir()  # empty (checked above): the rename takes its place
+        os.replace(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(out, exc) or exc from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("SynthFace %s: %d images in %s", cfg.preset, len(manifest), out)
+    return Manifest.read(out)
+
+
+def _remove_dead_renders(out: Path) -> None:
+    """Remove `.<name>.synth-<pid>` folders of `out` left by renders whose process has ended."""
+    for leftover in out.parent.glob(f".{out.name}.synth-*"):
+        pid = leftover.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        shutil.rmtree(leftover, ignore_errors=True)
+        log.info("removed %s, left by an interrupted render", leftover)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _render_into(cfg: SynthConfig, out: Path, progress: Callable[[int, int], None] | None) -> Manifest:
+    """Render every image, `preset.yaml` and `manifest.csv` into the folder `out`."""
     out.mkdir(parents=True, exist_ok=True)
     n = cfg.subjects if cfg.subjects is not None else DEFAULT_SUBJECTS[cfg.preset]
     chunks = _chunks(cfg, n)
@@ -405,12 +463,11 @@ def write_preset(cfg: SynthConfig, out_dir: str | Path, progress: Callable[[int,
     done = 0
     records: list[Record] = []
     log.info(
-        "SynthFace %s: %d subjects at %dx%d into %s (%d chunks, %d workers)",
+        "SynthFace %s: %d subjects at %dx%d (%d chunks, %d workers)",
         cfg.preset,
         n,
         cfg.size,
         cfg.size,
-        out,
         len(chunks),
         cfg.workers,
     )
@@ -446,7 +503,7 @@ def write_preset(cfg: SynthConfig, out_dir: str | Path, progress: Callable[[int,
     }
     atomic_write_text(out / "preset.yaml", yaml.safe_dump(info, sort_keys=False))
     manifest.write(out)
-    return Manifest.read(out)
+    return manifest
 
 
 _DESCRIPTIONS = {

@@ -118,6 +118,33 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return found[-1][1] if found else None
 
 
+def readable(path: Path) -> str | None:
+    """None when the checkpoint at `path` loads (weights only, on the CPU), else why it does not."""
+    try:
+        load_checkpoint(path)
+    except CheckpointError as exc:
+        return str(exc)
+    return None
+
+
+def find_resume_point(runs: list[Path]) -> tuple[Path | None, Path | None, list[tuple[Path, str]]]:
+    """(run folder, checkpoint, skipped) for `--resume auto`: the newest checkpoint that loads.
+
+    `runs` are the recipe's run folders, newest first. Folders without a checkpoint yet (a run
+    stopped before its first one) and checkpoints that do not load (a write cut short, a
+    corrupted file) are passed over; `skipped` lists the unreadable ones with the reason.
+    (None, None, skipped) when nothing loads.
+    """
+    skipped: list[tuple[Path, str]] = []
+    for run in runs:
+        for _, ckpt in reversed(list_checkpoints(run / CHECKPOINT_DIR)):
+            why = readable(ckpt)
+            if why is None:
+                return run, ckpt, skipped
+            skipped.append((ckpt, why))
+    return None, None, skipped
+
+
 def resolve_resume_path(target: str | os.PathLike) -> tuple[Path, Path]:
     """(checkpoint file, run folder) for `--resume PATH`: a checkpoint file, a run folder or its checkpoints/."""
     p = Path(target)

@@ -15,6 +15,7 @@ ends bit-identical (on CPU) to an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -33,7 +34,7 @@ from hfr.engine.checkpoint import (
     CheckpointError,
     CheckpointSaver,
     config_diff,
-    latest_checkpoint,
+    find_resume_point,
     load_checkpoint,
     make_payload,
     resolve_resume_path,
@@ -49,7 +50,7 @@ from hfr.engine.distributed import (
     shutdown_distributed,
 )
 from hfr.engine.progress import TrainProgress, format_logs, progress_enabled
-from hfr.engine.rundir import DEFAULT_RUNS_ROOT, latest_run_dir, new_run_dir
+from hfr.engine.rundir import DEFAULT_RUNS_ROOT, new_run_dir, run_dirs
 from hfr.engine.runlog import MetricsWriter, RunLogFile
 from hfr.engine.seeding import (
     derive_seed,
@@ -61,8 +62,8 @@ from hfr.engine.seeding import (
 )
 from hfr.engine.task import TrainContext, get_task, move_to
 from hfr.engine.trainconfig import TrainConfig
-from hfr.errors import ConfigError, DataError, HFRError
-from hfr.fileio import atomic_write_text
+from hfr.errors import ConfigError, DataError, HFRError, WriteError
+from hfr.fileio import atomic_write_text, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -171,19 +172,64 @@ class _Trainer:
             run.mkdir(parents=True, exist_ok=True)
             return run, None
         if self.resume == "auto":
-            latest = latest_run_dir(self.recipe, self.runs_root)
-            ckpt = latest_checkpoint(latest) if latest is not None else None
-            if latest is None or ckpt is None:
-                where = (
-                    f"{latest} has no checkpoint"
-                    if latest is not None
-                    else f"no run of {self.recipe!r} under {self.runs_root}"
-                )
-                log.warning("--resume auto: %s; starting a new run", where)
+            runs = run_dirs(self.recipe, self.runs_root)
+            found_run, ckpt, skipped = find_resume_point(runs)
+            for bad, why in skipped:
+                log.warning("--resume auto: skipping %s, which does not load (%s)", bad, why)
+            if found_run is None or ckpt is None:
+                if skipped:
+                    raise CheckpointError(
+                        f"--resume auto: no checkpoint of {self.recipe!r} under {self.runs_root} loads "
+                        f"({len(skipped)} unreadable, newest {skipped[0][0]}); start a new run without --resume"
+                    )
+                where = "none of its runs holds a checkpoint yet" if runs else "it has no run yet"
+                log.warning("--resume auto: %s under %s: %s; starting a new run", self.recipe, self.runs_root, where)
                 return self._fresh_run(), None
-            return latest, ckpt
+            if runs and found_run != runs[0]:
+                log.warning(
+                    "--resume auto: the newest run %s holds no checkpoint that loads; continuing %s", runs[0], found_run
+                )
+            return found_run, ckpt
         ckpt, run = resolve_resume_path(self.resume)
         return run, ckpt
+
+    def _check_best_metric(self) -> None:
+        """Refuse, before step 1, a `train.best_metric` that the task's evaluation will not produce.
+
+        A task may declare `eval_metrics()`, the names its `evaluate()` returns under this config
+        (an empty set when it evaluates nothing); without an `evaluate`, no metric can be chosen.
+        """
+        metric = self.cfg.best_metric
+        if metric is None:
+            return
+        if not callable(getattr(self.task, "evaluate", None)):
+            raise ConfigError(f"train.best_metric={metric!r}: this task has no evaluation; set train.best_metric=null")
+        declared = getattr(self.task, "eval_metrics", None)
+        if callable(declared):
+            names = set(declared())
+            if names and metric not in names:
+                raise ConfigError(
+                    f"train.best_metric={metric!r} is not among what this run evaluates "
+                    f"({', '.join(sorted(names))}); pick one of those or null"
+                )
+            if not names:
+                raise ConfigError(
+                    f"train.best_metric={metric!r}: this run evaluates nothing; set the task's "
+                    f"evaluation data (e.g. data.eval) or train.best_metric=null"
+                )
+
+    @contextlib.contextmanager
+    def _stop_cleanly_on_write_failure(self) -> Iterator[None]:
+        """A checkpoint that cannot be written stops training with a line naming the last complete one."""
+        try:
+            yield
+        except WriteError as exc:
+            last = (
+                f"the last complete checkpoint is {self.saver.last}" if self.saver.last else "no checkpoint was written"
+            )
+            raise WriteError(
+                f"{exc} Training stopped after step {self.step}; {last}; free space and continue with --resume auto"
+            ) from None
 
     def _fresh_run(self) -> Path:
         run = Path(self.run_dir_arg) if self.run_dir_arg is not None else new_run_dir(self.recipe, self.runs_root)
@@ -344,6 +390,7 @@ class _Trainer:
         ctx = self._context(run_dir)
         seed_everything(cfg.seed, 0)  # identical model init on every rank
         self.task.build(self.config, ctx)
+        self._check_best_metric()
         seed_everything(cfg.seed, info.rank)
         best = self._restore(Path(ckpt_path), ctx) if ckpt_path is not None else None
         self.saver = CheckpointSaver(
@@ -352,6 +399,8 @@ class _Trainer:
         resumed_from = str(ckpt_path) if ckpt_path is not None else None
         metrics = MetricsWriter(run_dir)
         if info.is_main:
+            remove_stale_temporaries(run_dir)
+            remove_stale_temporaries(run_dir / CHECKPOINT_DIR)
             atomic_write_text(run_dir / CONFIG_NAME, to_yaml(self.config))
             if ckpt_path is not None:
                 dropped = metrics.truncate_after(self.step)
@@ -453,7 +502,8 @@ class _Trainer:
                         if cfg.best_metric is not None and self.saver.improved(evals):
                             payload, gathered = self._payload(ctx), True
                             if payload is not None:
-                                self.saver.save_best(payload, evals[cfg.best_metric])
+                                with self._stop_cleanly_on_write_failure():
+                                    self.saver.save_best(payload, evals[cfg.best_metric])
                             else:
                                 self.saver.best = {
                                     "metric": cfg.best_metric,
@@ -468,7 +518,8 @@ class _Trainer:
                         payload = payload if gathered else self._payload(ctx)
                         if payload is not None:
                             payload["best"] = self.saver.best
-                            self.saver.save(payload)
+                            with self._stop_cleanly_on_write_failure():
+                                self.saver.save(payload)
         finally:
             del it
         return self._result(run_dir, resumed_from)

@@ -54,13 +54,19 @@ def new_run_dir(recipe: str, root: str | os.PathLike = DEFAULT_RUNS_ROOT) -> Pat
     return candidate
 
 
-def latest_run_dir(recipe: str, root: str | os.PathLike = DEFAULT_RUNS_ROOT) -> Path | None:
-    """The newest run folder of `recipe` (by its timestamp name), or None when there is none."""
+def run_dirs(recipe: str, root: str | os.PathLike = DEFAULT_RUNS_ROOT) -> list[Path]:
+    """The run folders of `recipe`, newest (by timestamp name) first."""
     base = Path(root) / recipe
     if not base.is_dir():
-        return None
-    runs = sorted(
+        return []
+    return sorted(
         (p for p in base.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
         key=lambda p: _order(p.name),
+        reverse=True,
     )
-    return runs[-1] if runs else None
+
+
+def latest_run_dir(recipe: str, root: str | os.PathLike = DEFAULT_RUNS_ROOT) -> Path | None:
+    """The newest run folder of `recipe` (by its timestamp name), or None when there is none."""
+    runs = run_dirs(recipe, root)
+    return runs[0] if runs else None

@@ -187,6 +187,9 @@ class Task(Protocol):
     Optional (looked up with hasattr):
         evaluate() -> dict[str, float]: called on every rank (it may run collectives); rank 0's
             result is logged with the `eval/` prefix. Leave models in train mode afterwards.
+        eval_metrics() -> set[str]: the names `evaluate` returns under this config, known after
+            `build` without running a network; the engine refuses a `train.best_metric` outside
+            them before step 1 (instead of after the last one).
         sample_grid() -> Tensor (N, C, H, W) in [0, 1] (a [-1, 1] generator's output converted
             with `hfr.nn.ranges.to_unit`): called on rank 0 only (no collectives) and written to
             samples/step-NNNNNNN.png; `sample_columns` (int attribute) sets the grid width.

@@ -30,7 +30,7 @@ import numpy as np
 from hfr import metrics
 from hfr.data.manifest import Manifest, Record
 from hfr.data.stats import yaw_bin
-from hfr.errors import DataError
+from hfr.errors import ArgumentError, DataError
 
 FAR_LEVELS: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
 FRONTAL_TOLERANCE = 7.5
@@ -295,3 +295,35 @@ def _roc_points(roc: metrics.RocCounts, n: int = 200) -> dict[str, list[float]]:
         keep = np.unique(np.clip(np.concatenate([even, at_log_far]), 0, len(far) - 1))
         far, tar = far[keep], tar[keep]
     return {"far": [float(x) for x in far], "tar": [float(x) for x in tar]}
+
+
+#: The protocols a training task can evaluate on every `train.eval_every` steps.
+TRAINING_PROTOCOLS: tuple[str, ...] = ("cross-pose", "cross-modal")
+
+
+def training_metrics(manifest: Manifest, features: np.ndarray, protocol: str = "cross-pose") -> dict[str, float]:
+    """The flat metrics a training run logs (`eval/...`) and may select `best.pt` by.
+
+    cross-pose: `rank1_mean` (the non-frontal |yaw| bins' mean), `rank1_all`, `rank1@<|yaw|>`;
+    cross-modal: the fold means (`rank1`, `vr@far=0.01`, ..., `eer`).
+    """
+    if protocol == "cross-modal":
+        return dict(cross_modal(manifest, features)["mean"])
+    if protocol != "cross-pose":
+        raise ArgumentError(f"training evaluation protocol {protocol!r}: use one of {', '.join(TRAINING_PROTOCOLS)}")
+    res = cross_pose(manifest, features)
+    return {
+        "rank1_mean": res["mean"],
+        "rank1_all": res["rank1_all"],
+        **{f"rank1@{k}": v for k, v in res["rank1_by_abs_yaw"].items()},
+    }
+
+
+def training_metric_names(manifest: Manifest, protocol: str = "cross-pose") -> set[str]:
+    """The names `training_metrics` gives on `manifest`, found without a network (random features).
+
+    Lets a run refuse a `train.best_metric` it cannot compute before its first step; a manifest
+    the protocol cannot run on raises its DataError here too.
+    """
+    features = np.random.default_rng(0).standard_normal((len(manifest), 8)).astype(np.float32)
+    return set(training_metrics(manifest, features, protocol))

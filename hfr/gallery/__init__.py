@@ -18,6 +18,19 @@ feature is an error.
 
 Every public name of those modules that callers used from `hfr.gallery` is re-exported here.
 
+Writers and integrity (details in `hfr.gallery.storage`): every save holds the folder's
+writer lock (`GalleryLock`, a file beside the folder); `Gallery.open_for_update(folder)`
+holds it from load to save, so concurrent writers wait for each other (up to a timeout,
+then a GalleryError naming the holder). A gallery remembers the version of the folder it
+was loaded from: saving it back after another writer has saved meanwhile is a
+GalleryError ("changed since it was loaded"), never a silent loss of the other's work.
+`load` verifies the SHA-256 of `index.faiss` and `ids.csv` recorded in `meta.json`, checks
+that stored vectors have unit length, and removes leftovers of killed saves when no writer
+holds the lock; a search score outside [-1, 1] is a GalleryError (a corrupt index).
+
+Paths are stored as the caller gives them (the CLI gives absolute ones, so they resolve
+from any working folder); `contains_paths` tells which the gallery already holds.
+
 Search conventions: `k < 1` is an ArgumentError; `k` larger than the gallery is clamped to
 its size with a logged note (INFO); an empty gallery, a feature dimension other than the
 gallery's, or a recognizer fingerprint other than the gallery's is a GalleryError. An IVF
@@ -29,10 +42,13 @@ are GalleryErrors naming the folder and the file.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -55,6 +71,7 @@ from hfr.gallery.index import (
 )
 from hfr.gallery.results import GalleryEntry, SearchResult, SubjectSearchResult, distinct_subjects
 from hfr.gallery.storage import (
+    DEFAULT_LOCK_TIMEOUT,
     FORMAT_NAME,
     FORMAT_VERSION,
     GALLERY_FILES,
@@ -62,18 +79,31 @@ from hfr.gallery.storage import (
     IDS_HEADER,
     INDEX_FILE,
     META_FILE,
+    GalleryLock,
     check_folder,
+    check_unit_vectors,
     folder_error,
+    meta_digest,
     read_ids,
     read_index,
     read_meta,
+    read_meta_bytes,
+    remove_leftovers_if_free,
     save_folder,
+    sha256_bytes,
+    verify_files,
     write_files,
 )
 
 log = logging.getLogger(__name__)
 
+SCORE_TOLERANCE = 1e-3
+"""How far outside [-1, 1] a search score may be (float32 rounding) before the index counts as corrupt."""
+LOAD_ATTEMPTS = 3
+"""Reads of a folder that another writer replaced mid-read before giving up."""
+
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "GALLERY_FILES",
@@ -89,6 +119,7 @@ __all__ = [
     "Gallery",
     "GalleryEntry",
     "GalleryError",
+    "GalleryLock",
     "SearchResult",
     "SubjectSearchResult",
     "brute_force_topk",
@@ -153,6 +184,8 @@ class Gallery:
         self._modalities = np.zeros(0, object)
         self._paths = np.zeros(0, object)
         self._subject_counts: Counter[str] = Counter()
+        self._version = 0
+        self._loaded: tuple[str, str] | None = None  # (real folder, meta.json SHA-256) it was loaded from or saved to
 
     # -- construction ---------------------------------------------------------------
 
@@ -249,6 +282,11 @@ class Gallery:
         return self._next_id
 
     @property
+    def version(self) -> int:
+        """How many times the gallery's folder has been saved (0 before the first save)."""
+        return self._version
+
+    @property
     def cpu_index(self) -> Any:
         """The CPU FAISS index (the reference copy; do not modify it directly)."""
         return self._vectors.cpu_index
@@ -268,6 +306,12 @@ class Gallery:
             raise GalleryError(f"id {gid} is not in the gallery (removed, or never added)")
         return GalleryEntry(int(gid), self._subjects[pos], self._modalities[pos], self._paths[pos])
 
+    def contains_paths(self, paths: Sequence[str]) -> np.ndarray:
+        """One bool per path: True when the gallery holds an entry with exactly that (non-empty) path."""
+        held = set(self._paths.tolist())
+        held.discard("")
+        return np.fromiter((p in held for p in paths), dtype=bool, count=len(paths))
+
     def info(self) -> dict[str, Any]:
         """A summary for `hfr gallery info`: size, subjects, modalities, index and its parameters."""
         modality_counts = Counter(m if m else "unknown" for m in self._modalities.tolist())
@@ -281,6 +325,7 @@ class Gallery:
             "index": self._vectors.meta(),
             "device": "gpu" if self.use_gpu else "cpu",
             "next_id": self._next_id,
+            "version": self._version,
             "created": self.created,
             "hfr_version": __version__,
         }
@@ -299,7 +344,9 @@ class Gallery:
 
         Features are L2-normalised here. Returns the new ids (int64, consecutive, never
         used before). An untrained IVF index is trained on these vectors first. A
-        `fingerprint` other than the gallery's is a GalleryError.
+        `fingerprint` other than the gallery's is a GalleryError. `paths` are stored as
+        given: pass absolute ones (`Path.resolve()`) so they resolve from anywhere; a path
+        the gallery already holds is added again (filter with `contains_paths`).
         """
         self._check_fingerprint(fingerprint, "features to add")
         vectors = l2_normalize(features, self.dim, "features to add")
@@ -393,6 +440,13 @@ class Gallery:
 
     def _result(self, scores: np.ndarray, found: np.ndarray) -> SearchResult:
         valid = found >= 0
+        off = valid & ~(np.abs(scores) <= 1.0 + SCORE_TOLERANCE)
+        if off.any():
+            where = f" in {self.folder}" if self.folder is not None else ""
+            raise GalleryError(
+                f"the gallery index{where} returned a cosine similarity of {float(scores[off][0]):.4g}, "
+                f"outside [-1, 1]: its stored vectors are corrupt; rebuild with hfr gallery build"
+            )
         pos = np.searchsorted(self._ids, np.where(valid, found, 0))
         pos = np.minimum(pos, len(self._ids) - 1)
         if not np.array_equal(self._ids[pos][valid], found[valid]):
@@ -426,7 +480,7 @@ class Gallery:
 
     # -- save / load ----------------------------------------------------------------
 
-    def _meta(self) -> dict[str, Any]:
+    def _meta(self, version: int) -> dict[str, Any]:
         return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -435,37 +489,125 @@ class Gallery:
             "fingerprint": self.fingerprint,
             "count": len(self),
             "next_id": self._next_id,
+            "version": version,
+            "save_id": uuid.uuid4().hex,
             "created": self.created,
             "saved": _now(),
             "index": self._vectors.meta(),
         }
 
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write the gallery folder atomically (see `hfr.gallery.storage`); return its path.
-
-        An existing `folder` is replaced only when it holds nothing but gallery files.
-        """
-        folder = save_folder(
-            folder,
-            lambda tmp: write_files(
-                tmp, self._vectors.cpu_index, self._ids, self._subjects, self._modalities, self._paths, self._meta()
-            ),
+    def _check_unchanged(self, folder: Path, current: bytes | None) -> None:
+        """GalleryError when `folder` is the one this gallery was loaded from and another writer saved it since."""
+        if self._loaded is None or os.path.realpath(folder) != self._loaded[0]:
+            return
+        if current is not None and sha256_bytes(current) == self._loaded[1]:
+            return
+        if current is None:
+            now = "it is gone"
+        else:
+            try:
+                meta = read_meta(folder, current)
+                now = f"it now holds {meta['count']} vectors, next id {meta['next_id']}, saved {meta.get('saved')}"
+            except GalleryError:
+                now = "its meta.json differs"
+        raise GalleryError(
+            f"gallery folder {folder} changed since it was loaded (another writer saved it: {now}); "
+            f"nothing was saved, so that writer's work is kept: run the command again "
+            f"(or, in Python, load the gallery again and repeat the change, ideally inside Gallery.open_for_update)"
         )
+
+    def save(self, folder: str | os.PathLike | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Path:
+        """Write the gallery folder atomically under its writer lock (see `hfr.gallery.storage`); return its path.
+
+        `folder` defaults to the folder the gallery was loaded from or last saved to. An
+        existing `folder` is replaced only when it holds nothing but gallery files. Waits
+        up to `lock_timeout` seconds for another writer's lock (then a GalleryError naming
+        it). Saving back to the folder the gallery was loaded from is refused with a
+        GalleryError when another writer has saved that folder since (nothing is lost:
+        load again and repeat the change).
+        """
+        if folder is None:
+            if self.folder is None:
+                raise ArgumentError("save needs a folder: this gallery was neither loaded nor saved before")
+            folder = self.folder
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        digest = ""
+        with GalleryLock(folder, lock_timeout):
+            current = read_meta_bytes(folder)
+            self._check_unchanged(folder, current)
+            on_disk = 0
+            if current is not None:
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    on_disk = int(json.loads(current).get("version", 0))
+            version = max(self._version, on_disk) + 1
+            meta = self._meta(version)
+
+            def write(tmp: Path) -> None:
+                nonlocal digest
+                digest = write_files(
+                    tmp, self._vectors.cpu_index, self._ids, self._subjects, self._modalities, self._paths, meta
+                )
+
+            folder = save_folder(folder, write, lock_timeout)
         self.folder = folder
-        log.info("saved gallery of %d vectors to %s", len(self), folder)
+        self._version = version
+        self._loaded = (os.path.realpath(folder), digest)
+        log.info("saved gallery of %d vectors to %s (version %d)", len(self), folder, version)
         return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, use_gpu: bool | None = None) -> Gallery:
-        """Read a gallery folder, checking that index.faiss, meta.json and ids.csv agree.
+    @contextlib.contextmanager
+    def open_for_update(
+        cls, folder: str | os.PathLike, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, use_gpu: bool | None = None
+    ) -> Iterator[Gallery]:
+        """Load a gallery under its writer lock, held until the block ends: `with ... as g: g.add(...); g.save()`.
 
-        Raises GalleryError naming the folder and the file when one is missing, unreadable
-        or disagrees with the others; ArgumentError for `use_gpu=True` without a GPU.
+        Another writer (process or thread) waits for the block to end, so changes made
+        and saved inside it cannot be lost; waiting longer than `lock_timeout` seconds for
+        another writer's lock is a GalleryError naming the folder and the holder. Changes
+        not saved inside the block are discarded.
+        """
+        folder = Path(folder)
+        if not folder.parent.is_dir():
+            check_folder(folder)  # the usual "does not exist" error, before trying to create a lock file
+        with GalleryLock(folder, lock_timeout):
+            yield cls.load(folder, use_gpu)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, use_gpu: bool | None = None) -> Gallery:
+        """Read a gallery folder, checking its checksums, that the files agree, and that vectors have unit length.
+
+        Raises GalleryError naming the folder and the file when one is missing, unreadable,
+        corrupt or disagrees with the others; ArgumentError for `use_gpu=True` without a
+        GPU. A folder that another writer replaces while it is read is read again. Removes
+        the leftovers of interrupted saves beside the folder when no writer holds its lock.
         """
         folder = Path(folder)
         check_use_gpu(use_gpu)
+        remove_leftovers_if_free(folder)
+        for attempt in range(LOAD_ATTEMPTS):
+            data = read_meta_bytes(folder)
+            try:
+                return cls._load_once(folder, use_gpu, data)
+            except (GalleryError, OSError) as exc:
+                if attempt == LOAD_ATTEMPTS - 1 or data is None or meta_digest(folder) == sha256_bytes(data):
+                    if isinstance(exc, OSError):
+                        raise GalleryError(
+                            f"gallery folder {folder}: cannot read {exc.filename or 'a file'} "
+                            f"({exc.strerror or exc}); check the folder's permissions, or rebuild the gallery"
+                        ) from exc
+                    raise
+                log.info("gallery folder %s was saved by another writer while being read; reading it again", folder)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _load_once(cls, folder: Path, use_gpu: bool | None, data: bytes | None) -> Gallery:
         check_folder(folder)
-        meta = read_meta(folder)
+        if data is None:
+            raise GalleryError(f"gallery folder {folder}: {META_FILE} is missing; the folder is not a complete gallery")
+        meta = read_meta(folder, data)
+        verify_files(folder, meta)
         index_meta = meta["index"]
         kind = index_meta.get("kind")
         if kind not in INDEX_KINDS:
@@ -485,6 +627,7 @@ class Gallery:
                 )
             else:
                 gallery = cls(meta["dim"], meta["fingerprint"], "flat", use_gpu=False)
+            version = int(meta.get("version", 0))
         except (ArgumentError, KeyError, TypeError, ValueError) as exc:
             raise folder_error(folder, META_FILE, f"has invalid values ({exc})") from exc
         gallery.use_gpu = gpu_available() if use_gpu is None else bool(use_gpu)
@@ -492,13 +635,16 @@ class Gallery:
         index = read_index(folder, kind, gallery.dim, meta["count"], ids)
         if len(ids) and ids[-1] >= meta["next_id"]:
             raise folder_error(folder, META_FILE, f"next_id {meta['next_id']} is not above the largest id {ids[-1]}")
+        check_unit_vectors(folder, index)
         gallery._vectors.attach(index)
         gallery.created = str(meta.get("created", gallery.created))
         gallery._next_id = int(meta["next_id"])
+        gallery._version = version
         gallery._ids = ids
         gallery._subjects = subjects
         gallery._modalities = modalities
         gallery._paths = paths
         gallery._subject_counts = Counter(subjects.tolist())
         gallery.folder = folder
+        gallery._loaded = (os.path.realpath(folder), sha256_bytes(data))
         return gallery

@@ -182,6 +182,40 @@ def index_ids(index: Any) -> np.ndarray:
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
+def sample_vectors(index: Any, limit: int) -> np.ndarray:
+    """Stored vectors of a CPU index (IDMap2 over a flat index, or IVF-Flat) as float32 rows.
+
+    All of them when the index holds at most `limit`, else about `limit` spread evenly
+    (over positions for a flat index, over the inverted lists for IVF). For the load-time
+    check that stored vectors have unit length (`hfr.gallery.storage.check_unit_vectors`).
+    """
+    if isinstance(index, faiss.IndexIDMap2):
+        flat = faiss.downcast_index(index.index)
+        n = int(flat.ntotal)
+        if n <= limit:
+            return flat.reconstruct_n(0, n) if n else np.zeros((0, index.d), np.float32)
+        positions = np.unique(np.linspace(0, n - 1, limit).astype(np.int64))
+        return np.stack([flat.reconstruct(int(p)) for p in positions])
+    invlists = index.invlists
+    sizes = [invlists.list_size(lst) for lst in range(index.nlist)]
+    total = sum(sizes)
+    parts = []
+    for lst, size in enumerate(sizes):
+        if not size:
+            continue
+        ptr = invlists.get_codes(lst)
+        try:
+            codes = faiss.rev_swig_ptr(ptr, size * invlists.code_size).copy()
+        finally:
+            invlists.release_codes(lst, ptr)
+        rows = codes.view(np.float32).reshape(size, index.d)
+        if total > limit:
+            take = max(1, round(limit * size / total))
+            rows = rows[np.unique(np.linspace(0, size - 1, take).astype(np.int64))]
+        parts.append(rows)
+    return np.concatenate(parts) if parts else np.zeros((0, index.d), np.float32)
+
+
 class FaissIndex:
     """A gallery's vectors in FAISS: the CPU reference index of one kind and its lazy GPU copy.
 

@@ -4,55 +4,348 @@ A gallery on disk is a folder of three files:
 
 - `index.faiss`: `faiss.write_index` of the CPU index;
 - `meta.json`: format, hfr version, dimension, recognizer fingerprint, count, the next
-  id to hand out, creation and save times, index kind and its parameters;
+  id to hand out, the save `version` (1 for the first save, +1 per save) and a random
+  `save_id`, creation and save times, index kind and its parameters, and `files`: the
+  size and SHA-256 of `index.faiss` and `ids.csv`;
 - `ids.csv`: `id,subject,modality,path`, one row per vector, ordered by id.
 
 Ids are int64 from a counter stored in `meta.json`; they are never reused, even after
 removes. `Gallery.load` checks that the three files agree (count, dimension, the same ids,
 the index kind) with the readers here, and raises a GalleryError naming the folder and the
-file otherwise. There is no lock: one writer at a time is the caller's business.
+file otherwise.
+
+Integrity: `verify_files` recomputes the SHA-256 of `index.faiss` and `ids.csv` and
+compares them with `meta.json` ("corrupt (checksum mismatch); rebuild with hfr gallery
+build"), so bytes overwritten inside a file whose size, counts and ids still agree are
+caught; `check_unit_vectors` reads back stored vectors (all of them up to
+`UNIT_CHECK_ALL`, an evenly spread sample beyond) and refuses any whose length is not 1,
+which also covers galleries saved before checksums existed (those load with a logged
+note; their next save records the checksums).
+
+One writer at a time: `GalleryLock(folder)` is an exclusive lock on the file
+`.<name>.lock` beside the folder (`fcntl.flock` on POSIX; where `fcntl` is missing, the
+file created with O_EXCL is the lock). It is reentrant within a thread, waits up to a
+timeout for another holder, then raises a GalleryError naming the folder and the holder
+(pid, host, command, since when, which the holder writes into the lock file). The file is
+deleted on release; a file left by a killed process is not a lock under `flock` (the
+kernel dropped it) and is reused. `save_folder` always takes the lock, so two saves never
+interleave; `Gallery.open_for_update` holds it from load to save. Readers take no lock.
 
 Crash safety of `save_folder(folder, write)`: the three files are written into a hidden
-temporary sibling folder (`.<name>.tmp-<random>`) and fsynced; then an existing gallery at
-`folder` is renamed aside (`.<name>.old-<random>`), the new folder is renamed into place,
+temporary sibling folder (`.<name>.tmp-<8 hex>`) and fsynced; then an existing gallery at
+`folder` is renamed aside (`.<name>.old-<8 hex>`), the new folder is renamed into place,
 the parent directory is fsynced and the old folder is deleted. Whenever the process
 stops, `folder` holds either the complete previous gallery or the complete new one,
 with one exception: a crash between the two renames leaves no `folder` but the complete
-previous gallery in `.<name>.old-<random>`; `check_folder` then says so and names the
-folder to rename back. A leftover `.<name>.tmp-*` folder is an incomplete save and can be
-deleted. `save_folder` only replaces a folder that holds nothing but gallery files, never
-other data.
+previous gallery in `.<name>.old-<8 hex>`; `check_folder` then says so and names the
+folder to rename back. Leftovers of a killed save (`.<name>.tmp-*`, and `.<name>.old-*`
+beside a complete gallery) are removed, with a logged warning, by the next save and by
+the next load that can take the lock at once (`remove_leftovers`); nothing is removed
+while another writer holds the lock, nor while `folder` is missing (the `.old-*` copy is
+then the gallery to restore). `save_folder` only replaces a folder that holds nothing but
+gallery files, never other data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import json
+import logging
 import os
+import re
 import shutil
+import socket
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import faiss
 import numpy as np
 
 from hfr.errors import GalleryError
-from hfr.gallery.index import index_ids
+from hfr.gallery.index import index_ids, sample_vectors
+
+try:
+    import fcntl as _fcntl
+
+    fcntl: Any = _fcntl
+except ImportError:  # pragma: no cover - Windows: the O_EXCL lock file below
+    fcntl = None
+
+log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.faiss"
 META_FILE = "meta.json"
 IDS_FILE = "ids.csv"
 GALLERY_FILES: tuple[str, ...] = (INDEX_FILE, META_FILE, IDS_FILE)
+CHECKSUMMED_FILES: tuple[str, ...] = (INDEX_FILE, IDS_FILE)
+"""The files whose size and SHA-256 `meta.json` records (it cannot record its own)."""
 IDS_HEADER: tuple[str, ...] = ("id", "subject", "modality", "path")
 FORMAT_NAME = "hfr-gallery"
 FORMAT_VERSION = 1
+DEFAULT_LOCK_TIMEOUT = 60.0
+"""Seconds a writer waits for another writer's lock before giving up."""
+LOCK_POLL_S = 0.05
+UNIT_CHECK_ALL = 4096
+"""Galleries up to this size have every stored vector's length checked on load; larger ones a sample this big."""
+UNIT_TOLERANCE = 1e-3
+REBUILD = "rebuild with hfr gallery build"
 
 
 def folder_error(folder: Path, name: str, why: str) -> GalleryError:
     """The GalleryError for file `name` of gallery `folder`: "gallery folder F: NAME WHY"."""
     return GalleryError(f"gallery folder {folder}: {name} {why}")
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The SHA-256 of `data`, as hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- the writer lock ----------------------------------------------------------------
+
+
+def lock_path(folder: Path) -> Path:
+    """The lock file of gallery `folder`: `.<name>.lock` beside it (a save swaps the folder itself)."""
+    return folder.parent / f".{folder.name}.lock"
+
+
+@dataclass
+class _Held:
+    pid: int
+    thread: int
+    depth: int
+    fd: int
+
+
+_HELD: dict[str, _Held] = {}
+_HELD_MUTEX = threading.Lock()
+
+
+class GalleryLock:
+    """The exclusive writer lock of one gallery folder (see the module docstring).
+
+    Use as a context manager (`with GalleryLock(folder, timeout): ...`) or with
+    `acquire()` / `try_acquire()` and `release()`. Reentrant within the thread that holds
+    it; another thread or process waits up to `timeout` seconds, then gets a GalleryError
+    naming the folder and the holder. Failing to create the lock file (a read-only
+    folder) is a GalleryError too.
+    """
+
+    def __init__(self, folder: str | os.PathLike, timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        """A lock of gallery `folder` (nothing is locked until `acquire`)."""
+        self.folder = Path(folder)
+        self.path = lock_path(self.folder)
+        self.timeout = float(timeout)
+        self._key = os.path.join(os.path.realpath(self.path.parent), self.path.name)
+        self._depth = 0
+
+    def __enter__(self) -> GalleryLock:
+        """Acquire (waiting up to the timeout)."""
+        self.acquire()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        """Release."""
+        self.release()
+
+    def acquire(self) -> None:
+        """Take the lock, waiting up to `timeout` seconds for another holder; GalleryError after that."""
+        deadline = time.monotonic() + max(0.0, self.timeout)
+        while not self._try_once():
+            if time.monotonic() >= deadline:
+                raise self._busy_error()
+            time.sleep(LOCK_POLL_S)
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free now; False when another thread or process holds it."""
+        return self._try_once()
+
+    def release(self) -> None:
+        """Give the lock back (the last release of a reentrant holder deletes the lock file)."""
+        if self._depth == 0:
+            return
+        self._depth -= 1
+        with _HELD_MUTEX:
+            held = _HELD.get(self._key)
+            if held is None or held.pid != os.getpid():  # a forked child: the lock is its parent's
+                return
+            held.depth -= 1
+            if held.depth > 0:
+                return
+            del _HELD[self._key]
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(held.fd)
+
+    def _try_once(self) -> bool:
+        with _HELD_MUTEX:
+            held = _HELD.get(self._key)
+            if held is not None and held.pid != os.getpid():  # inherited through fork: not ours
+                del _HELD[self._key]
+                held = None
+            if held is not None:
+                if held.thread != threading.get_ident():
+                    return False
+                held.depth += 1
+                self._depth += 1
+                return True
+            fd = self._os_lock()
+            if fd is None:
+                return False
+            _HELD[self._key] = _Held(os.getpid(), threading.get_ident(), 1, fd)
+            self._depth += 1
+            return True
+
+    def _os_lock(self) -> int | None:
+        """The descriptor of the locked lock file, or None when another process holds it."""
+        try:
+            while True:
+                if fcntl is None:
+                    try:
+                        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+                    except FileExistsError:
+                        return None
+                    self._write_holder(fd)
+                    return fd
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    return None
+                except BaseException:
+                    os.close(fd)
+                    raise
+                try:
+                    same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    self._write_holder(fd)
+                    return fd
+                os.close(fd)  # the holder released (and deleted) it meanwhile: lock the new file
+        except OSError as exc:
+            raise GalleryError(
+                f"cannot lock gallery folder {self.folder}: creating {self.path} failed "
+                f"({exc.strerror or exc}); a gallery can be written only where its parent folder is writable"
+            ) from exc
+
+    @staticmethod
+    def _write_holder(fd: int) -> None:
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:300]
+        text = f"pid {os.getpid()} on {socket.gethostname()} since {since}: {command}\n"
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, text.encode("utf-8", "replace"))
+        except OSError:  # who holds it is a courtesy for the waiters' message
+            pass
+
+    def holder(self) -> str:
+        """Who holds the lock, as the holder wrote it ("unknown" when unreadable)."""
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            text = ""
+        return text or "unknown"
+
+    def _busy_error(self) -> GalleryError:
+        hint = (
+            f"; if that process is no longer running, delete {self.path}"
+            if fcntl is None
+            else f" (lock file {self.path})"
+        )
+        return GalleryError(
+            f"gallery folder {self.folder} is being written by another process "
+            f"({self.holder()}); gave up after waiting {self.timeout:g} s{hint}: "
+            f"run the command again when that writer has finished, or wait longer (--lock-timeout)"
+        )
+
+
+# -- leftovers of interrupted saves ---------------------------------------------------
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """The `.<name>.tmp-*` and `.<name>.old-*` siblings of `folder` that interrupted saves left."""
+    parent = folder.parent
+    pattern = re.compile(rf"\.{re.escape(folder.name)}\.(tmp|old)-[0-9a-f]{{8}}")
+    try:
+        with os.scandir(parent) as entries:
+            return sorted(parent / e.name for e in entries if pattern.fullmatch(e.name))
+    except OSError:
+        return []
+
+
+def _is_complete(folder: Path) -> bool:
+    return folder.is_dir() and all((folder / name).is_file() for name in GALLERY_FILES)
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete the leftovers of interrupted saves of `folder`; the caller holds its lock.
+
+    Nothing is deleted when `folder` is not a complete gallery but an `.old-*` copy exists:
+    that copy is the previous gallery to rename back. Returns what was deleted (each
+    logged as a warning).
+    """
+    found = leftovers(folder)
+    if not found:
+        return []
+    if not _is_complete(folder) and any(".old-" in p.name for p in found):
+        return []
+    removed = []
+    for path in found:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as exc:
+            log.warning("could not remove %s, left by an interrupted save of gallery %s (%s)", path, folder, exc)
+            continue
+        log.warning("removed %s, left by an interrupted save of gallery %s", path, folder)
+        removed.append(path)
+    return removed
+
+
+def remove_leftovers_if_free(folder: Path) -> list[Path]:
+    """`remove_leftovers` when no other writer holds the lock now (readers' cleanup); else nothing."""
+    if not leftovers(folder):
+        return []
+    lock = GalleryLock(folder, timeout=0)
+    try:
+        if not lock.try_acquire():
+            log.info("gallery %s: another writer holds its lock; leaving the temporary folders beside it", folder)
+            return []
+    except GalleryError as exc:
+        log.info("gallery %s: leftovers of an interrupted save stay (%s)", folder, exc)
+        return []
+    try:
+        return remove_leftovers(folder)
+    finally:
+        lock.release()
 
 
 # -- writing ------------------------------------------------------------------------
@@ -84,8 +377,12 @@ def write_files(
     modalities: np.ndarray,
     paths: np.ndarray,
     meta: dict[str, Any],
-) -> None:
-    """Write index.faiss, ids.csv and meta.json into `folder` (a fresh temporary one), each fsynced."""
+) -> str:
+    """Write index.faiss, ids.csv and meta.json into `folder` (a fresh temporary one), each fsynced.
+
+    `meta` gets a `files` entry with the size and SHA-256 of index.faiss and ids.csv.
+    Returns the SHA-256 of the meta.json written (the version token `Gallery` compares).
+    """
     index_path = folder / INDEX_FILE
     try:
         faiss.write_index(index, str(index_path))
@@ -100,51 +397,71 @@ def write_files(
         writer.writerows(zip(ids.tolist(), subjects.tolist(), modalities.tolist(), paths.tolist()))
         handle.flush()
         os.fsync(handle.fileno())
-    with open(folder / META_FILE, "w", encoding="utf-8") as handle:
-        json.dump(meta, handle, indent=2)
-        handle.write("\n")
+    files = {
+        name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)}
+        for name in CHECKSUMMED_FILES
+    }
+    data = (json.dumps({**meta, "files": files}, indent=2) + "\n").encode("utf-8")
+    with open(folder / META_FILE, "wb") as handle:
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+    return sha256_bytes(data)
 
 
-def save_folder(folder: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+def save_folder(
+    folder: str | os.PathLike, write: Callable[[Path], None], lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> Path:
     """Make `folder` a gallery folder atomically: `write(tmp)` fills a temporary sibling, then swap.
 
-    An existing `folder` is replaced only when it holds nothing but gallery files (a
-    GalleryError otherwise, and for a file in its place). On any failure the temporary
-    folder is removed and the previous gallery, if any, is untouched. Returns the path.
+    Holds the folder's `GalleryLock` (waiting up to `lock_timeout` seconds) and first
+    removes leftovers of interrupted saves. An existing `folder` is replaced only when it
+    holds nothing but gallery files (a GalleryError otherwise, and for a file in its
+    place). On any failure the temporary folder is removed and the previous gallery, if
+    any, is untouched. Returns the path.
     """
     folder = Path(folder)
-    if folder.exists():
-        if not folder.is_dir():
-            raise GalleryError(f"cannot save the gallery to {folder}: it is a file, not a folder")
-        others = sorted(p.name for p in folder.iterdir() if p.name not in GALLERY_FILES)
-        if others:
-            raise GalleryError(
-                f"cannot save the gallery to {folder}: the folder holds other "
-                f"files ({', '.join(others[:3])}); choose a new or gallery folder"
-            )
     parent = folder.parent
     parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
-    tmp = parent / f".{folder.name}.tmp-{token}"
-    tmp.mkdir()
-    try:
-        write(tmp)
-        _fsync_dir(tmp)
+    with GalleryLock(folder, lock_timeout):
+        remove_leftovers(folder)
         if folder.exists():
-            old = parent / f".{folder.name}.old-{token}"
-            os.rename(folder, old)
-            os.rename(tmp, folder)
-            _fsync_dir(parent)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, folder)
-            _fsync_dir(parent)
-    except BaseException:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            if not folder.is_dir():
+                raise GalleryError(f"cannot save the gallery to {folder}: it is a file, not a folder")
+            others = sorted(p.name for p in folder.iterdir() if p.name not in GALLERY_FILES)
+            if others:
+                raise GalleryError(
+                    f"cannot save the gallery to {folder}: the folder holds other "
+                    f"files ({', '.join(others[:3])}); choose a new or gallery folder"
+                )
+        token = uuid.uuid4().hex[:8]
+        tmp = parent / f".{folder.name}.tmp-{token}"
+        old = parent / f".{folder.name}.old-{token}"
+        try:
+            tmp.mkdir()
+            write(tmp)
+            _fsync_dir(tmp)
+            if folder.exists():
+                os.rename(folder, old)
+                os.rename(tmp, folder)
+                _fsync_dir(parent)
+                shutil.rmtree(old, ignore_errors=True)  # what stays is removed by the next save or load
+            else:
+                os.rename(tmp, folder)
+                _fsync_dir(parent)
+        except BaseException as exc:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+            if old.exists() and not folder.exists():
+                with contextlib.suppress(OSError):
+                    os.rename(old, folder)
+            if isinstance(exc, OSError):
+                raise GalleryError(
+                    f"cannot save gallery folder {folder}: {exc.strerror or exc} ({exc.filename or folder}); "
+                    f"the previous gallery, if any, is unchanged: free some space or fix the permissions, "
+                    f"then run the command again"
+                ) from exc
+            raise
     return folder
 
 
@@ -171,11 +488,25 @@ def check_folder(folder: Path) -> None:
             )
 
 
-def read_meta(folder: Path) -> dict[str, Any]:
-    """meta.json of `folder`, with its format, version and the typed keys checked."""
+def read_meta_bytes(folder: Path) -> bytes | None:
+    """The raw bytes of `folder`'s meta.json, or None when there is none."""
+    try:
+        return (folder / META_FILE).read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def meta_digest(folder: Path) -> str | None:
+    """The SHA-256 of `folder`'s meta.json (a new value after every save), or None when there is none."""
+    data = read_meta_bytes(folder)
+    return None if data is None else sha256_bytes(data)
+
+
+def read_meta(folder: Path, data: bytes | None = None) -> dict[str, Any]:
+    """meta.json of `folder` (or its bytes `data`), with its format, version and the typed keys checked."""
     path = folder / META_FILE
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(path.read_bytes() if data is None else data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GalleryError(
             f"gallery folder {folder}: {META_FILE} is not valid JSON ({exc}); the file is corrupt, rebuild the gallery"
@@ -194,6 +525,52 @@ def read_meta(folder: Path) -> dict[str, Any]:
         if not isinstance(meta.get(key), types) or isinstance(meta.get(key), bool):
             raise GalleryError(f"gallery folder {folder}: {META_FILE} lacks a valid {key!r} (got {meta.get(key)!r})")
     return meta
+
+
+def verify_files(folder: Path, meta: dict[str, Any]) -> bool:
+    """Check index.faiss and ids.csv against the sizes and SHA-256 sums in `meta`; False when it has none.
+
+    A gallery saved before checksums existed has no `files` entry: it is logged (WARNING)
+    and passes (its next save records them). A mismatch is a GalleryError naming the file.
+    """
+    files = meta.get("files")
+    if files is None:
+        log.warning(
+            "gallery folder %s has no checksums in %s (saved by an older hfr), so its files are not "
+            "verified; its next save (hfr gallery add/remove, or Gallery.save) records them",
+            folder,
+            META_FILE,
+        )
+        return False
+    for name in CHECKSUMMED_FILES:
+        entry = files.get(name) if isinstance(files, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise folder_error(folder, META_FILE, f"lacks a valid checksum of {name}; the file is corrupt, {REBUILD}")
+        size = (folder / name).stat().st_size
+        expected = entry.get("bytes")
+        if isinstance(expected, int) and size != expected:
+            raise folder_error(
+                folder, name, f"is corrupt (checksum mismatch: {size} bytes, meta.json records {expected}); {REBUILD}"
+            )
+        if sha256_file(folder / name) != entry["sha256"]:
+            raise folder_error(folder, name, f"is corrupt (checksum mismatch); {REBUILD}")
+    return True
+
+
+def check_unit_vectors(folder: Path, index: Any, limit: int = UNIT_CHECK_ALL) -> None:
+    """GalleryError unless the stored vectors checked (all up to `limit`, else a spread sample) have length 1."""
+    vectors = sample_vectors(index, limit)
+    if not len(vectors):
+        return
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    bad = ~np.isfinite(norms) | (np.abs(norms - 1.0) > UNIT_TOLERANCE)
+    if bad.any():
+        raise folder_error(
+            folder,
+            INDEX_FILE,
+            f"holds a vector of length {norms[bad][0]:.4g} where every stored vector has length 1; "
+            f"the file is corrupt, {REBUILD}",
+        )
 
 
 def read_ids(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

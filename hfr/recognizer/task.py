@@ -266,22 +266,22 @@ class RecognizerTask:
         if self.eval_manifest is None:
             return {}
         from hfr.embed import embed_manifest
-        from hfr.eval.protocols import cross_modal, cross_pose
+        from hfr.eval.protocols import training_metrics
 
         self.net.eval()
         try:
             feats = embed_manifest(self.recognizer(), self.eval_manifest, batch_size=128)
         finally:
             self.net.train()
-        if self.cfg.data.eval_protocol == "cross-modal":
-            res = cross_modal(self.eval_manifest, feats)
-            return {k: v for k, v in res["mean"].items()}
-        res = cross_pose(self.eval_manifest, feats)
-        return {
-            "rank1_mean": res["mean"],
-            "rank1_all": res["rank1_all"],
-            **{f"rank1@{k}": v for k, v in res["rank1_by_abs_yaw"].items()},
-        }
+        return training_metrics(self.eval_manifest, feats, self.cfg.data.eval_protocol)
+
+    def eval_metrics(self) -> set[str]:
+        """The names `evaluate` returns under this config (none without `data.eval`)."""
+        from hfr.eval.protocols import training_metric_names
+
+        if self.eval_manifest is None:
+            return set()
+        return training_metric_names(self.eval_manifest, self.cfg.data.eval_protocol)
 
     def sample_grid(self) -> torch.Tensor:
         """The first augmented training images (what the network sees), in [0, 1]."""

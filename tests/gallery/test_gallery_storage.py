@@ -1,4 +1,4 @@
-"""The gallery folder: save/load round trip, every load error, atomic save."""
+"""The gallery folder: save/load round trip, every load error, atomic save, checksums, version."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ import pytest
 from gallery_data import DIM, feats, subjects_of
 
 from hfr.gallery import IDS_FILE, INDEX_FILE, META_FILE, Gallery, GalleryEntry, GalleryError
+
+
+def strip_checksums(folder: Path) -> None:
+    """Make `folder` look saved by an hfr without checksums (no `files`, `version`, `save_id`)."""
+    meta = json.loads((folder / META_FILE).read_text())
+    for key in ("files", "version", "save_id"):
+        meta.pop(key)
+    (folder / META_FILE).write_text(json.dumps(meta))
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf"])
@@ -34,6 +42,9 @@ def test_save_load_round_trip(tmp_path, kind):
     meta = json.loads((folder / META_FILE).read_text())
     assert meta["count"] == 198 and meta["dim"] == DIM and meta["fingerprint"] == "fp-z"
     assert meta["next_id"] == 200 and meta["index"]["kind"] == kind
+    assert meta["version"] == 1 and g.version == 1
+    assert set(meta["files"]) == {INDEX_FILE, IDS_FILE}
+    assert meta["files"][IDS_FILE]["bytes"] == (folder / IDS_FILE).stat().st_size
     rows = (folder / IDS_FILE).read_text().splitlines()
     assert rows[0] == "id,subject,modality,path" and len(rows) == 199
     loaded = Gallery.load(folder)
@@ -45,9 +56,10 @@ def test_save_load_round_trip(tmp_path, kind):
     assert loaded.add(feats(1, 9), ["q"]).tolist() == [200]
     if kind == "ivf":
         assert loaded.nprobe == 2 and loaded.cpu_index.nlist == 4
-    # overwrite in place
-    loaded.save(folder)
-    assert len(Gallery.load(folder)) == 199
+    # overwrite in place (the default folder is the one it was loaded from)
+    loaded.save()
+    again = Gallery.load(folder)
+    assert len(again) == 199 and again.version == 2 and again.info()["version"] == 2
 
 
 @pytest.mark.parametrize("name", [INDEX_FILE, META_FILE, IDS_FILE])
@@ -59,6 +71,9 @@ def test_load_missing_file_names_it(saved, name):
 
 def test_load_corrupt_index(saved):
     (saved / INDEX_FILE).write_bytes(b"not a faiss index at all" * 10)
+    with pytest.raises(GalleryError, match=f"{saved}.*{INDEX_FILE} is corrupt \\(checksum mismatch"):
+        Gallery.load(saved)
+    strip_checksums(saved)  # a gallery of an older hfr: FAISS's own reader refuses it
     with pytest.raises(GalleryError, match=f"{saved}.*{INDEX_FILE} cannot be read"):
         Gallery.load(saved)
 
@@ -93,6 +108,7 @@ def test_load_dim_mismatch(saved):
 
 
 def test_load_ids_disagree(saved):
+    strip_checksums(saved)  # else every edit below is a checksum mismatch
     lines = (saved / IDS_FILE).read_text().splitlines()
     (saved / IDS_FILE).write_text("\n".join(lines[:-1]) + "\n")
     with pytest.raises(GalleryError, match=f"{IDS_FILE} has 59 rows but meta.json says 60"):
