@@ -39,7 +39,6 @@ import contextlib
 import json
 import logging
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -51,7 +50,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stages import lightcnn_sets, quiet_sets, script_main, show_progress  # noqa: E402
+from benchmarks.stages import command_line, lightcnn_sets, quiet_sets, script_main, show_progress  # noqa: E402
 from hfr.data.manifest import Manifest  # noqa: E402
 from hfr.embed import embed_manifest  # noqa: E402
 from hfr.engine.stages import Stages, render_synth  # noqa: E402
@@ -374,9 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "cross-modal NIR->VIS identification and verification: LightCNN-9 VIS-only, fine-tuned on "
         "real pairs, and with DVG-Face generated pairs (and two generator ablations)",
-        "command": " ".join(
-            shlex.quote(a) for a in [sys.executable, sys.argv[0], *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": command_line(argv),
         "quick": q,
         "seed": args.seed,
         "seeds": seeds,

@@ -45,7 +45,6 @@ import contextlib
 import json
 import logging
 import os
-import shlex
 import sys
 import time
 from collections import defaultdict
@@ -59,7 +58,7 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stages import script_main, show_progress  # noqa: E402
+from benchmarks.stages import command_line, lightcnn_sets, quiet_sets, script_main, show_progress  # noqa: E402
 from drgan.export import LoadedGenerator, load_generator  # noqa: E402
 from drgan.frontalize import frontalize  # noqa: E402
 from drgan.models import fuse_features  # noqa: E402
@@ -105,7 +104,6 @@ FILES = {"lightcnn": "recognizer.pt", "drgan": "generator.pt", "drgan-multi": "g
 SHOWN_YAWS = (0, 15, 30, 45, 60)
 
 
-# ---------------------------------------------------------------------- data
 # ---------------------------------------------------------------------- training
 def training_sets(method: str, args: argparse.Namespace, data: Path) -> list[str]:
     """The `--set` overrides of one method's recipe for this run."""
@@ -113,31 +111,13 @@ def training_sets(method: str, args: argparse.Namespace, data: Path) -> list[str
     recipe_steps = int(read_recipe(RECIPES[method]).get("train", {}).get("steps", 1000))
     steps = LIGHTCNN_STEPS if method == "lightcnn" else recipe_steps
     steps = args.steps if args.steps else max(1, round(steps * args.steps_scale))
-    sets = [f"data.train={folder}", f"data.eval={folder}", f"train.seed={args.seed}", f"train.steps={steps}"]
-    if method == "lightcnn":  # the quickstart's AdamW setting: SGD from scratch stalls at ln(N) this short
-        sets += [
-            f"data.size={LIGHTCNN_SIZE if not args.quick else args.size}",
-            "optim.name=adamw",
-            "optim.lr=0.001",
-            "optim.official_lr_groups=false",
-            "net.dropout=0",
-            "optim.gamma=0.1",
-            f"optim.step_size={max(1, round(0.7 * steps))}",
-            "train.channels_last=true",
-        ]
+    if method == "lightcnn":  # the benchmarks' AdamW setting (SGD from scratch stalls at ln(N) this short)
+        sets = lightcnn_sets(data, LIGHTCNN_SIZE if not args.quick else args.size, steps, args.seed)
     else:
-        sets.append(f"data.size={args.size}")
+        sets = [f"data.train={folder}", f"train.seed={args.seed}", f"train.steps={steps}", f"data.size={args.size}"]
+    sets.append(f"data.eval={folder}")  # rank-1 during training, on the whole set
     if args.quick:
-        sets += [
-            f"batch_size={QUICK['batch']}",
-            "train.num_workers=0",
-            "train.eval_every=-1",
-            "train.best_metric=null",
-            "train.sample_every=-1",
-            "train.checkpoint_every=0",
-            "train.log_every=1",
-            "train.progress=false",
-        ]
+        sets += quiet_sets(True, QUICK["batch"])
     return sets
 
 
@@ -461,9 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "cross-pose rank-1 (frontal gallery) of LightCNN, DR-GAN G_enc (single, multi-image fused) "
         "and LightCNN on DR-GAN-frontalized probes",
-        "command": " ".join(
-            shlex.quote(a) for a in [sys.executable, sys.argv[0], *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": command_line(argv),
         "quick": args.quick,
         "seed": args.seed,
         "data": {

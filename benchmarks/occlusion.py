@@ -54,7 +54,6 @@ import io
 import json
 import logging
 import os
-import shlex
 import sys
 import time
 from collections import defaultdict
@@ -69,7 +68,7 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stages import lightcnn_sets, quiet_sets, script_main, show_progress  # noqa: E402
+from benchmarks.stages import command_line, lightcnn_sets, quiet_sets, script_main, show_progress  # noqa: E402
 from drgan.export import load_generator  # noqa: E402
 from drgan.frontalize import frontalize  # noqa: E402
 from hfr.config import read_recipe  # noqa: E402
@@ -587,9 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "occluded non-frontal face recognition: LightCNN on raw, DR-GAN-frontalized and TSGAN-restored "
         "(de-occluded x_d, frontalized x_f) probes; restoration L1 / PSNR / SSIM",
-        "command": " ".join(
-            shlex.quote(a) for a in [sys.executable, sys.argv[0], *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": command_line(argv),
         "quick": args.quick,
         "seed": args.seed,
         "data": {

@@ -3,18 +3,26 @@
 The stage runner (`hfr.engine.stages.Stages`: train a recipe as a named, reusable stage), SynthFace
 rendering (`hfr.engine.stages.render_synth`), DR-GAN frontalization (`drgan.frontalize`) and the
 random subject folds (`hfr.eval.folds`) live in the package; this module keeps the benchmarks'
-own settings (`quiet_sets`, `lightcnn_sets`) and `script_main`, which shows the stage runner's
-progress and turns a library error into a one-line exit message.
+own settings (`quiet_sets`, `lightcnn_sets`), `command_line` (what a result JSON records as its
+command) and `script_main`, which shows the stage runner's progress and turns a library error
+into a one-line exit message.
 """
 
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hfr.errors import HFRError
+
+
+def command_line(argv: Sequence[str] | None) -> str:
+    """The command that ran a benchmark script (its arguments: `argv`, else the process's), shell-quoted."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    return " ".join(shlex.quote(a) for a in [sys.executable, sys.argv[0], *args])
 
 
 def quiet_sets(quick: bool, batch: int) -> list[str]:

@@ -56,7 +56,6 @@ import json
 import logging
 import os
 import re
-import shlex
 import statistics
 import sys
 import tempfile
@@ -71,6 +70,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.stages import command_line  # noqa: E402
 from hfr.fileio import atomic_write_text  # noqa: E402
 from hfr.machine import machine_info as hfr_machine_info  # noqa: E402
 from hfr.perf import Allocator, configure_process  # noqa: E402
@@ -243,6 +243,18 @@ def run_task(task: Any, cfg: Any, device: str, variant: Variant, steps: int) -> 
     return times, meter.result()
 
 
+def engine_sets(variant: Variant, cuda: bool) -> list[str]:
+    """The `train:` overrides every timed case shares: seed, bf16 autocast and channels_last as the case
+    says, no loader workers, the device."""
+    return [
+        f"train.seed={SEED}",
+        f"train.amp={'bf16' if variant.amp else 'off'}",
+        f"train.channels_last={str(variant.channels_last).lower()}",
+        "train.num_workers=0",
+        f"train.device={'cuda' if cuda else 'cpu'}",
+    ]
+
+
 def bench_drgan(size: int, batch: int, device: str, steps: int, variant: Variant) -> dict[str, Any] | None:
     """One DR-GAN `train_step` (D phase + G phase) of `DRGANTask` on a fixed batch."""
     from drgan.config import DRGANConfig
@@ -260,11 +272,7 @@ def bench_drgan(size: int, batch: int, device: str, steps: int, variant: Variant
         f"batch_size={batch}",
         f"net.width={variant.width}",
         f"net.multi_image={variant.multi_image}",
-        f"train.seed={SEED}",
-        f"train.amp={'bf16' if variant.amp else 'off'}",
-        f"train.channels_last={str(variant.channels_last).lower()}",
-        "train.num_workers=0",
-        f"train.device={'cuda' if cuda else 'cpu'}",
+        *engine_sets(variant, cuda),
         # the paper's single D head at the paper's width; the synth recipe's separate heads otherwise
         f"net.d_heads={'shared' if variant.width >= 1 else 'separate'}",
     ]
@@ -327,11 +335,7 @@ def bench_dvg(size: int, batch: int, device: str, steps: int, variant: Variant) 
         f"data.identity_sampler={data / 'fs.pt'}",
         f"batch_size={batch}",
         f"net.width={variant.width}",
-        f"train.seed={SEED}",
-        f"train.amp={'bf16' if variant.amp else 'off'}",
-        f"train.channels_last={str(variant.channels_last).lower()}",
-        "train.num_workers=0",
-        f"train.device={'cuda' if cuda else 'cpu'}",
+        *engine_sets(variant, cuda),
     ]
     cfg = load_config(DVGConfig, DVG_RECIPE, sets)
     task = DVGTask()
@@ -383,11 +387,7 @@ def bench_tsgan(size: int, batch: int, device: str, steps: int, variant: Variant
         f"data.size={size}",
         f"batch_size={batch}",
         f"net.width={variant.width}",
-        f"train.seed={SEED}",
-        f"train.amp={'bf16' if variant.amp else 'off'}",
-        f"train.channels_last={str(variant.channels_last).lower()}",
-        "train.num_workers=0",
-        f"train.device={'cuda' if cuda else 'cpu'}",
+        *engine_sets(variant, cuda),
     ]
     cfg = load_config(TSGANConfig, TSGAN_RECIPE, sets)
     task = TSGANTask()
@@ -617,9 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "generator training speed: one full train_step (all phases) on a fixed batch, "
         "warm-up excluded; fp32 on CPU",
-        "command": " ".join(
-            shlex.quote(a) for a in [sys.executable, *sys.argv[:1], *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": command_line(argv),
         "quick": args.quick,
         "seed": SEED,
         "batch": args.batch,

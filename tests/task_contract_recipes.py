@@ -62,6 +62,16 @@ class Variant:
         return load_config(task_cls.config_class, ROOT / self.recipe, sets)
 
 
+#: DVG-Face at 32 px, width 0.125, 4 pairs a step, with the contract data's F and F_s.
+DVG_TINY = (
+    "data.train={root}/nirvis",
+    "data.recognizer={root}/recognizer.pt",
+    "data.identity_sampler={root}/identity_sampler.pt",
+    "data.size=32",
+    "net.width=0.125",
+    "batch_size=4",
+)
+
 VARIANTS: list[Variant] = [
     Variant(
         "recognizer",
@@ -132,15 +142,7 @@ VARIANTS: list[Variant] = [
         "dvg",
         "dvg",
         "configs/dvg/synth-nirvis.yaml",
-        (
-            "data.train={root}/nirvis",
-            "data.recognizer={root}/recognizer.pt",
-            "data.identity_sampler={root}/identity_sampler.pt",
-            "data.size=32",
-            "net.width=0.125",
-            "batch_size=4",
-            "optim.lr=0.001",
-        ),
+        (*DVG_TINY, "optim.lr=0.001"),
         falling="loss_pix",
         steps=20,
         margin=0.02,
@@ -150,12 +152,7 @@ VARIANTS: list[Variant] = [
         "dvg-variational-unpaired",
         "configs/dvg/synth-nirvis.yaml",
         (
-            "data.train={root}/nirvis",
-            "data.recognizer={root}/recognizer.pt",
-            "data.identity_sampler={root}/identity_sampler.pt",
-            "data.size=32",
-            "net.width=0.125",
-            "batch_size=4",
+            *DVG_TINY,
             "net.deterministic=false",
             "data.unpaired={root}/patterns",
             "data.unpaired_batch=3",

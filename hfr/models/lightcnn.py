@@ -48,6 +48,7 @@ Weights keep PyTorch's default initialisation, like the official code; call
 
 from __future__ import annotations
 
+import abc
 import logging
 import math
 import os
@@ -86,7 +87,7 @@ def fc_input_size(input_size: int) -> int:
     return _BODY_CHANNELS * side * side
 
 
-class LightCNN(nn.Module):
+class LightCNN(nn.Module, abc.ABC):
     """Common part of the LightCNN variants: input check, feature API and classifier.
 
     Subclasses build the body, set `self.fc2` (a linear layer or None) and define
@@ -110,9 +111,9 @@ class LightCNN(nn.Module):
         self.feature_dim = FEATURE_DIM
         self.dropout = 0.5
 
+    @abc.abstractmethod
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         """The body: input batch -> (B, 256) feature (each variant defines it)."""
-        raise NotImplementedError(f"{type(self).__name__} defines no LightCNN body")
 
     def _classifier(self, bias: bool) -> nn.Linear | None:
         return nn.Linear(FEATURE_DIM, self.num_classes, bias=bias) if self.num_classes > 0 else None

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 import torch
+from tiny_recipes import DRGAN_RECIPE, DRGAN_TINY, set_args
 
 from hfr.artifacts import save_generator_file
 from hfr.cli import main
 from hfr.data.manifest import Manifest, Record
-from hfr.data.synth import SynthConfig, write_preset
 from hfr.embed import embed_manifest, embed_subjects
 from hfr.gallery import Gallery
 from hfr.models.lightcnn import build_lightcnn
@@ -24,39 +24,7 @@ from hfr.recognizer.export import RecognizerError, export_recognizer, load_recog
 if TYPE_CHECKING:
     from drgan.models import Generator
 
-RECIPE = "configs/drgan/synth-multipie.yaml"
-TINY = [
-    "--set",
-    "data.size=32",
-    "--set",
-    "net.width=0.25",
-    "--set",
-    "batch_size=16",
-    "--set",
-    "train.num_workers=0",
-    "--set",
-    "train.progress=false",
-    "--set",
-    "train.channels_last=false",
-    "--set",
-    "train.eval_every=-1",
-    "--set",
-    "data.eval=none",
-    "--set",
-    "train.best_metric=none",
-    "--set",
-    "train.sample_every=0",
-    "--set",
-    "train.steps=4",
-]
-
-
-@pytest.fixture(scope="module")
-def multipie(tmp_path_factory) -> Path:
-    """8 SynthFace multipie subjects at 32 px."""
-    out = tmp_path_factory.mktemp("multipie")
-    write_preset(SynthConfig(preset="multipie", subjects=8, size=32, seed=0, workers=1), out)
-    return out
+TINY = [*DRGAN_TINY, *set_args("train.steps=4")]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +32,9 @@ def run(multipie, tmp_path_factory) -> Path:
     """A 4-step DR-GAN run folder holding generator.pt and recognizer.pt (written by task.export)."""
     runs = tmp_path_factory.mktemp("runs")
     assert (
-        main(["train-generator", "--config", RECIPE, "--runs", str(runs), "--set", f"data.train={multipie}", *TINY])
+        main(
+            ["train-generator", "--config", DRGAN_RECIPE, "--runs", str(runs), "--set", f"data.train={multipie}", *TINY]
+        )
         == 0
     )
     (folder,) = [p for p in runs.glob("*/*") if p.is_dir() and not p.is_symlink()]

@@ -6,49 +6,18 @@ Learning, exact resume, export and DDP: tests/engine/test_task_contract.py.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+from tiny_recipes import DRGAN_RECIPE, DRGAN_TINY, set_args
 
 from drgan.task import mirror_bins, yaw_to_bins
 from hfr.cli import main
 from hfr.data.manifest import Manifest, make_record
-from hfr.data.synth import SynthConfig, write_preset
 from hfr.engine.runlog import read_metrics
 from hfr.nn.ranges import to_unit
 from hfr.viz import tensor_to_images
-
-RECIPE = "configs/drgan/synth-multipie.yaml"
-TINY = [
-    "--set",
-    "data.size=32",
-    "--set",
-    "net.width=0.25",
-    "--set",
-    "batch_size=16",
-    "--set",
-    "train.num_workers=0",
-    "--set",
-    "train.progress=false",
-    "--set",
-    "train.channels_last=false",
-    "--set",
-    "train.eval_every=-1",
-    "--set",
-    "data.eval=none",
-    "--set",
-    "train.best_metric=none",
-    "--set",
-    "train.sample_every=0",
-]
-
-
-@pytest.fixture(scope="module")
-def multipie(tmp_path_factory):
-    out = tmp_path_factory.mktemp("multipie")
-    write_preset(SynthConfig(preset="multipie", subjects=8, size=32, seed=0, workers=1), out)
-    return out
 
 
 def _run(runs):
@@ -63,7 +32,7 @@ def test_train_generator_writes_both_files_a_pose_sweep_and_the_l1_term(multipie
         [
             "train-generator",
             "--config",
-            RECIPE,
+            DRGAN_RECIPE,
             "--runs",
             str(runs),
             "--set",
@@ -78,7 +47,7 @@ def test_train_generator_writes_both_files_a_pose_sweep_and_the_l1_term(multipie
             "train.sample_every=2",
             "--set",
             "augment.flip_p=0",
-            *TINY,
+            *DRGAN_TINY,
         ]
     )
     assert code == 0
@@ -111,7 +80,7 @@ def test_multi_image_logs_omega(multipie, tmp_path):
                 "train.steps=2",
                 "--set",
                 "train.log_every=1",
-                *TINY,
+                *DRGAN_TINY,
             ]
         )
         == 0
@@ -133,71 +102,31 @@ def _manifest(root, yaws):
     return root
 
 
+def _train_one_step(data: Path, runs: Path, *sets: str) -> int:
+    """`hfr train-generator` of the tiny DR-GAN recipe for one step on `data`."""
+    args = set_args(f"data.train={data}", "train.steps=1")
+    return main(
+        ["train-generator", "--config", DRGAN_RECIPE, "--runs", str(runs), *args, *DRGAN_TINY, *set_args(*sets)]
+    )
+
+
 def test_rows_without_yaw_are_an_error(tmp_path, capsys):
     data = _manifest(tmp_path / "d", [0.0, None, 30.0])
-    code = main(
-        [
-            "train-generator",
-            "--config",
-            RECIPE,
-            "--runs",
-            str(tmp_path / "r"),
-            "--set",
-            f"data.train={data}",
-            "--set",
-            "train.steps=1",
-            *TINY,
-        ]
-    )
-    assert code == 2
+    assert _train_one_step(data, tmp_path / "r") == 2
     err = capsys.readouterr().err
     assert "no yaw" in err and "row 3" in err
 
 
 def test_a_single_pose_is_an_error(tmp_path, capsys):
     data = _manifest(tmp_path / "d", [15.0, 14.0, 16.0])
-    assert (
-        main(
-            [
-                "train-generator",
-                "--config",
-                RECIPE,
-                "--runs",
-                str(tmp_path / "r"),
-                "--set",
-                f"data.train={data}",
-                "--set",
-                "train.steps=1",
-                *TINY,
-            ]
-        )
-        == 2
-    )
+    assert _train_one_step(data, tmp_path / "r") == 2
     assert "one pose bin" in capsys.readouterr().err
 
 
 def test_yaws_outside_the_bins_are_counted(tmp_path, caplog):
     data = _manifest(tmp_path / "d", [0.0, 30.0, 90.0, -75.0])
     with caplog.at_level(logging.WARNING):
-        assert (
-            main(
-                [
-                    "train-generator",
-                    "--config",
-                    RECIPE,
-                    "--runs",
-                    str(tmp_path / "r"),
-                    "--set",
-                    f"data.train={data}",
-                    "--set",
-                    "train.steps=1",
-                    *TINY,
-                    "--set",
-                    "batch_size=4",
-                ]
-            )
-            == 0
-        )
+        assert _train_one_step(data, tmp_path / "r", "batch_size=4") == 0
     assert any("4 of 8 training rows" in r.getMessage() for r in caplog.records)
 
 

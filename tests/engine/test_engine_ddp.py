@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch.distributed as dist
 from engine_toy import write_toy_dataset
+from torchrun import run_two_ranks
 
 from hfr.engine import load_checkpoint
 from hfr.engine.runlog import read_metrics
@@ -24,31 +21,7 @@ SCRIPT = Path(__file__).with_name("ddp_train.py")
 def test_two_gloo_ranks_train_identically_and_resume_exactly(tmp_path):
     data = write_toy_dataset(tmp_path / "data")
     runs, out = tmp_path / "runs", tmp_path / "out"
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(SCRIPT),
-            str(data),
-            str(runs),
-            str(out),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    ranks = run_two_ranks(SCRIPT, data, runs, out, out=out, timeout=240)
     assert ranks[0]["world_size"] == 2
     assert ranks[0]["full"] == ranks[1]["full"]  # DDP keeps the replicas identical
     assert ranks[0]["resumed"] == ranks[1]["resumed"] == ranks[0]["full"]  # exact resume under DDP

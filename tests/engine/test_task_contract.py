@@ -9,11 +9,7 @@ ranks under torchrun end with identical models and optimizers (DDP synchronised 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +17,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from task_contract_recipes import VARIANTS, state_digest, tensor_digest, tensors_of, variants_of, write_contract_data
+from torchrun import run_two_ranks
 
 from hfr.engine import Task, get_task, task_names, train
 from hfr.engine.checkpoint import load_checkpoint
@@ -127,32 +124,8 @@ def test_a_stopped_run_resumes_bit_exactly(variant, contract_data, tmp_path):
 def ddp_results(contract_data, tmp_path_factory) -> list[dict[str, Any]]:
     """Every variant trained 3 steps by 2 gloo ranks under torchrun (one launch for all)."""
     out = tmp_path_factory.mktemp("ddp-out")
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(DDP_SCRIPT),
-            str(contract_data),
-            str(out / "runs"),
-            str(out),
-            *(v.name for v in VARIANTS),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    names = [v.name for v in VARIANTS]
+    return run_two_ranks(DDP_SCRIPT, contract_data, out / "runs", out, *names, out=out)
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")

@@ -16,6 +16,7 @@ import pytest
 import torch
 from engine_toy import ToyConfig, ToyTask, weights_hash, write_toy_dataset
 from pattern_data import write_patterns
+from tiny_recipes import set_args
 
 import hfr.fileio
 from hfr.cli import main
@@ -174,16 +175,7 @@ def _train_recognizer(tmp_path: Path, *sets: str) -> int:
         *sets,
     )
     recipe = ROOT / "configs/recognizer/synth-pretrain.yaml"
-    return main(
-        [
-            "train-recognizer",
-            "--config",
-            str(recipe),
-            "--runs",
-            str(tmp_path / "runs"),
-            *(arg for s in tiny for arg in ("--set", s)),
-        ]
-    )
+    return main(["train-recognizer", "--config", str(recipe), "--runs", str(tmp_path / "runs"), *set_args(*tiny)])
 
 
 def test_a_best_metric_the_run_cannot_compute_is_refused_before_the_first_step(tmp_path, capsys):

@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import torch
 from pattern_data import write_patterns
+from tiny_recipes import set_args
 
 from hfr.cli import main
 from hfr.engine.runlog import read_metrics
 from hfr.recognizer.export import load_recognizer
 
-COMMON = [
-    "--set",
+COMMON = set_args(
     "data.size=32",
-    "--set",
     "batch_size=16",
-    "--set",
     "train.num_workers=0",
-    "--set",
     "train.progress=false",
-    "--set",
     "train.eval_every=-1",
-    "--set",
     "train.sample_every=0",
-    "--set",
     "data.eval=none",
-    "--set",
     "train.best_metric=none",
-]
+)
 
 
 def _run_dir(runs):
