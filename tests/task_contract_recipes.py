@@ -180,6 +180,22 @@ VARIANTS: list[Variant] = [
         steps=20,
         margin=0.02,
     ),
+    Variant(
+        "yaw",
+        "yaw",
+        "configs/judge/synth-yaw.yaml",
+        (
+            "data.train={root}/multipie",
+            "data.eval={root}/multipie",
+            "data.size=32",
+            "net.widths=[8,16,32,32]",
+            "batch_size=16",
+            "optim.schedule=constant",
+        ),
+        falling="loss",
+        steps=20,
+        margin=0.01,
+    ),
 ]
 
 

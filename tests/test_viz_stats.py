@@ -59,6 +59,8 @@ def test_dataset_stats_counts(tiny_dataset):
     assert stats["images"] == 12 and stats["subjects"] == 3
     assert stats["modalities"] == {"nir": 3, "vis": 9}
     assert stats["subjects_per_split"] == {"test": 1, "train": 2}
+    assert stats["modalities_per_split"] == {"test": {"nir": 1, "vis": 3}, "train": {"nir": 2, "vis": 6}}
+    assert stats["subjects_per_split_modality"] == {"test": {"nir": 1, "vis": 1}, "train": {"nir": 2, "vis": 2}}
     assert stats["yaw_histogram"] == {"-30": 3, "0": 6, "30": 3}
     assert stats["images_per_subject"] == {"min": 4, "mean": 4.0, "max": 4}
 

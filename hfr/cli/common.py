@@ -62,13 +62,20 @@ def progress_bar(description: str, enabled: bool = True) -> tuple[Progress, Upda
 
 
 def stats_table(title: str, stats: dict[str, Any]) -> Table:
-    """A two-column table (quantity, value) of a flat dict; nested dicts become "k: v, ..." text."""
+    """A two-column table (quantity, value) of a flat dict; nested dicts become "k: v, ..." text,
+    and dicts in them "k: a x, b y; k2: ..." (e.g. modalities per split: "test: nir 9, vis 3; ...")."""
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("quantity")
     table.add_column("value", overflow="fold")
     for key, value in stats.items():
         if isinstance(value, dict):
-            value = ", ".join(f"{k}: {v}" for k, v in value.items())
+            if any(isinstance(v, dict) for v in value.values()):
+                value = "; ".join(
+                    f"{k}: " + (", ".join(f"{a} {b}" for a, b in v.items()) if isinstance(v, dict) else str(v))
+                    for k, v in value.items()
+                )
+            else:
+                value = ", ".join(f"{k}: {v}" for k, v in value.items())
         table.add_row(key.replace("_", " "), str(value))
     return table
 

@@ -19,7 +19,12 @@ Presets (`PRESETS`), each written by `write_preset` as images, `manifest.csv` an
 - `nirvis`: cross-modal like CASIA NIR-VIS 2.0 (default 360 subjects, 1-5 VIS and 4-12
   NIR images each, yaw within +-30, NIR mostly near-frontal); first half `train`, second half
   `test`. The first VIS image of each subject is near-frontal, neutral and `gallery` = 1 (the
-  one-VIS-per-subject gallery of the protocol).
+  one-VIS-per-subject gallery of the protocol). Option `paired_subjects` (default None: all
+  paired) sets the pair budget (DVG-Face's regime of few NIR-VIS pairs beside VIS-only
+  identities): only the first `paired_subjects` training subjects keep their NIR images, the
+  other training subjects keep only their VIS images, and the test split is unchanged. The
+  subset is taken after every draw, so for the same seed every remaining image and row is
+  byte-identical to the full preset's (results across pair budgets compare the same people).
 - `occluded`: the `multipie` layout with occluders: every non-frontal image gets one kind
   of `OCCLUSIONS` (column `occlusion`), its mask (`mask_path`, 255 = occluded) and its clean
   counterpart (`clean_path`); `frontal_path` is the subject's frontal neutral clean image.
@@ -90,6 +95,11 @@ class SynthConfig:
     """webface only: images per subject."""
     occlusions: list[str] = field(default_factory=lambda: list(OCCLUSIONS))
     """occluded only: the occluder kinds to draw from."""
+    paired_subjects: int | None = None
+    """nirvis only: keep the NIR images of the first `paired_subjects` training subjects only; the
+    other training subjects keep just their VIS images (scarce NIR-VIS pairs beside VIS-only
+    identities, DVG-Face's setting). Test subjects are unchanged. None: every subject is paired.
+    Every image left is byte-identical to the same seed's full preset (a regime is a subset)."""
     device: str = "cpu"
     """Torch device that renders ("cpu", "cuda", "cuda:1", ...)."""
 
@@ -127,6 +137,18 @@ def validate_config(cfg: SynthConfig) -> None:
         )
     if not cfg.occlusions or any(k not in OCCLUSIONS for k in cfg.occlusions):
         raise ConfigError(f"option 'occlusions' must list kinds among {', '.join(OCCLUSIONS)}, got {cfg.occlusions!r}")
+    if cfg.paired_subjects is not None:
+        if cfg.preset != "nirvis":
+            raise ConfigError(
+                f"option 'paired_subjects' applies to the nirvis preset only, not {cfg.preset!r}; leave it unset (null)"
+            )
+        n_train = train_subjects(cfg)
+        p = cfg.paired_subjects
+        if not isinstance(p, int) or isinstance(p, bool) or not 1 <= p <= n_train:
+            raise ConfigError(
+                f"option 'paired_subjects' must be an integer from 1 to {n_train} (the training subjects of "
+                f"{_n_subjects(cfg)} nirvis subjects), got {p!r}"
+            )
     try:
         dev = torch.device(cfg.device)
     except (RuntimeError, TypeError):
@@ -135,6 +157,15 @@ def validate_config(cfg: SynthConfig) -> None:
         ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"option 'device' is {cfg.device!r} but no CUDA GPU is available; use 'cpu'")
+
+
+def _n_subjects(cfg: SynthConfig) -> int:
+    return cfg.subjects if cfg.subjects is not None else DEFAULT_SUBJECTS[cfg.preset]
+
+
+def train_subjects(cfg: SynthConfig) -> int:
+    """How many subjects of `cfg` are in the `train` split (they are the first ones)."""
+    return _n_train(cfg.preset, _n_subjects(cfg))
 
 
 def subject_name(preset: str, index: int) -> str:
@@ -245,11 +276,15 @@ def _expression(rng: np.random.Generator, p_neutral: float) -> int:
 
 
 # ----------------------------------------------------------------------------- layouts
-def _split(preset: str, index: int, n: int) -> str:
+def _n_train(preset: str, n: int) -> int:
+    """Training subjects of `n`: subjects 0 .. _n_train - 1 are `train`, the others `test`."""
     if preset == "webface":
-        return "train"
-    n_train = int(round(0.6 * n)) if preset in ("multipie", "occluded") else n // 2
-    return "train" if index < n_train else "test"
+        return n
+    return int(round(0.6 * n)) if preset in ("multipie", "occluded") else n // 2
+
+
+def _split(preset: str, index: int, n: int) -> str:
+    return "train" if index < _n_train(preset, n) else "test"
 
 
 def _layout(cfg: SynthConfig, index: int, n: int) -> list[_Item]:
@@ -328,6 +363,10 @@ def _layout(cfg: SynthConfig, index: int, n: int) -> list[_Item]:
                     },
                 )
             )
+        if cfg.paired_subjects is not None and split == "train" and index >= cfg.paired_subjects:
+            # a VIS-only training subject: its NIR images are left out after every draw, so what is
+            # kept is byte-identical to the full preset
+            items = [it for it in items if it.spec.modality != "nir"]
     return items
 
 
@@ -368,7 +407,7 @@ def iter_preset(cfg: SynthConfig, subjects: Sequence[int] | None = None) -> Iter
     ones `write_preset` would use; nothing is written.
     """
     validate_config(cfg)
-    n = cfg.subjects if cfg.subjects is not None else DEFAULT_SUBJECTS[cfg.preset]
+    n = _n_subjects(cfg)
     wanted = set(range(n)) if subjects is None else set(subjects)
     for ch in _chunks(cfg, n):
         sel = [i for i in ch if i in wanted]
@@ -457,7 +496,7 @@ def _alive(pid: int) -> bool:
 def _render_into(cfg: SynthConfig, out: Path, progress: Callable[[int, int], None] | None) -> Manifest:
     """Render every image, `preset.yaml` and `manifest.csv` into the folder `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    n = cfg.subjects if cfg.subjects is not None else DEFAULT_SUBJECTS[cfg.preset]
+    n = _n_subjects(cfg)
     chunks = _chunks(cfg, n)
     total = sum(len(_layout(cfg, i, n)) for i in range(n)) if progress is not None else 0
     done = 0
@@ -491,6 +530,12 @@ def _render_into(cfg: SynthConfig, out: Path, progress: Callable[[int, int], Non
         finally:
             torch.set_num_threads(threads)
     manifest = Manifest(records, out)
+    description = _DESCRIPTIONS[cfg.preset]
+    if cfg.paired_subjects is not None:
+        description += (
+            f"; paired_subjects={cfg.paired_subjects}: only the first {cfg.paired_subjects} of "
+            f"{_n_train(cfg.preset, n)} training subjects keep their NIR images, the others are VIS only"
+        )
     info = {
         "generator": "hfr SynthFace",
         "version": 1,
@@ -499,7 +544,7 @@ def _render_into(cfg: SynthConfig, out: Path, progress: Callable[[int, int], Non
         "subject_prefix": PREFIXES[cfg.preset],
         "identity_namespace": cfg.preset,
         "images": len(records),
-        "description": _DESCRIPTIONS[cfg.preset],
+        "description": description,
     }
     atomic_write_text(out / "preset.yaml", yaml.safe_dump(info, sort_keys=False))
     manifest.write(out)

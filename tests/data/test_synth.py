@@ -18,6 +18,7 @@ from hfr.data.synth import (
     iter_preset,
     preset_identity,
     subject_name,
+    train_subjects,
     validate_config,
     write_preset,
 )
@@ -53,6 +54,22 @@ def test_bad_options_raise_option_error_naming_the_option(field: str, value: Any
     cfg = dataclasses.replace(SynthConfig(), **{field: value})
     with pytest.raises(ConfigError, match=field):
         validate_config(cfg)
+
+
+@pytest.mark.parametrize("value", [0, -1, 6, 2.5, True, "3"])
+def test_paired_subjects_must_be_a_count_of_training_subjects(value: Any) -> None:
+    cfg = SynthConfig(preset="nirvis", subjects=10, paired_subjects=value)  # 5 training subjects
+    assert train_subjects(cfg) == 5
+    with pytest.raises(ConfigError, match="option 'paired_subjects' must be an integer from 1 to 5"):
+        validate_config(cfg)
+    validate_config(dataclasses.replace(cfg, paired_subjects=5))
+    validate_config(SynthConfig(preset="nirvis", paired_subjects=180))  # the default 360 subjects: 180 train
+
+
+@pytest.mark.parametrize("preset", ["webface", "multipie", "occluded"])
+def test_paired_subjects_is_a_nirvis_option(preset: str) -> None:
+    with pytest.raises(ConfigError, match="option 'paired_subjects' applies to the nirvis preset only"):
+        validate_config(SynthConfig(preset=preset, subjects=10, paired_subjects=2))
 
 
 def test_write_preset_validates_before_writing(tmp_path: Path) -> None:
@@ -244,3 +261,45 @@ def test_output_is_deterministic_across_runs_and_workers(tmp_path: Path) -> None
     assert len(a) == 3 * 128 + 1 and a == b
     other = write_preset(dataclasses.replace(base, seed=12, subjects=1, images_per_subject=1), tmp_path / "d")
     assert (tmp_path / "d" / other[0].path).read_bytes() != a[other[0].path]
+
+
+def _rows(files: dict[str, bytes]) -> dict[str, str]:
+    """The manifest.csv lines of a rendered folder's `_files`, by path (the first column)."""
+    lines = files["manifest.csv"].decode().splitlines()
+    return {line.split(",", 1)[0]: line for line in lines}
+
+
+def test_paired_subjects_is_a_subset_of_the_full_preset(tmp_path: Path) -> None:
+    full_cfg = SynthConfig(preset="nirvis", subjects=8, size=32, seed=5)  # train nv0001-nv0004, test nv0005-nv0008
+    full = write_preset(full_cfg, tmp_path / "full")
+    scarce = write_preset(dataclasses.replace(full_cfg, paired_subjects=1), tmp_path / "p1")
+    write_preset(dataclasses.replace(full_cfg, paired_subjects=4), tmp_path / "p4")
+    full_files, scarce_files = _files(tmp_path / "full"), _files(tmp_path / "p1")
+    full_rows, scarce_rows = _rows(full_files), _rows(scarce_files)
+    # every kept manifest line (header included) and image is the full preset's, byte for byte, in its order
+    assert list(scarce_rows) == [p for p in full_rows if p in scarce_rows]
+    assert all(line == full_rows[p] for p, line in scarce_rows.items())
+    assert all(scarce_files[r.path] == full_files[r.path] for r in scarce)
+    # removed: exactly the NIR rows of the training subjects beyond the budget
+    unpaired = {"nv0002", "nv0003", "nv0004"}
+    removed = {p for p in full_rows if p not in scarce_rows}
+    assert removed == {r.path for r in full if r.modality == "nir" and r.subject in unpaired}
+    assert removed and set(scarce_files) == set(full_files) - removed
+    # the test split is untouched; every subject keeps all its VIS images (the gallery image too)
+    assert [r.path for r in scarce.select(split="test")] == [r.path for r in full.select(split="test")]
+    assert [r.path for r in scarce.select(modality="vis")] == [r.path for r in full.select(modality="vis")]
+    assert scarce.subjects() == full.subjects()
+    assert {r.subject for r in scarce.select(split="train", modality="nir")} == {"nv0001"}
+    # a budget of every training subject is the full preset; only preset.yaml records the option
+    every_files = _files(tmp_path / "p4")
+    assert every_files.pop("preset.yaml") != full_files.pop("preset.yaml")
+    assert every_files == full_files
+    assert "paired_subjects: 1\n" in scarce_files["preset.yaml"].decode()
+
+
+def test_paired_subjects_in_memory_matches_what_is_written(tmp_path: Path) -> None:
+    cfg = SynthConfig(preset="nirvis", subjects=4, size=32, paired_subjects=1)
+    written = write_preset(cfg, tmp_path / "w")
+    rows = [r for recs, _ in iter_preset(cfg) for r in recs]
+    assert [r.path for r in rows] == [r.path for r in written]
+    assert {r.subject for r in rows if r.modality == "nir"} == {"nv0001", "nv0003", "nv0004"}

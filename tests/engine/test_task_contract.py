@@ -56,13 +56,16 @@ def _loaded_tensors(obj: Any) -> list[torch.Tensor]:
 
 
 def _reload(path: Path) -> tuple[dict[str, Any], Any]:
-    """(the file's payload, the object its loader builds) for a recognizer or generator file."""
+    """(the file's payload, the object its loader builds) for a recognizer, generator or yaw-estimator file."""
     from hfr.artifacts import load_generator
+    from hfr.pose.export import load_yaw_estimator
     from hfr.recognizer.export import load_recognizer
 
     payload = load_weights_only(path, "exported file")
     if payload["format"].startswith("hfr-recognizer/"):
         return payload, load_recognizer(path)
+    if payload["format"].startswith("hfr-yaw-estimator/"):
+        return payload, load_yaw_estimator(path)
     return payload, load_generator(path)
 
 
