@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -43,6 +43,32 @@ class LoadedGenerator:
     def bin_of(self, yaw: float) -> int:
         """The index of the pose bin nearest to `yaw` (degrees)."""
         return min(range(len(self.yaw_bins)), key=lambda i: abs(self.yaw_bins[i] - yaw))
+
+    #: What the generated-face quality protocol (`hfr.eval.generator`) can ask of DR-GAN.
+    protocol_tasks: ClassVar[tuple[str, ...]] = ("rotate", "frontalize")
+
+    @torch.inference_mode()
+    def synthesize(
+        self, task: str, images: torch.Tensor, masks: torch.Tensor, yaws: torch.Tensor, seed: int
+    ) -> torch.Tensor:
+        """G_dec(G_enc(x), c, z): each input (N, C, S, S) in [0, 1] rotated to its yaw's nearest pose bin
+        (`rotate` and `frontalize` alike), with z from a generator seeded by `seed`; masks are unused."""
+        from drgan.rotate import pose_bins_of, prepare_images
+        from hfr.nn.ranges import to_signed, to_unit
+
+        g = self.generator
+        device = next(g.parameters()).device
+        x = to_signed(prepare_images(images.to(device), self.size, self.channels))
+        f, _ = g.encode(x)
+        pose = torch.as_tensor(pose_bins_of(self, [float(y) for y in yaws]), device=device)
+        z = g.noise(len(f), torch.Generator(device=device).manual_seed(seed), device)
+        return to_unit(g.decode(f, pose, z).float()).cpu()
+
+    def sample_pairs(self, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """DR-GAN generates no NIR-VIS pairs."""
+        from hfr.errors import ArgumentError
+
+        raise ArgumentError("DR-GAN generates no NIR-VIS pairs; its protocol tasks are rotate and frontalize")
 
 
 def export_generator(

@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +57,23 @@ class LoadedDVG:
     sampler: IdentitySampler
     fingerprint: str
     size: int
+
+    #: What the generated-face quality protocol (`hfr.eval.generator`) can ask of DVG-Face.
+    protocol_tasks: ClassVar[tuple[str, ...]] = ("pairs",)
+    #: Generated images are RGB.
+    channels: ClassVar[int] = 3
+
+    def synthesize(
+        self, task: str, images: torch.Tensor, masks: torch.Tensor, yaws: torch.Tensor, seed: int
+    ) -> torch.Tensor:
+        """DVG-Face takes no input face; its protocol task is `pairs`."""
+        raise ArgumentError(f"DVG-Face cannot {task} a face; its protocol task is pairs")
+
+    def sample_pairs(self, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`count` new identities from F_s, each decoded as NIR and VIS with prior attribute codes
+        (`generate_batch`, the pairs `hfr generate-pairs` writes for the same seed)."""
+        nir, vis = generate_batch(self, 0, count, seed)
+        return nir.float().cpu(), vis.float().cpu()
 
 
 def load_dvg(path: str | os.PathLike, device: torch.device | str = "cpu") -> LoadedDVG:

@@ -62,28 +62,38 @@ def test_quickstart_recipes_inherit_a_recipe_of_configs(recipe, capsys):
 @pytest.mark.parametrize("recipe", sorted((CONFIGS / "data").glob("*.yaml")), ids=lambda p: p.stem)
 def test_data_recipe_renders(recipe, tmp_path):
     out = tmp_path / recipe.stem
-    assert (
-        main(
-            [
-                "data",
-                "synth",
-                "--config",
-                str(recipe),
-                "--subjects",
-                "2",
-                "--size",
-                "32",
-                "--set",
-                "images_per_subject=2",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    args = ["data", "synth", "--config", str(recipe), "--subjects", "2", "--size", "32"]
+    args += ["--set", "images_per_subject=2", "--out", str(out)]
+    if "paired_subjects" in yaml.safe_load(recipe.read_text()):
+        args += ["--set", "paired_subjects=1"]  # 2 subjects: 1 training subject
+    assert main(args) == 0
     manifest = Manifest.read(out)
     assert len(manifest.subjects()) == 2
     assert (out / "preset.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    "recipe,base,changed",
+    [
+        ("synth-nirvis-pairs20", "synth-nirvis", {"paired_subjects": 20}),
+        ("synth-nirvis-pairs50", "synth-nirvis", {"paired_subjects": 50}),
+        ("synth-webface-2k", "synth-webface", {"subjects": 2000, "images_per_subject": 10}),
+    ],
+)
+def test_data_regime_recipes_change_only_their_size(recipe, base, changed, capsys):
+    """The data-regime recipes are their base recipe (same seed: the same people, the same images)
+    with only the regime's options changed."""
+    own, full = (
+        _resolved(CONFIGS / "data" / f"{recipe}.yaml", capsys),
+        _resolved(CONFIGS / "data" / f"{base}.yaml", capsys),
+    )
+    assert {k: v for k, v in own.items() if own[k] != full[k]} == changed
+
+
+def test_paired_subjects_override_from_the_command_line(capsys):
+    recipe = CONFIGS / "data" / "synth-nirvis-pairs50.yaml"
+    assert main(["data", "synth", "--config", str(recipe), "--set", "paired_subjects=20", "--dry-run"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["paired_subjects"] == 20
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +108,7 @@ def nirvis_patterns(tmp_path_factory):
 def test_recognizer_recipe_trains_two_steps(recipe, nirvis_patterns, tmp_path):
     sets = [
         f"data.train={nirvis_patterns / 'real'}",
+        "data.extra_train=[]",
         "data.eval=none",
         "data.size=32",
         "batch_size=4",
@@ -224,3 +235,25 @@ def test_tsgan_recipe_trains_two_steps(recipe, tiny_occluded, tmp_path):
         args += ["--set", s]
     assert main(args) == 0
     assert list((tmp_path / "runs").rglob("generator.pt")) and list((tmp_path / "runs").rglob("step-0000002.png"))
+
+
+@pytest.mark.parametrize("recipe", sorted((CONFIGS / "judge").glob("*.yaml")), ids=lambda p: p.stem)
+def test_judge_recipe_trains_two_steps(recipe, tiny_multipie, tmp_path):
+    args = ["train-generator", "--config", str(recipe), "--runs", str(tmp_path / "runs")]
+    for s in (
+        f"data.train={tiny_multipie}",
+        f"data.eval={tiny_multipie}",
+        "batch_size=8",
+        "train.steps=2",
+        "train.eval_every=2",
+        "train.sample_every=2",
+        "train.checkpoint_every=2",
+        "train.amp=off",
+        "train.num_workers=0",
+        "train.progress=false",
+    ):
+        args += ["--set", s]
+    assert main(args) == 0
+    run = next(p for p in (tmp_path / "runs").glob("*/*") if not p.is_symlink())
+    assert (run / "yaw_estimator.pt").is_file() and (run / "checkpoints" / "step-0000002.pt").is_file()
+    assert list((run / "samples").glob("*.png"))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from hfr.artifacts import GeneratorFileError, fingerprint, load_generator_file, save_generator_file
+from hfr.errors import ArgumentError
 from tsgan.config import TSGANConfig
 from tsgan.models import DeocclusionGenerator, FrontalizationGenerator
 
@@ -49,6 +50,25 @@ class LoadedTSGAN:
     def device(self) -> torch.device:
         """Where the generators' weights are."""
         return next(self.g_d.parameters()).device
+
+    #: What the generated-face quality protocol (`hfr.eval.generator`) can ask of TSGAN.
+    protocol_tasks: ClassVar[tuple[str, ...]] = ("deocclude", "frontalize")
+
+    def synthesize(
+        self, task: str, images: torch.Tensor, masks: torch.Tensor, yaws: torch.Tensor, seed: int
+    ) -> torch.Tensor:
+        """x_d = G_d(x, M) for `deocclude`, x_f = G_f(x_d) for `frontalize`, of inputs (N, C, S, S) in
+        [0, 1] and masks (N, 1, S, S); in batches of the training batch size (`run_generators`: the
+        mask-attention module mixes a batch's samples). Yaws and seed are unused (G is deterministic)."""
+        from hfr.nn.ranges import to_signed, to_unit
+        from tsgan.deocclude import run_generators
+
+        x_d, x_f = run_generators(self, to_signed(images.float()), masks.float(), frontalize=task == "frontalize")
+        return to_unit((x_f if x_f is not None else x_d).float())
+
+    def sample_pairs(self, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """TSGAN generates no NIR-VIS pairs."""
+        raise ArgumentError("TSGAN generates no NIR-VIS pairs; its protocol tasks are deocclude and frontalize")
 
 
 def _fingerprint(g_d: DeocclusionGenerator, g_f: FrontalizationGenerator, width: float) -> str:

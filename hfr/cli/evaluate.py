@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hfr.cli.common import add_embed_flags, console, csv_cell, progress_bar, result_table
+from hfr.errors import OptionError
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -14,6 +15,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from hfr.engine.rundir import new_run_dir
     from hfr.eval.report import evaluate
 
+    if args.protocol == "generator":
+        return _evaluate_generator(args)
+    if args.recognizer is None:
+        raise OptionError(f"--protocol {args.protocol} needs --recognizer (recognizer.pt or run folder)")
     out = args.out or new_run_dir(f"evaluate-{args.protocol}", args.runs)
     progress, update = progress_bar("embedding")
     with progress:
@@ -28,6 +33,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     console.print(result_table(result))
     console.print(f"result.json and plots: {out}")
+    return 0
+
+
+def _evaluate_generator(args: argparse.Namespace) -> int:
+    """`--protocol generator`: the generated-face quality protocol (`hfr.eval.generator`)."""
+    from hfr.engine.rundir import new_run_dir
+    from hfr.eval.generator_report import markdown_table, run_generator_protocol
+
+    if args.generator is None:
+        raise OptionError("--protocol generator needs --generator (generator.pt, run folder, truth or grey)")
+    if args.judge is None and args.yaw_estimator is None:
+        raise OptionError(
+            "--protocol generator needs --judge (a recognizer.pt the generator never saw) and/or --yaw-estimator"
+        )
+    out = args.out or new_run_dir("evaluate-generator", args.runs)
+    with console.status("generating and measuring"):
+        result = run_generator_protocol(
+            args.generator,
+            args.data,
+            out,
+            judge=args.judge,
+            yaw_estimator=args.yaw_estimator,
+            tasks=args.task or None,
+            max_inputs=args.max_inputs,
+            pairs=args.pairs,
+            seed=args.seed,
+            device=args.device,
+        )
+    console.print(markdown_table(result))
+    console.print(f"result.json, table.md and grids: {out}")
     return 0
 
 
@@ -72,9 +107,21 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add `hfr evaluate` and `hfr embed` to the `hfr` subparsers `sub`."""
     ev = sub.add_parser("evaluate", help="run an evaluation protocol: tables, JSON and plots")
-    ev.add_argument("--protocol", required=True, help="cross-modal | cross-pose | verification")
-    ev.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt, DR-GAN generator.pt or run folder")
+    ev.add_argument("--protocol", required=True, help="cross-modal | cross-pose | verification | generator")
+    ev.add_argument("--recognizer", type=Path, help="recognizer.pt, DR-GAN generator.pt or run folder")
     ev.add_argument("--data", type=Path, required=True, help="manifest.csv or its folder")
+    gen = ev.add_argument_group("generator protocol (--protocol generator)")
+    gen.add_argument(
+        "--generator", help="generator.pt or run folder of any method; `truth` or `grey` for the references"
+    )
+    gen.add_argument("--judge", type=Path, help="recognizer.pt that measures identity (never the F the generator used)")
+    gen.add_argument("--yaw-estimator", type=Path, help="yaw_estimator.pt that measures pose")
+    gen.add_argument(
+        "--task", action="append", help="rotate | frontalize | deocclude | pairs (repeat; default: all that fit)"
+    )
+    gen.add_argument("--max-inputs", type=int, default=240, help="test faces given to the generator per task")
+    gen.add_argument("--pairs", type=int, default=400, help="generated pairs for the pairs task")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the input draw and the generator's noise")
     ev.add_argument("--out", type=Path, help="output folder (default runs/evaluate-<protocol>/<timestamp>)")
     ev.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
     add_embed_flags(ev)

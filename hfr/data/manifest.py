@@ -27,7 +27,7 @@ import io
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -412,3 +412,29 @@ def read_training_rows(
     if len(rows.subjects()) < min_subjects:
         raise DataError(f"{manifest.source}: {len(rows.subjects())} training subject(s); {why}")
     return rows
+
+
+def concat_manifests(manifests: Sequence[Manifest]) -> Manifest:
+    """One manifest of the rows of several, every path made absolute (so they share no root).
+
+    A path in two of them is a DataError naming both manifests. Subjects keep their names: rows of
+    one name in two sets are one identity (SynthFace presets never share names; real sets may).
+    """
+    if not manifests:
+        raise DataError("no manifest to join")
+    if len(manifests) == 1:
+        return manifests[0]
+    records: list[Record] = []
+    seen: dict[str, Manifest] = {}
+    for m in manifests:
+        for r in m:
+            path = os.path.abspath(m.resolve(r.path))
+            if path in seen:
+                raise DataError(f"{path} is in both {seen[path].source} and {m.source}; give each image once")
+            seen[path] = m
+            extra = {k: (os.path.abspath(m.resolve(v)) if k in PATH_COLUMNS and v else v) for k, v in r.extra.items()}
+            records.append(replace(r, path=path, extra=extra))
+    columns: list[str] = []
+    for m in manifests:
+        columns += [c for c in m.columns if c not in columns]
+    return Manifest(records, Path("/"), columns, manifests[0].source)

@@ -426,6 +426,10 @@ class _Trainer:
         has_samples = callable(getattr(self.task, "sample_grid", None))
         window: dict[str, list[float]] = defaultdict(list)
         window_images, window_time = 0, 0.0
+        # the learning curve's x axes: images and seconds of training steps (a resumed run restarts the
+        # seconds at 0 and counts the images before the checkpoint as step x images per step)
+        seen_images = self.step * (int(per_step()) if callable(per_step) else cfg_batch(self.config)) * info.world_size
+        train_seconds = 0.0
         total = cfg.steps
         it = self._epoch_iter(loader, self.epoch, self.pos)
         fresh_iter = self.pos == 0
@@ -452,8 +456,11 @@ class _Trainer:
                     images = int(per_step()) if callable(per_step) else _count_images(batch)
                     logs = _float_logs(self.task.train_step(batch, self.step), self.step)
                     self.step += 1
-                    window_time += time.perf_counter() - t0
+                    step_time = time.perf_counter() - t0
+                    window_time += step_time
+                    train_seconds += step_time
                     window_images += images * info.world_size
+                    seen_images += images * info.world_size
                     local_bad = not all(math.isfinite(v) for v in logs.values())
                     if any_true(local_bad, info):
                         err = self._diverged(logs if local_bad else {}, run_dir)
@@ -496,7 +503,13 @@ class _Trainer:
                         self.last_eval = evals
                         if info.is_main and evals:
                             metrics.write(
-                                {"step": self.step, "epoch": self.epoch, **{f"eval/{k}": v for k, v in evals.items()}}
+                                {
+                                    "step": self.step,
+                                    "epoch": self.epoch,
+                                    "images": seen_images,
+                                    "train_seconds": round(train_seconds, 2),
+                                    **{f"eval/{k}": v for k, v in evals.items()},
+                                }
                             )
                             log.info("eval step %d: %s", self.step, format_logs(evals, 12))
                         if cfg.best_metric is not None and self.saver.improved(evals):
@@ -597,3 +610,8 @@ def train(
         raise
     shutdown_distributed(info)
     return result
+
+
+def cfg_batch(config: Any) -> int:
+    """The recipe's `batch_size` (0 when it has none): images per step of a task without images_per_step."""
+    return int(getattr(config, "batch_size", 0) or 0)

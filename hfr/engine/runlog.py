@@ -69,6 +69,22 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def learning_curve(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The run's evaluations in order: {"step", "images", "train_seconds", <metric>: value, ...}.
+
+    Each in-training evaluation (`train.eval_every`) is one point: the figure of interest against
+    the training images seen and the seconds spent in training steps, the way to tell "does not
+    work" from "has not finished training". Metric names lose the `eval/` prefix.
+    """
+    points = []
+    for rec in read_metrics(run_dir):
+        metrics = {k[len("eval/") :]: v for k, v in rec.items() if k.startswith("eval/")}
+        if metrics:
+            point: dict[str, Any] = {k: rec[k] for k in ("step", "images", "train_seconds") if k in rec}
+            points.append({**point, **metrics})
+    return points
+
+
 class RunLogFile:
     """Copies INFO+ records of the `hfr` loggers (and of `extra` logger names) into `run_dir/log.txt`.
 

@@ -6,7 +6,9 @@ recipe's `model:` names the task (`hfr.engine.task.get_task`), the recipe and it
 loaded into the task's `config_class`, `hfr.engine.loop.train` runs it and the task's `export`
 writes its files. Each stage then leaves a `done.json` (recipe, sets, steps, files, seconds);
 with `reuse`, a later run whose stage has the same recipe and sets takes those files instead of
-training again.
+training again. A stage's record also holds its learning curve (`hfr.engine.runlog.learning_curve`:
+each in-training evaluation against images seen and training seconds), so a benchmark can plot
+its figure of interest against budget.
 
     stages = Stages(Path("runs/cross_modal/runs"), reuse=True, meta={"benchmark": "cross_modal"})
     recognizer = stages.train("lightcnn-vis", recipe, ["train.steps=600", ...])     # recognizer.pt
@@ -168,6 +170,7 @@ class Stages:
             export_dir: where the task exports its files (default the run folder).
         """
         from hfr.engine.loop import train
+        from hfr.engine.runlog import learning_curve
         from hfr.engine.task import get_task
 
         recipe = Path(recipe)
@@ -208,6 +211,7 @@ class Stages:
             "run_dir": str(folder),
             "train_seconds": seconds,
             "train_eval": _plain(result.get("eval") or {}),
+            "curve": _plain(learning_curve(folder)),
         }
         atomic_write_text(done, json.dumps(record, indent=2) + "\n")
         self.records[stage] = {**record, "reused": False}

@@ -66,6 +66,8 @@ from hfr.safeload import load_weights_only
 log = logging.getLogger(__name__)
 
 ARCHITECTURES = ("lightcnn9", "lightcnn29", "lightcnn29v2")
+#: hfr's variants beside the official architectures (no released weights): LightCNN-9 with BatchNorm.
+VARIANTS = ("lightcnn9bn",)
 FEATURE_DIM = 256
 #: Classifier sizes of the released checkpoints (CASIA-WebFace + MS-Celeb-1M identities).
 OFFICIAL_NUM_CLASSES = {"lightcnn9": 79077, "lightcnn29": 79077, "lightcnn29v2": 80013}
@@ -151,6 +153,7 @@ class LightCNN9(LightCNN):
     """LightCNN-9: MFM conv 5x5 and four groups with 2x2 max pooling, MFM fc1 -> 256, fc2."""
 
     arch = "lightcnn9"
+    norm = False
 
     def __init__(self, num_classes: int = 0, input_size: int = 128, in_channels: int = 1) -> None:
         super().__init__(num_classes, input_size, in_channels)
@@ -158,22 +161,41 @@ class LightCNN9(LightCNN):
         def pool() -> nn.Module:
             return nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
 
+        bn = self.norm
         self.features = nn.Sequential(
-            MFM(in_channels, 48, 5, 1, 2),
+            MFM(in_channels, 48, 5, 1, 2, norm=bn),
             pool(),
-            Group(48, 96, 3, 1, 1),
+            Group(48, 96, 3, 1, 1, norm=bn),
             pool(),
-            Group(96, 192, 3, 1, 1),
+            Group(96, 192, 3, 1, 1, norm=bn),
             pool(),
-            Group(192, 128, 3, 1, 1),
-            Group(128, 128, 3, 1, 1),
+            Group(192, 128, 3, 1, 1, norm=bn),
+            Group(128, 128, 3, 1, 1, norm=bn),
             pool(),
         )
-        self.fc1 = MFM(self.fc_in, FEATURE_DIM, linear=True)
+        self.fc1 = MFM(self.fc_in, FEATURE_DIM, linear=True, norm=bn)
         self.fc2 = self._classifier(bias=True)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc1(torch.flatten(self.features(x), 1))
+
+
+class LightCNN9BN(LightCNN9):
+    """LightCNN-9 with BatchNorm after every convolution and fc1 (before each MFM), and on the 256-d
+    feature (`bn_feat`), as margin-loss recognizers normalise their embedding (ArcFace's BN-FC-BN
+    output). Not in the LightCNN paper or release: hfr's strong shared recognizer on SynthFace
+    (configs/recognizer/synth-judge.yaml), where BatchNorm lets SGD train from scratch at a high
+    learning rate in the few minutes a CPU affords. No official checkpoint exists for it."""
+
+    arch = "lightcnn9bn"
+    norm = True
+
+    def __init__(self, num_classes: int = 0, input_size: int = 128, in_channels: int = 1) -> None:
+        super().__init__(num_classes, input_size, in_channels)
+        self.bn_feat = nn.BatchNorm1d(FEATURE_DIM)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn_feat(super()._features(x))
 
 
 def _stage(channels: int, blocks: int) -> nn.Sequential:
@@ -247,7 +269,12 @@ class LightCNN29v2(LightCNN):
         return self.fc(torch.flatten(x, 1))
 
 
-_CLASSES: dict[str, type[LightCNN]] = {"lightcnn9": LightCNN9, "lightcnn29": LightCNN29, "lightcnn29v2": LightCNN29v2}
+_CLASSES: dict[str, type[LightCNN]] = {
+    "lightcnn9": LightCNN9,
+    "lightcnn29": LightCNN29,
+    "lightcnn29v2": LightCNN29v2,
+    "lightcnn9bn": LightCNN9BN,
+}
 
 
 def build_lightcnn(arch: str, num_classes: int = 0, input_size: int = 128, in_channels: int = 1) -> LightCNN:
@@ -262,7 +289,7 @@ def build_lightcnn(arch: str, num_classes: int = 0, input_size: int = 128, in_ch
 def _arch_name(arch: str) -> str:
     key = str(arch).lower().replace("-", "").replace("_", "")
     if key not in _CLASSES:
-        raise ArgumentError(f"unknown LightCNN architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}")
+        raise ArgumentError(f"unknown LightCNN architecture {arch!r}; use one of {', '.join(ARCHITECTURES + VARIANTS)}")
     return key
 
 

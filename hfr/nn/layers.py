@@ -39,20 +39,27 @@ class MFM(nn.Module):
         stride: int = 1,
         padding: int = 1,
         linear: bool = False,
+        norm: bool = False,
     ) -> None:
         super().__init__()
         self.out_channels = out_channels
         self.filter: nn.Module
         if linear:
-            self.filter = nn.Linear(in_channels, 2 * out_channels)
+            self.filter = nn.Linear(in_channels, 2 * out_channels, bias=not norm)
         else:
             self.filter = nn.Conv2d(
-                in_channels, 2 * out_channels, kernel_size=kernel_size, stride=stride, padding=padding
+                in_channels, 2 * out_channels, kernel_size=kernel_size, stride=stride, padding=padding, bias=not norm
             )
+        #: with `norm`, BatchNorm of the 2*out outputs before the max (the layer then has no bias)
+        self.norm: nn.Module | None = None
+        if norm:
+            self.norm = nn.BatchNorm1d(2 * out_channels) if linear else nn.BatchNorm2d(2 * out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the wrapped layer and return the elementwise max of its two output halves."""
+        """Apply the wrapped layer (and BatchNorm) and return the elementwise max of the two output halves."""
         y = self.filter(x)
+        if self.norm is not None:
+            y = self.norm(y)
         c = self.out_channels
         # narrow() gives views: no copy of the halves, one fused elementwise kernel.
         return torch.maximum(y.narrow(1, 0, c), y.narrow(1, c, c))
@@ -62,11 +69,17 @@ class Group(nn.Module):
     """LightCNN "group": a 1x1 MFM conv keeping the width, then a kxk MFM conv to `out_channels`."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, padding: int = 1
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int = 1,
+        norm: bool = False,
     ) -> None:
         super().__init__()
-        self.conv_a = MFM(in_channels, in_channels, 1, 1, 0)
-        self.conv = MFM(in_channels, out_channels, kernel_size, stride, padding)
+        self.conv_a = MFM(in_channels, in_channels, 1, 1, 0, norm=norm)
+        self.conv = MFM(in_channels, out_channels, kernel_size, stride, padding, norm=norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the 1x1 then the kxk MFM convolution."""

@@ -27,6 +27,9 @@ class RecognizerData:
     """Which images train and evaluate the recognizer."""
 
     train: str = ""  #: manifest (or its folder) of the training images
+    extra_train: list[str] = field(default_factory=list)
+    """More training manifests (their `split` and `modalities` rows join; paths made absolute,
+    subject names kept: SynthFace presets never share one)."""
     split: str = "train"  #: rows of this split train ("" = every row)
     modalities: list[str] = field(default_factory=list)  #: modalities to train on ([] = all)
     size: int = 64  #: input size in pixels (LightCNN: a multiple of 16)
@@ -40,9 +43,15 @@ class RecognizerData:
 class RecognizerNet:
     """The network."""
 
-    arch: str = "lightcnn9"  #: lightcnn9 | lightcnn29 | lightcnn29v2
+    arch: str = "lightcnn9"  #: lightcnn9 | lightcnn29 | lightcnn29v2 | lightcnn9bn (BatchNorm, hfr's)
     pretrained: str | None = None  #: recognizer.pt of hfr, or an official LightCNN checkpoint
-    dropout: float = 0.5  #: dropout before the classifier (official value)
+    dropout: float = 0.5  #: dropout before the classifier (official value; the softmax head only)
+    head: Literal["softmax", "cosface", "arcface"] = "softmax"
+    """Identity head: `softmax` (the official LightCNN classifier, linear with bias), `cosface`
+    (Wang et al., CVPR 2018) or `arcface` (Deng et al., CVPR 2019): cosines to normalised class
+    weights with an additive margin (`hfr.recognizer.losses.margin_logits`)."""
+    head_scale: float | None = None  #: s of a margin head (None: the paper's, 64)
+    head_margin: float | None = None  #: m of a margin head (None: the paper's, 0.35 CosFace, 0.5 ArcFace)
 
 
 @dataclass
@@ -54,8 +63,13 @@ class RecognizerOptim:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     official_lr_groups: bool = True  #: fc2 x10 (bias x20), other biases x2, no decay on biases
-    step_size: int = 0  #: decay the lr every this many steps (0 = constant)
-    gamma: float = OFFICIAL_LR_SCALE  #: decay factor
+    schedule: Literal["step", "cosine"] = "step"
+    """`step`: the lr times `gamma` every `step_size` steps (the official LightCNN script); `cosine`:
+    half a cosine from lr to 0 over the run (SGDR, Loshchilov & Hutter, ICLR 2017), the schedule of
+    the strong shared recognizer."""
+    step_size: int = 0  #: decay the lr every this many steps (0 = constant; schedule `step`)
+    gamma: float = OFFICIAL_LR_SCALE  #: decay factor (schedule `step`)
+    warmup_steps: int = 0  #: linear warm-up of the lr from 0 over this many steps (as insightface's arcface_torch)
 
 
 @dataclass
@@ -86,10 +100,10 @@ class RecognizerConfig:
 
     def validate(self) -> None:
         """Raise ConfigError for impossible values (naming the key)."""
-        from hfr.models.lightcnn import ARCHITECTURES
+        from hfr.models.lightcnn import ARCHITECTURES, VARIANTS
 
-        if self.net.arch not in ARCHITECTURES:
-            raise ConfigError(f"net.arch: unknown {self.net.arch!r}; use one of {', '.join(ARCHITECTURES)}")
+        if self.net.arch not in ARCHITECTURES + VARIANTS:
+            raise ConfigError(f"net.arch: unknown {self.net.arch!r}; use one of {', '.join(ARCHITECTURES + VARIANTS)}")
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be >= 2, got {self.batch_size}")
         if self.data.size < 16 or self.data.size % 16:
@@ -100,5 +114,13 @@ class RecognizerConfig:
             raise ConfigError(f"optim.lr must be > 0, got {self.optim.lr}")
         if self.finetune.warmup_steps < 0 or self.finetune.pairs_per_batch < 2:
             raise ConfigError("finetune.warmup_steps must be >= 0 and finetune.pairs_per_batch >= 2")
+        from hfr.recognizer.losses import HEADS
+
+        if self.net.head not in HEADS:
+            raise ConfigError(f"net.head: unknown {self.net.head!r}; use one of {', '.join(HEADS)}")
+        if (self.net.head_scale is not None and self.net.head_scale <= 0) or (
+            self.net.head_margin is not None and not 0 <= self.net.head_margin < 1.5
+        ):
+            raise ConfigError("net.head_scale must be > 0 and net.head_margin in [0, 1.5)")
         if self.mode == "pretrain" and self.data.generated:
             raise ConfigError("data.generated (generated pairs) is used by mode: finetune only")

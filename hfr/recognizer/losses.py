@@ -13,6 +13,8 @@ of one generated identity; negatives are images of different pairs.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -53,3 +55,34 @@ def pair_contrastive_loss(
     perm = random_derangement(n.shape[0], generator, device=n.device)
     negative = F.relu((n * v[perm]).sum(dim=1) - margin).mean()
     return -positive + negative_weight * negative
+
+
+#: Identity heads of the recognizer: the official softmax classifier and two additive-margin heads.
+HEADS: tuple[str, ...] = ("softmax", "cosface", "arcface")
+#: Default (scale s, margin m) of the margin heads, from their papers: CosFace (Wang et al., CVPR 2018)
+#: s = 64, m = 0.35 at 512-d; ArcFace (Deng et al., CVPR 2019) s = 64, m = 0.5.
+HEAD_DEFAULTS: dict[str, tuple[float, float]] = {"cosface": (64.0, 0.35), "arcface": (64.0, 0.5)}
+
+
+def margin_logits(cosine: torch.Tensor, labels: torch.Tensor, kind: str, scale: float, margin: float) -> torch.Tensor:
+    """Logits of an additive-margin head from (B, N) cosines cos(theta_j) between the normalised
+    feature and the normalised class weights W_j.
+
+    - `cosface` (large margin cosine loss): s * (cos(theta_j) - m * [j = y]);
+    - `arcface` (additive angular margin): s * cos(theta_y + m) for the true class, s * cos(theta_j)
+      otherwise; where theta_y + m would pass pi the logit continues as cos(theta_y) - m sin(m)
+      (the "easy margin" correction of the ArcFace code, keeping the logit decreasing in theta).
+
+    Cross-entropy of these logits is the head's loss.
+    """
+    if kind not in HEAD_DEFAULTS:
+        raise ValueError(f"unknown margin head {kind!r}; use one of {', '.join(HEAD_DEFAULTS)}")
+    cos = cosine.float().clamp(-1.0, 1.0)
+    onehot = F.one_hot(labels, cos.shape[1]).to(cos.dtype)
+    if kind == "cosface":
+        return scale * (cos - margin * onehot)
+    sin = (1.0 - cos * cos).clamp_min(0.0).sqrt()
+    shifted = cos * math.cos(margin) - sin * math.sin(margin)  # cos(theta + m)
+    threshold = math.cos(math.pi - margin)
+    shifted = torch.where(cos > threshold, shifted, cos - margin * math.sin(margin))
+    return scale * torch.where(onehot.bool(), shifted, cos)

@@ -1,7 +1,9 @@
 """The `recognizer` training task: LightCNN pretraining and NIR-VIS fine-tuning on the engine.
 
 - mode `pretrain`: softmax cross-entropy over the identities of the training set (a VIS set
-  such as the SynthFace `webface` preset, or a real one).
+  such as the SynthFace `webface` preset, or a real one); `net.head` `cosface` / `arcface`
+  put an additive margin on the cosines to normalised class weights instead (the strong shared
+  recognizer's recipe, configs/recognizer/synth-judge.yaml).
 - mode `finetune` (DVG-Face's released train_lightcnn.py): stage I, for
   `finetune.warmup_steps` steps, updates only the classifier `fc2` on real images; stage II
   updates the whole network with cross-entropy on real images plus, when
@@ -15,6 +17,7 @@ of that stage; it is computed from the step, so resuming needs no scheduler stat
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 from collections.abc import Iterator
@@ -28,29 +31,44 @@ from torch.utils.data import DataLoader
 
 from hfr.data.augment import augment
 from hfr.data.datasets import ManifestDataset, NirVisPairSampler, ShuffleBatchSampler
-from hfr.data.manifest import Manifest, read_training_rows
+from hfr.data.manifest import Manifest, concat_manifests, read_training_rows
 from hfr.engine.task import TrainContext, parameter_summary, unwrap_model
 from hfr.errors import ConfigError
 from hfr.models.lightcnn import LightCNN, build_lightcnn
 from hfr.recognizer.config import RecognizerConfig
 from hfr.recognizer.export import Recognizer, export_recognizer
-from hfr.recognizer.losses import pair_contrastive_loss
+from hfr.recognizer.losses import HEAD_DEFAULTS, margin_logits, pair_contrastive_loss
 
 
 class _WithLogits(nn.Module):
-    """Wraps a LightCNN so that one forward returns (logits, features) (what DDP wraps)."""
+    """Wraps a LightCNN so that one forward returns (logits, features) (what DDP wraps).
 
-    def __init__(self, net: LightCNN) -> None:
+    With a margin head the "logits" are the cosines between the normalised feature and the
+    normalised rows of `fc2` (no bias, no dropout); the margin and scale are applied to them.
+    """
+
+    def __init__(self, net: LightCNN, head: str = "softmax") -> None:
         super().__init__()
         self.net = net
+        self.head = head
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.net.forward_with_logits(x)
+        if self.head == "softmax":
+            return self.net.forward_with_logits(x)
+        feat = self.net(x)
+        assert self.net.fc2 is not None
+        cosine = F.linear(F.normalize(feat.float(), dim=1), F.normalize(self.net.fc2.weight.float(), dim=1))
+        return cosine, feat
 
 
 def training_manifest(cfg: RecognizerConfig) -> Manifest:
-    """The training rows of `cfg.data.train` (its split and modalities); errors when none."""
-    return read_training_rows(cfg.data.train, cfg.data.split, cfg.data.modalities, example="data/webface")
+    """The training rows of `cfg.data.train` and `cfg.data.extra_train` (their split and modalities)."""
+    sets = [read_training_rows(cfg.data.train, cfg.data.split, cfg.data.modalities, example="data/webface")]
+    for extra in cfg.data.extra_train:
+        sets.append(
+            read_training_rows(extra, cfg.data.split, cfg.data.modalities, example="data/multipie", min_subjects=1)
+        )
+    return concat_manifests(sets)
 
 
 def load_pretrained(net: LightCNN, path: str) -> None:
@@ -130,10 +148,16 @@ class RecognizerTask:
             cfg.net.arch, num_classes=len(self.subjects), input_size=cfg.data.size, in_channels=cfg.data.channels
         )
         net.dropout = cfg.net.dropout
+        if cfg.net.head != "softmax":  # a margin head's class weights have no bias
+            net.fc2 = nn.Linear(net.feature_dim, len(self.subjects), bias=False)
         if cfg.net.pretrained:
             load_pretrained(net, cfg.net.pretrained)
         self.net = net
-        self.model = ctx.wrap_model(_WithLogits(net))
+        self.head = cfg.net.head
+        scale, margin = HEAD_DEFAULTS.get(cfg.net.head, (1.0, 0.0))
+        self.head_scale = cfg.net.head_scale if cfg.net.head_scale is not None else scale
+        self.head_margin = cfg.net.head_margin if cfg.net.head_margin is not None else margin
+        self.model = ctx.wrap_model(_WithLogits(net, cfg.net.head))
         self.optimizer = _optimizer(_param_groups(net, cfg), cfg, cfg.optim.lr)
         self.warmup_steps = cfg.finetune.warmup_steps if cfg.mode == "finetune" else 0
         self.warmup_optimizer = (
@@ -178,10 +202,16 @@ class RecognizerTask:
         return self.cfg.batch_size + (2 * self.cfg.finetune.pairs_per_batch if self.pairs else 0)
 
     def _lr(self, step: int) -> float:
+        """The learning rate of stage II at `step` (counted from its start): warm-up, then the schedule."""
         o = self.cfg.optim
+        t = step - self.warmup_steps
+        scale = min(1.0, (t + 1) / o.warmup_steps) if o.warmup_steps > 0 else 1.0
+        if o.schedule == "cosine":
+            total = max(1, self.cfg.train.steps - self.warmup_steps)
+            return o.lr * scale * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t / total)))
         if o.step_size <= 0:
-            return o.lr
-        return o.lr * o.gamma ** ((step - self.warmup_steps) // o.step_size)
+            return o.lr * scale
+        return o.lr * scale * o.gamma ** (t // o.step_size)
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
         """One SGD step: stage I (classifier only) or stage II (whole network, + L_ct)."""
@@ -202,6 +232,14 @@ class RecognizerTask:
         with ctx.autocast():
             logits, feats = self.model(images)
         logits, feats = logits.float(), feats.float()
+        if self.head != "softmax":
+            logits = margin_logits(
+                logits,
+                torch.cat([labels, labels.new_zeros(len(logits) - n_real)]),
+                self.head,
+                self.head_scale,
+                self.head_margin,
+            )
         loss_ce = F.cross_entropy(logits[:n_real], labels)
         loss = loss_ce
         logs = {"loss_ce": loss_ce.detach(), "acc": (logits[:n_real].argmax(1) == labels).float().mean().detach()}

@@ -99,3 +99,14 @@ def test_render_synth_renders_once(tmp_path):
     assert render_synth(recipe, manifest, subjects=9, size=64, seed=1)[:2] == (manifest, False)  # a .csv as given
     with pytest.raises(DataError, match="manifest not found"):
         render_synth(recipe, tmp_path / "absent.csv", subjects=2, size=32, seed=0)
+
+
+def test_a_stage_records_its_learning_curve(recipe, tmp_path):
+    run = Stages(tmp_path / "runs").run("toy", recipe, ["train.steps=6", "train.eval_every=2"])
+    curve = json.loads((tmp_path / "runs" / "toy" / "done.json").read_text())["curve"]
+    per_step = run.task.images_per_step()
+    assert [p["step"] for p in curve] == [2, 4, 6]
+    assert [p["images"] for p in curve] == [2 * per_step, 4 * per_step, 6 * per_step]
+    seconds = [p["train_seconds"] for p in curve]
+    assert seconds == sorted(seconds) and seconds[0] > 0
+    assert all(set(run.task.evaluate()) <= set(p) for p in curve)  # the metrics, without the eval/ prefix
