@@ -57,7 +57,7 @@ SAMPLER_STEPS = 2000
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=ROOT / "runs" / "judge" / "data", help="SynthFace sets (shared)")
+    p.add_argument("--data", type=Path, default=ROOT / "data", help="SynthFace sets (rendered when absent)")
     p.add_argument("--instruments", type=Path, default=ROOT / "runs" / "judge" / "runs", help="judge/F/yaw stages")
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "generator_quality" / "runs", help="generator runs")
     p.add_argument("--generators", nargs="+", default=list(DATA_OF), choices=list(DATA_OF))
@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick and args.out == RESULTS:
         p.error("--quick writes smoke-test figures: give --out (not benchmarks/results)")
     if args.quick:  # tiny sets and runs stay beside the smoke test's figures
-        for name in ['data', 'instruments', 'runs']:
+        for name in ["data", "instruments", "runs"]:
             if getattr(args, name) == p.get_default(name):
                 setattr(args, name, args.out / "work" / name)
     return args
@@ -101,6 +101,7 @@ def train_generators(args: argparse.Namespace, data: dict[str, Path], f_file: Pa
             recipe = "drgan/synth-multipie.yaml"
             sets = [f"data.train={data['multipie']}", "data.eval=none", f"data.size={size}"]
             sets += [f"train.steps={_steps(recipe, args.steps_scale, args.quick)}", "train.eval_every=-1"]
+            sets += ["train.best_metric=null"]
             files[name] = stages.train("drgan", recipe_file(recipe), sets + q)
         elif name == "tsgan":
             recipe = "tsgan/synth-occluded.yaml"

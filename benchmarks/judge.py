@@ -59,7 +59,9 @@ BUDGETS = {"default": 1.0, "long": 3.0}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", type=Path, default=ROOT / "runs" / "judge" / "data", help="where the SynthFace sets are")
+    p.add_argument(
+        "--data", type=Path, default=ROOT / "data", help="where the SynthFace sets are (rendered when absent)"
+    )
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "judge" / "runs", help="training runs")
     p.add_argument("--budget", choices=sorted(BUDGETS), default="default", help="default or long (3x the steps)")
     p.add_argument("--points", type=int, default=6, help="evaluations along the learning curve")
@@ -73,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick and args.out == RESULTS:
         p.error("--quick writes smoke-test figures: give --out (not benchmarks/results)")
     if args.quick:  # tiny sets and runs stay beside the smoke test's figures
-        for name in ['data', 'runs']:
+        for name in ["data", "runs"]:
             if getattr(args, name) == p.get_default(name):
                 setattr(args, name, args.out / "work" / name)
     return args

@@ -64,6 +64,8 @@ REFERENCE_GENERATORS: tuple[str, ...] = ("truth", "grey")
 FAR = 0.01
 #: Impostor scores drawn per generated face (other subjects' ground truth at its condition).
 IMPOSTORS_PER_FACE = 64
+#: The most distinct test yaws a `rotate` data set may have (its targets are its poses).
+MAX_YAW_BINS = 25
 #: PSNR of an image equal to its ground truth (where the MSE is 0) is reported as this many dB.
 PSNR_CAP = 100.0
 #: Cosines are rounded to this many decimals before verification, so that identical faces tie
@@ -149,6 +151,11 @@ def rotate_conditions(manifest: Manifest, max_inputs: int = 240, seed: int = 0) 
     inputs = [i for i in test if _light(manifest[i]) == first]
     inputs = _spread(inputs, max_inputs, seed)
     bins = yaw_bins_of(manifest)
+    if len(bins) > MAX_YAW_BINS:
+        raise DataError(
+            f"{manifest.source}: the test faces have {len(bins)} distinct yaws; the rotate task needs poses on a "
+            f"grid (at most {MAX_YAW_BINS}, e.g. SynthFace multipie's 9) so each target has a ground truth"
+        )
     out = []
     for i in inputs:
         r = manifest[i]

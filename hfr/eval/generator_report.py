@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from hfr.data.manifest import Manifest
-from hfr.errors import ArgumentError
+from hfr.errors import ArgumentError, DataError
 from hfr.eval import generator as gp
 from hfr.fileio import atomic_write_text
 
@@ -61,20 +61,21 @@ def tasks_for(synth: Any, manifest: Manifest, asked: list[str] | None = None) ->
         if missing:
             raise ArgumentError(f"--task {missing[0]}: this generator does {', '.join(own)}")
         return list(asked)
-    columns = set(manifest.columns) if hasattr(manifest, "columns") else set()
     has_masks = any(r.get("mask_path") for r in manifest)
     has_modalities = {r.modality for r in manifest} >= {"nir", "vis"}
     out = []
     for t in own:
-        if t == "deocclude" and not has_masks:
+        if t == "pairs":
+            if has_modalities:
+                out.append(t)
             continue
-        if t == "pairs" and not has_modalities:
+        if t == "rotate" and has_masks:  # an occluded set: its faces are asked to de-occlude, not to turn
             continue
-        if t == "rotate" and (
-            has_masks or "illumination" not in columns and not any(r.get("illumination") for r in manifest)
-        ):
+        try:  # the data holds this task's ground truth when its conditions can be built
+            if gp.CONDITION_BUILDERS[t](manifest, max_inputs=4):
+                out.append(t)
+        except DataError:
             continue
-        out.append(t)
     if not out:
         raise ArgumentError(
             f"{manifest.source}: none of this generator's tasks ({', '.join(own)}) has its ground truth in "

@@ -52,6 +52,7 @@ import abc
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 
 import torch
@@ -67,7 +68,7 @@ log = logging.getLogger(__name__)
 
 ARCHITECTURES = ("lightcnn9", "lightcnn29", "lightcnn29v2")
 #: hfr's variants beside the official architectures (no released weights): LightCNN-9 with BatchNorm.
-VARIANTS = ("lightcnn9bn",)
+VARIANTS = ("lightcnn9bn", "lightcnn9bn-w<width>")
 FEATURE_DIM = 256
 #: Classifier sizes of the released checkpoints (CASIA-WebFace + MS-Celeb-1M identities).
 OFFICIAL_NUM_CLASSES = {"lightcnn9": 79077, "lightcnn29": 79077, "lightcnn29v2": 80013}
@@ -154,6 +155,8 @@ class LightCNN9(LightCNN):
 
     arch = "lightcnn9"
     norm = False
+    #: channel multiplier of the body (1 = the official 48-96-192-128-128)
+    width = 1.0
 
     def __init__(self, num_classes: int = 0, input_size: int = 128, in_channels: int = 1) -> None:
         super().__init__(num_classes, input_size, in_channels)
@@ -161,18 +164,22 @@ class LightCNN9(LightCNN):
         def pool() -> nn.Module:
             return nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
 
+        def c(n: int) -> int:
+            return max(4, round(n * self.width))
+
         bn = self.norm
         self.features = nn.Sequential(
-            MFM(in_channels, 48, 5, 1, 2, norm=bn),
+            MFM(in_channels, c(48), 5, 1, 2, norm=bn),
             pool(),
-            Group(48, 96, 3, 1, 1, norm=bn),
+            Group(c(48), c(96), 3, 1, 1, norm=bn),
             pool(),
-            Group(96, 192, 3, 1, 1, norm=bn),
+            Group(c(96), c(192), 3, 1, 1, norm=bn),
             pool(),
-            Group(192, 128, 3, 1, 1, norm=bn),
-            Group(128, 128, 3, 1, 1, norm=bn),
+            Group(c(192), c(128), 3, 1, 1, norm=bn),
+            Group(c(128), c(128), 3, 1, 1, norm=bn),
             pool(),
         )
+        self.fc_in = self.fc_in * c(128) // _BODY_CHANNELS
         self.fc1 = MFM(self.fc_in, FEATURE_DIM, linear=True, norm=bn)
         self.fc2 = self._classifier(bias=True)
 
@@ -180,22 +187,44 @@ class LightCNN9(LightCNN):
         return self.fc1(torch.flatten(self.features(x), 1))
 
 
+#: Floor of the per-image contrast in `standardise_images` (images in [0, 1]), so flat images stay finite.
+CONTRAST_FLOOR = 0.05
+
+
+def standardise_images(x: torch.Tensor) -> torch.Tensor:
+    """Per-image standardisation of a (B, C, H, W) batch: zero mean, unit contrast (std + CONTRAST_FLOOR),
+    so global brightness and contrast (light, modality) carry no identity."""
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) / (std + CONTRAST_FLOOR)
+
+
 class LightCNN9BN(LightCNN9):
-    """LightCNN-9 with BatchNorm after every convolution and fc1 (before each MFM), and on the 256-d
-    feature (`bn_feat`), as margin-loss recognizers normalise their embedding (ArcFace's BN-FC-BN
-    output). Not in the LightCNN paper or release: hfr's strong shared recognizer on SynthFace
+    """LightCNN-9 with BatchNorm before every MFM (convolutions and fc1) and on the 256-d feature
+    (`bn_feat`, as margin-loss recognizers normalise their embedding: ArcFace's BN-FC-BN output), fed
+    per-image standardised faces (`standardise_images`), at a channel `width` (arch `lightcnn9bn` = 1,
+    `lightcnn9bn-w0.5` = half the channels).
+
+    Not in the LightCNN paper or release: hfr's strong shared recognizer on SynthFace
     (configs/recognizer/synth-judge.yaml), where BatchNorm lets SGD train from scratch at a high
-    learning rate in the few minutes a CPU affords. No official checkpoint exists for it."""
+    learning rate, standardisation removes light and modality brightness, and half the width fits
+    the few minutes a CPU affords (the README's judge benchmark measures each). No official
+    checkpoint exists for it.
+    """
 
     arch = "lightcnn9bn"
     norm = True
 
-    def __init__(self, num_classes: int = 0, input_size: int = 128, in_channels: int = 1) -> None:
+    def __init__(self, num_classes: int = 0, input_size: int = 128, in_channels: int = 1, width: float = 1.0) -> None:
+        if not 0 < width <= 4:
+            raise ArgumentError(f"width={width!r} must be in (0, 4]")
+        self.width = float(width)
         super().__init__(num_classes, input_size, in_channels)
+        self.arch = "lightcnn9bn" if self.width == 1.0 else f"lightcnn9bn-w{self.width:g}"
         self.bn_feat = nn.BatchNorm1d(FEATURE_DIM)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn_feat(super()._features(x))
+        return self.bn_feat(super()._features(standardise_images(x)))
 
 
 def _stage(channels: int, blocks: int) -> nn.Sequential:
@@ -277,13 +306,31 @@ _CLASSES: dict[str, type[LightCNN]] = {
 }
 
 
+_WIDTH_VARIANT = re.compile(r"^lightcnn9bn[-_]?w([0-9]*\.?[0-9]+)$")
+
+
 def build_lightcnn(arch: str, num_classes: int = 0, input_size: int = 128, in_channels: int = 1) -> LightCNN:
-    """Build a LightCNN by name ("lightcnn9", "lightcnn29", "lightcnn29v2"; case and "-"/"_" ignored).
+    """Build a LightCNN by name ("lightcnn9", "lightcnn29", "lightcnn29v2", hfr's "lightcnn9bn" and its
+    width variants "lightcnn9bn-w0.5"; case and "-"/"_" ignored).
 
     num_classes=0 builds no classifier; input_size must be a multiple of 16. Raises ArgumentError
     for an unknown architecture or an impossible size.
     """
+    match = _WIDTH_VARIANT.match(str(arch).lower())
+    if match:
+        return LightCNN9BN(num_classes, input_size, in_channels, width=float(match.group(1)))
     return _CLASSES[_arch_name(arch)](num_classes=num_classes, input_size=input_size, in_channels=in_channels)
+
+
+def is_architecture(arch: str) -> bool:
+    """Whether `build_lightcnn` knows `arch`."""
+    if _WIDTH_VARIANT.match(str(arch).lower()):
+        return True
+    try:
+        _arch_name(arch)
+    except ArgumentError:
+        return False
+    return True
 
 
 def _arch_name(arch: str) -> str:

@@ -43,7 +43,7 @@ class RecognizerData:
 class RecognizerNet:
     """The network."""
 
-    arch: str = "lightcnn9"  #: lightcnn9 | lightcnn29 | lightcnn29v2 | lightcnn9bn (BatchNorm, hfr's)
+    arch: str = "lightcnn9"  #: lightcnn9 | lightcnn29 | lightcnn29v2 | hfr's lightcnn9bn[-w<width>]
     pretrained: str | None = None  #: recognizer.pt of hfr, or an official LightCNN checkpoint
     dropout: float = 0.5  #: dropout before the classifier (official value; the softmax head only)
     head: Literal["softmax", "cosface", "arcface"] = "softmax"
@@ -61,6 +61,7 @@ class RecognizerOptim:
     name: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.01
     momentum: float = 0.9
+    nesterov: bool = False  #: Nesterov momentum (SGD; the shared recognizer's recipe uses it)
     weight_decay: float = 1e-4
     official_lr_groups: bool = True  #: fc2 x10 (bias x20), other biases x2, no decay on biases
     schedule: Literal["step", "cosine"] = "step"
@@ -100,9 +101,9 @@ class RecognizerConfig:
 
     def validate(self) -> None:
         """Raise ConfigError for impossible values (naming the key)."""
-        from hfr.models.lightcnn import ARCHITECTURES, VARIANTS
+        from hfr.models.lightcnn import ARCHITECTURES, VARIANTS, is_architecture
 
-        if self.net.arch not in ARCHITECTURES + VARIANTS:
+        if not is_architecture(self.net.arch):
             raise ConfigError(f"net.arch: unknown {self.net.arch!r}; use one of {', '.join(ARCHITECTURES + VARIANTS)}")
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be >= 2, got {self.batch_size}")

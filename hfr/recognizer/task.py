@@ -128,7 +128,7 @@ def _optimizer(groups: list[dict], cfg: RecognizerConfig, lr: float) -> torch.op
         g["lr"] = lr * g["lr_mult"]
     if cfg.optim.name == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
-    return torch.optim.SGD(groups, lr=lr, momentum=cfg.optim.momentum)
+    return torch.optim.SGD(groups, lr=lr, momentum=cfg.optim.momentum, nesterov=cfg.optim.nesterov)
 
 
 class RecognizerTask:
@@ -232,6 +232,7 @@ class RecognizerTask:
         with ctx.autocast():
             logits, feats = self.model(images)
         logits, feats = logits.float(), feats.float()
+        hits = (logits[:n_real].argmax(1) == labels).float().mean().detach()  # before any margin
         if self.head != "softmax":
             logits = margin_logits(
                 logits,
@@ -242,7 +243,7 @@ class RecognizerTask:
             )
         loss_ce = F.cross_entropy(logits[:n_real], labels)
         loss = loss_ce
-        logs = {"loss_ce": loss_ce.detach(), "acc": (logits[:n_real].argmax(1) == labels).float().mean().detach()}
+        logs = {"loss_ce": loss_ce.detach(), "acc": hits}
         if use_pairs:
             gen_feats = feats[n_real:]
             loss_ct = pair_contrastive_loss(

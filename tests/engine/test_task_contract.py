@@ -103,6 +103,29 @@ def test_learns_logs_exports_and_reloads(variant, contract_data, tmp_path):
         assert in_training >= 0.5 * sum(t.numel() for t in saved), f"{name}: the file does not hold the trained weights"
         back = {tensor_digest(t) for t in _loaded_tensors(loaded)}
         assert {tensor_digest(t) for t in saved} <= back, f"{name}: the loader did not load every saved tensor"
+        _check_protocol_adapter(loaded)
+
+
+def _check_protocol_adapter(loaded: Any) -> None:
+    """A generator that takes part in the quality protocol (hfr.eval.generator.Synthesizer) gives one face
+    in [0, 1] per input, at its own size and channels, for each of its tasks."""
+    from hfr.eval.generator import TASKS, Synthesizer
+
+    if not isinstance(loaded, Synthesizer):
+        return
+    assert loaded.protocol_tasks and set(loaded.protocol_tasks) <= set(TASKS)
+    shape = (3, loaded.channels, loaded.size, loaded.size)
+    for task in loaded.protocol_tasks:
+        out: tuple[torch.Tensor, ...]
+        if task == "pairs":
+            out = loaded.sample_pairs(3, seed=0)
+            again = loaded.sample_pairs(3, seed=0)
+            assert all(torch.equal(a, b) for a, b in zip(out, again)), "sample_pairs is not deterministic in its seed"
+        else:
+            images, masks = torch.rand(shape), (torch.rand(3, 1, loaded.size, loaded.size) > 0.7).float()
+            out = (loaded.synthesize(task, images, masks, torch.tensor([-30.0, 0.0, 45.0]), seed=0),)
+        for x in out:
+            assert x.shape == shape and float(x.min()) >= 0.0 and float(x.max()) <= 1.0, task
 
 
 @pytest.mark.parametrize("variant", ALL)

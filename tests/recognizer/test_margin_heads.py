@@ -148,3 +148,22 @@ def test_cosine_schedule_warms_up_then_falls_to_zero():
     assert lrs[0] == pytest.approx(0.001) and lrs[99] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.099)))
     assert max(lrs) <= 0.1 and lrs[-1] < 1e-5
     assert all(a >= b for a, b in zip(lrs[100:], lrs[101:]))  # decreasing after the warm-up
+
+
+def test_lightcnn9bn_width_variants_and_brightness_invariance(tmp_path):
+    from hfr.models.lightcnn import count_parameters, is_architecture
+
+    half = build_lightcnn("lightcnn9bn-w0.5", num_classes=0, input_size=32)
+    full = build_lightcnn("lightcnn9bn", num_classes=0, input_size=32)
+    assert half.arch == "lightcnn9bn-w0.5" and full.arch == "lightcnn9bn"
+    assert count_parameters(half) < 0.4 * count_parameters(full)
+    assert is_architecture("lightcnn9bn_w0.25") and not is_architecture("lightcnn9bn-wide")
+    half.eval()
+    x = torch.rand(2, 1, 32, 32) * 0.5
+    with torch.no_grad():  # per-image standardisation: brightness carries no identity
+        torch.testing.assert_close(half(x), half(x + 0.3), rtol=1e-4, atol=1e-4)
+    export_recognizer(half, tmp_path / "half.pt")
+    rec = load_recognizer(tmp_path / "half.pt")
+    assert rec.arch == "lightcnn9bn-w0.5"
+    with torch.no_grad():
+        torch.testing.assert_close(rec.model(x), half(x), rtol=1e-4, atol=1e-5)
