@@ -4,7 +4,8 @@ Each generator is trained with its SynthFace recipe as it stands (`configs/drgan
 `configs/tsgan/synth-occluded.yaml`, `configs/dvg/synth-identity-sampler.yaml` then
 `configs/dvg/synth-nirvis.yaml` at 32 px as `benchmarks/cross_modal.py` trains it), with F = the
 strong shared recognizer's `F` role where a recipe needs one, then measured by
-`hfr.eval.generator` with the instruments of `benchmarks/judge.py`: the *judge* (the shared recipe's
+`hfr.eval.generator` with the instruments `benchmarks/judge.py` trained (taken from its stages'
+`done.json`; trained here when absent): the *judge* (the shared recipe's
 `judge` role: another seed, never seen by a generator) and the yaw estimator. The two reference
 generators bound every figure: `truth` (the ground truth: the floor) and `grey` (chance).
 
@@ -15,7 +16,8 @@ generators bound every figure: `truth` (the ground truth: the floor) and `grey` 
 | DVG-Face | `nirvis` test subjects (real pairs) | pairs of new identities |
 
 Writes `generator_quality.json`, `generator_quality.md` and `generator_quality_<generator>_<task>.png`
-grids into `--out` (default benchmarks/results). Instruments and generators are stages
+grids (generated, input, ground truth; the methods' only) into `--out` (default benchmarks/results).
+Instruments and generators are stages
 (`--reuse` takes those an earlier run finished; `--judge`, `--yaw-estimator`, `--drgan`, `--tsgan`,
 `--dvg` take given files).
 
@@ -137,6 +139,15 @@ def train_generators(args: argparse.Namespace, data: dict[str, Path], f_file: Pa
     return files
 
 
+def _trained(runs: Path, stage: str) -> Path | None:
+    """The file of an instrument stage `benchmarks/judge.py` finished (its done.json), else None."""
+    done = runs / stage / "done.json"
+    if not done.is_file():
+        return None
+    path = Path(json.loads(done.read_text(encoding="utf-8"))["file"])
+    return path if path.is_file() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -159,9 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     instruments = Stages(args.instruments, reuse=args.reuse or args.quick, meta={"benchmark": "judge"})
     tiny = ["train.steps=4", "batch_size=8", "train.num_workers=0", "train.progress=false", "train.eval_every=-1"]
     extra = tiny if args.quick else []
-    judge = args.judge or train_shared_recognizer(instruments, "judge", shared, extra).file
-    f_file = args.F or train_shared_recognizer(instruments, "F", shared, extra).file
-    yaw = args.yaw_estimator or train_yaw_estimator(instruments, shared, extra).file
+    judge = args.judge or _trained(args.instruments, "recognizer-judge")
+    judge = judge or train_shared_recognizer(instruments, "judge", shared, extra).file
+    f_file = args.F or _trained(args.instruments, "recognizer-F")
+    f_file = f_file or train_shared_recognizer(instruments, "F", shared, extra).file
+    yaw = args.yaw_estimator or _trained(args.instruments, "yaw-estimator")
+    yaw = yaw or train_yaw_estimator(instruments, shared, extra).file
     files = train_generators(args, data, f_file)
     result: dict[str, Any] = {
         "benchmark": "generator_quality",
@@ -188,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 pairs=args.pairs,
             )
             result["generators"][label] = r
-            for grid in (work / label).glob("*_grid.png"):
+            for grid in (work / label).glob("*_grid.png") if name not in ("truth", "grey") else ():
                 shutil.copyfile(grid, args.out / f"generator_quality_{label}_{grid.stem.replace('_grid', '')}.png")
     result["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_text(args.out / "generator_quality.json", json.dumps(result, indent=2, default=float) + "\n")

@@ -398,7 +398,7 @@ def evaluate_conditions(
     """Run `synth` on `conditions` and measure every group (see the module docstring).
 
     Returns {"task", "n", "groups": {name: {value: {"generated": metrics, "input": metrics,
-    "truth": metrics}}}, "fd": ..., "examples": tensors for the grid (input, generated, truth)}.
+    "truth": metrics}}}, "fd": ..., "examples": tensors for the grid (generated, input, truth)}.
     """
     if not conditions:
         raise DataError(f"{manifest.source}: the {task} task found no test faces with a ground truth")

@@ -208,7 +208,7 @@ def markdown_table(result: dict[str, Any]) -> str:
 def write_generator_report(
     result: dict[str, Any], examples: dict[str, dict[str, torch.Tensor]], out: str | os.PathLike
 ) -> list[Path]:
-    """`result.json`, `table.md` and one `<task>_grid.png` per task (input, generated, truth columns)."""
+    """`result.json`, `table.md` and one `<task>_grid.png` per task (generated, input, truth columns)."""
     from hfr.viz import labelled_grid, save_image, tensor_to_images
 
     folder = Path(out)
