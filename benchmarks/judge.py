@@ -17,7 +17,7 @@ generated-face quality protocol's pose figures.
 
 Writes `judge.json`, `judge.md` and `judge_curve.png` into `--out` (default benchmarks/results).
 
-    python benchmarks/judge.py                      # the default recipe (about 15 min on a quiet 2-core CPU)
+    python benchmarks/judge.py                      # F and the judge, 13.5 min each on a quiet 2-core CPU, + yaw
     python benchmarks/judge.py --budget long        # 3x the steps, for the headline curve
     python benchmarks/judge.py --quick --out /tmp/j # tiny sizes, a smoke test
 """

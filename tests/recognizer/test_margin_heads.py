@@ -121,7 +121,7 @@ def test_a_margin_head_trains_on_two_sets_and_its_loss_falls(head, tmp_path):
     losses = [m["loss_ce"] for m in read_metrics(run) if "loss_ce" in m]
     assert losses[-1] < 0.8 * losses[0]
     rec = load_recognizer(run / "recognizer.pt")
-    assert rec.arch == "lightcnn9bn" and rec.meta["subjects"] == 10
+    assert rec.arch == "lightcnn9bn-w0.5" and rec.meta["subjects"] == 10
 
 
 def test_an_unknown_head_is_a_config_error(capsys):
