@@ -37,12 +37,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stages import command_line, quiet_sets, script_main, show_progress  # noqa: E402
+from benchmarks.stages import QUICK_SUBJECTS, command_line, quick_folders, quiet_sets, script_main, start  # noqa: E402
 from hfr.config import recipe_file  # noqa: E402
 from hfr.engine.stages import Stages, render_synth  # noqa: E402
 from hfr.eval.generator_report import run_generator_protocol  # noqa: E402
@@ -73,12 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke mode: tiny sets, 2 steps per model; needs --out")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    if args.quick and args.out == RESULTS:
-        p.error("--quick writes smoke-test figures: give --out (not benchmarks/results)")
-    if args.quick:  # tiny sets and runs stay beside the smoke test's figures
-        for name in ["data", "instruments", "runs"]:
-            if getattr(args, name) == p.get_default(name):
-                setattr(args, name, args.out / "work" / name)
+    quick_folders(args, p, ["data", "instruments", "runs"])
     return args
 
 
@@ -150,12 +143,9 @@ def _trained(runs: Path, stage: str) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    show_progress()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    start(args.threads)
     t0 = time.perf_counter()
-    subjects = {"webface": 40, "multipie": 12, "nirvis": 16} if args.quick else None
+    subjects = QUICK_SUBJECTS if args.quick else None
     size = 32 if args.quick else 64
     shared = render_shared_data(args.data, size=size, subjects=subjects)
     occluded, _, _ = render_synth(

@@ -38,7 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stages import command_line, script_main, show_progress  # noqa: E402
+from benchmarks.stages import QUICK_SUBJECTS, command_line, quick_folders, script_main, start  # noqa: E402
 from hfr.config import load_config, recipe_file  # noqa: E402
 from hfr.data.manifest import Manifest  # noqa: E402
 from hfr.engine.checkpoint import load_checkpoint  # noqa: E402
@@ -72,12 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke mode: tiny sets and a few steps; needs --out")
     p.add_argument("--out", type=Path, default=RESULTS, help="output folder")
     args = p.parse_args(argv)
-    if args.quick and args.out == RESULTS:
-        p.error("--quick writes smoke-test figures: give --out (not benchmarks/results)")
-    if args.quick:  # tiny sets and runs stay beside the smoke test's figures
-        for name in ["data", "runs"]:
-            if getattr(args, name) == p.get_default(name):
-                setattr(args, name, args.out / "work" / name)
+    quick_folders(args, p, ["data", "runs"])
     return args
 
 
@@ -157,12 +152,9 @@ def plot_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    show_progress()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    start(args.threads)
     t_start = time.perf_counter()
-    subjects = {"webface": 40, "multipie": 12, "nirvis": 16} if args.quick else None
+    subjects = QUICK_SUBJECTS if args.quick else None
     data = render_shared_data(args.data, size=32 if args.quick else 64, subjects=subjects)
     multipie, nirvis = Manifest.read(data.multipie), Manifest.read(data.nirvis)
     from hfr.recognizer.config import RecognizerConfig

@@ -15,6 +15,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from hfr.errors import HFRError
 
@@ -59,6 +60,32 @@ def lightcnn_sets(data: Path, size: int, steps: int, seed: int) -> list[str]:
         "train.channels_last=true",
         "train.sample_every=-1",
     ]
+
+
+#: SynthFace subjects of the shared sets in a benchmark's smoke mode (`--quick`).
+QUICK_SUBJECTS = {"webface": 40, "multipie": 12, "nirvis": 16}
+
+
+def start(threads: int | None) -> None:
+    """What a benchmark's `main` does first: INFO log lines, the stage runner's progress, torch's threads."""
+    import torch
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    show_progress()
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def quick_folders(args: Any, parser: Any, names: Sequence[str]) -> None:
+    """In smoke mode, the work folders left at their defaults move under `--out`/work (so tiny sets and runs
+    stay beside the smoke test's figures); a smoke run into benchmarks/results is refused."""
+    if not args.quick:
+        return
+    if args.out == parser.get_default("out"):
+        parser.error("--quick writes smoke-test figures: give --out (not benchmarks/results)")
+    for name in names:
+        if getattr(args, name) == parser.get_default(name):
+            setattr(args, name, args.out / "work" / name)
 
 
 def show_progress() -> None:

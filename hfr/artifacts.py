@@ -89,7 +89,6 @@ def save_recognizer_file(
     """Write a recognizer file atomically (weights copied to the CPU); returns its fingerprint."""
     state = cpu_state(state)
     fp = fingerprint(kind, arch, int(size), int(channels), state)
-    json.dumps(meta or {})  # provenance must stay JSON-serialisable (weights_only loading)
     payload = {
         "format": RECOGNIZER_FORMAT,
         "kind": kind,
@@ -100,9 +99,17 @@ def save_recognizer_file(
         "fingerprint": fp,
         "meta": meta or {},
     }
+    write_payload(path, payload)
+    return fp
+
+
+def write_payload(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """torch.save a file payload atomically, after checking that its `config` and `meta` stay
+    JSON-serialisable (so the file loads with weights_only=True)."""
+    json.dumps(payload.get("config", {}))
+    json.dumps(payload.get("meta", {}))
     with atomic_open(path, "wb") as handle:
         torch.save(payload, handle)
-    return fp
 
 
 def describe_method(method: str) -> str:

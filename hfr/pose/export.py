@@ -18,7 +18,6 @@ A plain dict, written atomically with `torch.save` (`hfr.fileio.atomic_open`) an
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,8 @@ from typing import Any
 
 import torch
 
-from hfr.artifacts import cpu_state, fingerprint
+from hfr.artifacts import cpu_state, fingerprint, write_payload
 from hfr.errors import HFRError
-from hfr.fileio import atomic_open
 from hfr.pose.model import YawNet, predict_degrees
 from hfr.safeload import load_weights_only
 
@@ -53,8 +51,6 @@ def export_yaw_estimator(
     state = cpu_state(net.state_dict())
     config: dict[str, Any] = {**net.config(), "mirror": bool(mirror)}
     fp = fingerprint(KIND, _arch(config), int(size), net.channels, state)
-    json.dumps(config)
-    json.dumps(meta or {})  # provenance must stay JSON-serialisable (weights-only loading)
     payload = {
         "format": FORMAT,
         "size": int(size),
@@ -64,8 +60,7 @@ def export_yaw_estimator(
         "fingerprint": fp,
         "meta": meta or {},
     }
-    with atomic_open(path, "wb") as handle:
-        torch.save(payload, handle)
+    write_payload(path, payload)
     return fp
 
 
