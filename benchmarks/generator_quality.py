@@ -40,13 +40,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stages import QUICK_SUBJECTS, command_line, quick_folders, quiet_sets, script_main, start  # noqa: E402
+from benchmarks.stages import (  # noqa: E402
+    QUICK_SUBJECTS,
+    command_line,
+    quick_folders,
+    quiet_sets,
+    script_main,
+    shared_instruments,
+    start,
+)
 from hfr.config import recipe_file  # noqa: E402
 from hfr.engine.stages import Stages, render_synth  # noqa: E402
 from hfr.eval.generator_report import run_generator_protocol  # noqa: E402
 from hfr.fileio import atomic_write_text  # noqa: E402
 from hfr.machine import machine_info  # noqa: E402
-from hfr.recognizer.shared import render_shared_data, train_shared_recognizer, train_yaw_estimator  # noqa: E402
+from hfr.recognizer.shared import render_shared_data  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 #: Which data each generator is measured on.
@@ -94,7 +102,8 @@ def train_generators(args: argparse.Namespace, data: dict[str, Path], f_file: Pa
             continue
         if name == "drgan":
             recipe = "drgan/synth-multipie.yaml"
-            sets = [f"data.train={data['multipie']}", "data.eval=none", f"data.size={size}"]
+            sets = [f"data.train={data['multipie']}", f"data.recognizer={f_file}", "data.eval=none"]
+            sets += [f"data.size={size}"]
             sets += [f"train.steps={_steps(recipe, args.steps_scale, args.quick)}", "train.eval_every=-1"]
             sets += ["train.best_metric=null"]
             files[name] = stages.train("drgan", recipe_file(recipe), sets + q)
@@ -132,15 +141,6 @@ def train_generators(args: argparse.Namespace, data: dict[str, Path], f_file: Pa
     return files
 
 
-def _trained(runs: Path, stage: str) -> Path | None:
-    """The file of an instrument stage `benchmarks/judge.py` finished (its done.json), else None."""
-    done = runs / stage / "done.json"
-    if not done.is_file():
-        return None
-    path = Path(json.loads(done.read_text(encoding="utf-8"))["file"])
-    return path if path.is_file() else None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start(args.threads)
@@ -157,15 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         "nirvis": shared.nirvis,
         "occluded": occluded.parent,
     }
-    instruments = Stages(args.instruments, reuse=args.reuse or args.quick, meta={"benchmark": "judge"})
-    tiny = ["train.steps=4", "batch_size=8", "train.num_workers=0", "train.progress=false", "train.eval_every=-1"]
-    extra = tiny if args.quick else []
-    judge = args.judge or _trained(args.instruments, "recognizer-judge")
-    judge = judge or train_shared_recognizer(instruments, "judge", shared, extra).file
-    f_file = args.F or _trained(args.instruments, "recognizer-F")
-    f_file = f_file or train_shared_recognizer(instruments, "F", shared, extra).file
-    yaw = args.yaw_estimator or _trained(args.instruments, "yaw-estimator")
-    yaw = yaw or train_yaw_estimator(instruments, shared, extra).file
+    given = {"judge": args.judge, "F": args.F, "yaw_estimator": args.yaw_estimator}
+    found = shared_instruments(args.instruments, shared, args.quick, args.reuse, given)
+    judge, f_file, yaw = found["judge"], found["F"], found["yaw_estimator"]
     files = train_generators(args, data, f_file)
     result: dict[str, Any] = {
         "benchmark": "generator_quality",

@@ -155,11 +155,13 @@ def occluded_lightcnn_sets(data: Path, args: argparse.Namespace) -> list[str]:
     ]
 
 
-def drgan_sets(data: Path, args: argparse.Namespace) -> list[str]:
-    """Single-image DR-GAN (the synth recipe) on the occluded training split."""
+def drgan_sets(data: Path, recognizer: Path, args: argparse.Namespace) -> list[str]:
+    """Single-image DR-GAN (the synth recipe) on the occluded training split, F (its identity loss) =
+    the benchmark's LightCNN."""
     return [
         f"data.train={data}",
         "data.eval=null",
+        f"data.recognizer={recognizer}",
         f"data.size={args.size}",
         f"train.seed={args.seed}",
         f"train.steps={steps_of('drgan', args)}",
@@ -516,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         elif method == "lightcnn":
             files[method] = stages.train(method, RECIPES[method], occluded_lightcnn_sets(manifest_path, args))
         elif method == "drgan":
-            files[method] = stages.train(method, RECIPES[method], drgan_sets(manifest_path, args))
+            files[method] = stages.train(method, RECIPES[method], drgan_sets(manifest_path, files["lightcnn"], args))
         else:
             files[method] = stages.train(method, RECIPES[method], tsgan_sets(manifest_path, files["lightcnn"], args))
 

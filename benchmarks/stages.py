@@ -3,13 +3,15 @@
 The stage runner (`hfr.engine.stages.Stages`: train a recipe as a named, reusable stage), SynthFace
 rendering (`hfr.engine.stages.render_synth`), DR-GAN frontalization (`drgan.frontalize`) and the
 random subject folds (`hfr.eval.folds`) live in the package; this module keeps the benchmarks'
-own settings (`quiet_sets`, `lightcnn_sets`), `command_line` (what a result JSON records as its
-command) and `script_main`, which shows the stage runner's progress and turns a library error
-into a one-line exit message.
+own settings (`quiet_sets`, `lightcnn_sets`), where the shared instruments come from
+(`shared_instruments`: the judge, F and the yaw estimator `benchmarks/judge.py` trained),
+`command_line` (what a result JSON records as its command) and `script_main`, which shows the stage
+runner's progress and turns a library error into a one-line exit message.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 import sys
@@ -86,6 +88,38 @@ def quick_folders(args: Any, parser: Any, names: Sequence[str]) -> None:
     for name in names:
         if getattr(args, name) == parser.get_default(name):
             setattr(args, name, args.out / "work" / name)
+
+
+def finished_stage_file(runs: Path, stage: str) -> Path | None:
+    """The main file of a stage an earlier run finished under `runs` (its done.json's `file`), when that
+    file exists; else None. How a benchmark takes the instruments `benchmarks/judge.py` trained."""
+    done = Path(runs) / stage / "done.json"
+    if not done.is_file():
+        return None
+    path = Path(json.loads(done.read_text(encoding="utf-8"))["file"])
+    return path if path.is_file() else None
+
+
+def shared_instruments(
+    runs: Path, data: Any, quick: bool, reuse: bool, given: dict[str, Path | None] | None = None
+) -> dict[str, Path]:
+    """{"judge", "F", "yaw_estimator": file} of the shared instruments (`hfr.recognizer.shared`): each
+    given file, else the one `benchmarks/judge.py` finished under `runs` (its done.json), else trained
+    there now (a few steps in the smoke mode `quick`). `data` is a `hfr.recognizer.shared.SharedData`."""
+    from hfr.engine.stages import Stages
+    from hfr.recognizer.shared import train_shared_recognizer, train_yaw_estimator
+
+    given = given or {}
+    stages = Stages(runs, reuse=reuse or quick, meta={"benchmark": "judge"})
+    tiny = ["train.steps=4", "batch_size=8", "train.num_workers=0", "train.progress=false", "train.eval_every=-1"]
+    extra = tiny if quick else []
+    out: dict[str, Path] = {}
+    for role in ("judge", "F"):
+        found = given.get(role) or finished_stage_file(runs, f"recognizer-{role}")
+        out[role] = found or train_shared_recognizer(stages, role, data, extra).file
+    found = given.get("yaw_estimator") or finished_stage_file(runs, "yaw-estimator")
+    out["yaw_estimator"] = found or train_yaw_estimator(stages, data, extra).file
+    return out
 
 
 def show_progress() -> None:

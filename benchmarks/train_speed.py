@@ -8,8 +8,10 @@ optimizer step). The warm-up steps are excluded from the timing.
 - `drgan`: `DRGANTask` built from `configs/drgan/synth-multipie.yaml` (via
   `hfr.config.load_config`) with `data.size`, `batch_size`, `net.width` and
   `net.multi_image` overridden (at width 1 with the paper's shared D head, `net.d_heads`),
-  on a tiny SynthFace `multipie` set rendered at that size;
-  one step = D phase then G phase. Multi-image (n = 4): the batch is runs of 4 images of a
+  on a tiny SynthFace `multipie` set rendered at that size, with an untrained LightCNN-9 with
+  BatchNorm at half width (the shared recognizer's architecture, 32 px) as the F of the recipe's
+  identity loss; one step = D phase then G phase (L1 to the target-pose ground truth and the
+  identity loss through F included, as the recipe trains). Multi-image (n = 4): the batch is runs of 4 images of a
   subject (the task's own SubjectGroupSampler), G also decodes one fused feature per run.
 
 Variants: sizes (64, 96 px), channel widths (0.25 = the synth recipe, 1.0 = the paper),
@@ -207,12 +209,17 @@ _TMP = tempfile.TemporaryDirectory(prefix="hfr-train-speed-")
 
 
 def tiny_multipie(size: int) -> Path:
-    """A 12-subject SynthFace `multipie` set at `size` px (rendered once per process, temp folder)."""
+    """A 12-subject SynthFace `multipie` set at `size` px (rendered once per process, temp folder), with
+    `rec.pt`: an untrained LightCNN-9 with BatchNorm at half width, 32 px gray (the shared F's shape)."""
     if size not in _DATA_CACHE:
         from hfr.data.synth import SynthConfig, write_preset
+        from hfr.models.lightcnn import build_lightcnn
+        from hfr.recognizer.export import export_recognizer
 
         out = Path(_TMP.name) / f"multipie-{size}"
         write_preset(SynthConfig(preset="multipie", subjects=12, size=size, seed=SEED), out)
+        f = build_lightcnn("lightcnn9bn-w0.5", num_classes=0, input_size=32, in_channels=1)
+        export_recognizer(f, out / "rec.pt")
         _DATA_CACHE[size] = out
     return _DATA_CACHE[size]
 
@@ -268,6 +275,7 @@ def bench_drgan(size: int, batch: int, device: str, steps: int, variant: Variant
     sets = [
         f"data.train={data}",
         "data.eval=null",
+        f"data.recognizer={data / 'rec.pt'}",
         f"data.size={size}",
         f"batch_size={batch}",
         f"net.width={variant.width}",

@@ -31,6 +31,7 @@ class DRGANData:
     channels: int = 3  #: 3 RGB (the paper), 1 grayscale
     yaw_bins: list[float] = field(default_factory=lambda: list(MULTIPIE_YAW_BINS))  #: pose bins; N_p = len
     eval: str | None = None  #: manifest for the cross-pose protocol every train.eval_every steps
+    recognizer: str | None = None  #: frozen recognizer F for loss.identity_weight (recognizer.pt or run folder)
 
 
 @dataclass
@@ -55,6 +56,10 @@ class DRGANLoss:
     l1_weight: float = 0.0  #: L1 to the ground truth at the target pose where the data has it (TPAMI, Multi-PIE)
     d_skip_accuracy: float = 0.0  #: skip D's update while its accuracy exceeds this (adaptive D/G ratio); 0 = off
     switch_every: int = 0  #: copy D's trunk into G_enc every this many steps (TPAMI model switching); 0 = off
+    #: weight of 1 - cos(F(x_hat), F(x_ref)) through the frozen recognizer F (`data.recognizer`): the
+    #: identity-preserving loss of TP-GAN (Huang et al., ICCV 2017, Eq. 6) and DVG-Face's L_ip; x_ref is
+    #: the ground truth at the target pose where the L1 table has one, else the input; 0 = off
+    identity_weight: float = 0.0
 
 
 @dataclass
@@ -91,5 +96,12 @@ class DRGANConfig:
             raise ConfigError("net.dropout and loss.label_smoothing must be in [0, 1)")
         if self.loss.l1_weight < 0 or self.loss.switch_every < 0 or not 0 <= self.loss.d_skip_accuracy <= 1:
             raise ConfigError("loss.l1_weight and loss.switch_every must be >= 0, loss.d_skip_accuracy in [0, 1]")
+        if self.loss.identity_weight < 0:
+            raise ConfigError(f"loss.identity_weight must be >= 0, got {self.loss.identity_weight}")
+        if self.loss.identity_weight > 0 and not self.data.recognizer:
+            raise ConfigError(
+                "loss.identity_weight > 0 needs the frozen recognizer F: set data.recognizer, e.g. "
+                "--set data.recognizer=runs/judge/runs/recognizer-F/latest/recognizer.pt"
+            )
         if self.optim.lr <= 0:
             raise ConfigError(f"optim.lr must be > 0, got {self.optim.lr}")

@@ -14,8 +14,10 @@ from typing import Any, ClassVar
 import torch
 
 from drgan.config import DRGANConfig
-from drgan.models import Generator
+from drgan.models import Discriminator, Generator, build_models
 from hfr.artifacts import GeneratorFileError, fingerprint, load_generator_file, save_generator_file
+from hfr.config import from_dict
+from hfr.safeload import load_weights_only
 
 METHOD = "drgan"
 
@@ -113,3 +115,35 @@ def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") 
     return LoadedGenerator(
         g, [float(b) for b in c["yaw_bins"]], float(c["width"]), str(meta.get("fingerprint", "")), meta
     )
+
+
+def load_training_checkpoint(
+    checkpoint: str | os.PathLike,
+) -> tuple[DRGANConfig, Generator, Discriminator, list[str]]:
+    """(config, G, D, training identities) of a `drgan` training checkpoint, G and D in eval mode."""
+    ck = load_weights_only(checkpoint, "DR-GAN training checkpoint")
+    cfg = from_dict(DRGANConfig, ck["config"], where=str(checkpoint))
+    state = ck["task"]
+    subjects = list(state["subjects"])
+    g, d = build_models(
+        cfg.data.size,
+        len(subjects),
+        len(cfg.data.yaw_bins),
+        cfg.net.noise_dim,
+        cfg.data.channels,
+        cfg.net.width,
+        cfg.net.multi_image >= 2,
+        cfg.net.dropout,
+        cfg.net.init,
+        cfg.net.d_heads,
+    )
+    g.load_state_dict(state["generator"])
+    d.load_state_dict(state["discriminator"])
+    return cfg, g.eval(), d.eval(), subjects
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike) -> str:
+    """Write the G of a training checkpoint as generator.pt (to measure a run at several budgets)."""
+    cfg, g, _, subjects = load_training_checkpoint(checkpoint)
+    meta = {"method": METHOD, "checkpoint": os.fspath(checkpoint), "subjects": len(subjects)}
+    return export_generator(g, path, cfg, meta=meta)

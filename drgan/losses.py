@@ -14,15 +14,19 @@ Each cross-entropy is the mean over its images. `label_smoothing` (default 0, th
 smooths D's targets (Salimans et al., 2016, "Improved techniques for training GANs"; an
 option, not part of DR-GAN). `target_l1` is the optional L1 to a ground-truth image at the
 target pose (used by TPAMI's Multi-PIE experiments where such an image exists; not in the
-CVPR objective).
+CVPR objective). `identity_loss` is the optional identity-preserving loss through a frozen
+recognizer F (TP-GAN, Huang et al., ICCV 2017, Eq. 6; DVG-Face's L_ip): not in DR-GAN either.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from hfr.nn.gan import l1
+from hfr.nn.ranges import to_unit
 
 
 def d_loss(
@@ -62,6 +66,19 @@ def target_l1(fake: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> 
     if not bool(valid.any()):
         return fake.new_zeros(())
     return l1(fake[valid], target[valid])
+
+
+def identity_loss(recognizer: Any, fake: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """mean_b (1 - cos(F(x_hat_b), F(x_ref_b))) through a frozen recognizer F.
+
+    `recognizer` is a loaded `hfr.recognizer.export.Recognizer` (its `prepare` resizes and converts
+    channels, its `model` gives features); fake and reference are (B, C, S, S) in [-1, 1]. The
+    gradient reaches `fake` only: F's weights are expected frozen and the reference is detached.
+    """
+    f_fake = recognizer.model(recognizer.prepare(to_unit(fake))).float()
+    with torch.no_grad():
+        f_ref = recognizer.model(recognizer.prepare(to_unit(reference))).float()
+    return (1.0 - F.cosine_similarity(f_fake, f_ref, dim=1)).mean()
 
 
 def d_accuracy(

@@ -41,6 +41,7 @@ class DRGANStage:
         data = inputs.sets["multipie"]
         sets = [
             f"data.train={data}",
+            f"data.recognizer={inputs.recognizer}",  # F of the recipe's identity loss: the pretrained LightCNN
             f"data.size={cfg.size}",
             f"batch_size={cfg.drgan_batch_size}",
             f"train.steps={cfg.drgan_steps}",

@@ -11,8 +11,11 @@ One engine step = one batch = a D phase then a G phase (the paper alternates the
 2. D phase: D on the real batch and on the synthesized (detached) batch, L_D (see `drgan.losses`),
    Adam step on D. With `loss.d_skip_accuracy` > 0 the step is skipped while D's accuracy
    (mean of real-identity and synthesized-as-fake accuracy on this batch) exceeds it.
-3. G phase: D on the synthesized images, L_G (+ `loss.l1_weight` * L1 to the ground truth),
-   Adam step on G_enc and G_dec (D's weights get no gradient).
+3. G phase: D on the synthesized images, L_G (+ `loss.l1_weight` * L1 to the ground truth,
+   + `loss.identity_weight` * (1 - cos(F(x_hat), F(x_ref))) through the frozen recognizer F of
+   `data.recognizer`, x_ref the ground truth at the target pose where the L1 table has one,
+   else the input; a fused synthesis takes its group's first input), Adam step on G_enc and
+   G_dec (D's and F's weights get no gradient).
 4. `loss.switch_every` > 0: every that many steps G_enc's trunk is replaced by D's (TPAMI's
    model switching).
 
@@ -34,7 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from drgan.config import DRGANConfig
-from drgan.losses import d_accuracy, d_loss, g_loss, target_l1
+from drgan.losses import d_accuracy, d_loss, g_loss, identity_loss, target_l1
 from drgan.models import Generator, build_models, copy_trunk, fuse_features
 from drgan.recognizer import as_recognizer, export_encoder
 from hfr.data.augment import augment
@@ -144,6 +147,12 @@ class DRGANTask:
             self.dataset, batch_sampler=sampler, num_workers=ctx.num_workers, persistent_workers=ctx.num_workers > 0
         )
         self.targets = self._target_table() if cfg.loss.l1_weight > 0 else None
+        self.recognizer = None
+        if cfg.loss.identity_weight > 0:
+            from hfr.recognizer.export import load_recognizer
+
+            self.recognizer = load_recognizer(str(cfg.data.recognizer), device=ctx.device)
+            self.recognizer.model.requires_grad_(False)
         self.eval_manifest = Manifest.read(cfg.data.eval) if cfg.data.eval else None
         self._preview: torch.Tensor | None = None
         ctx.logger.info(
@@ -269,12 +278,19 @@ class DRGANTask:
         parts_g = g_loss(fid, fpose, y_d_all, y_t_all)
         loss_g = parts_g["total"]
         logs: dict[str, Any] = {}
+        reference = x.detach()
         if target_rows is not None:
             valid = target_rows >= 0
             target = self._load_targets(target_rows.clamp_min(0))
             l1 = target_l1(fake[:b], target, valid.to(ctx.device))
             loss_g = loss_g + cfg.loss.l1_weight * l1
             logs["loss_l1"] = l1.detach()
+            reference = torch.where(valid.to(ctx.device)[:, None, None, None], target.to(x.dtype), reference)
+        if self.recognizer is not None:
+            refs = torch.cat([reference, reference[:: self.n]]) if self.n > 1 else reference
+            l_id = identity_loss(self.recognizer, fake, refs)
+            loss_g = loss_g + cfg.loss.identity_weight * l_id
+            logs["loss_f_id"] = l_id.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()

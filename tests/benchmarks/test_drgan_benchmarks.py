@@ -107,7 +107,7 @@ def _manifest(tmp_path: Path, probes: dict[tuple[str, float], int]) -> Manifest:
     return Manifest(recs, tmp_path)
 
 
-def test_templates_group_by_subject_and_yaw(cross_pose: ModuleType, tmp_path: Path) -> None:
+def test_cross_pose_templates_group_by_subject_and_yaw(cross_pose: ModuleType, tmp_path: Path) -> None:
     m = _manifest(tmp_path, {("A", 15.0): 5, ("B", 30.0): 1, ("A", -15.0): 4})
     probes = list(range(2, len(m)))
     templates = cross_pose.build_templates(m, probes, 2, seed=0)
@@ -121,7 +121,7 @@ def test_templates_group_by_subject_and_yaw(cross_pose: ModuleType, tmp_path: Pa
     assert [len(t) for t in cross_pose.build_templates(m, probes, 4, seed=0)] == [4, 4, 1]
 
 
-def test_fusion_weights_by_confidence(cross_pose: ModuleType, tmp_path: Path) -> None:
+def test_cross_pose_fusion_weights_by_confidence(cross_pose: ModuleType, tmp_path: Path) -> None:
     m = _manifest(tmp_path, {("A", 30.0): 2, ("B", 30.0): 2})
     e_a, e_b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
     # each subject's probe pair: one image looking like the other subject, one like itself
@@ -137,72 +137,169 @@ def test_fusion_weights_by_confidence(cross_pose: ModuleType, tmp_path: Path) ->
     assert single["templates"] == 4 and single["rank1_by_abs_yaw"] == {"30": 0.5}
 
 
+# ---------------------------------------------------------------------- cross_pose: aggregation
+def _result(by_yaw: dict[str, float]) -> dict:
+    return {"rank1_by_abs_yaw": by_yaw, "mean": float(np.mean([v for k, v in by_yaw.items() if k != "0"]))}
+
+
+def test_cross_pose_aggregate_means_stds_and_the_drop(cross_pose: ModuleType) -> None:
+    a = _result({"0": 1.0, "15": 0.9, "30": 0.8, "45": 0.7, "60": 0.5})
+    b = _result({"0": 0.8, "15": 0.7, "30": 0.6, "45": 0.5, "60": 0.5})
+    agg = cross_pose.aggregate([a, b])
+    assert agg["seeds"] == 2
+    assert agg["rank1_by_abs_yaw"]["15"]["mean"] == pytest.approx(0.8)
+    assert agg["rank1_by_abs_yaw"]["15"]["std"] == pytest.approx(np.std([0.9, 0.7], ddof=1))
+    assert agg["rank1_by_abs_yaw"]["60"]["std"] == pytest.approx(0.0)
+    assert agg["drop_15_60"]["values"] == pytest.approx([0.4, 0.2])  # rank-1 at 15 minus rank-1 at 60
+    assert agg["mean"]["mean"] == pytest.approx(np.mean([a["mean"], b["mean"]]))
+    one = cross_pose.aggregate([a])
+    assert one["mean"]["std"] is None and one["drop_15_60"]["mean"] == pytest.approx(0.4)
+    assert cross_pose.aggregate([_result({"0": 1.0, "30": 0.5})])["drop_15_60"] is None
+
+
+def test_cross_pose_mean_curve_averages_seeds_by_step(cross_pose: ModuleType) -> None:
+    s0 = [{"step": 5, "images": 320, "train_seconds": 2.0, "rank1_mean": 0.2}, {"step": 10, "rank1_mean": 0.4}]
+    s1 = [{"step": 5, "images": 320, "train_seconds": 4.0, "rank1_mean": 0.4}, {"step": 10, "rank1_mean": 0.6}]
+    curve = cross_pose.mean_curve([s0, s1])
+    assert [p["step"] for p in curve] == [5, 10] and [p["seeds"] for p in curve] == [2, 2]
+    assert curve[0]["rank1_mean"] == pytest.approx(0.3) and curve[0]["images"] == 320
+    assert curve[0]["train_seconds"] == pytest.approx(3.0) and curve[1]["images"] is None
+    assert curve[1]["rank1_mean_std"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
+
+
+def test_cross_pose_budgets_and_their_estimates(cross_pose: ModuleType, tmp_path: Path) -> None:
+    default = cross_pose.parse_args(["--out", str(tmp_path)])
+    assert default.seeds == [0] and default.steps_scale == 1.0 and default.steps is None
+    long = cross_pose.parse_args(["--budget", "long", "--out", str(tmp_path)])
+    assert long.seeds == [0, 1, 2]
+    assert cross_pose.parse_args(["--budget", "long", "--seeds", "4", "--steps-scale", "2"]).seeds == [4]
+    # the documented budgets on a quiet 2-core CPU: default <= 30 min, long <= 2 h
+    assert cross_pose.expected_seconds(default) <= 30 * 60
+    assert cross_pose.expected_seconds(long) <= 2 * 3600
+    # every stage's curve has --points evaluations, the last at the end
+    assert cross_pose.eval_every(700, 4) == 175 and cross_pose.eval_every(3, 4) == 1
+
+
 # ---------------------------------------------------------------------- cross_pose: quick run
+RESULT_FILES = ("cross_pose.json", "cross_pose.md", "cross_pose.png", "cross_pose_curve.png")
+PNGS = ("cross_pose.png", "cross_pose_curve.png", "cross_pose_sweep.png", "cross_pose_frontalized.png")
+TRAINED = ("drgan", "drgan-multi", "drgan-cnn")
+PER_SEED = ["drgan-cnn", "drgan", "drgan-multi n=1", "drgan-multi n=2", "drgan-multi n=4", "judge-frontalized"]
+METHODS = ["F", "judge", *PER_SEED]
+
+
+def _mtimes() -> dict[str, int | None]:
+    committed = ROOT / "benchmarks" / "results"
+    return {n: (committed / n).stat().st_mtime_ns if (committed / n).exists() else None for n in RESULT_FILES}
+
+
 @pytest.fixture(scope="module")
 def quick_run(cross_pose: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """One `--quick` run: 12 subjects at 32 px, 3 training steps per model."""
+    """One `--quick` run: shared sets of 12 multipie subjects at 32 px, tiny instruments, 3 steps per model."""
     out = tmp_path_factory.mktemp("cross_pose")
+    before = _mtimes()
     assert cross_pose.main(["--quick", "--out", str(out)]) == 0
+    assert _mtimes() == before, "--quick must not write the committed results"
     return out, json.loads((out / "cross_pose.json").read_text())
 
 
-METHODS = ["lightcnn", "drgan", "drgan-multi n=1", "drgan-multi n=2", "drgan-multi n=4", "lightcnn-frontalized"]
+def _check_result(r: dict, name: str) -> None:
+    by_yaw = r["rank1_by_abs_yaw"]
+    assert list(by_yaw) == ["0", "15", "30", "45", "60"], name
+    assert all(0.0 <= v <= 1.0 for v in by_yaw.values()), name
+    assert r["mean"] == pytest.approx(np.mean([by_yaw[k] for k in ("15", "30", "45", "60")])), name
+    assert r["gallery"] == 5, name
 
 
 def test_cross_pose_quick_results(quick_run: tuple[Path, dict]) -> None:
     out, result = quick_run
-    assert list(result["results"]) == METHODS
+    assert result["quick"] and result["seeds"] == [0] and result["budget"]["name"] == "default"
+    assert result["budget"]["steps"] == {m: 3 for m in TRAINED}
     data = result["data"]
-    assert data["rendered_now"] and data["subjects"] == 12 and data["size"] == 32
+    assert data["subjects"] == 12 and data["size"] == 32
     assert data["test_subjects"] == 5 and data["test_images"] == 5 * 36  # 9 yaws x 4 lights
-    for name, r in result["results"].items():
-        by_yaw = r["rank1_by_abs_yaw"]
-        assert list(by_yaw) == ["0", "15", "30", "45", "60"], name
-        assert all(0.0 <= v <= 1.0 for v in by_yaw.values())
-        assert r["mean"] == pytest.approx(np.mean([by_yaw[k] for k in ("15", "30", "45", "60")]))
-        assert r["gallery"] == 5
+    assert Path(data["manifest"]).parent == out / "work" / "data" / "multipie"  # the shared set, under --out
+    assert all(Path(p).is_file() and str(out) in p for p in result["instruments"].values())
+    assert set(result["instruments"]) == {"F", "judge", "yaw_estimator"}
+    assert list(result["methods"]) == METHODS
+    assert list(result["fixed"]) == ["F", "judge"]
+    assert list(result["per_seed"]) == ["0"] and list(result["per_seed"]["0"]) == PER_SEED
+    for name, r in [*result["fixed"].items(), *result["per_seed"]["0"].items()]:
+        _check_result(r, name)
+    assert list(result["aggregate"]) == METHODS
+    for name, agg in result["aggregate"].items():
+        assert agg["seeds"] == 1, name
+        assert set(agg["rank1_by_abs_yaw"]) == {"0", "15", "30", "45", "60"}, name
+        assert agg["mean"]["std"] is None and agg["drop_15_60"] is not None, name
+        source = result["fixed"].get(name) or result["per_seed"]["0"][name]
+        assert agg["mean"]["mean"] == pytest.approx(source["mean"]), name
+        by = source["rank1_by_abs_yaw"]
+        assert agg["drop_15_60"]["mean"] == pytest.approx(by["15"] - by["60"]), name
+    seed0 = result["per_seed"]["0"]
     # templates: 8 non-frontal yaws x 4 lights and 3 non-gallery frontal images per subject
-    assert result["results"]["drgan-multi n=1"]["templates"] == 5 * (8 * 4 + 3)
-    assert result["results"]["drgan-multi n=2"]["template_sizes"] == {"2": 5 * (8 * 2 + 1)}
-    assert result["results"]["drgan-multi n=4"]["template_sizes"] == {"3": 5, "4": 5 * 8}
-    for method in ("lightcnn", "drgan", "drgan-multi"):
-        model = result["models"][method]
-        assert model["steps"] == 3 and not model["reused"]
-        assert f"train.seed={result['seed']}" in model["sets"]
-    assert set(result["seconds"]) >= {"render", "train_lightcnn", "train_drgan", "train_drgan-multi", "evaluate"}
-    assert result["machine"]["cpu_count"] >= 1
-    for name in ("cross_pose.png", "cross_pose_sweep.png", "cross_pose_frontalized.png"):
+    assert seed0["drgan-multi n=1"]["templates"] == 5 * (8 * 4 + 3)
+    assert seed0["drgan-multi n=2"]["template_sizes"] == {"2": 5 * (8 * 2 + 1)}
+    assert seed0["drgan-multi n=4"]["template_sizes"] == {"3": 5, "4": 5 * 8}
+    front = result["frontalization"]
+    assert set(front["aggregate"]) == {"0", "15", "30", "45", "60"} and list(front["per_seed"]) == ["0"]
+
+
+def test_cross_pose_quick_stages_and_curves(quick_run: tuple[Path, dict]) -> None:
+    out, result = quick_run
+    f_file = result["instruments"]["F"]
+    for method in TRAINED:
+        stage = f"{method}-s0"
+        record = result["records"][stage]
+        assert record["steps"] == 3 and not record["reused"] and Path(record["file"]).is_file()
+        sets = record["sets"]
+        assert "train.seed=0" in sets and f"data.recognizer={f_file}" in sets
+        assert f"data.eval={result['data']['eval_manifest']}" in sets and "train.best_metric=null" in sets
+        assert f"data.train={Path(result['data']['manifest']).parent}" in sets
+        curve = result["curves"][stage]
+        assert [p["step"] for p in curve] == [1, 2, 3], stage  # train.eval_every=1 of 3 steps
+        assert [p["images"] for p in curve] == [16, 32, 48], stage
+        assert all(0.0 <= p["rank1_mean"] <= 1.0 for p in curve), stage
+        mean = result["curve_mean"][method]
+        assert [p["rank1_mean"] for p in mean] == pytest.approx([p["rank1_mean"] for p in curve])
+    assert Path(result["records"]["drgan-cnn-s0"]["file"]).name == "recognizer.pt"
+    # the last in-training evaluation is the final model on the same test subjects
+    last = result["curves"]["drgan-s0"][-1]["rank1_mean"]
+    assert last == pytest.approx(result["per_seed"]["0"]["drgan"]["mean"])
+    eval_rows = Manifest.read(result["data"]["eval_manifest"])
+    assert len(eval_rows) == result["data"]["test_images"] and {r.split for r in eval_rows} == {"test"}
+    for name in PNGS:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
+    table = (out / "cross_pose.md").read_text()
+    assert "| method | 0 | 15 | 30 | 45 | 60 | mean 15-60 | drop 15->60 |" in table
+    assert all(f"| {name} |" in table for name in METHODS) and "±" not in table.split("\n\n")[1]
+    assert result["machine"]["cpu_count"] >= 1 and result["seconds"]["total"] > 0
 
 
-def test_cross_pose_reuse_skips_training(cross_pose: ModuleType, quick_run: tuple[Path, dict], tmp_path: Path) -> None:
+def test_cross_pose_reuse_and_seeds(cross_pose: ModuleType, quick_run: tuple[Path, dict], tmp_path: Path) -> None:
     out, first = quick_run
-    runs = out / "runs"
-    before = sorted(p.name for p in runs.glob("*/*"))
-    models = first["models"]
-    argv = [
-        "--quick",
-        "--out",
-        str(tmp_path),
-        "--data",
-        first["data"]["manifest"],
-        "--runs",
-        str(runs),
-        "--reuse",
-        models["lightcnn"]["run_dir"],
-        models["drgan-multi"]["run_dir"],
-        "--drgan",
-        str(Path(models["drgan"]["run_dir"]) / "generator.pt"),
-    ]
+    work = out / "work"
+    argv = ["--quick", "--out", str(tmp_path), "--reuse", "--seeds", "0", "1"]
+    argv += ["--data", str(work / "data"), "--instruments", str(work / "instruments"), "--runs", str(work / "runs")]
     assert cross_pose.main(argv) == 0
     again = json.loads((tmp_path / "cross_pose.json").read_text())
-    assert sorted(p.name for p in runs.glob("*/*")) == before  # nothing trained
-    assert all(again["models"][m]["reused"] for m in ("lightcnn", "drgan", "drgan-multi"))
-    assert not again["data"]["rendered_now"]
-    for name in METHODS:  # same models, same data, same seed: the same figures
-        assert again["results"][name]["rank1_by_abs_yaw"] == first["results"][name]["rank1_by_abs_yaw"], name
+    assert again["instruments"] == first["instruments"]  # taken from their done.json
+    for method in TRAINED:
+        assert again["records"][f"{method}-s0"]["reused"], method  # seed 0: nothing trained
+        assert not again["records"][f"{method}-s1"]["reused"], method
+        assert "train.seed=1" in again["records"][f"{method}-s1"]["sets"]
+        assert again["curves"][f"{method}-s0"] == first["curves"][f"{method}-s0"]
+        assert [p["seeds"] for p in again["curve_mean"][method]] == [2, 2, 2]
+    assert list(again["per_seed"]) == ["0", "1"]
+    for name in PER_SEED:  # same models, same data, same seed: the same figures
+        assert again["per_seed"]["0"][name] == first["per_seed"]["0"][name], name
+        agg = again["aggregate"][name]
+        assert agg["seeds"] == 2 and len(agg["mean"]["values"]) == 2 and agg["mean"]["std"] is not None
+    assert again["aggregate"]["F"]["seeds"] == 1  # the shared recognizers do not depend on the seed
+    assert again["fixed"] == first["fixed"]
+    assert "±" in (tmp_path / "cross_pose.md").read_text()
 
 
-def test_cross_pose_quick_needs_out(cross_pose: ModuleType) -> None:
-    with pytest.raises(SystemExit, match="--out"):
+def test_cross_pose_quick_needs_out(cross_pose: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
         cross_pose.main(["--quick"])
+    assert "--out" in capsys.readouterr().err

@@ -1,0 +1,115 @@
+"""DR-GAN's fix options change what they should: the identity loss through F, and the diagnosis figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_recipes import DRGAN_RECIPE, DRGAN_TINY, set_args
+
+from drgan.diagnose import diagnose
+from drgan.losses import identity_loss
+from hfr.cli import main
+from hfr.engine.runlog import read_metrics
+from hfr.models.lightcnn import build_lightcnn
+from hfr.recognizer.export import export_recognizer, load_recognizer
+from hfr.safeload import load_weights_only
+
+
+@pytest.fixture(scope="module")
+def recognizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random LightCNN-9 at 32 px, RGB input, as recognizer.pt."""
+    path = tmp_path_factory.mktemp("rec") / "rec.pt"
+    torch.manual_seed(0)
+    export_recognizer(build_lightcnn("lightcnn9", num_classes=0, input_size=32, in_channels=3), path)
+    return path
+
+
+def test_identity_loss_is_one_minus_cosine_and_reaches_only_the_synthesis(recognizer):
+    rec = load_recognizer(recognizer)
+    rec.model.requires_grad_(False)
+    torch.manual_seed(1)
+    ref = torch.rand(4, 3, 32, 32) * 2 - 1
+    fake = ref.clone().requires_grad_(True)
+    assert float(identity_loss(rec, fake, ref).detach()) == pytest.approx(0.0, abs=1e-5)
+    other = (-ref.flip(-1)).requires_grad_(True)
+    loss = identity_loss(rec, other, ref)
+    with torch.no_grad():
+        a = rec.model(rec.prepare(other * 0.5 + 0.5))
+        b = rec.model(rec.prepare(ref * 0.5 + 0.5))
+    expected = (1 - torch.nn.functional.cosine_similarity(a, b)).mean()
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-4) and float(loss.detach()) > 1e-6
+    loss.backward()
+    assert other.grad is not None and other.grad.abs().sum() > 0
+    assert all(p.grad is None for p in rec.model.parameters())
+
+
+def _one_step(data: Path, runs: Path, *sets: str) -> Path:
+    args = set_args(f"data.train={data}", "train.steps=1", "train.log_every=1", "augment.flip_p=0", *sets)
+    assert main(["train-generator", "--config", DRGAN_RECIPE, "--runs", str(runs), *DRGAN_TINY, *args]) == 0
+    (run,) = [p for p in runs.glob("*/*") if p.is_dir() and not p.is_symlink()]
+    return run
+
+
+def _weights(run: Path) -> dict[str, dict[str, torch.Tensor]]:
+    (ck,) = (run / "checkpoints").glob("*.pt")
+    return load_weights_only(ck)["task"]
+
+
+def test_identity_weight_changes_g_and_leaves_d(multipie, recognizer, tmp_path):
+    base = _one_step(multipie, tmp_path / "a", "train.checkpoint_every=1")
+    with_id = _one_step(
+        multipie,
+        tmp_path / "b",
+        "train.checkpoint_every=1",
+        "loss.identity_weight=1",
+        f"data.recognizer={recognizer}",
+    )
+    (log,) = [m for m in read_metrics(with_id) if "loss_d" in m]
+    assert 0 < log["loss_f_id"] <= 2
+    wa, wb = _weights(base), _weights(with_id)
+    assert all(torch.equal(wa["discriminator"][k], wb["discriminator"][k]) for k in wa["discriminator"])
+    assert any(not torch.equal(wa["generator"][k], wb["generator"][k]) for k in wa["generator"])
+
+
+def test_identity_weight_without_a_recognizer_is_a_config_error(multipie, tmp_path, capsys):
+    args = set_args(f"data.train={multipie}", "train.steps=1", "loss.identity_weight=1", "data.recognizer=")
+    assert main(["train-generator", "--config", DRGAN_RECIPE, "--runs", str(tmp_path), *DRGAN_TINY, *args]) == 2
+    assert "data.recognizer" in capsys.readouterr().err
+
+
+def test_diagnosis_sees_a_generator_that_ignores_its_pose_code(multipie, tmp_path):
+    run = _one_step(multipie, tmp_path / "r", "train.checkpoint_every=1")
+    (ck,) = (run / "checkpoints").glob("*.pt")
+    figures = diagnose(ck, multipie, batch_size=8, batches=1)
+    assert 0 <= figures["d_real_pose_acc_train"] <= 1 and 0 <= figures["d_fake_called_fake"] <= 1
+    assert figures["g_pose_change"] > 0 and figures["grad_c_adv_pose"] > 0 and figures["real_pose_change"] > 0
+    # zero the pose-code columns of G_dec's projection: the output no longer depends on c
+    payload = torch.load(ck, weights_only=True)
+    w = payload["task"]["generator"]["decoder.project.weight"]
+    n_f = w.shape[1] - 9 - 50
+    w[:, n_f : n_f + 9] = 0
+    blind = tmp_path / "blind.pt"
+    torch.save(payload, blind)
+    figures = diagnose(blind, multipie, batch_size=8, batches=1, batch_statistics=True)
+    assert figures["g_pose_change"] == 0 and figures["grad_c_adv_pose"] == 0 and figures["grad_c_adv_id"] == 0
+    assert figures["g_identity_change"] > 0
+
+
+def test_plain_cnn_baseline_exports_a_drgan_kind_recognizer_with_g_enc_shape(multipie, tmp_path):
+    runs = tmp_path / "runs"
+    args = set_args(f"data.train={multipie}", "train.steps=2", "train.log_every=1")
+    cmd = ["train-generator", "--config", "configs/drgan/synth-multipie-cnn.yaml", "--runs", str(runs)]
+    assert main([*cmd, *args, *DRGAN_TINY]) == 0
+    (run,) = [p for p in runs.glob("*/*") if p.is_dir() and not p.is_symlink()]
+    assert [m["loss_ce"] > 0 for m in read_metrics(run) if "loss_ce" in m] == [True, True]
+    assert not (run / "generator.pt").exists()
+    rec = load_recognizer(run / "recognizer.pt")
+    assert rec.kind == "drgan" and rec.arch == "casia-w0.25" and rec.input_size == 32
+    # the trunk has G_enc's exact layout: a DR-GAN generator's encoder weights load into it
+    from drgan.models import Generator
+
+    g = Generator(32, 9, 50, 3, 0.25)
+    g.encoder.load_state_dict(rec.model.encoder.state_dict())
+    assert rec.embed(torch.rand(2, 3, 32, 32)).shape == (2, g.feature_dim)
