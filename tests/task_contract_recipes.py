@@ -132,6 +132,7 @@ VARIANTS: list[Variant] = [
             "batch_size=16",
             "net.multi_image=2",
             "loss.l1_weight=1",
+            "data.recognizer={root}/recognizer.pt",
             "loss.switch_every=2",
             "loss.d_skip_accuracy=0.9",
             "augment.flip_p=0.5",
