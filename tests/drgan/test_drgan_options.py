@@ -113,3 +113,29 @@ def test_plain_cnn_baseline_exports_a_drgan_kind_recognizer_with_g_enc_shape(mul
     g = Generator(32, 9, 50, 3, 0.25)
     g.encoder.load_state_dict(rec.model.encoder.state_dict())
     assert rec.embed(torch.rand(2, 3, 32, 32)).shape == (2, g.feature_dim)
+
+
+def test_d_skip_leaves_d_untouched_while_its_accuracy_is_above_the_threshold(multipie, tmp_path, monkeypatch):
+    import drgan.task
+
+    perfect = {"acc_id": 1.0, "acc_pose": 1.0, "acc_fake": 1.0}
+    monkeypatch.setattr(drgan.task, "d_accuracy", lambda *a: dict(perfect))
+    skipped = _one_step(multipie, tmp_path / "s", "train.checkpoint_every=1", "loss.d_skip_accuracy=0.9")
+    monkeypatch.setattr(drgan.task, "d_accuracy", lambda *a: {k: 0.5 for k in perfect})
+    stepped = _one_step(multipie, tmp_path / "t", "train.checkpoint_every=1", "loss.d_skip_accuracy=0.9")
+    (log,) = [m for m in read_metrics(skipped) if "loss_d" in m]
+    assert log["d_skipped"] == 1.0
+    assert _weights(skipped)["opt_d"]["state"] == {}  # Adam never stepped D
+    assert _weights(stepped)["opt_d"]["state"] != {} and _weights(stepped)["opt_g"]["state"] != {}
+
+
+def test_model_switching_copies_d_trunk_into_g_enc(multipie, tmp_path):
+    run = _one_step(multipie, tmp_path / "r", "train.checkpoint_every=1", "loss.switch_every=1")
+    w = _weights(run)
+    d_trunk = {k[len("trunk.") :]: v for k, v in w["discriminator"].items() if k.startswith("trunk.")}
+    g_trunk = {k[len("encoder.trunk.") :]: v for k, v in w["generator"].items() if k.startswith("encoder.trunk.")}
+    assert d_trunk and all(torch.equal(g_trunk[k], v) for k, v in d_trunk.items())
+    plain = _weights(_one_step(multipie, tmp_path / "p", "train.checkpoint_every=1"))
+    assert not torch.equal(
+        plain["generator"]["encoder.trunk.body.0.0.weight"], plain["discriminator"]["trunk.body.0.0.weight"]
+    )
