@@ -44,12 +44,12 @@ SHOWN = (
     ("g_noise_change", "G output change: z"),
     ("real_pose_change", "real change: same face, two poses"),
     ("real_identity_change", "real change: two faces, one pose"),
-    ("grad_c_adv_id", "|dL/dc| adversarial identity"),
-    ("grad_c_adv_pose", "|dL/dc| adversarial pose"),
-    ("grad_c_l1_input", "|dL/dc| L1 to the input"),
-    ("grad_c_f_id", "|dL/dc| identity loss through F"),
-    ("grad_f_adv_id", "|dL/df| adversarial identity"),
-    ("grad_f_f_id", "|dL/df| identity loss through F"),
+    ("grad_c_adv_id", "gradient at c: adversarial identity"),
+    ("grad_c_adv_pose", "gradient at c: adversarial pose"),
+    ("grad_c_l1_input", "gradient at c: L1 to the input"),
+    ("grad_c_f_id", "gradient at c: identity loss through F"),
+    ("grad_f_adv_id", "gradient at f: adversarial identity"),
+    ("grad_f_f_id", "gradient at f: identity loss through F"),
 )
 
 

@@ -60,6 +60,9 @@ class DRGANLoss:
     #: identity-preserving loss of TP-GAN (Huang et al., ICCV 2017, Eq. 6) and DVG-Face's L_ip; x_ref is
     #: the ground truth at the target pose where the L1 table has one, else the input; 0 = off
     identity_weight: float = 0.0
+    #: weight of G's adversarial terms (L_G's identity and pose cross-entropies through D); 1 = the paper.
+    #: TP-GAN (Huang et al., ICCV 2017, Eq. 9) weighs its adversarial term 1e-3 beside the pixel loss
+    adversarial_weight: float = 1.0
 
 
 @dataclass
@@ -96,8 +99,8 @@ class DRGANConfig:
             raise ConfigError("net.dropout and loss.label_smoothing must be in [0, 1)")
         if self.loss.l1_weight < 0 or self.loss.switch_every < 0 or not 0 <= self.loss.d_skip_accuracy <= 1:
             raise ConfigError("loss.l1_weight and loss.switch_every must be >= 0, loss.d_skip_accuracy in [0, 1]")
-        if self.loss.identity_weight < 0:
-            raise ConfigError(f"loss.identity_weight must be >= 0, got {self.loss.identity_weight}")
+        if self.loss.identity_weight < 0 or self.loss.adversarial_weight < 0:
+            raise ConfigError("loss.identity_weight and loss.adversarial_weight must be >= 0")
         if self.loss.identity_weight > 0 and not self.data.recognizer:
             raise ConfigError(
                 "loss.identity_weight > 0 needs the frozen recognizer F: set data.recognizer, e.g. "

@@ -12,8 +12,9 @@ networks) and measures, in eval mode, on training and test images of `data`:
   often an independent estimator puts them in the target bin. D's pose head agreeing far more
   often than the estimator means G fools the pose head without rotating the face;
 - **what G's output depends on**: the mean absolute pixel change when only the pose code c,
-  only the identity feature f (another input) or only z changes, beside the same change between
-  two real images (same subject and light at two poses; two subjects at one pose);
+  only the identity feature f (another input) or only z changes (the pose code moves N_p // 2
+  bins), beside the same change between two real images (same subject and light N_p // 2 bins
+  apart; two subjects at one pose);
 - **gradient magnitudes at G_dec's input**: for each G loss term (adversarial identity L_G^d,
   adversarial pose L_G^p, L1 to the ground truth at the target pose, the identity loss through a
   frozen recognizer F when given), the mean per-image L2 norm of its gradient with respect to
@@ -41,24 +42,25 @@ from hfr.errors import DataError
 from hfr.nn.ranges import to_signed, to_unit
 
 
-def _pairs_at_two_poses(rows: list[Any], pose: np.ndarray) -> list[tuple[int, int]]:
-    """(i, j) of one subject and light at two different pose bins, one per group."""
+def _pairs_at_two_poses(rows: list[Any], pose: np.ndarray, gap: int) -> list[tuple[int, int]]:
+    """(i, j) of one subject and light at two pose bins `gap` bins apart (G's pose change is measured
+    over the same gap), one pair per subject and light."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
         groups[(r.subject, r.get("illumination"))].append(i)
     out = []
     for idx in groups.values():
         by_pose = {int(pose[i]): i for i in idx}
-        if len(by_pose) >= 2:
-            a, b = sorted(by_pose)[:2]
-            out.append((by_pose[a], by_pose[b]))
+        found = [(by_pose[a], by_pose[a + gap]) for a in sorted(by_pose) if a + gap in by_pose]
+        if found:
+            out.append(found[0])
     return out
 
 
 @torch.no_grad()
-def _real_differences(ds: ManifestDataset, rows: list[Any], pose: np.ndarray, n: int) -> dict[str, float]:
-    """Mean |x_a - x_b| (images in [-1, 1]) between real images at two poses and between two subjects."""
-    pairs = _pairs_at_two_poses(rows, pose)[:n]
+def _real_differences(ds: ManifestDataset, rows: list[Any], pose: np.ndarray, n: int, gap: int) -> dict[str, float]:
+    """Mean |x_a - x_b| (images in [-1, 1]) between real images `gap` pose bins apart and between two subjects."""
+    pairs = _pairs_at_two_poses(rows, pose, gap)[:n]
     if not pairs:
         return {}
 
@@ -198,6 +200,6 @@ def diagnose(
                 out["g_noise_change"].append(float((renoised - base).abs().mean()))
                 out["g_output_pixel_std"].append(float(base.std()))
         if split == "train":
-            for k, v in _real_differences(ds, known, pose, batch_size).items():
+            for k, v in _real_differences(ds, known, pose, batch_size, len(bins) // 2).items():
                 out[k].append(v)
     return {k: float(np.mean(v)) for k, v in out.items()}

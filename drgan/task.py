@@ -11,11 +11,11 @@ One engine step = one batch = a D phase then a G phase (the paper alternates the
 2. D phase: D on the real batch and on the synthesized (detached) batch, L_D (see `drgan.losses`),
    Adam step on D. With `loss.d_skip_accuracy` > 0 the step is skipped while D's accuracy
    (mean of real-identity and synthesized-as-fake accuracy on this batch) exceeds it.
-3. G phase: D on the synthesized images, L_G (+ `loss.l1_weight` * L1 to the ground truth,
-   + `loss.identity_weight` * (1 - cos(F(x_hat), F(x_ref))) through the frozen recognizer F of
-   `data.recognizer`, x_ref the ground truth at the target pose where the L1 table has one,
-   else the input; a fused synthesis takes its group's first input), Adam step on G_enc and
-   G_dec (D's and F's weights get no gradient).
+3. G phase: D on the synthesized images, `loss.adversarial_weight` * L_G (+ `loss.l1_weight` *
+   L1 to the ground truth, + `loss.identity_weight` * (1 - cos(F(x_hat), F(x_ref))) through the
+   frozen recognizer F of `data.recognizer`, x_ref the ground truth at the target pose where the
+   L1 table has one, else the input; a fused synthesis takes its group's first input), Adam step
+   on G_enc and G_dec (D's and F's weights get no gradient).
 4. `loss.switch_every` > 0: every that many steps G_enc's trunk is replaced by D's (TPAMI's
    model switching).
 
@@ -276,7 +276,7 @@ class DRGANTask:
         with ctx.autocast():
             fid, fpose = self.d_model(fake)
         parts_g = g_loss(fid, fpose, y_d_all, y_t_all)
-        loss_g = parts_g["total"]
+        loss_g = cfg.loss.adversarial_weight * parts_g["total"]
         logs: dict[str, Any] = {}
         reference = x.detach()
         if target_rows is not None:

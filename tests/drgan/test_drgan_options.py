@@ -139,3 +139,13 @@ def test_model_switching_copies_d_trunk_into_g_enc(multipie, tmp_path):
     assert not torch.equal(
         plain["generator"]["encoder.trunk.body.0.0.weight"], plain["discriminator"]["trunk.body.0.0.weight"]
     )
+
+
+def test_adversarial_weight_zero_leaves_g_untouched_without_other_terms(multipie, tmp_path):
+    # with L1 and identity off, a zero adversarial weight gives G no gradient at all: Adam never steps G
+    run = _one_step(
+        multipie, tmp_path / "z", "train.checkpoint_every=1", "loss.adversarial_weight=0", "loss.l1_weight=0"
+    )
+    w = _weights(run)
+    assert all(s["exp_avg"].abs().sum() == 0 for s in w["opt_g"]["state"].values())
+    assert _weights(_one_step(multipie, tmp_path / "o", "train.checkpoint_every=1"))["opt_g"]["state"]
