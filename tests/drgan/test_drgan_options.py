@@ -111,7 +111,9 @@ def test_plain_cnn_baseline_exports_a_drgan_kind_recognizer_with_g_enc_shape(mul
     from drgan.models import Generator
 
     g = Generator(32, 9, 50, 3, 0.25)
-    g.encoder.load_state_dict(rec.model.encoder.state_dict())
+    trunk = rec.model.encoder
+    assert isinstance(trunk, torch.nn.Module)
+    g.encoder.load_state_dict(trunk.state_dict())
     assert rec.embed(torch.rand(2, 3, 32, 32)).shape == (2, g.feature_dim)
 
 
