@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from drgan.models import D_HEADS
+from drgan.models import D_HEADS, Discriminator, Generator, build_models
 from hfr.data.augment import AugmentConfig
 from hfr.engine.trainconfig import AdamConfig, TrainConfig
 from hfr.errors import ConfigError
@@ -77,6 +77,21 @@ class DRGANConfig:
     loss: DRGANLoss = field(default_factory=DRGANLoss)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def build_models(self, num_identities: int) -> tuple[Generator, Discriminator]:
+        """G and D of this recipe for `num_identities` training identities (N_d), initialised by `net.init`."""
+        return build_models(
+            self.data.size,
+            num_identities,
+            len(self.data.yaw_bins),
+            self.net.noise_dim,
+            self.data.channels,
+            self.net.width,
+            self.net.multi_image >= 2,
+            self.net.dropout,
+            self.net.init,
+            self.net.d_heads,
+        )
 
     def validate(self) -> None:
         """Raise ConfigError naming the key of an impossible value."""

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 
 from drgan.config import DRGANConfig
-from drgan.models import Discriminator, Generator, build_models
+from drgan.models import Discriminator, Generator
 from hfr.artifacts import GeneratorFileError, fingerprint, load_generator_file, save_generator_file
 from hfr.config import from_dict
 from hfr.safeload import load_weights_only
@@ -125,18 +125,7 @@ def load_training_checkpoint(
     cfg = from_dict(DRGANConfig, ck["config"], where=str(checkpoint))
     state = ck["task"]
     subjects = list(state["subjects"])
-    g, d = build_models(
-        cfg.data.size,
-        len(subjects),
-        len(cfg.data.yaw_bins),
-        cfg.net.noise_dim,
-        cfg.data.channels,
-        cfg.net.width,
-        cfg.net.multi_image >= 2,
-        cfg.net.dropout,
-        cfg.net.init,
-        cfg.net.d_heads,
-    )
+    g, d = cfg.build_models(len(subjects))
     g.load_state_dict(state["generator"])
     d.load_state_dict(state["discriminator"])
     return cfg, g.eval(), d.eval(), subjects

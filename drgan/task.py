@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 
 from drgan.config import DRGANConfig
 from drgan.losses import d_accuracy, d_loss, g_loss, identity_loss, target_l1
-from drgan.models import Generator, build_models, copy_trunk, fuse_features
+from drgan.models import Generator, copy_trunk, fuse_features
 from drgan.recognizer import as_recognizer, export_encoder
 from hfr.data.augment import augment
 from hfr.data.datasets import ManifestDataset, ShuffleBatchSampler, SubjectGroupSampler
@@ -117,18 +117,7 @@ class DRGANTask:
         self.subjects = self.manifest.subjects()
         labels = {s: i for i, s in enumerate(self.subjects)}
         self.n = max(1, cfg.net.multi_image)
-        g, d = build_models(
-            cfg.data.size,
-            len(self.subjects),
-            self.num_poses,
-            cfg.net.noise_dim,
-            cfg.data.channels,
-            cfg.net.width,
-            cfg.net.multi_image >= 2,
-            cfg.net.dropout,
-            cfg.net.init,
-            cfg.net.d_heads,
-        )
+        g, d = cfg.build_models(len(self.subjects))
         self.G, self.D = g, d
         self.g_model = ctx.wrap_model(_Synthesize(g, self.n))
         self.d_model = ctx.wrap_model(d)
