@@ -58,3 +58,8 @@ class WriteError(HFRError):
 
 class OptionError(HFRError):
     """A command-line option has an impossible value (size, count, unknown name)."""
+
+
+class ExtraMissingError(HFRError):
+    """A feature needs an optional extra that is not installed (face detection: `.[detect]`;
+    the dlib-resnet recognizer: `.[dlib]`); the message names the pip command that installs it."""

@@ -9,13 +9,17 @@ so `hfr --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+from hfr.errors import OptionError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -30,6 +34,8 @@ Handler = Callable[[argparse.Namespace], int]
 #: The progress callback `progress_bar` returns: (done, total, stage name or None).
 Update = Callable[..., None]
 
+#: What `--recognizer` takes, for help texts.
+RECOGNIZER_HELP = "recognizer.pt, DR-GAN generator.pt, run folder, or dlib-resnet (pretrained; the dlib extra)"
 #: The render flags (`add_render_flags`) that `flag_sets` turns into `--set`s.
 RENDER_FLAGS = ("subjects", "size", "seed", "workers")
 
@@ -174,7 +180,7 @@ def add_embed_flags(p: argparse.ArgumentParser) -> None:
 
 def add_gallery_data_flags(p: argparse.ArgumentParser) -> None:
     """--recognizer, --data, --split, --modality and --fuse of `gallery build` / `gallery add`."""
-    p.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt, DR-GAN generator.pt or run folder")
+    p.add_argument("--recognizer", type=Path, required=True, help=RECOGNIZER_HELP)
     p.add_argument("--data", type=Path, required=True, help="image folder or manifest")
     p.add_argument("--split", help="only rows of this split")
     p.add_argument("--modality", help="only rows of this modality")
@@ -191,3 +197,90 @@ def add_render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, help="image size in pixels (default 64)")
     p.add_argument("--seed", type=int, help="random seed (same seed, same bytes)")
     p.add_argument("--workers", type=int, help="render worker processes")
+
+
+def add_detect_flags(p: argparse.ArgumentParser, with_switch: bool = True) -> None:
+    """--detect (raw photos in), --faces, --min-score, --template and --max-side of the commands
+    that can find and align faces themselves (`hfr.data.detect`; the `detect` extra)."""
+    if with_switch:
+        p.add_argument(
+            "--detect",
+            action="store_true",
+            help='raw photos in: find faces (MTCNN) and align them first (needs pip install -e ".[detect]")',
+        )
+    p.add_argument("--faces", default="largest", choices=("largest", "all"), help="with --detect: faces per photo")
+    p.add_argument("--min-score", type=float, default=0.9, help="with --detect: the lowest detection score kept (0..1)")
+    p.add_argument(
+        "--template",
+        default="lightcnn128",
+        help="alignment template: lightcnn128 (128 px) | drgan96 (96 px) | arcface112 (112 px)",
+    )
+    p.add_argument("--max-side", type=int, default=1024, help="with --detect: photos are detected at most this big")
+
+
+def face_detector(args: argparse.Namespace) -> Any:
+    """The `hfr.data.detect.FaceDetector` the --detect flags ask for (on --device); errors name the option."""
+    from hfr.data import align
+    from hfr.data.detect import FaceDetector
+
+    if args.template not in align.TEMPLATES:
+        raise OptionError(f"--template {args.template!r}: use one of {', '.join(align.TEMPLATES)}")
+    if not 0.0 <= args.min_score <= 1.0:
+        raise OptionError(f"--min-score must be in [0, 1], got {args.min_score}")
+    if args.max_side < 20:
+        raise OptionError(f"--max-side must be >= 20 pixels, got {args.max_side}")
+    return FaceDetector(device=getattr(args, "device", "cpu"), max_side=args.max_side)
+
+
+def detect_faces(
+    args: argparse.Namespace, photos: Any, out_dir: Path, what: str = "detecting faces", allow_none: bool = False
+) -> Any:
+    """Detect and align the faces of the photos of manifest `photos` into `out_dir` (`align_photos`);
+    returns its DetectionResult, after saying how many photos had no usable face. A run in which
+    no photo has one is an OptionError (naming the first photos and why) unless `allow_none`."""
+    from hfr.data.detect import align_photos
+
+    detector = face_detector(args)
+    progress, update = progress_bar(what)
+    with progress:
+        result = align_photos(
+            photos,
+            out_dir,
+            detector,
+            template=args.template,
+            size=getattr(args, "size", None),
+            faces=args.faces,
+            min_score=args.min_score,
+            progress=update,
+        )
+    if result.misses:
+        err_console.print(
+            f"[yellow]{len(result.misses)} of {result.photos} photos without a face scoring >= {args.min_score:g}; "
+            f"they are left out[/yellow]"
+        )
+    if result.manifest is None and not allow_none:
+        first = "; ".join(f"{p}: {r}" for p, r in result.misses[:3])
+        raise OptionError(f"--detect: no face found in any of the {result.photos} photos ({first})")
+    return result
+
+
+def face_entry_path(record: Any, faces: str) -> str:
+    """What a gallery stores as the path of a detected face: its photo's absolute path
+    (`--faces largest`), or `<photo>#f<k>` for face k (`--faces all`)."""
+    source = record.get("source")
+    return source if faces == "largest" else f"{source}#f{record.get('face')}"
+
+
+@contextlib.contextmanager
+def faces_of(args: argparse.Namespace, manifest: Any, allow_none: bool = False) -> Iterator[Any]:
+    """`manifest` itself, or with `--detect` the manifest of its photos' aligned faces, written to a
+    temporary folder that lives for the `with` block (each face row names its photo in `source`).
+    No face in any photo is an OptionError, or with `allow_none` gives None."""
+    if not getattr(args, "detect", False):
+        yield manifest
+        return
+    from hfr.data.detect import require_detector
+
+    require_detector()
+    with tempfile.TemporaryDirectory(prefix="hfr-faces-") as tmp:
+        yield detect_faces(args, manifest, Path(tmp), allow_none=allow_none).manifest

@@ -10,6 +10,7 @@ from typing import Any
 from hfr.cli.common import (
     RENDER_FLAGS,
     add_config_args,
+    add_detect_flags,
     add_render_flags,
     console,
     flag_sets,
@@ -59,11 +60,17 @@ def cmd_data_index(args: argparse.Namespace) -> int:
 
 
 def cmd_data_align(args: argparse.Namespace) -> int:
-    """Align faces to a canonical 5-point template from a landmarks CSV."""
+    """Align faces to a canonical 5-point template: from a landmarks CSV, or found by a detector (--detect)."""
     from hfr.data import align
 
     if args.template not in align.TEMPLATES:
         raise OptionError(f"--template {args.template!r}: use one of {', '.join(align.TEMPLATES)}")
+    if args.detect:
+        return _align_detected(args)
+    if args.landmarks is None:
+        raise OptionError("hfr data align: give --landmarks CSV, or --detect --input DIR|IMAGE to find the faces")
+    if args.input is not None:
+        raise OptionError("hfr data align: --input goes with --detect; with --landmarks the CSV lists the images")
     manifest = align.align_folder(
         args.landmarks, args.out, template=args.template, size=args.size, channels=args.channels
     )
@@ -71,6 +78,30 @@ def cmd_data_align(args: argparse.Namespace) -> int:
         console.print(f"aligned {len(manifest)} images to {args.out}; manifest: {manifest.source}")
     else:
         console.print(f"aligned images written to {args.out} (no manifest: the CSV has no subject column)")
+    return 0
+
+
+def _align_detected(args: argparse.Namespace) -> int:
+    """`hfr data align --detect`: find, align and list the faces of raw photos (`hfr.data.detect`)."""
+    from hfr.cli.common import detect_faces
+    from hfr.probes import load_targets
+
+    if args.landmarks is not None:
+        raise OptionError("hfr data align: give --landmarks or --detect, not both")
+    if args.input is None:
+        raise OptionError("hfr data align --detect: --input DIR|IMAGE|MANIFEST is required (the photos)")
+    if args.channels is not None:
+        raise OptionError("hfr data align --detect: --channels is not supported (gray photos give gray crops)")
+    from hfr.data.detect import require_detector
+
+    require_detector()  # before reading any photo
+    photos = load_targets(args.input)
+    result = detect_faces(args, photos, args.out, "detecting and aligning")
+    misses = f"; {len(result.misses)} without a face, listed in {result.sidecar}" if result.misses else ""
+    console.print(
+        f"aligned {result.faces} faces from {result.photos} photos to {args.out}{misses}; "
+        f"manifest: {result.manifest.source}"
+    )
     return 0
 
 
@@ -135,19 +166,25 @@ def register(sub: Any) -> None:
     )
     i.set_defaults(func=cmd_data_index)
 
-    a = dsub.add_parser("align", help="align faces to a 5-point template from a landmarks CSV")
+    a = dsub.add_parser(
+        "align", help="align faces to a 5-point template: from a landmarks CSV, or found by a detector (--detect)"
+    )
     a.add_argument(
         "--landmarks",
         type=Path,
-        required=True,
         help="CSV: path,x1,y1,...,x5,y5 (eyes, nose, mouth corners) [,subject,modality]",
     )
-    a.add_argument("--out", type=Path, required=True, help="folder for the aligned images")
     a.add_argument(
-        "--template", default="lightcnn128", help="lightcnn128 (128 px) | drgan96 (96 px) | arcface112 (112 px)"
+        "--detect",
+        action="store_true",
+        help='find the faces of raw photos (MTCNN; needs pip install -e ".[detect]") instead of --landmarks',
     )
+    a.add_argument("--input", type=Path, help="with --detect: a photo, a folder of photos or a manifest")
+    a.add_argument("--out", type=Path, required=True, help="folder for the aligned images")
     a.add_argument("--size", type=int, help="output size (default: the template's)")
     a.add_argument("--channels", type=int, choices=(1, 3), help="force grayscale (1) or RGB (3)")
+    add_detect_flags(a, with_switch=False)
+    a.add_argument("--device", default="cpu", help="with --detect: where the detector runs (cpu | cuda)")
     a.set_defaults(func=cmd_data_align)
 
     sh = dsub.add_parser("show", help="contact sheet PNG: subjects x poses / modalities / occlusions")

@@ -6,7 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from hfr.cli.common import add_embed_flags, console, csv_cell, progress_bar, result_table
+from hfr.cli.common import (
+    RECOGNIZER_HELP,
+    add_detect_flags,
+    add_embed_flags,
+    console,
+    csv_cell,
+    faces_of,
+    progress_bar,
+    result_table,
+)
 from hfr.errors import OptionError
 
 
@@ -76,17 +85,18 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from hfr.recognizer.export import load_recognizer
 
     recognizer = load_recognizer(args.recognizer, device=args.device)
-    manifest = load_targets(args.data)
-    progress, update = progress_bar("embedding")
-    with progress:
-        if args.fuse:
-            subjects, feats = embed_subjects(recognizer, manifest, batch_size=args.batch_size, progress=update)
-        else:
-            feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size, progress=update)
+    with faces_of(args, load_targets(args.data)) as manifest:
+        progress, update = progress_bar("embedding")
+        with progress:
+            if args.fuse:
+                subjects, feats = embed_subjects(recognizer, manifest, batch_size=args.batch_size, progress=update)
+            else:
+                feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size, progress=update)
     out = Path(args.out)
     with atomic_open(out, "wb") as handle:
         np.save(handle, feats)
     ids = out.with_suffix(".csv")
+    box = ("box_x1", "box_y1", "box_x2", "box_y2")
     with atomic_open(ids, "w", newline="") as handle:
         if args.fuse:
             counts = {s: 0 for s in subjects}
@@ -95,6 +105,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
             handle.write("row,subject,images,fingerprint\n")
             for i, s in enumerate(subjects):
                 handle.write(f"{i},{csv_cell(s)},{counts[s]},{recognizer.fingerprint}\n")
+        elif args.detect:  # one row per face: its photo, its rank in the photo (0 = largest) and its box
+            handle.write("row,path,face," + ",".join(box) + ",score,subject,modality,fingerprint\n")
+            for i, r in enumerate(manifest):
+                where = ",".join(r.get(c) for c in box)
+                handle.write(
+                    f"{i},{csv_cell(r.get('photo'))},{r.get('face')},{where},{r.get('score')},{csv_cell(r.subject)},"
+                    f"{r.modality},{recognizer.fingerprint}\n"
+                )
         else:
             handle.write("row,path,subject,modality,fingerprint\n")
             for i, r in enumerate(manifest):
@@ -108,7 +126,7 @@ def register(sub: Any) -> None:
     """Add `hfr evaluate` and `hfr embed` to the `hfr` subparsers `sub`."""
     ev = sub.add_parser("evaluate", help="run an evaluation protocol: tables, JSON and plots")
     ev.add_argument("--protocol", required=True, help="cross-modal | cross-pose | verification | generator")
-    ev.add_argument("--recognizer", type=Path, help="recognizer.pt, DR-GAN generator.pt or run folder")
+    ev.add_argument("--recognizer", type=Path, help=RECOGNIZER_HELP)
     ev.add_argument("--data", type=Path, required=True, help="manifest.csv or its folder")
     gen = ev.add_argument_group("generator protocol (--protocol generator)")
     gen.add_argument(
@@ -128,7 +146,7 @@ def register(sub: Any) -> None:
     ev.set_defaults(func=cmd_evaluate)
 
     em = sub.add_parser("embed", help="write features (.npy) and ids (.csv) of images")
-    em.add_argument("--recognizer", type=Path, required=True, help="recognizer.pt, DR-GAN generator.pt or run folder")
+    em.add_argument("--recognizer", type=Path, required=True, help=RECOGNIZER_HELP)
     em.add_argument("--data", type=Path, required=True, help="image, folder or manifest")
     em.add_argument("--out", type=Path, required=True, help="features .npy (ids go to the .csv beside it)")
     em.add_argument(
@@ -137,4 +155,5 @@ def register(sub: Any) -> None:
         help="one feature per subject: confidence-weighted (DR-GAN) or mean (LightCNN) fusion",
     )
     add_embed_flags(em)
+    add_detect_flags(em)
     em.set_defaults(func=cmd_embed)

@@ -9,7 +9,18 @@ from typing import Any
 
 from rich.table import Table
 
-from hfr.cli.common import add_embed_flags, add_gallery_data_flags, console, csv_cell, progress_bar, stats_table
+from hfr.cli.common import (
+    RECOGNIZER_HELP,
+    add_detect_flags,
+    add_embed_flags,
+    add_gallery_data_flags,
+    console,
+    csv_cell,
+    face_entry_path,
+    faces_of,
+    progress_bar,
+    stats_table,
+)
 from hfr.errors import OptionError
 
 
@@ -32,6 +43,14 @@ def _abs_path(manifest: Any, record: Any) -> str:
     return str(manifest.resolve(record.path).resolve())
 
 
+def _entry_path(args: argparse.Namespace, manifest: Any, record: Any) -> str:
+    """What the gallery stores for a row: its image's absolute path, or with --detect its photo's
+    (`hfr.cli.common.face_entry_path`: `<photo>#f<k>` with `--faces all`)."""
+    if getattr(args, "detect", False):
+        return face_entry_path(record, args.faces)
+    return _abs_path(manifest, record)
+
+
 def _embed(args: argparse.Namespace, recognizer: Any, manifest: Any) -> tuple[Any, list[str], list[str], list[str]]:
     """(features, subjects, modalities, absolute paths) of `manifest`'s images.
 
@@ -51,7 +70,7 @@ def _embed(args: argparse.Namespace, recognizer: Any, manifest: Any) -> tuple[An
         else:
             feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size, progress=update)
             rows = list(manifest)
-    return feats, [r.subject for r in rows], [r.modality for r in rows], [_abs_path(manifest, r) for r in rows]
+    return feats, [r.subject for r in rows], [r.modality for r in rows], [_entry_path(args, manifest, r) for r in rows]
 
 
 def _check_recognizer(args: argparse.Namespace, recognizer: Any, fingerprint: str) -> None:
@@ -68,7 +87,8 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
     from hfr.recognizer.export import load_recognizer
 
     recognizer = load_recognizer(args.recognizer, device=args.device)
-    feats, subjects, modalities, paths = _embed(args, recognizer, _select(args))
+    with faces_of(args, _select(args)) as faces:
+        feats, subjects, modalities, paths = _embed(args, recognizer, faces)
     gallery = Gallery.build(
         feats,
         subjects,
@@ -104,14 +124,21 @@ def cmd_gallery_add(args: argparse.Namespace) -> int:
     _check_recognizer(args, recognizer, fingerprint)
     manifest = _select(args)
     skipped = 0
-    if not args.allow_duplicates and not args.fuse:  # a fused entry's path is known only after embedding
+    # a fused entry's path is known only after embedding, and with --detect --faces all a photo's faces only
+    # after detection; then the check after embedding finds what the gallery holds
+    if not args.allow_duplicates and not args.fuse and not (args.detect and args.faces == "all"):
         held = set(read_ids(folder)[3].tolist())
         keep = [r for r in manifest if _abs_path(manifest, r) not in held]
         skipped = len(manifest) - len(keep)
         manifest = manifest.with_records(keep)
     ids = np.zeros(0, np.int64)
+    total = -1
+    embedded = None
     if len(manifest):
-        feats, subjects, modalities, paths = _embed(args, recognizer, manifest)
+        with faces_of(args, manifest, allow_none=True) as faces:  # --detect: None when no photo has a face
+            embedded = _embed(args, recognizer, faces) if faces is not None else None
+    if embedded is not None:
+        feats, subjects, modalities, paths = embedded
         with Gallery.open_for_update(folder, lock_timeout=args.lock_timeout) as gallery:
             _check_recognizer(args, recognizer, gallery.fingerprint)  # rebuilt meanwhile?
             if not args.allow_duplicates:
@@ -125,7 +152,7 @@ def cmd_gallery_add(args: argparse.Namespace) -> int:
                 ids = gallery.add(feats, subjects, modalities, paths)
                 gallery.save(lock_timeout=args.lock_timeout)
             total = len(gallery)
-    else:
+    if total < 0:
         total = len(read_ids(folder)[0])
     added = f"added {len(ids)} entries" + (f" (ids {int(ids.min())}..{int(ids.max())})" if len(ids) else "")
     dup = f"; skipped {skipped} already in the gallery (--allow-duplicates adds them again)" if skipped else ""
@@ -168,30 +195,49 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise OptionError(f"-k must be >= 1, got {args.k}")
     gallery = Gallery.load(args.gallery)
     recognizer = load_recognizer(args.recognizer, device=args.device)
-    manifest = load_targets(args.probe)
-    feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size)
+    with faces_of(args, load_targets(args.probe)) as manifest:
+        feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size)
     result = gallery.search_subjects(feats, k=args.k, fingerprint=recognizer.fingerprint)
-    names = [r.path for r in manifest]
-    rows = list(result.rows(names))
+    detect = bool(args.detect)
+    names = [r.get("photo") if detect else r.path for r in manifest]
+    boxes = [[float(r.get(c)) for c in _BOX] if detect else None for r in manifest]
+    rows = [(names[int(q)], boxes[int(q)], rank, subject, score) for q, rank, subject, score in result.rows()]
     table = Table(title=f"search {args.gallery} (top {args.k})", header_style="bold")
-    for col in ("probe", "rank", "subject", "score"):
+    for col in ("probe", "face box", "rank", "subject", "score") if detect else ("probe", "rank", "subject", "score"):
         table.add_column(col, overflow="fold")
-    for probe, rank, subject, score in rows[: args.max_rows]:
-        table.add_row(probe, str(rank), subject, f"{score:.4f}")
+    for probe, box, rank, subject, score in rows[: args.max_rows]:
+        cells = [probe, _box_text(box)] if detect else [probe]
+        table.add_row(*cells, str(rank), subject, f"{score:.4f}")
     console.print(table)
     if len(rows) > args.max_rows:
         console.print(f"({len(rows) - args.max_rows} more rows; use --json or --csv for all)")
     if args.json:
-        atomic_write_text(
-            args.json,
-            json.dumps([{"probe": p, "rank": r, "subject": s, "score": sc} for p, r, s, sc in rows], indent=2) + "\n",
-        )
+        entries = [
+            {"probe": p, **({"box": b} if detect else {}), "rank": r, "subject": s, "score": sc}
+            for p, b, r, s, sc in rows
+        ]
+        atomic_write_text(args.json, json.dumps(entries, indent=2) + "\n")
         console.print(f"results: {args.json}")
     if args.csv:
-        lines = ["probe,rank,subject,score"] + [f"{csv_cell(p)},{r},{csv_cell(s)},{sc:.6f}" for p, r, s, sc in rows]
+        head = "probe," + (",".join(_BOX) + "," if detect else "") + "rank,subject,score"
+        lines = [head] + [
+            f"{csv_cell(p)},"
+            + ("".join(f"{v:.1f}," for v in b) if b is not None else "")
+            + f"{r},{csv_cell(s)},{sc:.6f}"
+            for p, b, r, s, sc in rows
+        ]
         atomic_write_text(args.csv, "\n".join(lines) + "\n")
         console.print(f"results: {args.csv}")
     return 0
+
+
+#: The box columns of a detected face (`hfr.data.detect.BOX_COLUMNS`; not imported, to keep `hfr --help` light).
+_BOX = ("box_x1", "box_y1", "box_x2", "box_y2")
+
+
+def _box_text(box: list[float] | None) -> str:
+    """A face box as `x1,y1-x2,y2` pixels (empty without one)."""
+    return "" if box is None else f"{box[0]:.0f},{box[1]:.0f}-{box[2]:.0f},{box[3]:.0f}"
 
 
 def _lock_timeout(text: str) -> float:
@@ -226,6 +272,7 @@ def register(sub: Any) -> None:
     gb.add_argument("--nlist", type=int, default=1024, help="IVF lists")
     gb.add_argument("--nprobe", type=int, default=16, help="IVF lists visited per query")
     add_embed_flags(gb)
+    add_detect_flags(gb)
     _add_lock_flag(gb)
     gb.set_defaults(func=cmd_gallery_build)
     ga = gsub.add_parser("add", help="embed more images into a gallery (images it holds are skipped)")
@@ -237,6 +284,7 @@ def register(sub: Any) -> None:
         help="add images whose path the gallery already holds (default: skip them and say how many)",
     )
     add_embed_flags(ga)
+    add_detect_flags(ga)
     _add_lock_flag(ga)
     ga.set_defaults(func=cmd_gallery_add)
     gr = gsub.add_parser("remove", help="remove images by id or whole subjects")
@@ -251,11 +299,12 @@ def register(sub: Any) -> None:
 
     se = sub.add_parser("search", help="search a gallery: top-k subjects per probe")
     se.add_argument("--gallery", type=Path, required=True, help="gallery folder")
-    se.add_argument("--recognizer", type=Path, required=True, help="the gallery's recognizer.pt")
+    se.add_argument("--recognizer", type=Path, required=True, help="the gallery's recognizer (" + RECOGNIZER_HELP + ")")
     se.add_argument("--probe", type=Path, required=True, help="image, folder or manifest")
     se.add_argument("-k", type=int, default=5, help="subjects per probe (clamped to the gallery's)")
     se.add_argument("--json", type=Path, help="also write the results as JSON")
     se.add_argument("--csv", type=Path, help="also write the results as CSV")
     se.add_argument("--max-rows", type=int, default=50, help="rows to print")
     add_embed_flags(se)
+    add_detect_flags(se)
     se.set_defaults(func=cmd_search)

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hfr.errors import ImageError
 from hfr.fileio import atomic_write_bytes
@@ -48,6 +48,37 @@ def read_image(path: str | os.PathLike, mode: str = "L") -> np.ndarray:
     except FileNotFoundError:
         raise ImageError(f"{p}: image file not found; check the path or re-index the dataset") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageError(f"{p}: cannot decode image ({exc}); replace or remove the file") from None
+
+
+def read_photo(path: str | os.PathLike) -> np.ndarray:
+    """Read a photo as it is meant to be seen: uint8 (H, W, 3) RGB, EXIF orientation applied.
+
+    For face detection on raw photos (`hfr.data.detect`): the EXIF orientation tag is honoured
+    (`PIL.ImageOps.exif_transpose`), gray images (NIR captures, 8- or 16-bit) are replicated to
+    three channels, 16-bit and float images are scaled from their real range as in `read_image`,
+    transparency (RGBA, LA, palette with alpha) is flattened onto white, and CMYK, YCbCr, palette
+    and the other modes go through Pillow's conversion to RGB. Raises ImageError naming the file
+    when it is missing, cannot be decoded or has pixels of no defined range.
+    """
+    p = Path(path)
+    try:
+        with Image.open(p) as opened:
+            opened.load()
+            img = ImageOps.exif_transpose(opened)
+            if img.mode in _GRAY16_MODES or img.mode in ("I", "F"):
+                gray = _gray_from_wide(np.asarray(img), img.mode, p)
+                return np.repeat(gray[:, :, None], 3, axis=2)
+            if img.mode == "P":
+                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+            if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+                rgba = img.convert("RGBA")
+                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(white, rgba)
+            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise ImageError(f"{p}: image file not found; check the path") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{p}: cannot decode image ({exc}); replace or remove the file") from None
 
 

@@ -6,7 +6,9 @@ resize to S x S, RGB -> gray with ITU-R 601 weights (as PIL's "L"), gray -> RGB 
 Galleries store the fingerprint and refuse probes embedded by a recognizer with another one.
 
 Recognizer kinds (the network builder a file's `kind` names) come from the
-`hfr.recognizer_kinds` entry points (`lightcnn` here, `drgan` for DR-GAN's G_enc).
+`hfr.recognizer_kinds` entry points (`lightcnn` here, `drgan` for DR-GAN's G_enc, `dlib-resnet`
+for dlib's pretrained ResNet in `hfr.recognizer.dlib_resnet`). A kind whose builder has a
+`pretrained()` method ships its own weights: `load_recognizer("dlib-resnet")` loads it by name.
 `load_recognizer` also accepts a generator file (`hfr-generator/1`) of a method that declares
 an `hfr.generator_readers` entry point (DR-GAN: its encoder G_enc is the recognizer); the
 result, fingerprint included, is the same as the `recognizer.pt` exported from the same weights.
@@ -147,12 +149,24 @@ def load_recognizer(path: str | os.PathLike, device: torch.device | str = "cpu")
     if p.is_dir():
         only_generator = not (p / "recognizer.pt").is_file() and (p / "generator.pt").is_file()
         p = p / ("generator.pt" if only_generator else "recognizer.pt")
-    payload = load_weights_only(
-        p,
-        "recognizer file",
-        RecognizerError,
-        missing_hint="train one with `hfr train-recognizer` (it writes recognizer.pt in its run folder)",
-    )
+    pretrained = None if p.exists() else _pretrained_kind(str(path))
+    if pretrained is not None:  # a pretrained kind named instead of a file (`--recognizer dlib-resnet`)
+        payload = {"format": FORMAT, **pretrained()}
+        payload["fingerprint"] = fingerprint(
+            payload["kind"],
+            payload["arch"],
+            int(payload["input"]["size"]),
+            int(payload["input"]["channels"]),
+            payload["state_dict"],
+        )
+    else:
+        payload = load_weights_only(
+            p,
+            "recognizer file",
+            RecognizerError,
+            missing_hint="train one with `hfr train-recognizer` (it writes recognizer.pt in its run folder), "
+            "or name a pretrained kind (dlib-resnet)",
+        )
     from_generator = isinstance(payload, dict) and payload.get("format") == GENERATOR_FORMAT
     if from_generator:
         payload = _generator_payload(payload, p)
@@ -183,6 +197,16 @@ def load_recognizer(path: str | os.PathLike, device: torch.device | str = "cpu")
     return Recognizer(
         model, kind, payload["arch"], int(spec["size"]), int(spec["channels"]), fp, dict(payload.get("meta", {}))
     )
+
+
+def _pretrained_kind(name: str) -> Callable[[], dict[str, Any]] | None:
+    """The `pretrained()` payload maker of a recognizer kind called `name` that ships its own
+    weights (dlib-resnet), or None when `name` is no such kind."""
+    if not name or any(sep in name for sep in ("/", os.sep)) or "." in name:
+        return None
+    builder = RECOGNIZER_KINDS.find(name)
+    maker = getattr(builder, "pretrained", None)
+    return maker if callable(maker) else None
 
 
 def _generator_payload(payload: dict[str, Any], path: Path) -> dict[str, Any]:
