@@ -58,6 +58,10 @@ import torch.nn.functional as F
 
 from hfr.errors import ConfigError
 from hfr.nn.gan import check_adv_kind, check_feature_pair, l1
+from hfr.nn.sizing import check_choice
+
+#: When the swapped-identity derangement is drawn (`DVGLossWeights.swap_permutation`).
+SWAP_PERMUTATIONS = ("epoch", "step")
 
 
 @dataclass
@@ -79,14 +83,19 @@ class DVGLossWeights:
     adv: float = 1.0  #: adversarial loss of G per domain (ours: the paper has one, the released code none)
     adv_kind: str = "lsgan"  #: lsgan | bce | hinge (ours; the paper's form is not in the released code)
     sampler_kl: float = 0.01  #: KL weight of the identity-sampler VAE (ours: training not released)
+    #: when `pix_swap`'s derangement of the batch positions is drawn: "epoch" (the released
+    #: train_generator.py draws one per epoch, so all of an epoch's batches swap position i with idx[i])
+    #: or "step" (a new one every step, as hfr did before this option)
+    swap_permutation: str = "epoch"
 
     def validate(self) -> None:
         """Raise ConfigError naming the `loss.` key of a negative weight or an unknown adversarial form."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name != "adv_kind" and not value >= 0:
+            if f.name not in ("adv_kind", "swap_permutation") and not value >= 0:
                 raise ConfigError(f"loss.{f.name} must be >= 0 (0 turns the term off), got {value}")
         check_adv_kind(self.adv_kind, "loss.adv_kind")
+        check_choice(self.swap_permutation, SWAP_PERMUTATIONS, "loss.swap_permutation")
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

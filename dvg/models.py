@@ -282,8 +282,13 @@ class AttributeEncoder(nn.Module):
         return AttributeCode(z, mu, logvar)
 
     def style(self, z: torch.Tensor) -> torch.Tensor:
-        """The decoder's AdaIN parameters (B, num_adain_params) for attribute codes z (B, 256)."""
-        return self.fc_style(z)
+        """The decoder's AdaIN parameters (B, num_adain_params) for attribute codes z (B, 256).
+
+        z is L2-normalised first, as the released encoder's 'style' path does (network/G_net.py): the
+        same for the released unit-norm codes, while a variational z (norm about sqrt(256) = 16 and
+        more) would otherwise drive the style MLP far harder than the unit-norm identity drives G.
+        """
+        return self.fc_style(F.normalize(z, p=2, dim=1))
 
     def prior(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None

@@ -8,7 +8,9 @@ One engine step on a batch of B same-subject (NIR, VIS) pairs (`NirVisPairSample
    x^_N = G(f~, z_N), x^_V = G(f~, z_V);
 3. the generator's terms (`dvg.losses`, weighted by `loss.*`): `ort` (z_N and z_V orthogonal to
    f~), `kl` (variational form only), `pix` (L1 of the reconstructions), `pix_swap` (images
-   decoded from another pair's f~ with this pair's attributes, to the real pair),
+   decoded from another pair's f~ with this pair's attributes, to the real pair; "another" is a
+   derangement of the batch positions drawn once per epoch as in the released code, or every step
+   with `loss.swap_permutation: step`),
    `pix_sampled` and the sampled half of `ip` (images decoded from an identity f_s drawn from
    F_s, when `data.identity_sampler` is set), `ip` (pairwise identity preserving through F),
    `adv` (D_N and D_V); one Adam step on E_N, E_V, G;
@@ -44,12 +46,15 @@ from dvg.models import DualGenerator, build_dvg
 from hfr.artifacts import save_generator_file
 from hfr.data.datasets import ManifestDataset, NirVisPairSampler
 from hfr.data.manifest import read_training_rows
+from hfr.engine.seeding import derive_seed
 from hfr.engine.task import TrainContext, parameter_summary, unwrap_model
 from hfr.errors import ConfigError, DataError
 from hfr.nn.gan import adversarial_d, adversarial_g, l1
 from hfr.recognizer.losses import random_derangement
 
 METHOD = "dvg"
+#: The stream number that separates the per-epoch swap derangement's seed from the run's other draws.
+SWAP_STREAM = 0x5A9
 
 
 class DVGTask:
@@ -99,6 +104,7 @@ class DVGTask:
         self.loader = DataLoader(
             dataset, batch_sampler=sampler, num_workers=ctx.num_workers, persistent_workers=ctx.num_workers > 0
         )
+        self._swap: tuple[tuple[int, int], torch.Tensor] | None = None  #: (epoch, b), its derangement
         models = build_dvg(
             cfg.data.size,
             cfg.net.width,
@@ -187,6 +193,24 @@ class DVGTask:
         """F's unit-norm features of images in [0, 1] (differentiable in the images; F stays frozen)."""
         return F.normalize(self.recognizer.model(self.recognizer.prepare(images)).float(), dim=1)
 
+    def swap_permutation(self, b: int, step: int) -> torch.Tensor:
+        """The derangement of the b batch positions that `pix_swap` decodes with (`loss.swap_permutation`).
+
+        "epoch" (the released code): one per epoch, drawn from (seed, epoch, b) so a resumed run draws
+        the same; the epoch is step // batches per epoch. "step": a new one each step from the task's
+        generator on the CPU (torch's seeded, checkpointed one on CUDA).
+        """
+        ctx = self.ctx
+        if self.cfg.loss.swap_permutation == "step":
+            return random_derangement(
+                b, generator=ctx.generator if ctx.device.type == "cpu" else None, device=ctx.device
+            )
+        key = (step // max(1, len(self.loader)), b)
+        if self._swap is None or self._swap[0] != key:
+            gen = torch.Generator().manual_seed(derive_seed(ctx.seed, SWAP_STREAM, *key))
+            self._swap = (key, random_derangement(b, generator=gen, device=ctx.device))
+        return self._swap[1]
+
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
         """One generator step and one discriminator step (module docstring)."""
         ctx, w = self.ctx, self.cfg.loss
@@ -198,11 +222,7 @@ class DVGTask:
             f = self.identity(x_v)
         f_swap = f_s = x_u = f_u = None
         if w.pix_swap > 0:
-            # the derangement draws on the CPU: use the task's generator there, torch's (seeded, checkpointed) on CUDA
-            perm = random_derangement(
-                b, generator=ctx.generator if ctx.device.type == "cpu" else None, device=ctx.device
-            )
-            f_swap = f[perm]
+            f_swap = f[self.swap_permutation(b, step)]
         if self.F_s is not None:
             with torch.no_grad():
                 f_s = self.F_s.sample(b, generator=ctx.generator, device=ctx.device)

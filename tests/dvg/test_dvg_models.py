@@ -197,3 +197,14 @@ def test_init_and_spectral_discriminator_build_and_run() -> None:
     raw = m.disc_nir.net[2].get_parameter("parametrizations.weight.original")  # the init reaches the raw weight
     assert abs(float(raw.detach().std()) - 0.02) < 0.004
     assert m.discriminator("nir") is m.disc_nir and m.to("cpu") is m
+
+
+def test_style_normalises_the_attribute_code_as_the_released_encoder() -> None:
+    enc = AttributeEncoder(32, width=0.125, deterministic=False)
+    z = torch.randn(3, 256, generator=torch.Generator().manual_seed(4)) * 20  # a variational code, |z| ~ 320
+    with torch.no_grad():
+        by_hand = enc.fc_style(z / z.norm(dim=1, keepdim=True))
+        assert torch.allclose(enc.style(z), by_hand, atol=1e-6)
+        # the AdaIN parameters depend on the code's direction only, not on its norm
+        assert torch.allclose(enc.style(z), enc.style(z / 7.0), atol=1e-6)
+        assert (enc.style(z) - enc.style(-z)).abs().max() > 1e-4
