@@ -164,6 +164,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--judge", type=Path, default=None, help="given recognizer.pt of the judge")
     p.add_argument("--yaw-estimator", type=Path, default=None, help="given yaw_estimator.pt")
     p.add_argument(
+        "--pose-estimator", type=Path, default=None, help="given yaw_estimator.pt of P, the one G trains against"
+    )
+    p.add_argument(
         "--budget",
         choices=sorted(BUDGETS),
         default="default",
@@ -176,6 +179,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="train every model this many steps (overrides the scale)")
     p.add_argument("--points", type=int, default=4, help="in-training evaluations: points of the learning curve")
     p.add_argument("--reuse", action="store_true", help="reuse stages an earlier run finished with the same sets")
+    p.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="an earlier cross_pose.json whose stage files are gone (a fresh machine): its seeds not trained here "
+        "join the aggregate, provided its F and judge figures equal this run's (same data, same instruments)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default torch's; 1 on a busy machine)")
     p.add_argument(
         "--quick",
@@ -210,14 +220,16 @@ def eval_every(steps: int, points: int) -> int:
 
 
 def training_sets(
-    method: str, seed: int, args: argparse.Namespace, train: Path, eval_manifest: Path, f_file: Path
+    method: str, seed: int, args: argparse.Namespace, train: Path, eval_manifest: Path, instruments: dict[str, Path]
 ) -> list[str]:
-    """The `--set`s of one stage: the shared data, F (the CNN ignores it), the seed, the budget, the curve."""
+    """The `--set`s of one stage: the shared data, F and the pose estimator P a recipe's losses may use (the
+    CNN ignores them), the seed, the budget, the curve."""
     steps = method_steps(method, args)
     sets = [
         f"data.train={train}",
         f"data.eval={eval_manifest}",
-        f"data.recognizer={f_file}",
+        f"data.recognizer={instruments['F']}",
+        f"data.pose_estimator={instruments['pose_estimator']}",
         f"train.seed={seed}",
         f"train.steps={steps}",
         f"train.eval_every={eval_every(steps, args.points)}",
@@ -618,7 +630,7 @@ def _budget_estimate(name: str, args: argparse.Namespace) -> float:
 
 # ---------------------------------------------------------------------- the run
 def train_stages(
-    args: argparse.Namespace, train: Path, eval_manifest: Path, f_file: Path
+    args: argparse.Namespace, train: Path, eval_manifest: Path, instruments: dict[str, Path]
 ) -> tuple[Stages, dict[int, dict[str, Path]]]:
     """Train (or reuse) every method for every seed: {seed: {method: file}}."""
     stages = Stages(args.runs, reuse=args.reuse, meta={"benchmark": "cross_pose"})
@@ -626,7 +638,7 @@ def train_stages(
     for seed in args.seeds:
         files[seed] = {}
         for method, recipe in RECIPES.items():
-            sets = training_sets(method, seed, args, train, eval_manifest, f_file)
+            sets = training_sets(method, seed, args, train, eval_manifest, instruments)
             files[seed][method] = stages.train(f"{method}-s{seed}", recipe, sets, export_key=EXPORT_KEYS[method])
     return stages, files
 
@@ -650,6 +662,41 @@ def evaluate_seed(
     return results, frontal_yaw_by_bin(test, yaws)
 
 
+def previous_seeds(path: Path, fixed: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """The per-seed results, frontal yaws, records and curves of `path`'s seeds that are not in `seeds`.
+
+    An earlier run is only comparable when it saw the same test images through the same instruments, so
+    its F and judge cross-pose figures must equal this run's exactly (JSON floats round-trip); else an
+    ArgumentError says what differs. Each record taken is marked with `from_previous`.
+    """
+    from hfr.errors import ArgumentError
+
+    try:
+        prev = json.loads(Path(path).read_text(encoding="utf-8"))
+        prev_fixed, prev_seeds = prev["fixed"], [int(x) for x in prev["seeds"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArgumentError(f"--previous {path}: not a readable cross_pose.json ({exc})") from None
+    mine = json.loads(json.dumps(fixed))
+    for name in FIXED:
+        if prev_fixed.get(name) != mine[name]:
+            raise ArgumentError(
+                f"--previous {path}: its {name} figures differ from this run's (rank-1 "
+                f"{prev_fixed.get(name, {}).get('rank1_all')} vs {mine[name]['rank1_all']}): other data or "
+                "instruments, so its seeds cannot join this aggregate; retrain them here instead"
+            )
+    taken = [x for x in prev_seeds if x not in seeds]
+    records = {
+        f"{m}-s{x}": {**prev["records"][f"{m}-s{x}"], "from_previous": str(path)} for x in taken for m in RECIPES
+    }
+    return {
+        "seeds": taken,
+        "per_seed": {str(x): prev["per_seed"][str(x)] for x in taken},
+        "frontal_yaw": {str(x): prev["frontalization"]["per_seed"][str(x)] for x in taken},
+        "records": records,
+        "curves": {k: prev["curves"][k] for k in records},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse options, take the data and instruments, train, evaluate per seed, aggregate, write."""
     args = parse_args(argv)
@@ -671,14 +718,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     seconds["render"] = shared.seconds
     t = time.perf_counter()
-    given = {"F": args.F, "judge": args.judge, "yaw_estimator": args.yaw_estimator}
+    given = {
+        "F": args.F,
+        "judge": args.judge,
+        "yaw_estimator": args.yaw_estimator,
+        "pose_estimator": args.pose_estimator,
+    }
     instruments = shared_instruments(args.instruments, shared, args.quick, args.reuse, given)
     seconds["instruments"] = round(time.perf_counter() - t, 1)
     print("instruments: " + ", ".join(f"{k} {v}" for k, v in instruments.items()), flush=True)
 
     manifest_path = shared.multipie / "manifest.csv"
     eval_manifest = test_split_manifest(manifest_path, args.runs / "eval-multipie-test")
-    stages, files = train_stages(args, shared.multipie, eval_manifest, instruments["F"])
+    stages, files = train_stages(args, shared.multipie, eval_manifest, instruments)
     for name, secs in stages.seconds.items():
         seconds[name] = secs
 
@@ -695,17 +747,26 @@ def main(argv: list[str] | None = None) -> int:
         per_seed[str(seed)], frontal_yaw[str(seed)] = evaluate_seed(files[seed], test, seed, judge, yaw_estimator)
     seconds["evaluate"] = round(time.perf_counter() - t, 1)
 
+    records = dict(stages.records)
+    curves = {f"{m}-s{s}": records[f"{m}-s{s}"].get("curve") or [] for s in args.seeds for m in RECIPES}
+    seeds = list(args.seeds)
+    if args.previous is not None:
+        prev = previous_seeds(args.previous, fixed, seeds)
+        per_seed.update(prev["per_seed"])
+        frontal_yaw.update(prev["frontal_yaw"])
+        records.update(prev["records"])
+        curves.update(prev["curves"])
+        seeds = sorted(seeds + prev["seeds"])
+        print(f"seeds {prev['seeds']} taken from {args.previous} (same F and judge figures)", flush=True)
     agg: dict[str, dict[str, Any]] = {name: aggregate([fixed[name]]) for name in FIXED}
     for name in PER_SEED:
-        agg[name] = aggregate([per_seed[str(s)][name] for s in args.seeds])
-    records = stages.records
-    curves = {f"{m}-s{s}": records[f"{m}-s{s}"].get("curve") or [] for s in args.seeds for m in RECIPES}
-    curve_mean = {m: mean_curve([curves[f"{m}-s{s}"] for s in args.seeds]) for m in RECIPES}
-    frontal_agg = {y: _mean_std([frontal_yaw[str(s)][y] for s in args.seeds]) for y in frontal_yaw[str(args.seeds[0])]}
+        agg[name] = aggregate([per_seed[str(s)][name] for s in seeds])
+    curve_mean = {m: mean_curve([curves[f"{m}-s{s}"] for s in seeds]) for m in RECIPES}
+    frontal_agg = {y: _mean_std([frontal_yaw[str(s)][y] for s in seeds]) for y in frontal_yaw[str(seeds[0])]}
 
     t = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    where = f"{'quick, ' if args.quick else ''}{len(test.subjects())} test subjects, {len(args.seeds)} seed(s)"
+    where = f"{'quick, ' if args.quick else ''}{len(test.subjects())} test subjects, {len(seeds)} seed(s)"
     plot_rank1(agg, args.out / "cross_pose.png", f"cross-pose rank-1 against |yaw| ({where}; bars: std over seeds)")
     plot_curves(
         curve_mean,
@@ -729,10 +790,12 @@ def main(argv: list[str] | None = None) -> int:
         "beside the strong shared recognizer F / judge, and the judge on DR-GAN-frontalized probes",
         "command": command_line(argv),
         "quick": args.quick,
-        "seeds": args.seeds,
+        "seeds": seeds,
+        "trained_here": args.seeds,
+        "previous": str(args.previous) if args.previous else None,
         "budget": {
             "name": args.budget,
-            "seeds": args.seeds,
+            "seeds": seeds,
             "steps_scale": args.steps_scale,
             "steps": steps,
             "eval_every": {m: eval_every(s, args.points) for m, s in steps.items()},

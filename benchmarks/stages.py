@@ -103,7 +103,8 @@ def finished_stage_file(runs: Path, stage: str) -> Path | None:
 def shared_instruments(
     runs: Path, data: Any, quick: bool, reuse: bool, given: dict[str, Path | None] | None = None
 ) -> dict[str, Path]:
-    """{"judge", "F", "yaw_estimator": file} of the shared instruments (`hfr.recognizer.shared`): each
+    """{"judge", "F", "yaw_estimator", "pose_estimator": file} of the shared instruments
+    (`hfr.recognizer.shared`; `pose_estimator` is the yaw estimator P a generator trains against): each
     given file, else the one `benchmarks/judge.py` finished under `runs` (its done.json), else trained
     there now (a few steps in the smoke mode `quick`). `data` is a `hfr.recognizer.shared.SharedData`."""
     from hfr.engine.stages import Stages
@@ -119,6 +120,8 @@ def shared_instruments(
         out[role] = found or train_shared_recognizer(stages, role, data, extra).file
     found = given.get("yaw_estimator") or finished_stage_file(runs, "yaw-estimator")
     out["yaw_estimator"] = found or train_yaw_estimator(stages, data, extra).file
+    found = given.get("pose_estimator") or finished_stage_file(runs, "yaw-estimator-P")
+    out["pose_estimator"] = found or train_yaw_estimator(stages, data, extra, role="P").file
     return out
 
 

@@ -32,6 +32,8 @@ class DRGANData:
     yaw_bins: list[float] = field(default_factory=lambda: list(MULTIPIE_YAW_BINS))  #: pose bins; N_p = len
     eval: str | None = None  #: manifest for the cross-pose protocol every train.eval_every steps
     recognizer: str | None = None  #: frozen recognizer F for loss.identity_weight (recognizer.pt or run folder)
+    #: frozen yaw estimator P for loss.pose_weight (yaw_estimator.pt or run folder); never the one that judges G
+    pose_estimator: str | None = None
 
 
 @dataclass
@@ -63,6 +65,12 @@ class DRGANLoss:
     #: weight of G's adversarial terms (L_G's identity and pose cross-entropies through D); 1 = the paper.
     #: TP-GAN (Huang et al., ICCV 2017, Eq. 9) weighs its adversarial term 1e-3 beside the pixel loss
     adversarial_weight: float = 1.0
+    #: weight of the smooth L1 between a frozen yaw estimator P's yaw of x_hat and the target bin's yaw
+    #: (`data.pose_estimator`, both / 90 as P was trained): the issue's "pose loss from a frozen pose
+    #: estimator", in the spirit of FF-GAN's and TP-GAN's frozen-network losses. It supervises the pose
+    #: D's pose head does in Eq. 4, but through a network G cannot move (D's head, trained on real faces
+    #: only, is fooled by noise: benchmarks/results/drgan_diagnosis.md); 0 = off
+    pose_weight: float = 0.0
 
 
 @dataclass
@@ -114,12 +122,17 @@ class DRGANConfig:
             raise ConfigError("net.dropout and loss.label_smoothing must be in [0, 1)")
         if self.loss.l1_weight < 0 or self.loss.switch_every < 0 or not 0 <= self.loss.d_skip_accuracy <= 1:
             raise ConfigError("loss.l1_weight and loss.switch_every must be >= 0, loss.d_skip_accuracy in [0, 1]")
-        if self.loss.identity_weight < 0 or self.loss.adversarial_weight < 0:
-            raise ConfigError("loss.identity_weight and loss.adversarial_weight must be >= 0")
+        if self.loss.identity_weight < 0 or self.loss.adversarial_weight < 0 or self.loss.pose_weight < 0:
+            raise ConfigError("loss.identity_weight, loss.adversarial_weight and loss.pose_weight must be >= 0")
         if self.loss.identity_weight > 0 and not self.data.recognizer:
             raise ConfigError(
                 "loss.identity_weight > 0 needs the frozen recognizer F: set data.recognizer, e.g. "
                 "--set data.recognizer=runs/judge/runs/recognizer-F/latest/recognizer.pt"
+            )
+        if self.loss.pose_weight > 0 and not self.data.pose_estimator:
+            raise ConfigError(
+                "loss.pose_weight > 0 needs a frozen yaw estimator P: set data.pose_estimator, e.g. "
+                "--set data.pose_estimator=runs/P/yaw-estimator-P/latest/yaw_estimator.pt (not the judging one)"
             )
         if self.optim.lr <= 0:
             raise ConfigError(f"optim.lr must be > 0, got {self.optim.lr}")

@@ -81,6 +81,30 @@ def identity_loss(recognizer: Any, fake: torch.Tensor, reference: torch.Tensor) 
     return (1.0 - F.cosine_similarity(f_fake, f_ref, dim=1)).mean()
 
 
+def pose_loss(estimator: Any, fake: torch.Tensor, target_yaw: torch.Tensor, beta: float = 0.05) -> torch.Tensor:
+    """Smooth L1 between a frozen yaw estimator P's yaw of x_hat and the target yaw, both / 90.
+
+    `estimator` is a loaded `hfr.pose.export.YawEstimator`; its network runs in eval mode (its
+    BatchNorm statistics stay those of real faces) and, when the file says so, averages each face with
+    its negated mirror estimate, as `estimate` does. `fake` is (B, C, S, S) in [-1, 1], `target_yaw`
+    (B,) in degrees. The gradient reaches `fake` only (P's weights are expected frozen). `beta` is the
+    smooth L1 threshold in yaw / 90 units (0.05 = 4.5 degrees, P's own training loss).
+    """
+    from hfr.pose.model import SCALE, prepare
+
+    net = estimator.model
+    was_training = net.training
+    net.eval()
+    try:
+        x = prepare(to_unit(fake), estimator.size, net.channels)
+        y = net(x)
+        if estimator.mirror:
+            y = (y - net(x.flip(-1))) / 2
+    finally:
+        net.train(was_training)
+    return F.smooth_l1_loss(y.float(), target_yaw.to(y.device, torch.float32) / SCALE, beta=beta)
+
+
 def d_accuracy(
     real_id: torch.Tensor, real_pose: torch.Tensor, y_d: torch.Tensor, y_p: torch.Tensor, fake_id: torch.Tensor
 ) -> dict[str, float]:

@@ -14,8 +14,9 @@ One engine step = one batch = a D phase then a G phase (the paper alternates the
 3. G phase: D on the synthesized images, `loss.adversarial_weight` * L_G (+ `loss.l1_weight` *
    L1 to the ground truth, + `loss.identity_weight` * (1 - cos(F(x_hat), F(x_ref))) through the
    frozen recognizer F of `data.recognizer`, x_ref the ground truth at the target pose where the
-   L1 table has one, else the input; a fused synthesis takes its group's first input), Adam step
-   on G_enc and G_dec (D's and F's weights get no gradient).
+   L1 table has one, else the input; a fused synthesis takes its group's first input), +
+   `loss.pose_weight` * smooth L1 between the frozen yaw estimator P's yaw of x_hat and y_t's yaw
+   (`data.pose_estimator`), Adam step on G_enc and G_dec (D's, F's and P's weights get no gradient).
 4. `loss.switch_every` > 0: every that many steps G_enc's trunk is replaced by D's (TPAMI's
    model switching).
 
@@ -37,7 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from drgan.config import DRGANConfig
-from drgan.losses import d_accuracy, d_loss, g_loss, identity_loss, target_l1
+from drgan.losses import d_accuracy, d_loss, g_loss, identity_loss, pose_loss, target_l1
 from drgan.models import Generator, copy_trunk, fuse_features
 from drgan.recognizer import as_recognizer, export_encoder
 from hfr.data.augment import augment
@@ -142,6 +143,13 @@ class DRGANTask:
 
             self.recognizer = load_recognizer(str(cfg.data.recognizer), device=ctx.device)
             self.recognizer.model.requires_grad_(False)
+        self.pose_estimator = None
+        if cfg.loss.pose_weight > 0:
+            from hfr.pose.export import load_yaw_estimator
+
+            self.pose_estimator = load_yaw_estimator(str(cfg.data.pose_estimator), device=ctx.device)
+            self.pose_estimator.model.requires_grad_(False)
+        self.bin_yaws = torch.tensor(bins, dtype=torch.float32, device=ctx.device)
         self.eval_manifest = Manifest.read(cfg.data.eval) if cfg.data.eval else None
         self._preview: torch.Tensor | None = None
         ctx.logger.info(
@@ -280,6 +288,10 @@ class DRGANTask:
             l_id = identity_loss(self.recognizer, fake, refs)
             loss_g = loss_g + cfg.loss.identity_weight * l_id
             logs["loss_f_id"] = l_id.detach()
+        if self.pose_estimator is not None:
+            l_pose = pose_loss(self.pose_estimator, fake, self.bin_yaws[y_t_all])
+            loss_g = loss_g + cfg.loss.pose_weight * l_pose
+            logs["loss_p_pose"] = l_pose.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()

@@ -96,8 +96,25 @@ def train_shared_recognizer(
 YAW_RECIPE = "judge/synth-yaw.yaml"
 
 
-def train_yaw_estimator(stages: Stages, data: SharedData, extra_sets: list[str] | None = None) -> StageRun:
-    """Train (or reuse) the yaw estimator on `data.multipie`'s training subjects as the stage
-    `yaw-estimator`; its `yaw_estimator.pt` is `result.file`."""
-    sets = [f"data.train={data.multipie}", f"data.eval={data.multipie}", *(extra_sets or [])]
-    return stages.run("yaw-estimator", recipe_file(YAW_RECIPE), sets, export_key="yaw_estimator")
+#: The stage and extra `--set`s of each yaw-estimator role: `judge` judges generated faces (the quality
+#: protocol's); `P` is the frozen pose estimator a generator may train against (a generator's pose loss),
+#: so that the network that measures a generator's pose is never the one it learned from. P differs in
+#: seed (initialisation, data order) and in width (24-48-96-192 against 16-32-64-128): a pattern that
+#: fools one network transfers less to a network of another shape. The judge's sets are the ones its
+#: stage always had.
+YAW_ROLES: dict[str, tuple[str, list[str]]] = {
+    "judge": ("yaw-estimator", []),
+    "P": ("yaw-estimator-P", ["train.seed=1", "net.widths=[24,48,96,192]"]),
+}
+
+
+def train_yaw_estimator(
+    stages: Stages, data: SharedData, extra_sets: list[str] | None = None, role: str = "judge"
+) -> StageRun:
+    """Train (or reuse) the yaw estimator of `role` (`YAW_ROLES`) on `data.multipie`'s training subjects
+    as its stage (`yaw-estimator`, `yaw-estimator-P`); its `yaw_estimator.pt` is `result.file`."""
+    if role not in YAW_ROLES:
+        raise ArgumentError(f"unknown yaw-estimator role {role!r}; use one of {', '.join(YAW_ROLES)}")
+    stage, role_sets = YAW_ROLES[role]
+    sets = [f"data.train={data.multipie}", f"data.eval={data.multipie}", *role_sets, *(extra_sets or [])]
+    return stages.run(stage, recipe_file(YAW_RECIPE), sets, export_key="yaw_estimator")

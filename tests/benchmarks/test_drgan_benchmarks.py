@@ -20,6 +20,7 @@ from benchmark_scripts import (
 )
 
 from hfr.data.manifest import Manifest, make_record
+from hfr.errors import HFRError
 
 pytestmark = pytest.mark.slow  # the benchmark scripts' smoke runs train small models
 
@@ -155,6 +156,39 @@ def test_cross_pose_aggregate_means_stds_and_the_drop(cross_pose: ModuleType) ->
     one = cross_pose.aggregate([a])
     assert one["mean"]["std"] is None and one["drop_15_60"]["mean"] == pytest.approx(0.4)
     assert cross_pose.aggregate([_result({"0": 1.0, "30": 0.5})])["drop_15_60"] is None
+
+
+def _previous_json(cross_pose: ModuleType, path: Path, fixed: dict, seeds: list[int]) -> Path:
+    methods = list(cross_pose.RECIPES)
+    prev = {
+        "fixed": fixed,
+        "seeds": seeds,
+        "per_seed": {str(s): {"drgan": _result({"0": 0.1 * s})} for s in seeds},
+        "frontalization": {"per_seed": {str(s): {"0": float(s)} for s in seeds}},
+        "records": {f"{m}-s{s}": {"steps": 7} for s in seeds for m in methods},
+        "curves": {f"{m}-s{s}": [{"step": 7, "rank1_mean": 0.1 * s}] for s in seeds for m in methods},
+    }
+    path.write_text(json.dumps(prev))
+    return path
+
+
+def test_cross_pose_previous_seeds_join_only_with_equal_instrument_figures(
+    cross_pose: ModuleType, tmp_path: Path
+) -> None:
+    fixed = {"F": {"rank1_all": 0.8, "mean": 0.81}, "judge": {"rank1_all": 0.9, "mean": 0.91}}
+    path = _previous_json(cross_pose, tmp_path / "prev.json", fixed, [0, 1, 2])
+    taken = cross_pose.previous_seeds(path, fixed, [2])  # seed 2 trained here: the earlier one is not taken
+    assert taken["seeds"] == [0, 1] and sorted(taken["per_seed"]) == ["0", "1"]
+    assert taken["per_seed"]["1"]["drgan"]["rank1_by_abs_yaw"]["0"] == pytest.approx(0.1)
+    assert taken["frontal_yaw"] == {"0": {"0": 0.0}, "1": {"0": 1.0}}
+    assert all(r["from_previous"] == str(path) for r in taken["records"].values())
+    assert set(taken["curves"]) == set(taken["records"]) and len(taken["records"]) == 2 * len(cross_pose.RECIPES)
+    other = {**fixed, "judge": {"rank1_all": 0.89, "mean": 0.91}}
+    with pytest.raises(HFRError, match="judge figures differ"):
+        cross_pose.previous_seeds(path, other, [2])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(HFRError, match="not a readable cross_pose.json"):
+        cross_pose.previous_seeds(tmp_path / "bad.json", fixed, [2])
 
 
 def test_cross_pose_mean_curve_averages_seeds_by_step(cross_pose: ModuleType) -> None:

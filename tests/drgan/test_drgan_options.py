@@ -9,10 +9,12 @@ import torch
 from tiny_recipes import DRGAN_RECIPE, DRGAN_TINY, set_args
 
 from drgan.diagnose import diagnose
-from drgan.losses import identity_loss
+from drgan.losses import identity_loss, pose_loss
 from hfr.cli import main
 from hfr.engine.runlog import read_metrics
 from hfr.models.lightcnn import build_lightcnn
+from hfr.pose.export import export_yaw_estimator, load_yaw_estimator
+from hfr.pose.model import YawNet
 from hfr.recognizer.export import export_recognizer, load_recognizer
 from hfr.safeload import load_weights_only
 
@@ -43,6 +45,60 @@ def test_identity_loss_is_one_minus_cosine_and_reaches_only_the_synthesis(recogn
     loss.backward()
     assert other.grad is not None and other.grad.abs().sum() > 0
     assert all(p.grad is None for p in rec.model.parameters())
+
+
+@pytest.fixture(scope="module")
+def pose_estimator(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random YawNet at 16 px, gray input, with a non-zero head, as yaw_estimator.pt."""
+    path = tmp_path_factory.mktemp("yaw") / "yaw_estimator.pt"
+    torch.manual_seed(2)
+    net = YawNet(channels=1, widths=(4, 8))
+    torch.nn.init.normal_(net.head.weight, std=1.0)
+    export_yaw_estimator(net, path, size=16, mirror=True)
+    return path
+
+
+def test_pose_loss_is_smooth_l1_of_the_mirror_averaged_yaw_and_reaches_only_the_synthesis(pose_estimator):
+    est = load_yaw_estimator(pose_estimator)
+    est.model.requires_grad_(False)
+    est.model.train()  # the loss must run P in eval mode and give its mode back
+    torch.manual_seed(3)
+    fake = (torch.rand(4, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    target = torch.tensor([-60.0, 0.0, 15.0, 45.0])
+    loss = pose_loss(est, fake, target)
+    yaw = est.estimate(fake.detach() * 0.5 + 0.5)  # degrees, mirror-averaged, eval mode
+    assert yaw.abs().max() > 0.1  # the random head answers something
+    expected = torch.nn.functional.smooth_l1_loss(yaw / 90, target / 90, beta=0.05)
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-4)
+    assert est.model.training
+    # at its own estimate the loss is zero; a mirrored face's estimate is exactly the negation
+    assert float(pose_loss(est, fake.detach(), yaw)) == pytest.approx(0.0, abs=1e-6)
+    assert float(pose_loss(est, fake.detach().flip(-1), -yaw)) == pytest.approx(0.0, abs=1e-6)
+    loss.backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in est.model.parameters())
+
+
+def test_pose_weight_changes_g_and_leaves_d(multipie, pose_estimator, tmp_path):
+    base = _one_step(multipie, tmp_path / "a", "train.checkpoint_every=1")
+    with_pose = _one_step(
+        multipie,
+        tmp_path / "b",
+        "train.checkpoint_every=1",
+        "loss.pose_weight=1",
+        f"data.pose_estimator={pose_estimator}",
+    )
+    (log,) = [m for m in read_metrics(with_pose) if "loss_d" in m]
+    assert log["loss_p_pose"] > 0
+    wa, wb = _weights(base), _weights(with_pose)
+    assert all(torch.equal(wa["discriminator"][k], wb["discriminator"][k]) for k in wa["discriminator"])
+    assert any(not torch.equal(wa["generator"][k], wb["generator"][k]) for k in wa["generator"])
+
+
+def test_pose_weight_without_an_estimator_is_a_config_error(multipie, tmp_path, capsys):
+    args = set_args(f"data.train={multipie}", "train.steps=1", "loss.pose_weight=1")
+    assert main(["train-generator", "--config", DRGAN_RECIPE, "--runs", str(tmp_path), *DRGAN_TINY, *args]) == 2
+    assert "data.pose_estimator" in capsys.readouterr().err
 
 
 def _one_step(data: Path, runs: Path, *sets: str) -> Path:
