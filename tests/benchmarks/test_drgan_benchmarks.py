@@ -254,7 +254,8 @@ def test_cross_pose_quick_results(quick_run: tuple[Path, dict]) -> None:
     assert data["test_subjects"] == 5 and data["test_images"] == 5 * 36  # 9 yaws x 4 lights
     assert Path(data["manifest"]).parent == out / "work" / "data" / "multipie"  # the shared set, under --out
     assert all(Path(p).is_file() and str(out) in p for p in result["instruments"].values())
-    assert set(result["instruments"]) == {"F", "judge", "yaw_estimator"}
+    assert set(result["instruments"]) == {"F", "judge", "yaw_estimator", "pose_estimator"}
+    assert result["instruments"]["pose_estimator"] != result["instruments"]["yaw_estimator"]  # P never judges
     assert list(result["methods"]) == METHODS
     assert list(result["fixed"]) == ["F", "judge"]
     assert list(result["per_seed"]) == ["0"] and list(result["per_seed"]["0"]) == PER_SEED
@@ -287,6 +288,7 @@ def test_cross_pose_quick_stages_and_curves(quick_run: tuple[Path, dict]) -> Non
         assert record["steps"] == 3 and not record["reused"] and Path(record["file"]).is_file()
         sets = record["sets"]
         assert "train.seed=0" in sets and f"data.recognizer={f_file}" in sets
+        assert f"data.pose_estimator={result['instruments']['pose_estimator']}" in sets
         assert f"data.eval={result['data']['eval_manifest']}" in sets and "train.best_metric=null" in sets
         assert f"data.train={Path(result['data']['manifest']).parent}" in sets
         curve = result["curves"][stage]
