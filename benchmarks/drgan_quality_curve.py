@@ -109,15 +109,20 @@ def plot(curves: dict[str, list[dict[str, Any]]], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", action="append", required=True, help="NAME=run folder with checkpoints (repeat)")
+def add_protocol_args(p: argparse.ArgumentParser) -> None:
+    """--data, --judge, --yaw-estimator, --max-inputs, --threads, --out: what the DR-GAN quality scripts share."""
     p.add_argument("--data", type=Path, default=ROOT / "data" / "multipie")
     p.add_argument("--judge", type=Path, default=INSTRUMENTS / "recognizer-judge" / "latest" / "recognizer.pt")
     p.add_argument("--yaw-estimator", type=Path, default=INSTRUMENTS / "yaw-estimator" / "latest")
     p.add_argument("--max-inputs", type=int, default=480, help="test faces per task")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path, default=RESULTS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", action="append", required=True, help="NAME=run folder with checkpoints (repeat)")
+    add_protocol_args(p)
     args = p.parse_args(argv)
     start(args.threads)
     curves: dict[str, list[dict[str, Any]]] = {}

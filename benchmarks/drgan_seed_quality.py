@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.drgan_quality_curve import AUC_BAR, INSTRUMENTS, POSE_BAR, RESULTS, figures  # noqa: E402
+from benchmarks.drgan_quality_curve import AUC_BAR, POSE_BAR, add_protocol_args, figures  # noqa: E402
 from benchmarks.stages import command_line, script_main, start  # noqa: E402
 from hfr.errors import ArgumentError  # noqa: E402
 from hfr.eval.generator_report import run_generator_protocol  # noqa: E402
@@ -97,12 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--generator", action="append", default=[], help="NAME=generator.pt or run folder (repeat)")
     p.add_argument("--report", action="append", default=[], help="NAME=result.json of `hfr evaluate` (repeat)")
-    p.add_argument("--data", type=Path, default=ROOT / "data" / "multipie")
-    p.add_argument("--judge", type=Path, default=INSTRUMENTS / "recognizer-judge" / "latest" / "recognizer.pt")
-    p.add_argument("--yaw-estimator", type=Path, default=INSTRUMENTS / "yaw-estimator" / "latest")
-    p.add_argument("--max-inputs", type=int, default=480, help="test faces per task")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", type=Path, default=RESULTS)
+    add_protocol_args(p)
     args = p.parse_args(argv)
     if not args.generator and not args.report:
         raise ArgumentError("give at least one --generator NAME=FILE or --report NAME=result.json")
