@@ -167,3 +167,25 @@ def test_gallery_build_search_add_remove(setup, tmp_path, capsys):
     assert main(["gallery", "info", "--gallery", str(g)]) == 0
     assert main(["gallery", "remove", "--gallery", str(g)]) == 2
     assert main(["gallery", "info", "--gallery", str(tmp_path / "nothing")]) == 2
+
+
+def test_gallery_build_index_kinds_and_recall(setup, tmp_path, capsys, monkeypatch):
+    data, rec, _ = setup
+    base = ["gallery", "build", "--recognizer", str(rec), "--data", str(data)]
+    g = tmp_path / "hnsw"
+    assert main([*base, "--out", str(g), "--index", "hnsw", "--ef-search", "32"]) == 0
+    assert json.loads((g / "meta.json").read_text())["index"]["ef_search"] == 32
+    assert main(["gallery", "remove", "--gallery", str(g), "--id", "0"]) == 2
+    assert "cannot remove vectors" in capsys.readouterr().err
+    # --recall: measured and recorded (the tuner's small-gallery rule, lowered so 20 faces are tuned)
+    monkeypatch.setattr("hfr.gallery.tune.MIN_TUNED", 10)
+    tuned = tmp_path / "tuned"
+    assert main([*base, "--out", str(tuned), "--recall", "0.9", "--append-only", "--max-bytes-per-face", "4096"]) == 0
+    tuning = json.loads((tuned / "meta.json").read_text())["tuning"]
+    assert tuning["target_recall"] == 0.9 and tuning["removable"] is False and tuning["max_bytes_per_vector"] == 4096
+    assert tuning["recall_at_1"] >= 0.9 and {c["kind"] for c in tuning["candidates"]} == {"flat", "ivf", "hnsw"}
+    capsys.readouterr()
+    assert main(["gallery", "info", "--gallery", str(tuned)]) == 0
+    assert "recall_at_1" in capsys.readouterr().out
+    assert main([*base, "--out", str(tmp_path / "x"), "--recall", "0.9", "--index", "ivf"]) == 2
+    assert "--recall chooses the index" in capsys.readouterr().err

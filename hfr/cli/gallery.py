@@ -1,8 +1,14 @@
-"""`hfr gallery build | add | remove | info` and `hfr search`: FAISS galleries of recognizer features."""
+"""`hfr gallery build | add | remove | info` and `hfr search`: galleries of recognizer features.
+
+`gallery build --backend faiss` (default) writes a FAISS folder; `--backend milvus` a Milvus
+gallery (`hfr.gallery.milvus`: the folder holds meta.json, the vectors live in milvus-lite
+inside it or at `--uri`). The other commands open either through `hfr.gallery.backends`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +27,7 @@ from hfr.cli.common import (
     progress_bar,
     stats_table,
 )
-from hfr.errors import OptionError
+from hfr.errors import HFRError, OptionError
 
 
 def _select(args: argparse.Namespace) -> Any:
@@ -81,24 +87,87 @@ def _check_recognizer(args: argparse.Namespace, recognizer: Any, fingerprint: st
         )
 
 
+def _check_backend_flags(args: argparse.Namespace) -> None:
+    """OptionError for flags of the other backend; ExtraMissingError for `--backend milvus` without the extra."""
+    if args.backend == "milvus":
+        from hfr.gallery.milvus import require_milvus
+
+        if args.recall is not None:
+            raise OptionError("--recall tunes a FAISS index; a Milvus gallery uses Milvus's exact FLAT index")
+        if args.index not in (None, "flat"):
+            raise OptionError(
+                f"--index {args.index}: a Milvus gallery uses Milvus's exact FLAT index; leave --index out"
+            )
+        require_milvus()  # before embedding: a missing extra is one line at once
+    else:
+        given = [flag for flag, value in (("--uri", args.uri), ("--collection", args.collection)) if value is not None]
+        if given:
+            verb = "apply" if len(given) > 1 else "applies"
+            raise OptionError(f"{' and '.join(given)} only {verb} to --backend milvus: add it, or leave them out")
+
+
 def cmd_gallery_build(args: argparse.Namespace) -> int:
     """Embed a dataset and write a new gallery folder (replacing a gallery there, under its writer lock)."""
     from hfr.gallery import Gallery
+    from hfr.gallery.backends import gallery_backend
     from hfr.recognizer.export import load_recognizer
 
+    _check_backend_flags(args)
+    milvus_out = False
+    with contextlib.suppress(HFRError):  # a corrupt meta.json: the FAISS save replaces the folder as before
+        milvus_out = gallery_backend(args.out) == "milvus"
+    if args.backend == "faiss" and milvus_out:
+        raise OptionError(
+            f"--out {args.out} is a Milvus gallery: rebuild it with --backend milvus, or delete the folder first"
+        )
     recognizer = load_recognizer(args.recognizer, device=args.device)
     with faces_of(args, _select(args)) as faces:
         feats, subjects, modalities, paths = _embed(args, recognizer, faces)
-    gallery = Gallery.build(
-        feats,
-        subjects,
-        recognizer.fingerprint,
-        modalities=modalities,
-        paths=paths,
-        index=args.index,
-        nlist=args.nlist,
-        nprobe=args.nprobe,
-    )
+    if args.backend == "milvus":
+        from hfr.gallery.milvus import MilvusGallery
+
+        milvus = MilvusGallery.build(
+            args.out,
+            feats,
+            subjects,
+            recognizer.fingerprint,
+            modalities=modalities,
+            paths=paths,
+            uri=args.uri,
+            collection=args.collection,
+            lock_timeout=args.lock_timeout,
+        )
+        console.print(stats_table(f"gallery {milvus.folder}", milvus.info()))
+        return 0
+    if args.recall is not None:
+        from hfr.gallery.tune import build_for_recall
+
+        if args.index is not None:
+            raise OptionError(f"--index {args.index} and --recall {args.recall}: --recall chooses the index; give one")
+        gallery = build_for_recall(
+            feats,
+            subjects,
+            recognizer.fingerprint,
+            args.recall,
+            modalities,
+            paths,
+            removable=not args.append_only,
+            max_bytes_per_vector=args.max_bytes_per_face,
+        )
+    else:
+        gallery = Gallery.build(
+            feats,
+            subjects,
+            recognizer.fingerprint,
+            modalities=modalities,
+            paths=paths,
+            index=args.index or "flat",
+            nlist=args.nlist,
+            nprobe=args.nprobe,
+            pq_m=args.pq_m,
+            opq=args.opq,
+            ef_search=args.ef_search,
+        )
     folder = gallery.save(args.out, lock_timeout=args.lock_timeout)
     console.print(stats_table(f"gallery {folder}", gallery.info()))
     return 0
@@ -113,13 +182,18 @@ def cmd_gallery_add(args: argparse.Namespace) -> int:
     """
     import numpy as np
 
-    from hfr.gallery import Gallery
+    from hfr.gallery.backends import gallery_backend, open_for_update, open_gallery
     from hfr.gallery.storage import check_folder, read_ids, read_meta
     from hfr.recognizer.export import load_recognizer
 
     folder = args.gallery
-    check_folder(folder)
-    fingerprint = read_meta(folder)["fingerprint"]
+    milvus = gallery_backend(folder) == "milvus"
+    if milvus:  # a first look: the recognizer, and the images the gallery holds
+        first: Any = open_gallery(folder, lock_timeout=args.lock_timeout)
+        fingerprint = first.fingerprint
+    else:
+        check_folder(folder)
+        fingerprint = read_meta(folder)["fingerprint"]
     recognizer = load_recognizer(args.recognizer, device=args.device)
     _check_recognizer(args, recognizer, fingerprint)
     manifest = _select(args)
@@ -127,8 +201,13 @@ def cmd_gallery_add(args: argparse.Namespace) -> int:
     # a fused entry's path is known only after embedding, and with --detect --faces all a photo's faces only
     # after detection; then the check after embedding finds what the gallery holds
     if not args.allow_duplicates and not args.fuse and not (args.detect and args.faces == "all"):
-        held = set(read_ids(folder)[3].tolist())
-        keep = [r for r in manifest if _abs_path(manifest, r) not in held]
+        wanted = [_abs_path(manifest, r) for r in manifest]
+        if milvus:
+            held_rows = first.contains_paths(wanted).tolist()
+        else:
+            held = set(read_ids(folder)[3].tolist())
+            held_rows = [p in held for p in wanted]
+        keep = [r for r, h in zip(manifest, held_rows) if not h]
         skipped = len(manifest) - len(keep)
         manifest = manifest.with_records(keep)
     ids = np.zeros(0, np.int64)
@@ -139,7 +218,7 @@ def cmd_gallery_add(args: argparse.Namespace) -> int:
             embedded = _embed(args, recognizer, faces) if faces is not None else None
     if embedded is not None:
         feats, subjects, modalities, paths = embedded
-        with Gallery.open_for_update(folder, lock_timeout=args.lock_timeout) as gallery:
+        with open_for_update(folder, lock_timeout=args.lock_timeout) as gallery:
             _check_recognizer(args, recognizer, gallery.fingerprint)  # rebuilt meanwhile?
             if not args.allow_duplicates:
                 new = ~gallery.contains_paths(paths)
@@ -153,7 +232,7 @@ def cmd_gallery_add(args: argparse.Namespace) -> int:
                 gallery.save(lock_timeout=args.lock_timeout)
             total = len(gallery)
     if total < 0:
-        total = len(read_ids(folder)[0])
+        total = len(open_gallery(folder, lock_timeout=args.lock_timeout)) if milvus else len(read_ids(folder)[0])
     added = f"added {len(ids)} entries" + (f" (ids {int(ids.min())}..{int(ids.max())})" if len(ids) else "")
     dup = f"; skipped {skipped} already in the gallery (--allow-duplicates adds them again)" if skipped else ""
     console.print(f"{added}{dup}; gallery holds {total}")
@@ -162,23 +241,24 @@ def cmd_gallery_add(args: argparse.Namespace) -> int:
 
 def cmd_gallery_remove(args: argparse.Namespace) -> int:
     """Remove images by id or whole subjects from a gallery (under its writer lock)."""
-    from hfr.gallery import Gallery
+    from hfr.gallery.backends import open_for_update
 
     if not args.id and not args.subject:
         raise OptionError("gallery remove: give --id N and/or --subject S (repeatable)")
-    with Gallery.open_for_update(args.gallery, lock_timeout=args.lock_timeout) as gallery:
+    with open_for_update(args.gallery, lock_timeout=args.lock_timeout) as gallery:
         removed = gallery.remove(ids=args.id or None, subjects=args.subject or None)
         if removed:
             gallery.save(lock_timeout=args.lock_timeout)
-    console.print(f"removed {removed} images; gallery holds {len(gallery)}")
+        total = len(gallery)
+    console.print(f"removed {removed} images; gallery holds {total}")
     return 0
 
 
 def cmd_gallery_info(args: argparse.Namespace) -> int:
     """Print what a gallery holds."""
-    from hfr.gallery import Gallery
+    from hfr.gallery.backends import open_gallery
 
-    gallery = Gallery.load(args.gallery)
+    gallery = open_gallery(args.gallery)
     console.print(stats_table(f"gallery {args.gallery}", gallery.info()))
     return 0
 
@@ -187,13 +267,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     """Search a gallery with probe images; print (probe, rank, subject, score)."""
     from hfr.embed import embed_manifest
     from hfr.fileio import atomic_write_text
-    from hfr.gallery import Gallery
+    from hfr.gallery.backends import open_gallery
     from hfr.probes import load_targets
     from hfr.recognizer.export import load_recognizer
 
     if args.k < 1:
         raise OptionError(f"-k must be >= 1, got {args.k}")
-    gallery = Gallery.load(args.gallery)
+    gallery = open_gallery(args.gallery)
     recognizer = load_recognizer(args.recognizer, device=args.device)
     with faces_of(args, load_targets(args.probe)) as manifest:
         feats = embed_manifest(recognizer, manifest, batch_size=args.batch_size)
@@ -262,15 +342,46 @@ def _add_lock_flag(p: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add `hfr gallery ...` and `hfr search` to the `hfr` subparsers `sub`."""
-    g = sub.add_parser("gallery", help="FAISS galleries: build, add, remove, info")
+    g = sub.add_parser("gallery", help="galleries (FAISS or Milvus): build, add, remove, info")
     gsub = g.add_subparsers(dest="gallery_command", metavar="GALLERY_COMMAND")
     gsub.required = True
     gb = gsub.add_parser("build", help="embed a dataset into a new gallery folder")
     add_gallery_data_flags(gb)
     gb.add_argument("--out", type=Path, required=True, help="gallery folder to write")
-    gb.add_argument("--index", default="flat", help="flat (exact, default) | ivf")
-    gb.add_argument("--nlist", type=int, default=1024, help="IVF lists")
-    gb.add_argument("--nprobe", type=int, default=16, help="IVF lists visited per query")
+    gb.add_argument(
+        "--backend",
+        choices=("faiss", "milvus"),
+        default="faiss",
+        help='faiss (default: a FAISS index in the folder) | milvus (needs pip install -e ".[milvus]")',
+    )
+    gb.add_argument(
+        "--uri",
+        help="milvus: a milvus-lite .db path or a server URI such as http://host:19530 (default: OUT/milvus.db); "
+        "a server token goes in $HFR_MILVUS_TOKEN",
+    )
+    gb.add_argument("--collection", help="milvus: the collection name (default: chosen and recorded in meta.json)")
+    gb.add_argument(
+        "--index",
+        choices=("flat", "ivf", "ivfpq", "hnsw"),
+        help="flat (exact, default) | ivf | ivfpq (compressed) | hnsw (cannot remove); faiss only",
+    )
+    gb.add_argument("--nlist", type=int, default=1024, help="IVF lists (ivf, ivfpq)")
+    gb.add_argument("--nprobe", type=int, default=16, help="IVF lists visited per query (ivf, ivfpq)")
+    gb.add_argument("--pq-m", type=int, default=32, help="ivfpq: bytes per face code (divides the dimension)")
+    gb.add_argument("--opq", action="store_true", help="ivfpq: learn an OPQ rotation first")
+    gb.add_argument("--ef-search", type=int, default=64, help="hnsw: candidates kept per query")
+    gb.add_argument(
+        "--recall",
+        type=float,
+        help="choose the fastest index whose recall@1 against exact search, measured on this gallery, "
+        "reaches this (e.g. 0.99); recorded in meta.json and shown by gallery info",
+    )
+    gb.add_argument(
+        "--append-only", action="store_true", help="with --recall: faces will not be removed, so HNSW may be chosen"
+    )
+    gb.add_argument(
+        "--max-bytes-per-face", type=float, help="with --recall: leave out indexes larger than this per face"
+    )
     add_embed_flags(gb)
     add_detect_flags(gb)
     _add_lock_flag(gb)

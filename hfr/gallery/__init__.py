@@ -128,6 +128,14 @@ __all__ = [
 ]
 
 
+def tuning_summary(tuning: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What `info()` shows of a tuning record (`hfr.gallery.tune`): everything but the candidates' table,
+    which stays in meta.json."""
+    if tuning is None:
+        return None
+    return {k: v for k, v in tuning.items() if k != "candidates"}
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -166,6 +174,11 @@ class Gallery:
         nprobe: int = 16,
         use_gpu: bool | None = None,
         train_points_per_list: int = 256,
+        *,
+        pq_m: int = 32,
+        opq: bool = False,
+        hnsw_m: int = 32,
+        ef_search: int = 64,
     ) -> None:
         """Prefer `Gallery.create`; the arguments are the same."""
         check_dim(dim)
@@ -173,7 +186,10 @@ class Gallery:
             raise ArgumentError(
                 f"a gallery needs the recognizer fingerprint of its features (a non-empty string), got {fingerprint!r}"
             )
-        self._vectors = FaissIndex(dim, index, nlist, nprobe, use_gpu, train_points_per_list)
+        self._vectors = FaissIndex(
+            dim, index, nlist, nprobe, use_gpu, train_points_per_list, pq_m, opq, hnsw_m, ef_search
+        )
+        self.tuning: dict[str, Any] | None = None  # what hfr.gallery.tune measured when it chose the index
         self.dim = int(dim)
         self.fingerprint = fingerprint
         self.created = _now()
@@ -199,14 +215,35 @@ class Gallery:
         nprobe: int = 16,
         use_gpu: bool | None = None,
         train_points_per_list: int = 256,
+        *,
+        pq_m: int = 32,
+        opq: bool = False,
+        hnsw_m: int = 32,
+        ef_search: int = 64,
     ) -> Gallery:
         """An empty gallery of `dim`-dimensional features from the recognizer `fingerprint`.
 
-        `index` is "flat" (exact) or "ivf" (`nlist` lists, `nprobe` visited per query,
-        k-means on at most `train_points_per_list` vectors per list of the first add).
-        `use_gpu`: None = on the GPU when FAISS sees one, False = CPU, True = GPU or error.
+        `index` is one of `INDEX_KINDS` (`hfr.gallery.index`): "flat" (exact), "ivf" (`nlist`
+        lists, `nprobe` visited per query, k-means on at most `train_points_per_list` vectors
+        per list of the first add), "ivfpq" (IVF over `pq_m`-byte product-quantised codes,
+        `opq` for a learned rotation first) or "hnsw" (`hnsw_m` links per node, `ef_search`
+        candidates per query; cannot remove). `hfr.gallery.tune.build_for_recall` chooses
+        among them for a recall target. `use_gpu`: None = on the GPU when FAISS sees one,
+        False = CPU, True = GPU or error.
         """
-        return cls(dim, fingerprint, index, nlist, nprobe, use_gpu, train_points_per_list)
+        return cls(
+            dim,
+            fingerprint,
+            index,
+            nlist,
+            nprobe,
+            use_gpu,
+            train_points_per_list,
+            pq_m=pq_m,
+            opq=opq,
+            hnsw_m=hnsw_m,
+            ef_search=ef_search,
+        )
 
     @classmethod
     def build(
@@ -221,10 +258,12 @@ class Gallery:
         nprobe: int = 16,
         use_gpu: bool | None = None,
         train_points_per_list: int = 256,
+        **kind_params: Any,
     ) -> Gallery:
-        """Create a gallery sized to `features` and add them (an IVF index trains on them)."""
+        """Create a gallery sized to `features` and add them (an IVF kind trains on them); `kind_params`
+        are `create`'s keyword-only parameters (pq_m, opq, hnsw_m, ef_search)."""
         dim = int(features.shape[-1])
-        gallery = cls.create(dim, fingerprint, index, nlist, nprobe, use_gpu, train_points_per_list)
+        gallery = cls.create(dim, fingerprint, index, nlist, nprobe, use_gpu, train_points_per_list, **kind_params)
         gallery.add(features, subjects, modalities, paths)
         return gallery
 
@@ -240,7 +279,7 @@ class Gallery:
 
     @property
     def kind(self) -> str:
-        """The index kind: "flat" or "ivf"."""
+        """The index kind, one of `INDEX_KINDS`: "flat", "ivf", "ivfpq" or "hnsw"."""
         return self._vectors.kind
 
     @property
@@ -275,6 +314,15 @@ class Gallery:
     @nprobe.setter
     def nprobe(self, value: int) -> None:
         self._vectors.nprobe = value
+
+    @property
+    def ef_search(self) -> int:
+        """HNSW candidates kept per query (higher: better recall, slower); unused by other kinds."""
+        return self._vectors.ef_search
+
+    @ef_search.setter
+    def ef_search(self, value: int) -> None:
+        self._vectors.ef_search = value
 
     @property
     def next_id(self) -> int:
@@ -323,6 +371,7 @@ class Gallery:
             "dim": self.dim,
             "fingerprint": self.fingerprint,
             "index": self._vectors.meta(),
+            "tuning": tuning_summary(self.tuning),
             "device": "gpu" if self.use_gpu else "cpu",
             "next_id": self._next_id,
             "version": self._version,
@@ -375,6 +424,7 @@ class Gallery:
         """
         if ids is None and subjects is None:
             raise ArgumentError("remove needs ids or subjects (or both)")
+        self._vectors.check_removable()
         mask = np.zeros(len(self), dtype=bool)
         if ids is not None:
             wanted = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
@@ -494,6 +544,7 @@ class Gallery:
             "created": self.created,
             "saved": _now(),
             "index": self._vectors.meta(),
+            **({"tuning": self.tuning} if self.tuning is not None else {}),
         }
 
     def _check_unchanged(self, folder: Path, current: bytes | None) -> None:
@@ -615,18 +666,20 @@ class Gallery:
                 folder, META_FILE, f"has an unknown index kind {kind!r} (expected {', '.join(INDEX_KINDS)})"
             )
         try:
-            if kind == "ivf":
-                gallery = cls(
-                    meta["dim"],
-                    meta["fingerprint"],
-                    "ivf",
-                    int(index_meta["nlist"]),
-                    int(index_meta["nprobe"]),
-                    False,
-                    int(index_meta.get("train_points_per_list", 256)),
-                )
-            else:
-                gallery = cls(meta["dim"], meta["fingerprint"], "flat", use_gpu=False)
+            params: dict[str, Any] = {
+                "nlist": int(index_meta.get("nlist", 1024)),
+                "nprobe": int(index_meta.get("nprobe", 16)),
+                "train_points_per_list": int(index_meta.get("train_points_per_list", 256)),
+                "pq_m": int(index_meta.get("pq_m", 32)),
+                "opq": bool(index_meta.get("opq", False)),
+                "hnsw_m": int(index_meta.get("hnsw_m", 32)),
+                "ef_search": int(index_meta.get("ef_search", 64)),
+            }
+            gallery = cls(meta["dim"], meta["fingerprint"], kind, use_gpu=False, **params)
+            tuning = meta.get("tuning")
+            if tuning is not None and not isinstance(tuning, dict):
+                raise ValueError(f"tuning must be an object, got {type(tuning).__name__}")
+            gallery.tuning = tuning
             version = int(meta.get("version", 0))
         except (ArgumentError, KeyError, TypeError, ValueError) as exc:
             raise folder_error(folder, META_FILE, f"has invalid values ({exc})") from exc

@@ -6,7 +6,12 @@ computes is the cosine similarity of the original features.
 Index kinds (`INDEX_KINDS`):
 
 - `"flat"` (default): `faiss.IndexIDMap2(faiss.IndexFlatIP(d))`, an exact search; its
-  results equal `brute_force_topk` (same ids in the same order, ties aside).
+  results equal `brute_force_topk` (same ids in the same order, ties aside). FAISS keeps
+  and saves the vectors, but the search itself is a torch matmul + top-k over a zero-copy
+  view of FAISS's storage (`exact_search`): on this project's CPU benchmark FAISS's own
+  flat search answered about half the queries per second of the matmul it is checked
+  against, and on a GPU cuBLAS does the same work. With several GPUs the vectors are split
+  in contiguous shards, one per GPU, and the shards' top-k merged.
 - `"ivf"`: `IndexIVFFlat` with `nlist` inverted lists, of which `nprobe` are visited per
   query; approximate, for large galleries. The coarse centroids are trained (k-means,
   FAISS's defaults: 10 iterations, at most `train_points_per_list` points per list) on the
@@ -15,13 +20,27 @@ Index kinds (`INDEX_KINDS`):
   `39 * nlist` vectors the number of lists is lowered to `max(1, n // 39)` with a logged
   warning, and `meta()` reports the effective value (`nlist_effective`). With
   `nprobe >= nlist` the search is exhaustive and equals the flat index.
+- `"ivfpq"`: IVF over product-quantised codes (`IVF{nlist},PQ{pq_m}x8`, optionally behind
+  an OPQ rotation, `opq=True`: Ge et al., "Optimized Product Quantization", TPAMI 2014):
+  `pq_m` bytes per vector plus the 8-byte id, for galleries that do not fit in memory as
+  float32 (Jegou et al., "Product quantization for nearest neighbor search", TPAMI 2011).
+  Scores are approximations of the cosine (clipped to [-1, 1]); the first add needs at
+  least 256 vectors to train the quantiser. `pq_m` must divide the dimension.
+- `"hnsw"`: `IndexIDMap2(IndexHNSWFlat(d, hnsw_m))` (Malkov and Yashunin, TPAMI 2018), a
+  graph over the full vectors; `ef_search` candidates per query. Fast at high recall and
+  needs no training, but FAISS's HNSW cannot delete: `remove` is refused with a
+  GalleryError (rebuild the gallery instead), and it searches on the CPU.
+
+`hfr.gallery.tune` picks a kind and its parameters for a recall target.
 
 GPU: when FAISS sees a GPU (`faiss.get_num_gpus() > 0`) and `use_gpu` is not False, the
 CPU index stays the reference copy (it is what `add`, `remove` and saving work on) and
-searches run on a GPU copy made with `faiss.index_cpu_to_gpu`. The copy is refreshed
-lazily: the first search after an `add`, a `remove` or an `nprobe` change makes a new
-one. Searches that exceed FAISS's GPU limits (k or nprobe above `GPU_MAX_K`) run on the
-CPU copy. Results are the same either way: same ids in the same order up to
+searches run on GPU copies: the flat vectors as torch tensors (sharded over all visible
+GPUs), IVF kinds through `faiss.index_cpu_to_gpu`, or `faiss.index_cpu_to_all_gpus`
+with `shard=True` when there are several GPUs. The copies are refreshed lazily: the first
+search after an `add`, a `remove` or a search-parameter change makes new ones. Searches
+that exceed FAISS's GPU limits (k or nprobe above `GPU_MAX_K`) and HNSW searches run on
+the CPU copy. Results are the same either way: same ids in the same order up to
 floating-point ties (GPU and CPU sum products in a different order, so scores may differ
 in the last bits). IVF training uses a GPU for its k-means assignment when one is used.
 
@@ -32,6 +51,7 @@ have id -1 and score -inf.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faiss
@@ -42,7 +62,17 @@ from hfr.errors import ArgumentError, GalleryError
 
 log = logging.getLogger(__name__)
 
-INDEX_KINDS: tuple[str, ...] = ("flat", "ivf")
+INDEX_KINDS: tuple[str, ...] = ("flat", "ivf", "ivfpq", "hnsw")
+IVF_KINDS: tuple[str, ...] = ("ivf", "ivfpq")
+"""Kinds with inverted lists (trained on the first add; `nlist`, `nprobe`)."""
+COMPRESSED_KINDS: tuple[str, ...] = ("ivfpq",)
+"""Kinds that store codes, not the vectors: approximate scores, no unit-length check on load."""
+REMOVABLE_KINDS: tuple[str, ...] = ("flat", "ivf", "ivfpq")
+"""Kinds whose FAISS index can delete vectors (FAISS's HNSW cannot)."""
+PQ_MIN_TRAIN = 256
+"""Vectors the first add of an "ivfpq" gallery needs: 256 centroids per sub-quantiser (8 bits)."""
+EXACT_SCORE_BLOCK = 1 << 24
+"""Largest (queries x gallery rows) score block the exact search computes at once (64 MiB of float32)."""
 MIN_POINTS_PER_LIST = 39
 """k-means points per inverted list below which FAISS warns; the IVF fallback keeps to it."""
 GPU_MAX_K = 2048
@@ -167,13 +197,25 @@ def brute_force_topk(
     return best_scores, best_index
 
 
+def _ivf_part(index: Any) -> Any:
+    """The IndexIVF inside an IVF-kind index (itself, or behind an OPQ `IndexPreTransform`)."""
+    return faiss.extract_index_ivf(index)
+
+
+def _hnsw(index: Any) -> Any:
+    """The HNSW graph parameters (`faiss.HNSW`) of an "hnsw" kind's IDMap2 index."""
+    inner: Any = faiss.downcast_index(index.index)
+    return inner.hnsw
+
+
 def index_ids(index: Any) -> np.ndarray:
-    """Every id stored in a CPU index (IDMap2 or IVF), unsorted."""
+    """Every id stored in a CPU index (IDMap2 over flat or HNSW, or an IVF kind), unsorted."""
     if isinstance(index, faiss.IndexIDMap2):
         return faiss.vector_to_array(index.id_map).astype(np.int64)
-    invlists = index.invlists
+    ivf = _ivf_part(index)
+    invlists = ivf.invlists
     parts = []
-    for lst in range(index.nlist):
+    for lst in range(ivf.nlist):
         size = invlists.list_size(lst)
         if size:
             ptr = invlists.get_ids(lst)
@@ -183,19 +225,20 @@ def index_ids(index: Any) -> np.ndarray:
 
 
 def sample_vectors(index: Any, limit: int) -> np.ndarray:
-    """Stored vectors of a CPU index (IDMap2 over a flat index, or IVF-Flat) as float32 rows.
+    """Stored vectors of a CPU index (IDMap2 over a flat or HNSW index, or IVF-Flat) as float32 rows.
 
     All of them when the index holds at most `limit`, else about `limit` spread evenly
-    (over positions for a flat index, over the inverted lists for IVF). For the load-time
-    check that stored vectors have unit length (`hfr.gallery.storage.check_unit_vectors`).
+    (over positions for an IDMap2 index, over the inverted lists for IVF). For the load-time
+    check that stored vectors have unit length (`hfr.gallery.storage.check_unit_vectors`);
+    compressed kinds (`COMPRESSED_KINDS`) store codes, not vectors, and are not sampled.
     """
     if isinstance(index, faiss.IndexIDMap2):
-        flat = faiss.downcast_index(index.index)
-        n = int(flat.ntotal)
+        inner = faiss.downcast_index(index.index)
+        n = int(inner.ntotal)
         if n <= limit:
-            return flat.reconstruct_n(0, n) if n else np.zeros((0, index.d), np.float32)
+            return inner.reconstruct_n(0, n) if n else np.zeros((0, index.d), np.float32)
         positions = np.unique(np.linspace(0, n - 1, limit).astype(np.int64))
-        return np.stack([flat.reconstruct(int(p)) for p in positions])
+        return np.stack([inner.reconstruct(int(p)) for p in positions])
     invlists = index.invlists
     sizes = [invlists.list_size(lst) for lst in range(index.nlist)]
     total = sum(sizes)
@@ -216,8 +259,61 @@ def sample_vectors(index: Any, limit: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, index.d), np.float32)
 
 
+def index_kind(index: Any) -> str | None:
+    """The kind (`INDEX_KINDS`) a CPU FAISS index read from disk is, or None when it is none of them."""
+    if isinstance(index, faiss.IndexIDMap2):
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSWFlat):
+            return "hnsw"
+        return "flat" if isinstance(inner, faiss.IndexFlat) else None
+    if isinstance(index, faiss.IndexIVFFlat):
+        return "ivf"
+    try:
+        ivf = faiss.downcast_index(_ivf_part(index))
+    except (RuntimeError, AttributeError):
+        return None
+    return "ivfpq" if isinstance(ivf, faiss.IndexIVFPQ) else None
+
+
+def index_bytes(index: Any) -> int:
+    """The size of a CPU index serialised (what `index.faiss` holds)."""
+    return int(faiss.serialize_index(index).nbytes)
+
+
+def exact_search(shards: Sequence[torch.Tensor], vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k of `vectors` over gallery rows split in `shards` (contiguous, in order).
+
+    Returns (scores float32, positions int64) of shape (Q, k) on the CPU, best first; positions
+    count rows across the shards. Each shard is searched on its own device in blocks of at most
+    `EXACT_SCORE_BLOCK` scores (matmul, top-k), and the blocks' and shards' top-k are merged.
+    """
+    tops: list[tuple[torch.Tensor, torch.Tensor]] = []
+    offset = 0
+    for shard in shards:
+        n = int(shard.shape[0])
+        if n:
+            probes = torch.from_numpy(vectors).to(shard.device)
+            rows = max(1, min(n, EXACT_SCORE_BLOCK // max(1, probes.shape[0])))
+            scores, positions = brute_force_topk(shard, probes, k, normalize=False, chunk_size=rows)
+            tops.append((scores.cpu(), positions.cpu() + offset))
+        offset += n
+    if len(tops) == 1:
+        scores, positions = tops[0]
+    else:
+        all_scores = torch.cat([t[0] for t in tops], dim=1)
+        all_positions = torch.cat([t[1] for t in tops], dim=1)
+        scores, order = all_scores.topk(min(k, all_scores.shape[1]), dim=1)
+        positions = all_positions.gather(1, order)
+    return scores.numpy().astype(np.float32), positions.numpy().astype(np.int64)
+
+
+def _positive_int(name: str, value: Any, low: int = 1) -> None:
+    if not _is_int(value) or value < low:
+        raise ArgumentError(f"{name} must be an integer of at least {low}, got {value!r}")
+
+
 class FaissIndex:
-    """A gallery's vectors in FAISS: the CPU reference index of one kind and its lazy GPU copy.
+    """A gallery's vectors in FAISS: the CPU reference index of one kind and its lazy GPU copies.
 
     Holds normalised vectors under int64 ids chosen by the caller; knows nothing of
     subjects or files. See the module docstring for the kinds, IVF training and GPU use.
@@ -233,40 +329,67 @@ class FaissIndex:
         nprobe: int = 16,
         use_gpu: bool | None = None,
         train_points_per_list: int = 256,
+        pq_m: int = 32,
+        opq: bool = False,
+        hnsw_m: int = 32,
+        ef_search: int = 64,
     ) -> None:
         """An empty index of `dim`-dimensional vectors; see `Gallery.create` for the arguments."""
         check_dim(dim)
         if kind not in INDEX_KINDS:
             raise ArgumentError(f"unknown gallery index {kind!r}: choose one of {', '.join(INDEX_KINDS)}")
-        for name, value, low in (
-            ("nlist", nlist, 1),
-            ("nprobe", nprobe, 1),
-            ("train_points_per_list", train_points_per_list, MIN_POINTS_PER_LIST),
-        ):
-            if not _is_int(value) or value < low:
-                raise ArgumentError(f"{name} must be an integer of at least {low}, got {value!r}")
+        _positive_int("nlist", nlist)
+        _positive_int("nprobe", nprobe)
+        _positive_int("train_points_per_list", train_points_per_list, MIN_POINTS_PER_LIST)
+        _positive_int("pq_m", pq_m)
+        _positive_int("hnsw_m", hnsw_m, 2)
+        _positive_int("ef_search", ef_search)
+        if kind == "ivfpq" and dim % pq_m:
+            raise ArgumentError(
+                f"pq_m={pq_m} does not divide the dimension {dim}: the product quantiser splits each vector "
+                f"into pq_m equal parts; choose a divisor of {dim} (pq_m bytes per vector)"
+            )
         check_use_gpu(use_gpu)
         self.dim = int(dim)
         self.kind = kind
         self.nlist = int(nlist)
         self.train_points_per_list = int(train_points_per_list)
+        self.pq_m = int(pq_m)
+        self.opq = bool(opq)
+        self.hnsw_m = int(hnsw_m)
         self._nprobe = int(nprobe)
+        self._ef_search = int(ef_search)
         self.nlist_effective: int | None = None
         self._use_gpu = gpu_available() if use_gpu is None else bool(use_gpu)
         self._gpu_index: Any = None
-        self._gpu_id_map: np.ndarray | None = None
+        self._shards: list[torch.Tensor] | None = None
+        self._id_map: np.ndarray | None = None
         self._index = self._new_index(self.nlist)
 
     def _new_index(self, nlist: int) -> Any:
         if self.kind == "flat":
             return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        ivf: Any = faiss.index_factory(self.dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+        if self.kind == "hnsw":
+            graph = faiss.IndexIDMap2(faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT))
+            _hnsw(graph).efSearch = self._ef_search
+            return graph
+        spec = f"IVF{nlist},Flat" if self.kind == "ivf" else f"IVF{nlist},PQ{self.pq_m}x8np"
+        if self.kind == "ivfpq" and self.opq:
+            spec = f"OPQ{self.pq_m}," + spec
+        index: Any = faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
+        ivf = _ivf_part(index)
         ivf.nprobe = min(self._nprobe, nlist)
         ivf.cp.max_points_per_centroid = self.train_points_per_list
-        return ivf
+        return index
 
     def _train(self, vectors: np.ndarray) -> None:
         n = vectors.shape[0]
+        if self.kind == "ivfpq" and n < PQ_MIN_TRAIN:
+            raise GalleryError(
+                f"an ivfpq gallery trains its product quantiser (256 centroids per part) on its first add, "
+                f"which has {n} vectors; add at least {PQ_MIN_TRAIN} at once, or use index 'flat' or 'ivf' "
+                f"for a gallery this small"
+            )
         nlist = self.nlist
         if n < MIN_POINTS_PER_LIST * nlist:
             nlist = max(1, n // MIN_POINTS_PER_LIST)
@@ -280,13 +403,14 @@ class FaissIndex:
                 nlist,
             )
         index = self._new_index(nlist)
+        ivf = _ivf_part(index)
         gpu_flat = None
         if self._use_gpu:
             gpu_flat = faiss.index_cpu_to_gpu(_gpu_res(), 0, faiss.IndexFlatIP(self.dim))
-            index.clustering_index = gpu_flat
+            ivf.clustering_index = gpu_flat
         index.train(vectors)
         if gpu_flat is not None:
-            index.clustering_index = None
+            ivf.clustering_index = None
         self._index = index
         self.nlist_effective = nlist
 
@@ -299,89 +423,150 @@ class FaissIndex:
 
     @property
     def use_gpu(self) -> bool:
-        """Whether searches (and IVF training) run on a GPU copy."""
+        """Whether searches (and IVF training) run on GPU copies."""
         return self._use_gpu
 
     @use_gpu.setter
     def use_gpu(self, value: bool) -> None:
         check_use_gpu(value)
         self._use_gpu = bool(value)
-        self._drop_gpu()
+        self._drop_copies()
 
     @property
     def nprobe(self) -> int:
-        """IVF lists visited per query (clamped to the number of lists); unused by "flat"."""
+        """IVF lists visited per query (clamped to the number of lists); unused by other kinds."""
         return self._nprobe
 
     @nprobe.setter
     def nprobe(self, value: int) -> None:
-        if not _is_int(value) or value < 1:
-            raise ArgumentError(f"nprobe must be a positive integer, got {value!r}")
+        _positive_int("nprobe", value)
         self._nprobe = int(value)
-        if self.kind == "ivf":
-            self._index.nprobe = min(self._nprobe, self._index.nlist)
-            self._drop_gpu()
+        if self.kind in IVF_KINDS:
+            ivf = _ivf_part(self._index)
+            ivf.nprobe = min(self._nprobe, ivf.nlist)
+            self._drop_copies()
+
+    @property
+    def ef_search(self) -> int:
+        """HNSW candidates kept per query (higher: better recall, slower); unused by other kinds."""
+        return self._ef_search
+
+    @ef_search.setter
+    def ef_search(self, value: int) -> None:
+        _positive_int("ef_search", value)
+        self._ef_search = int(value)
+        if self.kind == "hnsw":
+            _hnsw(self._index).efSearch = self._ef_search
 
     def attach(self, index: Any) -> None:
         """Adopt a CPU index read from disk (its kind already checked) as the reference copy."""
         self._index = index
-        if self.kind == "ivf":
-            self.nlist_effective = index.nlist if index.is_trained else None
-            index.nprobe = min(self._nprobe, index.nlist)
-        self._drop_gpu()
+        if self.kind in IVF_KINDS:
+            ivf = _ivf_part(index)
+            self.nlist_effective = ivf.nlist if index.is_trained else None
+            ivf.nprobe = min(self._nprobe, ivf.nlist)
+        if self.kind == "hnsw":
+            _hnsw(index).efSearch = self._ef_search
+        self._drop_copies()
 
     def meta(self) -> dict[str, Any]:
         """The kind and its parameters, as `meta.json` and `Gallery.info()` report them."""
-        if self.kind == "flat":
-            return {"kind": "flat", "metric": "inner_product"}
-        return {
-            "kind": "ivf",
-            "metric": "inner_product",
-            "nlist": self.nlist,
-            "nlist_effective": self.nlist_effective,
-            "nprobe": self._nprobe,
-            "train_points_per_list": self.train_points_per_list,
-            "trained": bool(self._index.is_trained),
-        }
+        out: dict[str, Any] = {"kind": self.kind, "metric": "inner_product"}
+        if self.kind in IVF_KINDS:
+            out.update(
+                nlist=self.nlist,
+                nlist_effective=self.nlist_effective,
+                nprobe=self._nprobe,
+                train_points_per_list=self.train_points_per_list,
+                trained=bool(self._index.is_trained),
+            )
+        if self.kind == "ivfpq":
+            out.update(pq_m=self.pq_m, opq=self.opq)
+        if self.kind == "hnsw":
+            out.update(hnsw_m=self.hnsw_m, ef_search=self._ef_search)
+        return out
 
     # -- add / remove / search ------------------------------------------------------
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
-        """Add normalised float32 vectors under `ids` (int64); an untrained IVF trains on them first."""
-        if self.kind == "ivf" and not self._index.is_trained:
+        """Add normalised float32 vectors under `ids` (int64); an untrained IVF kind trains on them first."""
+        if self.kind in IVF_KINDS and not self._index.is_trained:
             self._train(vectors)
         self._index.add_with_ids(vectors, ids)
-        self._drop_gpu()
+        self._drop_copies()
+
+    def check_removable(self) -> None:
+        """GalleryError when this kind cannot delete vectors (`REMOVABLE_KINDS`)."""
+        if self.kind not in REMOVABLE_KINDS:
+            raise GalleryError(
+                f"a {self.kind} gallery cannot remove vectors (FAISS's HNSW graph has no deletion): "
+                f"build the gallery again without them (hfr gallery build), or build it with index "
+                f"flat, ivf or ivfpq if you need to remove faces"
+            )
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove the vectors with these ids; return how many FAISS removed."""
+        self.check_removable()
         done = int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
-        self._drop_gpu()
+        self._drop_copies()
         return done
 
-    def _drop_gpu(self) -> None:
+    def _drop_copies(self) -> None:
         self._gpu_index = None
-        self._gpu_id_map = None
+        self._shards = None
+        self._id_map = None
+
+    def _flat_shards(self) -> list[torch.Tensor]:
+        """The flat vectors as torch tensors: a zero-copy view of FAISS's storage on the CPU, or one
+        contiguous shard per visible GPU."""
+        if self._shards is None:
+            flat: Any = faiss.downcast_index(self._index.index)
+            n = int(flat.ntotal)
+            if n:
+                view = faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
+                rows = torch.from_numpy(view)
+            else:
+                rows = torch.zeros((0, self.dim), dtype=torch.float32)
+            if self._use_gpu and torch.cuda.is_available():
+                parts = torch.tensor_split(rows, torch.cuda.device_count())
+                self._shards = [part.to(f"cuda:{i}") for i, part in enumerate(parts)]
+            else:
+                self._shards = [rows]
+            self._id_map = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return self._shards
+
+    def _ivf_gpu_copy(self) -> Any:
+        if self._gpu_index is None:
+            ivf = _ivf_part(self._index)
+            if faiss.get_num_gpus() > 1:
+                options = faiss.GpuMultipleClonerOptions()
+                options.shard = True
+                self._gpu_index = faiss.index_cpu_to_all_gpus(self._index, options)
+            else:
+                self._gpu_index = faiss.index_cpu_to_gpu(_gpu_res(), 0, self._index)
+            faiss.GpuParameterSpace().set_index_parameter(self._gpu_index, "nprobe", min(self._nprobe, ivf.nlist))
+        return self._gpu_index
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS search of normalised vectors: (scores float32, ids int64), -inf / -1 where missing."""
-        gpu_ok = self._use_gpu and k <= GPU_MAX_K and (self.kind == "flat" or self._nprobe <= GPU_MAX_K)
+        """Search normalised vectors: (scores float32, ids int64), -inf / -1 where missing."""
+        if self.kind == "flat":
+            shards = self._flat_shards()
+            assert self._id_map is not None
+            k_found = min(k, len(self._id_map))
+            scores = np.full((vectors.shape[0], k), -np.inf, np.float32)
+            found = np.full((vectors.shape[0], k), -1, np.int64)
+            if k_found:
+                top_scores, positions = exact_search(shards, vectors, k_found)
+                scores[:, :k_found] = top_scores
+                found[:, :k_found] = self._id_map[positions]
+            return scores, found
+        gpu_ok = self._use_gpu and self.kind in IVF_KINDS and k <= GPU_MAX_K and self._nprobe <= GPU_MAX_K
         if gpu_ok:
-            if self._gpu_index is None:
-                if self.kind == "flat":
-                    self._gpu_index = faiss.index_cpu_to_gpu(_gpu_res(), 0, self._index.index)
-                    self._gpu_id_map = faiss.vector_to_array(self._index.id_map).astype(np.int64)
-                else:
-                    self._gpu_index = faiss.index_cpu_to_gpu(_gpu_res(), 0, self._index)
-                    faiss.GpuParameterSpace().set_index_parameter(
-                        self._gpu_index, "nprobe", min(self._nprobe, self._index.nlist)
-                    )
-            scores, found = self._gpu_index.search(vectors, k)
-            if self.kind == "flat":
-                assert self._gpu_id_map is not None
-                found = np.where(found >= 0, self._gpu_id_map[np.maximum(found, 0)], -1)
+            scores, found = self._ivf_gpu_copy().search(vectors, k)
         else:
             scores, found = self._index.search(vectors, k)
         found = found.astype(np.int64)
+        if self.kind in COMPRESSED_KINDS:
+            scores = np.clip(scores, -1.0, 1.0)
         scores = np.where(found >= 0, scores, -np.inf).astype(np.float32)
         return scores, found

@@ -72,7 +72,7 @@ import faiss
 import numpy as np
 
 from hfr.errors import GalleryError
-from hfr.gallery.index import index_ids, sample_vectors
+from hfr.gallery.index import COMPRESSED_KINDS, index_ids, index_kind, sample_vectors
 
 try:
     import fcntl as _fcntl
@@ -502,15 +502,24 @@ def meta_digest(folder: Path) -> str | None:
     return None if data is None else sha256_bytes(data)
 
 
-def read_meta(folder: Path, data: bytes | None = None) -> dict[str, Any]:
-    """meta.json of `folder` (or its bytes `data`), with its format, version and the typed keys checked."""
-    path = folder / META_FILE
+def parse_meta_json(folder: Path, data: bytes) -> Any:
+    """The bytes of `folder`'s meta.json parsed as JSON; GalleryError naming the folder when they are not."""
     try:
-        meta = json.loads(path.read_bytes() if data is None else data)
+        return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GalleryError(
             f"gallery folder {folder}: {META_FILE} is not valid JSON ({exc}); the file is corrupt, rebuild the gallery"
         ) from exc
+
+
+def read_meta(folder: Path, data: bytes | None = None) -> dict[str, Any]:
+    """meta.json of `folder` (or its bytes `data`), with its format, version and the typed keys checked."""
+    meta = parse_meta_json(folder, (folder / META_FILE).read_bytes() if data is None else data)
+    if isinstance(meta, dict) and meta.get("backend", "faiss") != "faiss":
+        raise GalleryError(
+            f"gallery folder {folder} is a {meta.get('backend')} gallery, not a FAISS folder: open it with "
+            f"hfr.gallery.backends.open_gallery (the hfr gallery and search commands do)"
+        )
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise GalleryError(
             f'gallery folder {folder}: {META_FILE} is not an hfr gallery\'s meta.json (no "format": "{FORMAT_NAME}")'
@@ -559,6 +568,8 @@ def verify_files(folder: Path, meta: dict[str, Any]) -> bool:
 
 def check_unit_vectors(folder: Path, index: Any, limit: int = UNIT_CHECK_ALL) -> None:
     """GalleryError unless the stored vectors checked (all up to `limit`, else a spread sample) have length 1."""
+    if index_kind(index) in COMPRESSED_KINDS:
+        return  # product-quantised codes: reconstructions are approximate by design
     vectors = sample_vectors(index, limit)
     if not len(vectors):
         return
@@ -635,15 +646,13 @@ def read_index(folder: Path, kind: str, dim: int, count: int, ids: np.ndarray) -
         raise folder_error(
             folder, INDEX_FILE, f"cannot be read by FAISS ({first}); the file is corrupt, rebuild the gallery"
         ) from exc
-    if kind == "flat" and not isinstance(index, faiss.IndexIDMap2):
+    found = index_kind(index)
+    if found != kind:
+        what = found if found is not None else "no gallery kind"
         raise folder_error(
             folder,
             INDEX_FILE,
-            f"holds a {type(index).__name__}, but meta.json says 'flat' (IndexIDMap2 over IndexFlatIP)",
-        )
-    if kind == "ivf" and not isinstance(index, faiss.IndexIVFFlat):
-        raise folder_error(
-            folder, INDEX_FILE, f"holds a {type(index).__name__}, but meta.json says 'ivf' (IndexIVFFlat)"
+            f"holds a {type(index).__name__} ({what}), but meta.json says {kind!r}; the files do not belong together",
         )
     if index.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise folder_error(folder, INDEX_FILE, "does not use the inner-product metric")

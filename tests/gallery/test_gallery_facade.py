@@ -70,7 +70,7 @@ def test_search_errors(flat, caplog):
     with pytest.raises(GalleryError, match="empty"):
         empty.search(feats(1))
     with pytest.raises(ArgumentError, match="unknown gallery index"):
-        Gallery.create(DIM, "fp", index="hnsw")
+        Gallery.create(DIM, "fp", index="annoy")
     with pytest.raises(ArgumentError, match="fingerprint"):
         Gallery.create(DIM, "")
     assert issubclass(GalleryError, HFRError)

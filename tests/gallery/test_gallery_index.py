@@ -78,7 +78,7 @@ def test_use_gpu_true_without_gpu_is_clear():
     [
         (dict(dim=0), "dimension must be a positive integer"),
         (dict(dim=True), "dimension must be a positive integer"),
-        (dict(kind="hnsw"), "unknown gallery index 'hnsw'"),
+        (dict(kind="annoy"), "unknown gallery index 'annoy'"),
         (dict(nlist=0), "nlist must be an integer of at least 1"),
         (dict(nprobe=2.5), "nprobe must be an integer of at least 1"),
         (dict(train_points_per_list=38), "train_points_per_list must be an integer of at least 39"),
@@ -96,7 +96,7 @@ def test_index_nprobe_setter_clamps_and_checks():
     assert index.meta()["nlist_effective"] == 4 and index.cpu_index.nprobe == 2
     index.nprobe = 50  # kept as asked, applied clamped to the lists trained
     assert index.nprobe == 50 and index.cpu_index.nprobe == 4
-    with pytest.raises(ArgumentError, match="nprobe must be a positive integer"):
+    with pytest.raises(ArgumentError, match="nprobe must be an integer of at least 1"):
         index.nprobe = True
     assert index.remove(np.array([0, 1, 999], dtype=np.int64)) == 2
     assert index.cpu_index.ntotal == 398
