@@ -146,14 +146,19 @@ def tiny_multipie(tmp_path_factory):
 @pytest.mark.parametrize("recipe", sorted((CONFIGS / "drgan").glob("*.yaml")), ids=lambda p: p.stem)
 def test_drgan_recipe_trains_two_steps(recipe, tiny_multipie, tmp_path):
     from hfr.models.lightcnn import build_lightcnn
+    from hfr.pose.export import export_yaw_estimator
+    from hfr.pose.model import YawNet
     from hfr.recognizer.export import export_recognizer
 
-    # F of the identity loss: an untrained LightCNN-9 with BatchNorm (the shared recognizer's kind)
+    # F of the identity loss: an untrained LightCNN-9 with BatchNorm (the shared recognizer's kind); P of the
+    # pose loss (synth-multipie-pose.yaml): an untrained yaw estimator
     export_recognizer(build_lightcnn("lightcnn9bn-w0.5", input_size=32), tmp_path / "f.pt")
+    export_yaw_estimator(YawNet(channels=3, widths=(4, 8)), tmp_path / "p.pt", size=32, mirror=True)
     sets = [
         f"data.train={tiny_multipie}",
         f"data.eval={tiny_multipie}",
         f"data.recognizer={tmp_path / 'f.pt'}",
+        f"data.pose_estimator={tmp_path / 'p.pt'}",
         "data.size=32",
         "net.width=0.125",
         "batch_size=8",
