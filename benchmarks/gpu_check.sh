@@ -26,7 +26,7 @@ print("faiss", faiss.__version__, "GPUs seen by FAISS:", faiss.get_num_gpus())
 EOF
 
 stamp "1. CUDA tests (GPU augmentation, FAISS GPU, device choice) and the task contract"
-timeout 240 python -m pytest -q -x -p no:cacheprovider tests/data/test_augment.py tests/gallery/test_gallery_index.py \
+timeout 240 python -m pytest -q -x -p no:cacheprovider tests/data/test_augment.py tests/gallery/test_gallery_index.py tests/gallery/test_gallery_kinds.py \
   tests/engine/test_engine_task.py tests/test_machine.py tests/engine/test_task_contract.py -k "not gloo"
 
 stamp "2. bf16 + channels_last training steps of every task on CUDA"
@@ -47,7 +47,7 @@ with tempfile.TemporaryDirectory() as tmp:
 EOF
 
 stamp "3. FAISS on the GPU: search speed"
-timeout 120 python benchmarks/search_speed.py --sizes 10k,100k --gpu
+timeout 150 python benchmarks/search_speed.py --sizes 10k,100k --face-sizes 100k --hnsw-max 0 --gpu
 
 stamp "4. training and recognizer speed on CUDA"
 timeout 150 python benchmarks/train_speed.py --device cuda --methods drgan,dvg,tsgan --steps 5

@@ -28,8 +28,10 @@ recall@1 against exact search the rows report identification rank-1 (the top-1 v
 probe's identity). Methods there: `brute`, `flat`, `ivf` (the same rule as above, with its
 nprobe sweep), `recall-0.99` (`hfr.gallery.tune.build_for_recall(recall=0.99)`, the index
 `hfr gallery build --recall 0.99` picks, removal kept), `hnsw-0.99` (the same with
-`removable=False`), `compressed` (the fastest ivfpq at recall@1 >= 0.95 within 64 bytes per
-face) and, with `--milvus` and the extra, `milvus-lite` (exact). The generator's rank-1 is
+`removable=False`; slow to build on 2 cores, so only up to `--hnsw-max`), `compressed` (the
+fastest ivfpq at recall@1 >= 0.95 within 64 bytes per face), `ivfpq-32` / `ivfpq-64` (32 or 64 bytes
+per code, nlist by the rule above, with an nprobe sweep on the probes) and, with `--milvus` and the extra,
+`milvus-lite` (exact; `--milvus-only` skips the FAISS rows). The generator's rank-1 is
 optimistic against real features (0.989 vs 0.948 leave-one-out at the real set's size: the
 model does not tie hard images to look-alike impostors), so read rank-1 as an upper bound and
 recall as the search's own figure.
@@ -352,20 +354,60 @@ def run_face_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                 use_gpu=args.gpu,
             ),
         ),
-        ("recall-0.99", lambda: build_for_recall(gallery, subjects, "benchmark", 0.99, use_gpu=args.gpu)),
         (
-            "hnsw-0.99",
+            "recall-0.99",
             lambda: build_for_recall(
-                gallery, subjects, "benchmark", 0.99, removable=False, kinds=["hnsw"], use_gpu=args.gpu
+                gallery, subjects, "benchmark", 0.99, tune_sample=args.tune_sample, use_gpu=args.gpu
             ),
         ),
         (
             "compressed",
             lambda: build_for_recall(
-                gallery, subjects, "benchmark", 0.95, max_bytes_per_vector=64, kinds=["ivfpq"], use_gpu=args.gpu
+                gallery,
+                subjects,
+                "benchmark",
+                0.95,
+                max_bytes_per_vector=64,
+                kinds=["ivfpq"],
+                tune_sample=args.tune_sample,
+                use_gpu=args.gpu,
             ),
         ),
     ]
+    if n <= args.hnsw_max:
+        builds.append(
+            (
+                "hnsw-0.99",
+                lambda: build_for_recall(
+                    gallery,
+                    subjects,
+                    "benchmark",
+                    0.99,
+                    removable=False,
+                    kinds=["hnsw"],
+                    tune_sample=args.tune_sample,
+                    use_gpu=args.gpu,
+                ),
+            )
+        )
+    for m in (32, 64):  # fixed-rule compressed rows, swept on the probes (the tuner judges by leave-one-out)
+        builds.append(
+            (
+                f"ivfpq-{m}",
+                lambda m=m: Gallery.build(
+                    gallery,
+                    subjects,
+                    "benchmark",
+                    index="ivfpq",
+                    nlist=max(1, round(4 * math.sqrt(n))),
+                    nprobe=args.nprobe,
+                    pq_m=m,
+                    use_gpu=args.gpu,
+                ),
+            )
+        )
+    if args.milvus_only:
+        builds = []
     for method, build in builds:
         gc.collect()
         t0 = time.perf_counter()
@@ -376,10 +418,10 @@ def run_face_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         if g.tuning is not None:
             params["tuning"] = g.tuning
         row(method, params, seconds, ids, search_s, index_bytes(g.cpu_index))
-        if method == "ivf":
+        if method == "ivf" or method.startswith("ivfpq"):
             rows[-1]["nprobe_sweep"] = nprobe_sweep(g, probes, k, ref_ids, args.sweep)
         del g
-    if args.milvus:
+    if args.milvus or args.milvus_only:
         rows.append(milvus_row(n, gallery, subjects, probes, k, truth_of))
     return rows
 
@@ -498,6 +540,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--face-sizes", default="100k,1M", help="face-like gallery sizes (identities); empty: none")
     parser.add_argument("--face-model", type=Path, default=FACE_MODEL, help="benchmarks/face_vectors.py's model")
+    parser.add_argument("--tune-sample", type=int, default=100_000, help="build_for_recall's tuning sample")
+    parser.add_argument(
+        "--hnsw-max", type=parse_size, default=100_000, help="largest face-like gallery given an HNSW row (slow build)"
+    )
+    parser.add_argument("--milvus-only", action="store_true", help="face-like rows: brute force and milvus-lite only")
     parser.add_argument("--milvus", action="store_true", help="also time a milvus-lite gallery on face-like vectors")
     parser.add_argument("--out", type=Path, default=RESULTS / "search_speed.json")
     args = parser.parse_args(argv)
@@ -506,37 +553,48 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    face_rows: list[dict[str, Any]] = []
+    face_sizes = [parse_size(s) for s in args.face_sizes.split(",") if s.strip()]
+    settings = {
+        "sizes": sizes,
+        "dim": args.dim,
+        "probes": args.probes,
+        "k": args.k,
+        "nprobe": args.nprobe,
+        "nprobe_sweep": args.sweep,
+        "nlist_rule": "round(4 * sqrt(N))",
+        "train_points_per_list": args.train_per_list,
+        "probe_cos": args.probe_cos,
+        "face_sizes": face_sizes,
+        "face_model": str(args.face_model),
+        "tune_sample": args.tune_sample,
+        "seed": args.seed,
+        "timing": "one batched search of all probes after a warm-up; build = create + add (IVF k-means included)",
+    }
+
+    def write(done: bool) -> dict[str, Any]:
+        """The JSON so far (rewritten after every size, so an interrupted run keeps what it measured)."""
+        result = {
+            "benchmark": "gallery search speed",
+            "settings": settings,
+            "machine": machine_info(),
+            "complete": done,
+            "total_s": time.perf_counter() - started,
+            "results": rows,
+            "face_results": face_rows,
+        }
+        atomic_write_text(args.out, json.dumps(result, indent=2, default=float) + "\n")
+        return result
+
     for n in sizes:
         rows.extend(run_size(n, args))
+        write(False)
         gc.collect()
-    face_sizes = [parse_size(s) for s in args.face_sizes.split(",") if s.strip()]
-    face_rows: list[dict[str, Any]] = []
     for n in face_sizes:
         face_rows.extend(run_face_size(n, args))
+        write(False)
         gc.collect()
-    result = {
-        "benchmark": "gallery search speed",
-        "settings": {
-            "sizes": sizes,
-            "dim": args.dim,
-            "probes": args.probes,
-            "k": args.k,
-            "nprobe": args.nprobe,
-            "nprobe_sweep": args.sweep,
-            "nlist_rule": "round(4 * sqrt(N))",
-            "train_points_per_list": args.train_per_list,
-            "probe_cos": args.probe_cos,
-            "face_sizes": face_sizes,
-            "face_model": str(args.face_model),
-            "seed": args.seed,
-            "timing": "one batched search of all probes after a warm-up; build = create + add (IVF k-means included)",
-        },
-        "machine": machine_info(),
-        "total_s": time.perf_counter() - started,
-        "results": rows,
-        "face_results": face_rows,
-    }
-    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    result = write(True)
     plot(rows, args.out.with_suffix(".png"))
     if rows:
         print(format_table(rows, args.k))

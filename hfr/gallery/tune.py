@@ -10,8 +10,12 @@ How recall is measured (`loo_recall`): leave-one-out on the gallery itself. `que
 vectors are drawn at random; each is searched with its own entry excluded from the answer,
 and recall@1 is the fraction whose best other vector is the one exact search finds. Face
 probes are new images of enrolled subjects, whose nearest gallery vector is most often
-another image of the same subject; a gallery vector's nearest *other* vector is the same kind
-of neighbour, so this needs no probe set (the tests check it on held-out probes).
+another image of the same subject; in a gallery with several images per subject a gallery
+vector's nearest *other* vector is the same kind of neighbour, so this needs no probe set (the tests
+check it on held-out probes). In a gallery of one image per subject the nearest other vector is an
+impostor, one among many at similar scores: a harder target than a probe's own subject, so the
+recorded recall is then a lower bound of the probes' (`benchmarks/search_speed.py` measures both;
+compressed kinds suffer most).
 
 Procedure:
 

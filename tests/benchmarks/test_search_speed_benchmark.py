@@ -19,7 +19,7 @@ def test_search_speed_uniform_and_face_like(tmp_path, capsys):
     uniform = {r["method"]: r for r in result["results"]}
     assert uniform["flat"]["equals_brute_force"]["different"] == 0
     face = {r["method"]: r for r in result["face_results"]}
-    assert set(face) == {"brute", "flat", "ivf", "recall-0.99", "hnsw-0.99", "compressed"}
+    assert set(face) == {"brute", "flat", "ivf", "recall-0.99", "hnsw-0.99", "compressed", "ivfpq-32", "ivfpq-64"}
     assert face["flat"]["recall_at_1_vs_brute"] == 1.0 and face["flat"]["rank1"] == face["brute"]["rank1"]
     tuned = face["recall-0.99"]["params"]["tuning"]
     assert tuned["target_recall"] == 0.99 and tuned["recall_at_1"] >= 0.99 or tuned["chosen"] == "flat"

@@ -103,10 +103,10 @@ def test_index_nprobe_setter_clamps_and_checks():
 
 
 @pytest.mark.skipif(not gpu_available(), reason="needs a GPU seen by FAISS")
-@pytest.mark.parametrize("kind", ["flat", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq"])
 def test_gpu_equals_cpu(tmp_path, kind):
     g, p = feats(2000, 1), feats(30, 2)
-    kwargs = dict(index=kind, nlist=8, nprobe=3)
+    kwargs = dict(index=kind, nlist=8, nprobe=3, **({"pq_m": 8} if kind == "ivfpq" else {}))
     cpu = Gallery.build(g, subjects_of(2000), "fp", use_gpu=False, **kwargs)
     gpu = Gallery.build(g, subjects_of(2000), "fp", use_gpu=True, **kwargs)
     gpu_cpu_view = Gallery.load(gpu.save(tmp_path / "g"), use_gpu=False)
