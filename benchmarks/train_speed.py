@@ -22,6 +22,9 @@ case's first step (models and batch built: so activations, gradients, optimizer 
 `torch.cuda.max_memory_allocated` (everything the case holds). The process runs with the
 malloc policy of the `hfr` command (`hfr.perf.configure_process`).
 
+- `drgan-pose`: the same with `configs/drgan/synth-multipie-pose.yaml` (the G phase adds the pose
+  loss: P's forward on the synthesis and its mirror, and the backward through P), with an untrained
+  yaw estimator of the P role's widths as P.
 - `dvg`: `DVGTask` built from `configs/dvg/synth-nirvis.yaml` on a tiny SynthFace `nirvis` set,
   with an untrained LightCNN-9 as F and an untrained F_s (the cost does not depend on the weights);
   `--batch` counts NIR-VIS pairs (2 images each); no multi-image variant.
@@ -79,6 +82,7 @@ from hfr.perf import Allocator, configure_process  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DRGAN_RECIPE = ROOT / "configs" / "drgan" / "synth-multipie.yaml"
+DRGAN_POSE_RECIPE = ROOT / "configs" / "drgan" / "synth-multipie-pose.yaml"
 DVG_RECIPE = ROOT / "configs" / "dvg" / "synth-nirvis.yaml"
 TSGAN_RECIPE = ROOT / "configs" / "tsgan" / "synth-occluded.yaml"
 SEED = 0
@@ -218,8 +222,13 @@ def tiny_multipie(size: int) -> Path:
 
         out = Path(_TMP.name) / f"multipie-{size}"
         write_preset(SynthConfig(preset="multipie", subjects=12, size=size, seed=SEED), out)
+        from hfr.pose.export import export_yaw_estimator
+        from hfr.pose.model import YawNet
+
         f = build_lightcnn("lightcnn9bn-w0.5", num_classes=0, input_size=32, in_channels=1)
         export_recognizer(f, out / "rec.pt")
+        # P of the pose recipe: an untrained yaw estimator of the P role's widths (the cost is the same)
+        export_yaw_estimator(YawNet(channels=1, widths=(24, 48, 96, 192)), out / "p.pt", size=32, mirror=True)
         _DATA_CACHE[size] = out
     return _DATA_CACHE[size]
 
@@ -262,8 +271,15 @@ def engine_sets(variant: Variant, cuda: bool) -> list[str]:
     ]
 
 
-def bench_drgan(size: int, batch: int, device: str, steps: int, variant: Variant) -> dict[str, Any] | None:
-    """One DR-GAN `train_step` (D phase + G phase) of `DRGANTask` on a fixed batch."""
+def bench_drgan_pose(size: int, batch: int, device: str, steps: int, variant: Variant) -> dict[str, Any] | None:
+    """`bench_drgan` with `configs/drgan/synth-multipie-pose.yaml`: the G phase adds the pose loss through P."""
+    return bench_drgan(size, batch, device, steps, variant, recipe=DRGAN_POSE_RECIPE)
+
+
+def bench_drgan(
+    size: int, batch: int, device: str, steps: int, variant: Variant, recipe: Path = DRGAN_RECIPE
+) -> dict[str, Any] | None:
+    """One DR-GAN `train_step` (D phase + G phase) of `DRGANTask` on a fixed batch (`recipe`'s objective)."""
     from drgan.config import DRGANConfig
     from drgan.task import DRGANTask
     from hfr.config import load_config
@@ -276,6 +292,7 @@ def bench_drgan(size: int, batch: int, device: str, steps: int, variant: Variant
         f"data.train={data}",
         "data.eval=null",
         f"data.recognizer={data / 'rec.pt'}",
+        f"data.pose_estimator={data / 'p.pt'}",
         f"data.size={size}",
         f"batch_size={batch}",
         f"net.width={variant.width}",
@@ -284,13 +301,13 @@ def bench_drgan(size: int, batch: int, device: str, steps: int, variant: Variant
         # the paper's single D head at the paper's width; the synth recipe's separate heads otherwise
         f"net.d_heads={'shared' if variant.width >= 1 else 'separate'}",
     ]
-    cfg = load_config(DRGANConfig, DRGAN_RECIPE, sets)
+    cfg = load_config(DRGANConfig, recipe, sets)
     task = DRGANTask()
     times, memory = run_task(task, cfg, device, variant, steps)
     params_g = sum(p.numel() for p in task.G.parameters())
     params_d = sum(p.numel() for p in task.D.parameters())
     row = {
-        "recipe": str(DRGAN_RECIPE.relative_to(ROOT)),
+        "recipe": str(recipe.relative_to(ROOT)),
         "sets": sets[2:],
         "images_per_step": task.images_per_step(),
         "synthesized_per_step": batch + (batch // variant.multi_image if variant.multi_image else 0),
@@ -453,6 +470,7 @@ def bench_dvg_generate(size: int, batch: int, device: str, steps: int, variant: 
 #: name -> function(size, batch, device, steps, variant) -> row dict (None: variant not applicable).
 METHODS: dict[str, BenchFn] = {
     "drgan": bench_drgan,
+    "drgan-pose": bench_drgan_pose,
     "dvg": bench_dvg,
     "dvg-generate": bench_dvg_generate,
     "tsgan": bench_tsgan,

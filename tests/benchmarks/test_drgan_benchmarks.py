@@ -339,3 +339,14 @@ def test_cross_pose_quick_needs_out(cross_pose: ModuleType, capsys: pytest.Captu
     with pytest.raises(SystemExit):
         cross_pose.main(["--quick"])
     assert "--out" in capsys.readouterr().err
+
+
+def test_train_speed_pose_recipe_row(train_speed: ModuleType, speed_result: dict, tmp_path: Path) -> None:
+    out = tmp_path / "train_speed.json"
+    out.write_text(json.dumps(speed_result))
+    argv = ["--quick", "--methods", "drgan-pose", "--widths", "0.25", "--multi", "0", "--out", str(out)]
+    assert train_speed.main(argv) == 0
+    (pose,) = [r for r in json.loads(out.read_text())["results"] if r["method"] == "drgan-pose"]
+    (plain,) = [r for r in speed_result["results"] if (r["width"], r["multi_image"]) == (0.25, 0)]
+    assert pose["recipe"].endswith("synth-multipie-pose.yaml") and pose["images_per_s"] > 0
+    assert pose["params_g"] == plain["params_g"]  # the same networks; the step adds P's forward and backward
