@@ -299,6 +299,7 @@ for i in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.slow  # milvus-lite servers in other processes: the slow tier (CI runs it)
 def test_two_processes_add_and_search_at_once_lose_nothing(tmp_path, milvus_installed):
     gallery = MilvusGallery.build(tmp_path / "gal", feats(6), subjects_of(6), "fp")
     rounds = 6
@@ -364,6 +365,7 @@ def server_uri(tmp_path, milvus_installed) -> Iterator[str]:
         proc.wait(timeout=60)
 
 
+@pytest.mark.slow  # milvus-lite servers in other processes: the slow tier (CI runs it)
 def test_server_uri_gallery_equals_faiss(flat, server_uri, tmp_path):
     folder = tmp_path / "sgal"
     gallery = MilvusGallery.build(
@@ -402,6 +404,7 @@ def _flat_text(text: str) -> str:
     return " ".join(text.split())
 
 
+@pytest.mark.slow  # milvus-lite servers in other processes: the slow tier (CI runs it)
 def test_cli_build_search_add_remove_info_with_backend_milvus(cli_setup, tmp_path, capsys):
     data, rec = cli_setup
     common = ["--recognizer", str(rec), "--data", str(data), "--modality", "vis"]
