@@ -203,6 +203,7 @@ def test_real_face_features_labels_per_set(tmp_path: Path) -> None:
     assert set(rows.column("split")) == {"train"} and len(rows.labels()) == 18
 
 
+@pytest.mark.slow  # embeds a SynthFace set and fits the model
 def test_quick_main_writes_results(tmp_path: Path) -> None:
     root = tiny_sets(tmp_path / "data")
     recognizer = tiny_recognizer(tmp_path / "recognizer.pt")

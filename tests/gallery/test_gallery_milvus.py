@@ -84,6 +84,7 @@ def _probes() -> np.ndarray:
 # -- exact results --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # milvus-lite start-ups: the slow tier (CI runs it)
 def test_exact_results_equal_the_faiss_flat_gallery(flat, mflat, caplog):
     q = _probes()
     with mflat:  # one connection for the block
@@ -101,6 +102,7 @@ def test_exact_results_equal_the_faiss_flat_gallery(flat, mflat, caplog):
     np.testing.assert_allclose(top.scores[:, 0], 1.0, atol=1e-5)
 
 
+@pytest.mark.slow  # milvus-lite start-ups: the slow tier (CI runs it)
 def test_search_subjects_deeper_than_milvus_topk_groups_by_subject(flat, mflat, monkeypatch):
     monkeypatch.setattr(milvus_module, "MAX_TOPK", 8)
     grouped: list[str | None] = []
@@ -123,6 +125,7 @@ def test_search_subjects_deeper_than_milvus_topk_groups_by_subject(flat, mflat, 
 # -- the operations, as the FAISS gallery's ---------------------------------------------
 
 
+@pytest.mark.slow  # milvus-lite start-ups: the slow tier (CI runs it)
 def test_add_remove_ids_stable(flat, mflat):
     for gallery in (flat, mflat):
         assert len(gallery) == 60
@@ -146,6 +149,7 @@ def test_add_remove_ids_stable(flat, mflat):
     assert mflat.next_id == 65 and mflat.version == 7  # create, 3 adds, 3 removes (no write by the empty ones)
 
 
+@pytest.mark.slow  # milvus-lite start-ups: the slow tier (CI runs it)
 def test_info_entry_and_contains_paths(flat, mflat):
     a, b = flat.info(), mflat.info()
     for key in ("count", "subjects", "modalities", "dim", "fingerprint", "next_id", "hfr_version"):
@@ -162,6 +166,7 @@ def test_info_entry_and_contains_paths(flat, mflat):
     assert mflat.remove(subjects=['q"uo\\te']) == 1
 
 
+@pytest.mark.slow  # milvus-lite start-ups: the slow tier (CI runs it)
 def test_errors_are_the_faiss_gallerys(mflat, tmp_path, caplog):
     with pytest.raises(ArgumentError, match="k must be"):
         mflat.search(feats(1), k=0)
@@ -215,6 +220,7 @@ def test_errors_are_the_faiss_gallerys(mflat, tmp_path, caplog):
 # -- the folder: meta.json, reopening, dispatch, rebuilding ---------------------------------
 
 
+@pytest.mark.slow  # milvus-lite start-ups: the slow tier (CI runs it)
 def test_folder_reopens_anywhere_and_dispatches_by_backend(flat, saved, mflat, tmp_path):
     assert sorted(p.name for p in mflat.folder.iterdir()) == ["meta.json", "milvus.db"]
     meta = json.loads((mflat.folder / "meta.json").read_text())
@@ -239,6 +245,7 @@ def test_folder_reopens_anywhere_and_dispatches_by_backend(flat, saved, mflat, t
         open_gallery(tmp_path / "nothing")
 
 
+@pytest.mark.slow  # milvus-lite start-ups: the slow tier (CI runs it)
 def test_rebuild_replaces_a_gallery_of_either_backend(mflat, saved, tmp_path):
     stale = MilvusGallery.open(mflat.folder)
     rebuilt = MilvusGallery.build(mflat.folder, feats(5, 1), subjects_of(5), "fp-b")
