@@ -154,6 +154,7 @@ def ddp_results(contract_data, tmp_path_factory) -> list[dict[str, Any]]:
     return run_two_ranks(DDP_SCRIPT, contract_data, out / "runs", out, *names, out=out)
 
 
+@pytest.mark.slow  # two gloo processes train every task: ~25 s of start-up (CI runs the slow tier)
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 @pytest.mark.parametrize("variant", ALL)
 def test_two_gloo_ranks_hold_identical_replicas(variant, ddp_results):
