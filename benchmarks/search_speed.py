@@ -339,73 +339,28 @@ def run_face_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append(face_row(n, method, params, build, ids, seconds, size, truth_of))
 
     row("brute", {}, 0.0, ref_ids, brute_time, int(gallery.nbytes))
+    nlist = max(1, round(4 * math.sqrt(n)))
+
+    def fixed(**params: Any) -> Any:
+        """A build of a gallery with these index parameters."""
+        return lambda: Gallery.build(gallery, subjects, "benchmark", use_gpu=args.gpu, **params)
+
+    def tuned(recall: float, **params: Any) -> Any:
+        """A build by `build_for_recall` for `recall` with these options."""
+        return lambda: build_for_recall(
+            gallery, subjects, "benchmark", recall, tune_sample=args.tune_sample, use_gpu=args.gpu, **params
+        )
+
     builds: list[tuple[str, Any]] = [
-        ("flat", lambda: Gallery.build(gallery, subjects, "benchmark", use_gpu=args.gpu)),
-        (
-            "ivf",
-            lambda: Gallery.build(
-                gallery,
-                subjects,
-                "benchmark",
-                index="ivf",
-                nlist=max(1, round(4 * math.sqrt(n))),
-                nprobe=args.nprobe,
-                train_points_per_list=args.train_per_list,
-                use_gpu=args.gpu,
-            ),
-        ),
-        (
-            "recall-0.99",
-            lambda: build_for_recall(
-                gallery, subjects, "benchmark", 0.99, tune_sample=args.tune_sample, use_gpu=args.gpu
-            ),
-        ),
-        (
-            "compressed",
-            lambda: build_for_recall(
-                gallery,
-                subjects,
-                "benchmark",
-                0.95,
-                max_bytes_per_vector=64,
-                kinds=["ivfpq"],
-                tune_sample=args.tune_sample,
-                use_gpu=args.gpu,
-            ),
-        ),
+        ("flat", fixed()),
+        ("ivf", fixed(index="ivf", nlist=nlist, nprobe=args.nprobe, train_points_per_list=args.train_per_list)),
+        ("recall-0.99", tuned(0.99)),
+        ("compressed", tuned(0.95, max_bytes_per_vector=64, kinds=["ivfpq"])),
     ]
     if n <= args.hnsw_max:
-        builds.append(
-            (
-                "hnsw-0.99",
-                lambda: build_for_recall(
-                    gallery,
-                    subjects,
-                    "benchmark",
-                    0.99,
-                    removable=False,
-                    kinds=["hnsw"],
-                    tune_sample=args.tune_sample,
-                    use_gpu=args.gpu,
-                ),
-            )
-        )
+        builds.append(("hnsw-0.99", tuned(0.99, removable=False, kinds=["hnsw"])))
     for m in (32, 64):  # fixed-rule compressed rows, swept on the probes (the tuner judges by leave-one-out)
-        builds.append(
-            (
-                f"ivfpq-{m}",
-                lambda m=m: Gallery.build(
-                    gallery,
-                    subjects,
-                    "benchmark",
-                    index="ivfpq",
-                    nlist=max(1, round(4 * math.sqrt(n))),
-                    nprobe=args.nprobe,
-                    pq_m=m,
-                    use_gpu=args.gpu,
-                ),
-            )
-        )
+        builds.append((f"ivfpq-{m}", fixed(index="ivfpq", nlist=nlist, nprobe=args.nprobe, pq_m=m)))
     if args.milvus_only:
         builds = []
     for method, build in builds:
