@@ -1,391 +1,338 @@
-"""Occluded, non-frontal face recognition on SynthFace `occluded`: LightCNN on raw, DR-GAN-frontalized and
-TSGAN-restored probes, and how well each generator restores the face.
+"""TSGAN on occluded profiles, measured by the generated-face quality protocol: does restoring the face help a
+recognizer that never trained against TSGAN, and what does each part of TSGAN add?
 
-Protocol (`rank1_breakdown`): the test subjects of the occluded set; gallery = each subject's clean
-frontal image (the rows marked `gallery=1`: yaw 0, occlusion none), never altered; probes = every
-occluded (hence non-frontal) test image. Rank-1 overall, per `occlusion` kind, per |yaw| bin (15
-degrees) and per kind x |yaw|, for four ways of presenting the probes to one LightCNN-9:
+Data: SynthFace `occluded` (configs/data/synth-occluded.yaml: 200 subjects x 9 yaws x 4 lights; every
+non-frontal image wears one of six occluders and has its mask and its unoccluded render; 120 training and 80
+test subjects), rendered into `--data` when absent.
 
-1. `lightcnn`: the raw occluded probes;
-2. `lightcnn + drgan frontal`: probes frontalized by DR-GAN (decoded at the 0-degree pose bin with one
-   fixed z drawn from `--seed`);
-3. `lightcnn + tsgan x_d`: TSGAN's de-occluded probes x_d = G_d(x, M) (M: the stored occlusion mask);
-4. `lightcnn + tsgan x_f`: TSGAN's frontalized probes x_f = G_f(x_d, M).
+Instruments (`benchmarks.stages.shared_instruments`: the files `benchmarks/judge.py` trained under
+`--instruments`, else trained there now): F, the strong shared recognizer TSGAN's identity and dual triplet
+terms learn through; the judge (another seed), the only one that measures identity here; the judging yaw
+estimator. None of them ever saw an occluder or a test subject.
 
-TSGAN's mask attention mixes the samples of a batch, so the probes run in batches of its training
-batch size (`tsgan.deocclude.run_generators`, manifest order, the last batch filled up by cycling).
-Every image is fed to LightCNN the same way (read at the generators' size in RGB; the recognizer
-converts to its own size and channels), gallery included.
+Generators: `configs/tsgan/synth-occluded.yaml` (`main`) and the variants of `VARIANTS` (each a list of
+`--set`s: the paper's ablations without the mask-attention module, without the dual triplet loss and
+without the identity loss; G_d without compositing; the lambda assignment with TP-GAN's 0.3 on the symmetry
+term), each trained for every seed of the budget through the stage runner (`--reuse` skips finished stages).
+Seed 0 of `main` trains on to `curve_steps` and keeps a checkpoint every `checkpoint_every` steps; its
+checkpoint at `steps` stands for the main generator of seed 0 (Adam at a constant rate with the same data
+order: the same weights a run stopped there would have), the others make the learning curve.
 
-Restoration (`image_metrics`: L1, PSNR and SSIM from kornia.metrics, images in [0, 1], SSIM with an
-11 x 11 Gaussian window, PSNR capped at `PSNR_CAP` dB for identical images), mean over probes and per
-occlusion kind: TSGAN x_d against the clean same-pose image (`clean_path`), TSGAN x_f and the DR-GAN
-frontal against the clean frontal (`frontal_path`); the raw occluded input against both (the floor).
+Measured (`hfr.eval.generator_report.run_generator_protocol`, `--max-inputs` test probes per task, judge
+cosines, gallery = each test subject's clean frontal image): the deocclude task (x_d = G_d(x, M) against the
+clean image at the input's pose) and the frontalize task (x_f = G_f(x_d, M) against the clean frontal); the raw
+occluded probes are measured the same way beside. Per generator, `figures`: judge rank-1 of x_d and of the
+raw probes overall and per occluder, of x_f and raw at |yaw| 45-60, x_f in the frontal yaw bin, PSNR inside
+the occluder's mask (x_d vs the input) and outside it. Over seeds: mean, std and paired differences with their
+95% Student-t intervals (`hfr.eval.intervals`): x_d - raw, x_f - raw, and each variant - main.
 
-Models, each trained through the library (`hfr.engine.loop.train` and the tasks) from its recipe
-with the `--set`s recorded in the JSON, on the occluded set's training split:
+Writes into `--out` (default benchmarks/results): `occlusion.json` (every figure, report paths, stages,
+commands, machine), `occlusion.md` (tables), `occlusion.png` (rank-1 per occluder; the learning curve) and
+`occlusion_grid.png` (per occluder one test probe: input, mask, x_d, x_f, clean at its pose, clean frontal).
 
-- LightCNN-9: configs/recognizer/synth-pretrain.yaml in benchmarks/cross_pose.py's setting (32 px,
-  AdamW 1e-3, `LIGHTCNN_STEPS` steps, lr / 10 at 70%), every training image (occluded and frontal);
-- DR-GAN: configs/drgan/synth-multipie.yaml (its 700 steps; occluded images as inputs, frontal and
-  profile clean or occluded as they come: can G frontalize through occluders?);
-- TSGAN: configs/tsgan/synth-occluded.yaml (its 600 steps) with `data.recognizer` = the LightCNN above.
-
-`--reuse` skips the stages an earlier run finished with the same `--set`s (runs/<stage>/done.json);
-`--lightcnn/--drgan/--tsgan FILE` (recognizer.pt / generator.pt or a run folder) use a given model.
-In-training evaluation and best-checkpoint selection are off (the benchmark evaluates at the end).
-
-Writes into `--out` (default benchmarks/results): `occlusion.json` (per method the breakdown; the
-restoration metrics; data, recipes, sets, steps, seconds per stage, machine), `occlusion.md` (the
-tables), `occlusion_grid.png` (per occlusion kind one test probe: input, mask, TSGAN x_d, TSGAN x_f,
-DR-GAN frontal, clean frontal target) and `occlusion.png` (rank-1 per occlusion kind, grouped bars per
-method; rank-1 against |yaw|).
-
-    python benchmarks/occlusion.py --threads 1        # about 25 min on a quiet 2-core CPU
-    python benchmarks/occlusion.py --reuse            # skip the stages an earlier run finished
-    python benchmarks/occlusion.py --quick --out /tmp/occ   # 12 subjects at 32 px, 2 steps each (~15 s)
+    python benchmarks/occlusion.py --threads 2                 # default budget, <= 30 min on 2 quiet cores
+    python benchmarks/occlusion.py --budget long --threads 2   # 3 seeds, every variant, the README table
+    python benchmarks/occlusion.py --quick --out /tmp/occ      # smoke: tiny sets and instruments, 2 steps
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import logging
-import os
+import shutil
 import sys
 import time
-from collections import defaultdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stages import command_line, lightcnn_sets, quiet_sets, script_main, show_progress  # noqa: E402
-from drgan.export import load_generator  # noqa: E402
-from drgan.frontalize import frontalize  # noqa: E402
-from hfr.config import read_recipe  # noqa: E402
-from hfr.data.datasets import ManifestDataset  # noqa: E402
-from hfr.data.manifest import MANIFEST_NAME, Manifest, Record  # noqa: E402
-from hfr.data.stats import yaw_bin  # noqa: E402
+from benchmarks.stages import (  # noqa: E402
+    QUICK_SUBJECTS,
+    command_line,
+    quick_folders,
+    quiet_sets,
+    script_main,
+    shared_instruments,
+    start,
+)
+from hfr.config import recipe_file  # noqa: E402
+from hfr.data.manifest import Manifest  # noqa: E402
 from hfr.engine.stages import Stages, render_synth  # noqa: E402
-from hfr.errors import DataError  # noqa: E402
-from hfr.eval.protocols import cross_pose_split, rank1_hits  # noqa: E402
+from hfr.eval.generator_report import run_generator_protocol  # noqa: E402
+from hfr.eval.intervals import paired, t_interval  # noqa: E402
 from hfr.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
 from hfr.machine import machine_info  # noqa: E402
-from hfr.nn.ranges import to_channels, to_signed, to_unit  # noqa: E402
-from hfr.perf import configure_process  # noqa: E402
-from hfr.recognizer.export import Recognizer, load_recognizer  # noqa: E402
+from hfr.nn.ranges import to_unit  # noqa: E402
+from hfr.recognizer.shared import render_shared_data  # noqa: E402
 from hfr.viz import labelled_grid, save_image, tensor_to_images  # noqa: E402
 from tsgan.data import TSGANDataset, is_occluded  # noqa: E402
 from tsgan.deocclude import run_generators  # noqa: E402
-from tsgan.export import LoadedTSGAN, load_tsgan  # noqa: E402
+from tsgan.export import export_checkpoint, load_tsgan  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-DATA_RECIPE = ROOT / "configs" / "data" / "synth-occluded.yaml"
-RECIPES = {
-    "lightcnn": ROOT / "configs" / "recognizer" / "synth-pretrain.yaml",
-    "drgan": ROOT / "configs" / "drgan" / "synth-multipie.yaml",
-    "tsgan": ROOT / "configs" / "tsgan" / "synth-occluded.yaml",
+RECIPE = "tsgan/synth-occluded.yaml"
+DATA_RECIPE = "data/synth-occluded.yaml"
+
+#: Each variant: its `--set`s on the recipe and where it comes from.
+VARIANTS: dict[str, tuple[list[str], str]] = {
+    "main": ([], "configs/tsgan/synth-occluded.yaml as it is"),
+    "no-mam": (["net.mam=false"], "paper's ablation: plain U-Net skips, no mask-attention module"),
+    "no-triplet": (["loss.triplet=0"], "paper's ablation: without the dual triplet loss (lambda5 = 0)"),
+    "no-identity": (["loss.identity=0"], "paper's ablation: without the identity loss (lambda4 = 0)"),
+    "no-composite": (
+        ["net.composite=false"],
+        "G_d's whole output, the visible pixels not composited back (the paper's G_d as relayed)",
+    ),
+    "tpgan-lambdas": (
+        ["loss.symmetry=0.3", "loss.triplet=4"],
+        "lambda2 and lambda5 swapped: TP-GAN's 0.3 on the symmetry term (tsgan/losses.py)",
+    ),
 }
-FILES = {"lightcnn": "recognizer.pt", "drgan": "generator.pt", "tsgan": "generator.pt"}
-#: LightCNN-9 as benchmarks/cross_pose.py trains it (32 px input, AdamW 1e-3, about 3 min on 2 cores).
-LIGHTCNN_SIZE, LIGHTCNN_STEPS = 32, 600
-#: Expected seconds per training step on a quiet 2-core CPU with 1 torch thread, at the sizes named in
-#: `STEP_SIZE` and the recipes' batches (LightCNN 64, DR-GAN 64, TSGAN 16): LightCNN and DR-GAN from
-#: benchmarks/cross_pose.py; TSGAN from `benchmarks/train_speed.py --methods tsgan --sizes 64 --batch 16
-#: --threads 1` (1.08 s/step with other jobs on the machine, load ~1.5-2) scaled as cross_pose scales its
-#: busy figures (x0.8). Only for the printed estimate.
-SECONDS_PER_STEP = {"lightcnn": 0.50, "drgan": 0.80, "tsgan": 0.87}
-STEP_SIZE = {"lightcnn": LIGHTCNN_SIZE, "drgan": 64, "tsgan": 64}
-RECIPE_BATCH = {"lightcnn": 64, "drgan": 64, "tsgan": 16}
-#: Rendering (the occluded preset writes image, clean and mask per face) and evaluation rates at 64 px
-#: on 2 quiet cores (images/s; evaluation: read + DR-GAN + TSGAN + 4 LightCNN passes + metrics per probe).
-RENDER_IMAGES_PER_S, EVAL_PROBES_PER_S = 300.0, 60.0
-IMAGES_PER_SUBJECT = 36  # the multipie layout: 9 yaws x 4 lights
-QUICK = {"subjects": 12, "size": 32, "steps": 2, "batch": 16, "tsgan_batch": 8}
-PSNR_CAP = 100.0  #: dB given to a pair of identical images (PSNR is infinite there)
-SSIM_WINDOW = 11
-METHODS = ("lightcnn", "lightcnn + drgan frontal", "lightcnn + tsgan x_d", "lightcnn + tsgan x_f")
-#: Restoration comparisons: name -> (output, target) keys of `restorations`.
-COMPARISONS = {
-    "input vs clean (floor)": ("input", "clean"),
-    "tsgan x_d vs clean": ("tsgan_d", "clean"),
-    "input vs frontal (floor)": ("input", "frontal"),
-    "drgan frontal vs frontal": ("drgan", "frontal"),
-    "tsgan x_f vs frontal": ("tsgan_f", "frontal"),
+ABLATIONS = ("no-mam", "no-triplet", "no-identity")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one run of the benchmark trains and measures."""
+
+    seeds: tuple[int, ...]
+    variants: tuple[str, ...]
+    steps: int  #: every generator's training steps (the comparison's budget)
+    curve_steps: int  #: seed 0 of main trains on to here
+    checkpoint_every: int  #: the learning curve's spacing
+    max_inputs: int  #: test probes per protocol task
+
+
+BUDGETS = {
+    # about 25 min on 2 quiet cores: main to 1,200 steps (curve every 300), three ablations at 600, seed 0
+    "default": Budget((0,), ("main", *ABLATIONS), 600, 1200, 300, 960),
+    # about 110 min: 3 seeds of main and every variant at 600 steps; main's seed-0 curve to 2,400 steps
+    "long": Budget((0, 1, 2), tuple(VARIANTS), 600, 2400, 300, 960),
+    # smoke test: tiny sets and instruments
+    "quick": Budget((0,), ("main", "no-mam"), 2, 4, 2, 24),
 }
+#: The issue's occluders that must not lose to the raw probes (besides the overall figure).
+LARGE_OCCLUDERS = ("scarf", "sunglasses", "hand")
+FRONTAL_BAR = 0.90  #: x_f in the frontal yaw bin
 
 
-# ---------------------------------------------------------------------- data
-def evaluation_rows(test: Manifest) -> Manifest:
-    """The protocol's rows of the test split: the `gallery=1` clean frontal images and the occluded probes."""
-    rows = test.filter(lambda r: str(r.get("gallery", "0")) in ("1", "true", "yes") or is_occluded(r))
-    gallery = [r for r in rows if not is_occluded(r)]
-    if not gallery or len(gallery) == len(rows):
-        raise DataError(
-            f"{test.source}: the test split has {len(gallery)} gallery (gallery=1) and "
-            f"{len(rows) - len(gallery)} occluded rows; the benchmark needs a SynthFace `occluded` "
-            f"set (`hfr data synth --preset occluded`) or a manifest with both"
-        )
-    return rows
+# ---------------------------------------------------------------------- figures of one report
+def _entry(report: dict[str, Any], task: str, group: str, value: str) -> dict[str, Any] | None:
+    return report["tasks"].get(task, {}).get("groups", {}).get(group, {}).get(value)
 
 
-# ---------------------------------------------------------------------- training
-def steps_of(method: str, args: argparse.Namespace) -> int:
-    """Training steps of a method: `--steps`, else its benchmark setting times `--steps-scale`."""
-    if args.steps:
-        return args.steps
-    base = LIGHTCNN_STEPS if method == "lightcnn" else int(read_recipe(RECIPES[method])["train"]["steps"])
-    return max(1, round(base * args.steps_scale))
+def _weighted(report: dict[str, Any], task: str, values: tuple[str, ...], kind: str, metric: str) -> float | None:
+    rows = [_entry(report, task, "source_abs_yaw", v) for v in values]
+    rows = [r[kind] for r in rows if r is not None and metric in r[kind]]
+    n = sum(r["n"] for r in rows)
+    return sum(r[metric] * r["n"] for r in rows) / n if n else None
 
 
-def occluded_lightcnn_sets(data: Path, args: argparse.Namespace) -> list[str]:
-    """LightCNN-9 in the benchmarks' setting (`benchmarks.stages.lightcnn_sets`) on the occluded training split."""
-    return [
-        *lightcnn_sets(data, LIGHTCNN_SIZE, steps_of("lightcnn", args), args.seed),
-        *quiet_sets(args.quick, QUICK["batch"]),
-    ]
-
-
-def drgan_sets(data: Path, recognizer: Path, args: argparse.Namespace) -> list[str]:
-    """Single-image DR-GAN (the synth recipe) on the occluded training split, F (its identity loss) =
-    the benchmark's LightCNN."""
-    return [
-        f"data.train={data}",
-        "data.eval=null",
-        f"data.recognizer={recognizer}",
-        f"data.size={args.size}",
-        f"train.seed={args.seed}",
-        f"train.steps={steps_of('drgan', args)}",
-        *quiet_sets(args.quick, QUICK["batch"]),
-    ]
-
-
-def tsgan_sets(data: Path, recognizer: Path, args: argparse.Namespace) -> list[str]:
-    """TSGAN (the synth recipe) on the occluded training split, F = the benchmark's LightCNN."""
-    return [
-        f"data.train={data}",
-        f"data.size={args.size}",
-        f"data.recognizer={recognizer}",
-        f"train.seed={args.seed}",
-        f"train.steps={steps_of('tsgan', args)}",
-        *quiet_sets(args.quick, QUICK["tsgan_batch"]),
-    ]
-
-
-# ---------------------------------------------------------------------- protocol and metrics
-def _yaw(rec: Record) -> float:
-    """The yaw of a probe row (cross_pose_split keeps rows with a yaw only)."""
-    assert rec.yaw is not None
-    return float(rec.yaw)
-
-
-def rank1_breakdown(manifest: Manifest, features: np.ndarray, bin_width: float = 15.0) -> dict[str, Any]:
-    """Rank-1 of every probe against the frontal gallery (`hfr.eval.protocols.cross_pose_split`: the
-    `gallery=1` rows, probes every other row with a yaw), overall, per `occlusion` kind, per |yaw| bin
-    and per kind x |yaw| bin. Features: row i for manifest row i (normalised here; cosine scores)."""
-    if len(features) != len(manifest):
-        raise DataError(f"{len(features)} feature rows for {len(manifest)} manifest rows; embed the evaluated rows")
-    f = np.asarray(features, np.float32)
-    f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-    gallery, probes = cross_pose_split(manifest)
-    if not gallery or not probes:
-        raise DataError(
-            f"occlusion protocol: {len(gallery)} gallery and {len(probes)} probe rows; the data needs "
-            f"a gallery=1 frontal image per subject and occluded probes"
-        )
-    sim = f[probes] @ f[gallery].T
-    hit = rank1_hits(sim, [manifest[i].subject for i in probes], [manifest[i].subject for i in gallery])
-    by_kind: dict[str, list[bool]] = defaultdict(list)
-    by_yaw: dict[float, list[bool]] = defaultdict(list)
-    by_both: dict[str, dict[float, list[bool]]] = defaultdict(lambda: defaultdict(list))
-    for j, i in enumerate(probes):
-        kind = manifest[i].get("occlusion") or "none"
-        b = abs(yaw_bin(_yaw(manifest[i]), bin_width))
-        by_kind[kind].append(bool(hit[j]))
-        by_yaw[b].append(bool(hit[j]))
-        by_both[kind][b].append(bool(hit[j]))
-
-    def rates(groups: dict[Any, list[bool]]) -> dict[str, float]:
-        return {(f"{k:g}" if isinstance(k, float) else k): float(np.mean(v)) for k, v in sorted(groups.items())}
-
-    return {
-        "gallery": len(gallery),
-        "probes": len(probes),
-        "rank1_all": float(hit.mean()),
-        "rank1_by_occlusion": rates(by_kind),
-        "rank1_by_abs_yaw": rates(by_yaw),
-        "rank1_by_occlusion_and_abs_yaw": {k: rates(v) for k, v in sorted(by_both.items())},
-        "probes_by_occlusion": {k: len(v) for k, v in sorted(by_kind.items())},
-        "probes_by_abs_yaw": {f"{k:g}": len(v) for k, v in sorted(by_yaw.items())},
-    }
-
-
-def image_metrics(output: torch.Tensor, target: torch.Tensor, chunk: int = 256) -> dict[str, np.ndarray]:
-    """Per-image L1 (mean absolute difference), PSNR (dB, capped at `PSNR_CAP`) and SSIM
-    (`kornia.metrics`, 11 x 11 window, or the image size when smaller and odd) of (N, C, H, W) images
-    in [0, 1]."""
-    import kornia.metrics
-
-    if output.shape != target.shape:
-        raise ValueError(f"image_metrics: output {tuple(output.shape)} and target {tuple(target.shape)} differ")
-    out, tgt = output.float().clamp(0, 1), target.float().clamp(0, 1)
-    window = min(SSIM_WINDOW, out.shape[-1] - (1 - out.shape[-1] % 2))
-    l1 = (out - tgt).abs().flatten(1).mean(1)
-    psnr = (
-        torch.stack([kornia.metrics.psnr(out[i : i + 1], tgt[i : i + 1], 1.0) for i in range(len(out))])
-        if len(out)
-        else torch.zeros(0)
-    )
-    ssim = (
-        torch.cat(
-            [
-                kornia.metrics.ssim(out[k : k + chunk], tgt[k : k + chunk], window, max_val=1.0).flatten(1).mean(1)
-                for k in range(0, len(out), chunk)
-            ]
-        )
-        if len(out)
-        else torch.zeros(0)
-    )
-    return {
-        "l1": l1.numpy().astype(np.float64),
-        "psnr": psnr.clamp(max=PSNR_CAP).nan_to_num(PSNR_CAP).numpy(),
-        "ssim": ssim.numpy().astype(np.float64),
-    }
-
-
-def metric_summary(values: dict[str, np.ndarray], kinds: list[str]) -> dict[str, Any]:
-    """Means of `image_metrics` values overall and per occlusion kind (`kinds[i]` of image i)."""
-
-    def mean(idx: np.ndarray) -> dict[str, float]:
-        return {**{k: float(v[idx].mean()) for k, v in values.items()}, "n": int(len(idx))}
-
-    k = np.asarray(kinds)
-    return {
-        "all": mean(np.arange(len(k))),
-        "by_occlusion": {kind: mean(np.flatnonzero(k == kind)) for kind in sorted(set(kinds))},
-    }
-
-
-# ---------------------------------------------------------------------- running the models
-def probe_tensors(manifest: Manifest, rows: list[int], size: int) -> dict[str, torch.Tensor]:
-    """Occluded probes with mask, clean and frontal targets at `size` (images in [0, 1], masks 1 = occluded)."""
-    ds = TSGANDataset(manifest.with_records([manifest[i] for i in rows]), size, 3, check_sizes=False)
-    items = [ds[j] for j in range(len(ds))]
-    out = {k: torch.stack([it[k] for it in items]) for k in ("image", "clean", "frontal")}
-    out = {k: to_unit(v) for k, v in out.items()}
-    out["mask"] = torch.stack([it["mask"] for it in items])
+def figures(report: dict[str, Any]) -> dict[str, float | None]:
+    """The benchmark's figures from one protocol report (tasks deocclude and frontalize)."""
+    out: dict[str, float | None] = {}
+    d_all = _entry(report, "deocclude", "all", "all")
+    if d_all is not None:
+        for kind, tag in (("generated", "x_d"), ("input", "raw")):
+            out[f"rank1_{tag}"] = d_all[kind].get("rank1")
+            out[f"psnr_in_mask_{tag}"] = d_all[kind].get("psnr_in_mask")
+            out[f"psnr_out_mask_{tag}"] = d_all[kind].get("psnr_out_mask")
+            out[f"ssim_out_mask_{tag}"] = d_all[kind].get("ssim_out_mask")
+        out["auc_x_d"] = d_all["generated"].get("auc")
+        occluders = report["tasks"]["deocclude"]["groups"].get("occlusion", {})
+        for name, e in occluders.items():
+            out[f"rank1_x_d_{name}"] = e["generated"].get("rank1")
+            out[f"rank1_raw_{name}"] = e["input"].get("rank1")
+            out[f"psnr_in_mask_x_d_{name}"] = e["generated"].get("psnr_in_mask")
+            out[f"psnr_in_mask_raw_{name}"] = e["input"].get("psnr_in_mask")
+    f_all = _entry(report, "frontalize", "all", "all")
+    if f_all is not None:
+        out["rank1_x_f"] = f_all["generated"].get("rank1")
+        out["frontal_bin_x_f"] = f_all["generated"].get("yaw_bin_acc")
+        out["yaw_mae_x_f"] = f_all["generated"].get("yaw_mae")
+        for kind, tag in (("generated", "x_f"), ("input", "raw")):
+            out[f"rank1_45_60_{tag}"] = _weighted(report, "frontalize", ("45", "60"), kind, "rank1")
+        d_yaw = _weighted(report, "deocclude", ("45", "60"), "generated", "rank1")
+        out["rank1_45_60_x_d"] = d_yaw
     return out
 
 
-def gallery_tensors(manifest: Manifest, rows: list[int], size: int) -> torch.Tensor:
-    """Gallery images (N, 3, size, size) in [0, 1], as they are."""
-    ds = ManifestDataset(manifest.with_records([manifest[i] for i in rows]), size=size, channels=3)
-    return torch.cat([b["image"] for b in DataLoader(ds, batch_size=128, shuffle=False)])
+def occluders_of(per_run: dict[str, dict[str, Any]]) -> list[str]:
+    """The occluder kinds the figures name, sorted."""
+    return sorted({k[len("rank1_x_d_") :] for f in per_run.values() for k in f if k.startswith("rank1_x_d_")})
 
 
-def tsgan_outputs(gen: LoadedTSGAN, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x_d, x_f) in [0, 1] of probes in [0, 1], in batches of TSGAN's training batch size."""
-    x = to_channels(images, gen.channels, "the generator's")
-    x_d, x_f = run_generators(gen, to_signed(x), masks, frontalize=True)
-    assert x_f is not None
-    return to_channels(to_unit(x_d.float()), 3), to_channels(to_unit(x_f.float()), 3)
-
-
-def resized(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, C, size, size): bilinear, antialiased (unchanged when already that size)."""
-    if images.shape[-1] == size:
-        return images
-    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
-
-
-def features(recognizer: Recognizer, gallery: torch.Tensor, probes: torch.Tensor, chunk: int = 256) -> np.ndarray:
-    """LightCNN features of the gallery rows then the probe rows (the evaluation manifest's order)."""
-    x = torch.cat([gallery, resized(probes, gallery.shape[-1])])
-    return np.concatenate([recognizer.embed(x[k : k + chunk]).cpu().numpy() for k in range(0, len(x), chunk)])
-
-
-# ---------------------------------------------------------------------- figures and table
-def grid_rows(manifest: Manifest, probes: list[int]) -> list[int]:
-    """One probe per occlusion kind present (kinds in name order), each of another subject where possible,
-    preferring |yaw| 30-45 and the neutral light."""
-    chosen, used = [], set()
-    kinds = sorted({manifest[i].get("occlusion") for i in probes})
-    for kind in kinds:
-        cands = [i for i in probes if manifest[i].get("occlusion") == kind]
-        cands.sort(
-            key=lambda i: (
-                manifest[i].subject in used,
-                abs(_yaw(manifest[i])) not in (30.0, 45.0),
-                manifest[i].get("illumination") not in ("", "neutral"),
+# ---------------------------------------------------------------------- over seeds
+def aggregate(per_run: dict[str, dict[str, Any]], budget: Budget) -> dict[str, Any]:
+    """Mean/std/interval per variant and figure over seeds; the paired differences x_d - raw, x_f - raw,
+    PSNR in the mask x_d - raw (per variant), and variant - main (per figure)."""
+    out: dict[str, Any] = {"variants": {}, "vs_main": {}}
+    for v in budget.variants:
+        runs = {s: per_run[f"{v}-s{s}"] for s in budget.seeds if f"{v}-s{s}" in per_run}
+        keys = sorted({k for f in runs.values() for k in f})
+        stats = {k: t_interval([f.get(k) for f in runs.values()]) for k in keys}
+        gains = {}
+        for name, a, b in gain_pairs(occluders_of(runs)):
+            gains[name] = paired(
+                {s: f[a] for s, f in runs.items() if f.get(a) is not None},
+                {s: f[b] for s, f in runs.items() if f.get(b) is not None},
             )
-        )
-        chosen.append(cands[0])
-        used.add(manifest[cands[0]].subject)
-    return chosen
+        out["variants"][v] = {"seeds": sorted(runs), "figures": stats, "gains": gains}
+        if v != "main" and "main" in budget.variants:
+            main = {s: per_run[f"main-s{s}"] for s in budget.seeds if f"main-s{s}" in per_run}
+            out["vs_main"][v] = {
+                k: paired(
+                    {s: f[k] for s, f in runs.items() if f.get(k) is not None},
+                    {s: f[k] for s, f in main.items() if f.get(k) is not None},
+                )
+                for k in keys
+            }
+    return out
 
 
-def grid_figure(
-    manifest: Manifest, probes: list[int], rows: dict[str, torch.Tensor], path: Path
-) -> list[dict[str, Any]]:
-    """Columns: one probe per occlusion kind; rows: input, mask, TSGAN x_d, TSGAN x_f, DR-GAN frontal, target.
-    Returns the probes shown (path, subject, occlusion, yaw), left to right."""
-    picks = grid_rows(manifest, probes)
-    where = [probes.index(i) for i in picks]
-    size = max(64, max(t.shape[-1] for t in rows.values()))
-    labels = list(rows)
-    cells = []
-    for name in labels:
-        t = rows[name][where]
-        t = t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t
-        cells.append(F.interpolate(t, size=(size, size), mode="nearest") if t.shape[-1] != size else t)
-    images = tensor_to_images(torch.cat(cells))
-    cols = [manifest[i].get("occlusion") for i in picks]  # short: a label must fit above a 64-px cell
-    save_image(path, labelled_grid(images, len(picks), cols, labels))
-    return [
-        {
-            "path": manifest[i].path,
-            "subject": manifest[i].subject,
-            "occlusion": manifest[i].get("occlusion"),
-            "yaw": _yaw(manifest[i]),
-        }
-        for i in picks
+def gain_pairs(occluders: list[str]) -> list[tuple[str, str, str]]:
+    """(name, generated figure, raw figure) of the paired gains over the raw probes."""
+    pairs = [
+        ("x_d - raw rank-1", "rank1_x_d", "rank1_raw"),
+        ("x_f - raw rank-1 |yaw| 45-60", "rank1_45_60_x_f", "rank1_45_60_raw"),
+        ("x_d - raw PSNR in mask", "psnr_in_mask_x_d", "psnr_in_mask_raw"),
     ]
+    pairs += [(f"x_d - raw rank-1 {o}", f"rank1_x_d_{o}", f"rank1_raw_{o}") for o in occluders]
+    pairs += [(f"x_d - raw PSNR in mask {o}", f"psnr_in_mask_x_d_{o}", f"psnr_in_mask_raw_{o}") for o in occluders]
+    return pairs
 
 
-def plot_figure(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
-    """Left: rank-1 per occlusion kind (and all), grouped bars per method; right: rank-1 against |yaw|."""
+# ---------------------------------------------------------------------- tables
+def _pct(stat: dict[str, Any] | None, scale: float = 100.0, digits: int = 1) -> str:
+    if not stat or stat.get("mean") is None:
+        return ""
+    text = f"{stat['mean'] * scale:.{digits}f}"
+    if stat.get("std") is not None:
+        text += f" ± {stat['std'] * scale:.{digits}f}"
+    return text
+
+
+def _interval(stat: dict[str, Any] | None, scale: float = 100.0, digits: int = 1) -> str:
+    if not stat or stat.get("mean") is None:
+        return ""
+    text = f"{stat['mean'] * scale:+.{digits}f}"
+    if stat.get("low") is not None:
+        text += f" [{stat['low'] * scale:+.{digits}f}, {stat['high'] * scale:+.{digits}f}]"
+    return text
+
+
+def markdown(agg: dict[str, Any], budget: Budget, curve: list[dict[str, Any]]) -> str:
+    """The headline table per variant, the per-occluder table of main, the ablations against main and the curve."""
+    v_stats = agg["variants"]
+    lines = [
+        f"Seeds {', '.join(map(str, budget.seeds))}; every generator {budget.steps} steps; judge rank-1 (%) "
+        "against the clean frontal gallery; mean ± std over seeds; [95% t interval] of paired differences.",
+        "",
+        "| variant | x_d rank-1 | raw rank-1 | x_d - raw | x_f rank-1 45-60 | raw 45-60 | x_f - raw 45-60 | "
+        "x_f frontal bin | PSNR in mask x_d (raw) | PSNR out of mask x_d |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for v, s in v_stats.items():
+        f, g = s["figures"], s["gains"]
+        lines.append(
+            f"| {v} | {_pct(f.get('rank1_x_d'))} | {_pct(f.get('rank1_raw'))} | "
+            f"{_interval(g.get('x_d - raw rank-1'))} | {_pct(f.get('rank1_45_60_x_f'))} | "
+            f"{_pct(f.get('rank1_45_60_raw'))} | {_interval(g.get('x_f - raw rank-1 |yaw| 45-60'))} | "
+            f"{_pct(f.get('frontal_bin_x_f'))} | {_pct(f.get('psnr_in_mask_x_d'), 1)} "
+            f"({_pct(f.get('psnr_in_mask_raw'), 1)}) | {_pct(f.get('psnr_out_mask_x_d'), 1)} |"
+        )
+    if "main" in v_stats:
+        main = v_stats["main"]
+        lines += [
+            "",
+            "main, per occluder:",
+            "",
+            "| occluder | x_d rank-1 | raw rank-1 | x_d - raw | PSNR in mask x_d | raw | gain (dB) |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        f, g = main["figures"], main["gains"]
+        for o in occluders_of({"m": {k: 0 for k in f}}):
+            lines.append(
+                f"| {o} | {_pct(f.get(f'rank1_x_d_{o}'))} | {_pct(f.get(f'rank1_raw_{o}'))} | "
+                f"{_interval(g.get(f'x_d - raw rank-1 {o}'))} | {_pct(f.get(f'psnr_in_mask_x_d_{o}'), 1)} | "
+                f"{_pct(f.get(f'psnr_in_mask_raw_{o}'), 1)} | {_interval(g.get(f'x_d - raw PSNR in mask {o}'), 1)} |"
+            )
+    if agg["vs_main"]:
+        lines += [
+            "",
+            "Variant - main, paired by seed:",
+            "",
+            "| variant | x_d rank-1 | x_f rank-1 45-60 | x_f frontal bin | PSNR in mask x_d |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for v, d in agg["vs_main"].items():
+            lines.append(
+                f"| {v} | {_interval(d.get('rank1_x_d'))} | {_interval(d.get('rank1_45_60_x_f'))} | "
+                f"{_interval(d.get('frontal_bin_x_f'))} | {_interval(d.get('psnr_in_mask_x_d'), 1)} |"
+            )
+    if curve:
+        lines += [
+            "",
+            "Learning curve (main, seed 0):",
+            "",
+            "| steps | images | x_d rank-1 | raw rank-1 | x_f rank-1 45-60 | raw 45-60 | x_f frontal bin |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for p in curve:
+            cells = [p.get(k) for k in ("rank1_x_d", "rank1_raw", "rank1_45_60_x_f", "rank1_45_60_raw")]
+            cells.append(p.get("frontal_bin_x_f"))
+            lines.append(
+                f"| {p['step']} | {p['images']} | "
+                + " | ".join("" if c is None else f"{100 * c:.1f}" for c in cells)
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------- figures
+def plot(agg: dict[str, Any], curve: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Left: judge rank-1 per occluder (x_d, x_f, raw; main, mean over seeds); right: the learning curve."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    kinds = sorted({k for r in results.values() for k in r["rank1_by_occlusion"]}) + ["all"]
     fig, (ax, ay) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-    width = 0.8 / max(1, len(results))
-    for m, (name, r) in enumerate(results.items()):
-        values = [100 * (r["rank1_all"] if k == "all" else r["rank1_by_occlusion"].get(k, float("nan"))) for k in kinds]
-        ax.bar(np.arange(len(kinds)) + (m - (len(results) - 1) / 2) * width, values, width, label=name)
-        yaws = sorted(r["rank1_by_abs_yaw"], key=float)
-        ay.plot([float(y) for y in yaws], [100 * r["rank1_by_abs_yaw"][y] for y in yaws], marker="o", label=name)
+    main = agg["variants"].get("main", {}).get("figures", {})
+    kinds = occluders_of({"m": {k: 0 for k in main}})
+    bars = (("x_d", "rank1_x_d_{}"), ("raw occluded", "rank1_raw_{}"))
+    for m, (label, key) in enumerate(bars):
+        values = [100 * (main.get(key.format(k), {}).get("mean") or 0.0) for k in kinds]
+        errs = [100 * (main.get(key.format(k), {}).get("std") or 0.0) for k in kinds]
+        ax.bar(np.arange(len(kinds)) + (m - 0.5) * 0.38, values, 0.38, yerr=errs, label=label, capsize=2)
     ax.set_xticks(np.arange(len(kinds)), kinds)
-    ax.set_ylabel("rank-1 (%)")
+    ax.set_ylabel("judge rank-1 (%)")
     ax.set_ylim(0, 101)
-    ax.set_title("rank-1 per occlusion kind", fontsize=10)
+    ax.set_title("de-occluded x_d vs raw occluded probes, per occluder (main)", fontsize=10)
+    ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    ay.legend(fontsize=7, loc="lower left")
-    ay.set_xlabel("|yaw| (degrees)")
-    ay.set_ylabel("rank-1 (%)")
+    xs = [p["images"] / 1000 for p in curve]
+    for key, label, style in (
+        ("rank1_x_d", "x_d, all", "-"),
+        ("rank1_raw", "raw, all", ":"),
+        ("rank1_45_60_x_f", "x_f, |yaw| 45-60", "-"),
+        ("rank1_45_60_raw", "raw, |yaw| 45-60", ":"),
+    ):
+        ay.plot(xs, [100 * (p.get(key) or float("nan")) for p in curve], style, marker="o", label=label)
+    ay.set_xlabel("training images (thousands)")
+    ay.set_ylabel("judge rank-1 (%)")
     ay.set_ylim(0, 101)
-    ay.set_title("rank-1 against |yaw|", fontsize=10)
+    ay.set_title("learning curve (main, seed 0)", fontsize=10)
+    ay.legend(fontsize=7)
     ay.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
     buf = io.BytesIO()
@@ -394,247 +341,184 @@ def plot_figure(results: dict[str, dict[str, Any]], path: Path, title: str) -> N
     atomic_write_bytes(path, buf.getvalue())
 
 
-def markdown(results: dict[str, dict[str, Any]], restoration: dict[str, dict[str, Any]]) -> str:
-    """The rank-1 table (overall, per kind, per |yaw|) and the restoration table."""
-    kinds = sorted({k for r in results.values() for k in r["rank1_by_occlusion"]})
-    yaws = sorted({y for r in results.values() for y in r["rank1_by_abs_yaw"]}, key=float)
-    head = ["method", "all", *kinds, *(f"\\|{y}\\|" for y in yaws)]
-    lines = [
-        "rank-1 % (gallery: clean frontal; probes: occluded, non-frontal)",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
+def grid_rows(test: Manifest) -> list[int]:
+    """One occluded test row per occluder (name order), each of another subject where possible, preferring
+    |yaw| 30-45 and the neutral light."""
+    chosen: list[int] = []
+    used: set[str] = set()
+    probes = [i for i, r in enumerate(test) if is_occluded(r)]
+    for kind in sorted({test[i].get("occlusion") for i in probes}):
+        cands = [i for i in probes if test[i].get("occlusion") == kind]
+        cands.sort(
+            key=lambda i: (
+                test[i].subject in used,
+                abs(float(test[i].yaw or 0)) not in (30.0, 45.0),
+                test[i].get("illumination") not in ("", "neutral"),
+            )
+        )
+        chosen.append(cands[0])
+        used.add(test[cands[0]].subject)
+    return chosen
+
+
+def grid_figure(generator: Path, test: Manifest, path: Path) -> list[dict[str, Any]]:
+    """Columns: one probe per occluder; rows: input, mask, x_d, x_f, clean at the input's pose, clean
+    frontal. The probes go through `run_generators` as `hfr deocclude` runs them."""
+    gen = load_tsgan(generator)
+    picks = grid_rows(test)
+    ds = TSGANDataset(test.with_records([test[i] for i in picks]), gen.size, gen.channels, check_sizes=False)
+    items = [ds[j] for j in range(len(ds))]
+    x = torch.stack([it["image"] for it in items])  # in [-1, 1], as the generators take them
+    masks = torch.stack([it["mask"] for it in items])
+    with torch.no_grad():
+        x_d, x_f = run_generators(gen, x, masks, frontalize=True)
+    assert x_f is not None
+    rows = {
+        "input": to_unit(x),
+        "mask": masks,
+        "x_d": to_unit(x_d.float()),
+        "x_f": to_unit(x_f.float()),
+        "clean": to_unit(torch.stack([it["clean"] for it in items])),
+        "frontal": to_unit(torch.stack([it["frontal"] for it in items])),
+    }
+    size = max(64, gen.size)
+    cells = []
+    for t in rows.values():
+        t = t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t
+        cells.append(F.interpolate(t, size=(size, size), mode="nearest") if t.shape[-1] != size else t)
+    cols = [test[i].get("occlusion") for i in picks]
+    save_image(path, labelled_grid(tensor_to_images(torch.cat(cells)), len(picks), cols, list(rows)))
+    return [
+        {"path": test[i].path, "subject": test[i].subject, "occlusion": test[i].get("occlusion"), "yaw": test[i].yaw}
+        for i in picks
     ]
-    for name, r in results.items():
-        cells = [
-            r["rank1_all"],
-            *(r["rank1_by_occlusion"].get(k, float("nan")) for k in kinds),
-            *(r["rank1_by_abs_yaw"].get(y, float("nan")) for y in yaws),
-        ]
-        lines.append(f"| {name} | " + " | ".join(f"{100 * c:.1f}" for c in cells) + " |")
-    lines += [
-        "",
-        "restoration (images in [0, 1]; mean over probes)",
-        "",
-        "| output vs target | L1 | PSNR dB | SSIM |",
-        "|---|---|---|---|",
+
+
+# ---------------------------------------------------------------------- training and measuring
+def sets_for(variant: str, seed: int, steps: int, checkpoint_every: int, data: Path, f_file: Path, quick: bool) -> list[str]:
+    """The `--set`s of one generator run."""
+    sets = [
+        f"data.train={data}",
+        f"data.recognizer={f_file}",
+        f"train.seed={seed}",
+        f"train.steps={steps}",
+        *VARIANTS[variant][0],
+        *(s for s in quiet_sets(quick, 8) if not s.startswith("train.checkpoint_every")),
+        f"train.checkpoint_every={checkpoint_every}",  # 0: none; the main run's keep the learning curve
+        "train.sample_every=-1",
     ]
-    for name, s in restoration.items():
-        a = s["all"]
-        lines.append(f"| {name} | {a['l1']:.4f} | {a['psnr']:.2f} | {a['ssim']:.3f} |")
-    return "\n".join(lines)
+    if quick:
+        sets.append("data.size=32")
+    return sets
 
 
-# ---------------------------------------------------------------------- estimate
-def expected_seconds(args: argparse.Namespace, to_train: list[str], render: bool) -> float:
-    """A wall-time estimate on a quiet 2-core CPU (1 thread): steps x seconds per step scaled by image
-    area and batch, rendering, and the evaluation of the test probes (40% of the subjects)."""
-    total = 0.0
-    for m in to_train:
-        size = LIGHTCNN_SIZE if m == "lightcnn" and not args.quick else args.size
-        batch = (QUICK["tsgan_batch"] if m == "tsgan" else QUICK["batch"]) if args.quick else RECIPE_BATCH[m]
-        total += steps_of(m, args) * SECONDS_PER_STEP[m] * (size / STEP_SIZE[m]) ** 2 * batch / RECIPE_BATCH[m]
-    images = args.subjects * IMAGES_PER_SUBJECT
-    area = (args.size / 64) ** 2
-    if render:
-        total += images / RENDER_IMAGES_PER_S * area
-    return total + 0.4 * images * area / EVAL_PROBES_PER_S
+def checkpoint_at(run_file: Path, step: int) -> Path:
+    """The checkpoint of `step` in the run folder of a stage's generator.pt."""
+    found = run_file.parent / "checkpoints" / f"step-{step:07d}.pt"
+    if not found.is_file():
+        raise SystemExit(f"{found}: missing; the main run keeps a checkpoint every checkpoint_every steps")
+    return found
 
 
-def default_expected_seconds() -> float:
-    """The estimate of the whole default run (render, three trainings, evaluation)."""
-    ns = argparse.Namespace(steps=None, steps_scale=1.0, size=64, subjects=200, quick=False)
-    return expected_seconds(ns, list(RECIPES), True)
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--budget", choices=[b for b in BUDGETS if b != "quick"], default="default")
+    p.add_argument("--data", type=Path, default=ROOT / "data", help="SynthFace sets (rendered when absent)")
+    p.add_argument("--instruments", type=Path, default=ROOT / "runs" / "judge" / "runs", help="judge/F/yaw stages")
+    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "occlusion" / "runs", help="generator runs")
+    for name in ("judge", "F", "yaw-estimator"):
+        p.add_argument(f"--{name}", type=Path, default=None, help=f"given {name} file (not trained)")
+    p.add_argument("--reuse", action="store_true", help="reuse stages finished by an earlier run")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (1 on a busy machine)")
+    p.add_argument("--quick", action="store_true", help="smoke mode: tiny sets and instruments; needs --out")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    quick_folders(args, p, ["data", "instruments", "runs"])
+    return args
 
 
-# ---------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    """Render, train (or reuse), run the generators on the probes, evaluate, write JSON, Markdown and PNGs."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--data",
-        type=Path,
-        help="occluded set folder or manifest; rendered (SynthFace occluded) when "
-        "absent (default runs/occlusion/data-occluded-<subjects>x<size>-"
-        "seed<seed>)",
-    )
-    ap.add_argument("--subjects", type=int, help="SynthFace subjects when rendering (default 200)")
-    ap.add_argument("--size", type=int, help="render size and DR-GAN / TSGAN input (default 64; a power of two)")
-    ap.add_argument("--seed", type=int, default=0, help="render seed, train.seed and DR-GAN's z")
-    ap.add_argument("--runs", type=Path, help="training runs (default runs/occlusion/runs)")
-    ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every model's training steps")
-    ap.add_argument("--steps", type=int, help="train every model this many steps (overrides)")
-    ap.add_argument("--reuse", action="store_true", help="reuse stages an earlier run finished with the same sets")
-    ap.add_argument("--lightcnn", type=Path, help="recognizer.pt (or run folder) of the LightCNN: not trained")
-    ap.add_argument("--drgan", type=Path, help="generator.pt (or run folder) of DR-GAN: not trained")
-    ap.add_argument("--tsgan", type=Path, help="generator.pt (or run folder) of TSGAN: not trained")
-    ap.add_argument("--threads", type=int, help="torch threads (default torch's; 1 on a busy machine)")
-    ap.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"smoke mode: {QUICK['subjects']} subjects at {QUICK['size']} px, {QUICK['steps']} steps per "
-        f"model, batch {QUICK['batch']} (TSGAN {QUICK['tsgan_batch']}), 1 thread; needs --out",
-    )
-    ap.add_argument("--out", type=Path, help="output folder (default benchmarks/results)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    show_progress()
-    configure_process()
-    if args.quick:
-        if args.out is None:
-            raise SystemExit("--quick writes into --out DIR only (never over benchmarks/results)")
-        args.subjects = args.subjects or QUICK["subjects"]
-        args.size = args.size or QUICK["size"]
-        args.steps = args.steps or QUICK["steps"]
-        args.threads = args.threads or 1
-    recipe = read_recipe(DATA_RECIPE)
-    args.subjects = args.subjects or int(recipe.get("subjects", 200))
-    args.size = args.size or int(recipe.get("size", 64))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = args.out or RESULTS
-    base = out if args.quick else ROOT / "runs" / "occlusion"
-    args.data = args.data or base / f"data-occluded-{args.subjects}x{args.size}-seed{args.seed}"
-    runs = args.runs or base / "runs"
-    given = {m: p for m, p in (("lightcnn", args.lightcnn), ("drgan", args.drgan), ("tsgan", args.tsgan)) if p}
-    data_manifest = Path(args.data) if Path(args.data).suffix == ".csv" else Path(args.data) / MANIFEST_NAME
-    expected = expected_seconds(args, [m for m in RECIPES if m not in given], not data_manifest.is_file())
-    print(
-        f"expected wall time of this run: ~{expected / 60:.1f} min; "
-        f"of the whole default run: ~{default_expected_seconds() / 60:.0f} min (quiet 2-core CPU, 1 thread; "
-        "a shared one is slower)",
-        flush=True,
-    )
-    t_all = time.perf_counter()
-    stages = Stages(runs, reuse=args.reuse, meta={"benchmark": "occlusion"})
-    manifest_path, rendered, stages.seconds["render"] = render_synth(
-        DATA_RECIPE, Path(args.data), args.subjects, args.size, args.seed, workers=1 if args.quick else 2
-    )
-
+    """Render, train or reuse, measure every generator, aggregate, write JSON, Markdown and PNGs."""
+    args = parse_args(argv)
+    start(args.threads or (1 if args.quick else None))
+    budget = BUDGETS["quick" if args.quick else args.budget]
+    t0 = time.perf_counter()
+    size = 32 if args.quick else 64
+    shared = render_shared_data(args.data, size=size, subjects=QUICK_SUBJECTS if args.quick else None)
+    manifest, _, _ = render_synth(recipe_file(DATA_RECIPE), args.data / "occluded", 12 if args.quick else 200, size, 0)
+    given = {"judge": args.judge, "F": args.F, "yaw_estimator": args.yaw_estimator}
+    inst = shared_instruments(args.instruments, shared, args.quick, args.reuse, given)
+    stages = Stages(args.runs, reuse=args.reuse, meta={"benchmark": "occlusion"})
     files: dict[str, Path] = {}
-    for method in RECIPES:
-        if method in given:
-            files[method] = stages.given(method, given[method], FILES[method])
-        elif method == "lightcnn":
-            files[method] = stages.train(method, RECIPES[method], occluded_lightcnn_sets(manifest_path, args))
-        elif method == "drgan":
-            files[method] = stages.train(method, RECIPES[method], drgan_sets(manifest_path, files["lightcnn"], args))
-        else:
-            files[method] = stages.train(method, RECIPES[method], tsgan_sets(manifest_path, files["lightcnn"], args))
+    for seed in budget.seeds:
+        for v in budget.variants:
+            long_main = v == "main" and seed == budget.seeds[0]
+            steps = budget.curve_steps if long_main else budget.steps
+            every = budget.checkpoint_every if long_main else 0
+            sets = sets_for(v, seed, steps, every, manifest.parent, inst["F"], args.quick)
+            files[f"{v}-s{seed}"] = stages.train(f"tsgan-{v}-s{seed}", recipe_file(RECIPE), sets)
+    t_train = time.perf_counter() - t0
 
-    t = time.perf_counter()
-    full = Manifest.read(manifest_path)
-    test = full.filter(lambda r: r.split == "test")
-    if len(test) == 0:
-        raise SystemExit(f"{manifest_path}: no rows of split 'test'; the protocol evaluates the test subjects")
-    ev = evaluation_rows(test)
-    gallery, probes = cross_pose_split(ev)
-    if gallery + probes != list(range(len(ev))):  # the features below are gallery rows then probe rows
-        order = gallery + probes
-        ev = ev.with_records([ev[i] for i in order])
-        gallery, probes = cross_pose_split(ev)
-    recognizer = load_recognizer(files["lightcnn"])
-    drgan = load_generator(files["drgan"])
-    tsgan = load_tsgan(files["tsgan"])
-    kinds = [ev[i].get("occlusion") for i in probes]
-    gal = gallery_tensors(ev, gallery, tsgan.size)
-    ts_in = probe_tensors(ev, probes, tsgan.size)
-    dr_in = ts_in if drgan.size == tsgan.size else probe_tensors(ev, probes, drgan.size)
-    x_d, x_f = tsgan_outputs(tsgan, ts_in["image"], ts_in["mask"])
-    x_dr = frontalize(drgan, dr_in["image"], args.seed)
-    stages.seconds["generators"] = round(time.perf_counter() - t, 1)
-    results = {
-        "lightcnn": rank1_breakdown(ev, features(recognizer, gal, ts_in["image"])),
-        "lightcnn + drgan frontal": rank1_breakdown(ev, features(recognizer, gal, x_dr)),
-        "lightcnn + tsgan x_d": rank1_breakdown(ev, features(recognizer, gal, x_d)),
-        "lightcnn + tsgan x_f": rank1_breakdown(ev, features(recognizer, gal, x_f)),
-    }
-    outputs = {"input": ts_in["image"], "tsgan_d": x_d, "tsgan_f": x_f, "drgan": x_dr}
-    targets = {("drgan", k): dr_in[k] for k in ("clean", "frontal")}
-    restoration = {}
-    for name, (o, tgt) in COMPARISONS.items():
-        target = targets.get((o, tgt), ts_in[tgt])
-        restoration[name] = metric_summary(image_metrics(outputs[o], target), kinds)
-    stages.seconds["evaluate"] = round(time.perf_counter() - t, 1)
+    work = args.out / "occlusion_work"
+    main_run = f"main-s{budget.seeds[0]}"
+    curve_files: dict[int, Path] = {}
+    if "main" in budget.variants:
+        for step in range(budget.checkpoint_every, budget.curve_steps + 1, budget.checkpoint_every):
+            curve_files[step] = work / f"curve-{step}.pt"
+            export_checkpoint(checkpoint_at(files[main_run], step), curve_files[step])
 
-    t = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    shown = grid_figure(
-        ev,
-        probes,
-        {
-            "input": ts_in["image"],
-            "mask": ts_in["mask"],
-            "TSGAN x_d": x_d,
-            "TSGAN x_f": x_f,
-            "DR-GAN": resized(x_dr, tsgan.size),
-            "target": ts_in["frontal"],
-        },
-        out / "occlusion_grid.png",
-    )
-    plot_figure(
-        results,
-        out / "occlusion.png",
-        f"occluded probes, {len(test.subjects())} test subjects, {args.size} px{' (quick)' if args.quick else ''}",
-    )
-    stages.seconds["figures"] = round(time.perf_counter() - t, 1)
-    stages.seconds["total"] = round(time.perf_counter() - t_all, 1)
+    def measure(generator: Path, label: str) -> dict[str, Any]:
+        logging.info("measuring %s", label)
+        report = run_generator_protocol(
+            generator,
+            manifest.parent,
+            work / label,
+            judge=inst["judge"],
+            yaw_estimator=inst["yaw_estimator"],
+            tasks=["deocclude", "frontalize"],
+            max_inputs=budget.max_inputs,
+        )
+        return figures(report)
 
-    table = markdown(results, restoration)
+    per_run: dict[str, dict[str, Any]] = {}
+    for name, file in files.items():
+        # seed 0's main is its checkpoint at the comparison's budget (the run goes on for the curve)
+        per_run[name] = measure(curve_files[budget.steps] if name == main_run else file, name)
+    batch = 8 if args.quick else 16
+    curve = []
+    for step, file in curve_files.items():
+        fig = per_run[main_run] if step == budget.steps else measure(file, f"curve-{step}")
+        curve.append({"step": step, "images": step * batch, **fig})
+    agg = aggregate(per_run, budget)
+
+    test = Manifest.read(manifest).filter(lambda r: r.split == "test")
+    args.out.mkdir(parents=True, exist_ok=True)
+    grid = grid_figure(curve_files.get(budget.steps, files[main_run]), test, args.out / "occlusion_grid.png")
+    title = f"TSGAN on SynthFace occluded, {len(test.subjects())} test subjects, {size} px, budget {args.budget}"
+    plot(agg, curve, args.out / "occlusion.png", title + (" (quick)" if args.quick else ""))
+    table = markdown(agg, budget, curve)
     print(table)
-    info = machine_info(device="cuda" if torch.cuda.is_available() else "cpu")
-    with contextlib.suppress(OSError):
-        info["load_average_end"] = list(os.getloadavg())
     result = {
-        "benchmark": "occluded non-frontal face recognition: LightCNN on raw, DR-GAN-frontalized and TSGAN-restored "
-        "(de-occluded x_d, frontalized x_f) probes; restoration L1 / PSNR / SSIM",
+        "benchmark": "occlusion: TSGAN de-occlusion and frontalization by the generated-face quality protocol",
         "command": command_line(argv),
-        "quick": args.quick,
-        "seed": args.seed,
-        "data": {
-            "manifest": str(manifest_path),
-            "rendered_now": rendered,
-            "subjects": len(full.subjects()),
-            "size": args.size,
-            "images": len(full),
-            "test_subjects": len(test.subjects()),
-            "gallery": len(gallery),
-            "probes": len(probes),
-            "occlusion_kinds": sorted(set(kinds)),
-            "render": {
-                "recipe": str(DATA_RECIPE.relative_to(ROOT)),
-                "subjects": args.subjects,
-                "size": args.size,
-                "seed": args.seed,
-            }
-            if rendered
-            else None,
-        },
-        "protocol": "test subjects; gallery: the gallery=1 clean frontal image of each, unaltered; probes: every "
-        "occluded test image; rank-1 by cosine of LightCNN features, overall, per occlusion kind, per "
-        "|yaw| bin (15 degrees) and per kind x |yaw|. DR-GAN: every probe decoded at the 0-degree bin "
-        "with one z (seed); TSGAN: G_d(x, M), G_f(x_d, M) in batches of its training batch size",
-        "models": stages.records,
-        "lightcnn_setting": {"size": LIGHTCNN_SIZE, "steps": LIGHTCNN_STEPS, "as": "benchmarks/cross_pose.py"},
-        "tsgan_batch_size": tsgan.batch_size,
-        "results": results,
-        "restoration": restoration,
-        "restoration_metrics": f"images in [0, 1] at {tsgan.size} px RGB; L1 mean |output - target|; PSNR "
-        f"(kornia.metrics.psnr, max 1, capped at {PSNR_CAP:g} dB); SSIM (kornia.metrics.ssim, "
-        f"Gaussian window {min(SSIM_WINDOW, tsgan.size - 1)}); mean over probes",
-        "grid": shown,
+        "budget": {"name": "quick" if args.quick else args.budget, **asdict(budget)},
+        "variants": {v: {"sets": VARIANTS[v][0], "what": VARIANTS[v][1]} for v in budget.variants},
+        "recipe": f"configs/{RECIPE}",
+        "data": str(manifest),
+        "instruments": {k: str(v) for k, v in inst.items()},
+        "per_run": per_run,
+        "aggregate": agg,
+        "curve": curve,
+        "grid": grid,
+        "stages": stages.records,
         "table": table,
-        "seconds": stages.seconds,
-        "expected_default_seconds": round(default_expected_seconds()),
-        "machine": info,
-        "note": "timings on a shared 2-core machine are pessimistic",
+        "seconds": {"train": round(t_train, 1), "total": round(time.perf_counter() - t0, 1)},
+        "machine": machine_info(),
     }
-    atomic_write_text(out / "occlusion.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(out / "occlusion.md", table + "\n")
-    print(
-        f"wrote {out / 'occlusion.json'}, occlusion.md, occlusion.png, occlusion_grid.png "
-        f"({stages.seconds['total']:.0f} s)"
-    )
+    atomic_write_text(args.out / "occlusion.json", json.dumps(result, indent=2, default=str) + "\n")
+    atomic_write_text(args.out / "occlusion.md", table)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"wrote {args.out / 'occlusion.json'}, occlusion.md, occlusion.png, occlusion_grid.png")
     return 0
 
 

@@ -17,7 +17,9 @@ from typing import Any, ClassVar
 import torch
 
 from hfr.artifacts import GeneratorFileError, fingerprint, load_generator_file, save_generator_file
+from hfr.config import from_dict
 from hfr.errors import ArgumentError
+from hfr.safeload import load_weights_only
 from tsgan.config import TSGANConfig
 from tsgan.models import DeocclusionGenerator, FrontalizationGenerator
 
@@ -137,3 +139,22 @@ def load_tsgan(path: str | os.PathLike, device: torch.device | str = "cpu") -> L
     g_f.eval().to(device)
     meta = dict(payload.get("meta", {}))
     return LoadedTSGAN(g_d, g_f, float(c["width"]), batch_size, f_mask, str(meta.get("fingerprint", "")), meta)
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike) -> str:
+    """Write G_d and G_f of a `tsgan` training checkpoint as generator.pt (to measure a run at several
+    budgets, as `benchmarks/occlusion.py` does for its learning curve); returns the fingerprint."""
+    from tsgan.task import build_models_from
+
+    ck = load_weights_only(checkpoint, "TSGAN training checkpoint")
+    try:
+        cfg = from_dict(TSGANConfig, ck["config"], where=str(checkpoint))
+        models = build_models_from(cfg)
+        models.g_d.load_state_dict(ck["task"]["g_d"])
+        models.g_f.load_state_dict(ck["task"]["g_f"])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise GeneratorFileError(
+            f"{checkpoint}: not a TSGAN training checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        ) from None
+    meta = {"method": METHOD, "checkpoint": os.fspath(checkpoint), "step": int(ck.get("step", 0))}
+    return export_tsgan(models.g_d.eval(), models.g_f.eval(), path, cfg, meta)
