@@ -148,6 +148,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike) ->
 
     ck = load_weights_only(checkpoint, "TSGAN training checkpoint")
     try:
+        if not isinstance(ck.get("task"), dict) or "g_d" not in ck["task"]:
+            raise KeyError("task.g_d")
         cfg = from_dict(TSGANConfig, ck["config"], where=str(checkpoint))
         models = build_models_from(cfg)
         models.g_d.load_state_dict(ck["task"]["g_d"])

@@ -182,3 +182,22 @@ def test_dataset_items_and_config_validation(setup):
     cfg.net.prior = "soft"
     with pytest.raises(ConfigError, match="net.prior"):
         cfg.validate()
+
+
+def test_export_checkpoint_equals_the_run_at_that_step(setup, tmp_path):
+    from hfr.artifacts import GeneratorFileError
+    from tsgan.export import export_checkpoint
+
+    runs = tmp_path / "runs"
+    assert main(_args(setup, runs, "train.steps=2", "train.checkpoint_every=1")) == 0
+    run = _run(runs)
+    final = load_tsgan(run / "generator.pt")
+    assert final.g_d.composite  # the synth recipe composites the visible pixels back
+    at2 = tmp_path / "at2.pt"
+    assert export_checkpoint(run / "checkpoints" / "step-0000002.pt", at2) == final.fingerprint
+    at1 = load_tsgan(
+        export_checkpoint(run / "checkpoints" / "step-0000001.pt", tmp_path / "at1.pt") and tmp_path / "at1.pt"
+    )
+    assert at1.fingerprint != final.fingerprint and at1.meta["step"] == 1 and at1.batch_size == 4
+    with pytest.raises(GeneratorFileError, match="not a TSGAN training checkpoint"):
+        export_checkpoint(run / "generator.pt", tmp_path / "bad.pt")
