@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from hfr.artifacts import GeneratorFileError
 from hfr.cli import main
 from hfr.data.manifest import Manifest, relabel
 from hfr.engine.runlog import read_metrics
@@ -20,7 +21,7 @@ from hfr.models.lightcnn import build_lightcnn
 from hfr.recognizer.export import export_recognizer
 from tsgan.config import TSGANConfig
 from tsgan.data import TSGANDataset, training_rows
-from tsgan.export import load_tsgan
+from tsgan.export import export_checkpoint, load_tsgan
 
 RECIPE = "configs/tsgan/synth-occluded.yaml"
 
@@ -63,7 +64,8 @@ def _run(runs):
 def test_every_term_is_logged_and_the_generator_restores_at_full_range(setup, tmp_path):
     # learning, exact resume, export/reload and DDP are checked for every task in tests/engine/test_task_contract.py
     runs = tmp_path / "runs"
-    assert main(_args(setup, runs, "train.steps=2", "train.log_every=1", "train.sample_every=2")) == 0
+    args = _args(setup, runs, "train.steps=2", "train.log_every=1", "train.sample_every=2", "train.checkpoint_every=1")
+    assert main(args) == 0
     run = _run(runs)
     last = [m for m in read_metrics(run) if "loss_pixel_d" in m][-1]
     expected = {
@@ -88,6 +90,14 @@ def test_every_term_is_logged_and_the_generator_restores_at_full_range(setup, tm
     with torch.no_grad():
         y = loaded.g_f(loaded.g_d(x, torch.zeros(4, 1, 32, 32)))
     assert y.shape == x.shape and float(y.abs().max()) <= 1.0
+    # a checkpoint exported as a generator file: the last one is the run's generator, an earlier one is not
+    assert loaded.g_d.composite  # the synth recipe composites the visible pixels back
+    assert export_checkpoint(run / "checkpoints" / "step-0000002.pt", tmp_path / "at2.pt") == loaded.fingerprint
+    export_checkpoint(run / "checkpoints" / "step-0000001.pt", tmp_path / "at1.pt")
+    at1 = load_tsgan(tmp_path / "at1.pt")
+    assert at1.fingerprint != loaded.fingerprint and at1.meta["step"] == 1 and at1.batch_size == 4
+    with pytest.raises(GeneratorFileError, match="not a TSGAN training checkpoint"):
+        export_checkpoint(run / "generator.pt", tmp_path / "bad.pt")
 
 
 def _without_mask(setup, name):
@@ -182,22 +192,3 @@ def test_dataset_items_and_config_validation(setup):
     cfg.net.prior = "soft"
     with pytest.raises(ConfigError, match="net.prior"):
         cfg.validate()
-
-
-def test_export_checkpoint_equals_the_run_at_that_step(setup, tmp_path):
-    from hfr.artifacts import GeneratorFileError
-    from tsgan.export import export_checkpoint
-
-    runs = tmp_path / "runs"
-    assert main(_args(setup, runs, "train.steps=2", "train.checkpoint_every=1")) == 0
-    run = _run(runs)
-    final = load_tsgan(run / "generator.pt")
-    assert final.g_d.composite  # the synth recipe composites the visible pixels back
-    at2 = tmp_path / "at2.pt"
-    assert export_checkpoint(run / "checkpoints" / "step-0000002.pt", at2) == final.fingerprint
-    at1 = load_tsgan(
-        export_checkpoint(run / "checkpoints" / "step-0000001.pt", tmp_path / "at1.pt") and tmp_path / "at1.pt"
-    )
-    assert at1.fingerprint != final.fingerprint and at1.meta["step"] == 1 and at1.batch_size == 4
-    with pytest.raises(GeneratorFileError, match="not a TSGAN training checkpoint"):
-        export_checkpoint(run / "generator.pt", tmp_path / "bad.pt")
