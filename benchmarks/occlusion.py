@@ -44,7 +44,8 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,8 @@ def _entry(report: dict[str, Any], task: str, group: str, value: str) -> dict[st
 
 
 def _weighted(report: dict[str, Any], task: str, values: tuple[str, ...], kind: str, metric: str) -> float | None:
-    rows = [_entry(report, task, "source_abs_yaw", v) for v in values]
-    rows = [r[kind] for r in rows if r is not None and metric in r[kind]]
+    entries = [_entry(report, task, "source_abs_yaw", v) for v in values]
+    rows = [e[kind] for e in entries if e is not None and metric in e[kind]]
     n = sum(r["n"] for r in rows)
     return sum(r[metric] * r["n"] for r in rows) / n if n else None
 
@@ -166,7 +167,7 @@ def figures(report: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
-def occluders_of(per_run: dict[str, dict[str, Any]]) -> list[str]:
+def occluders_of(per_run: Mapping[Any, dict[str, Any]]) -> list[str]:
     """The occluder kinds the figures name, sorted."""
     return sorted({k[len("rank1_x_d_") :] for f in per_run.values() for k in f if k.startswith("rank1_x_d_")})
 
@@ -179,7 +180,7 @@ def aggregate(per_run: dict[str, dict[str, Any]], budget: Budget) -> dict[str, A
     for v in budget.variants:
         runs = {s: per_run[f"{v}-s{s}"] for s in budget.seeds if f"{v}-s{s}" in per_run}
         keys = sorted({k for f in runs.values() for k in f})
-        stats = {k: t_interval([f.get(k) for f in runs.values()]) for k in keys}
+        stats = {k: t_interval([f[k] for f in runs.values() if f.get(k) is not None]) for k in keys}
         gains = {}
         for name, a, b in gain_pairs(occluders_of(runs)):
             gains[name] = paired(
@@ -395,7 +396,9 @@ def grid_figure(generator: Path, test: Manifest, path: Path) -> list[dict[str, A
 
 
 # ---------------------------------------------------------------------- training and measuring
-def sets_for(variant: str, seed: int, steps: int, checkpoint_every: int, data: Path, f_file: Path, quick: bool) -> list[str]:
+def sets_for(
+    variant: str, seed: int, steps: int, checkpoint_every: int, data: Path, f_file: Path, quick: bool
+) -> list[str]:
     """The `--set`s of one generator run."""
     sets = [
         f"data.train={data}",
@@ -405,6 +408,7 @@ def sets_for(variant: str, seed: int, steps: int, checkpoint_every: int, data: P
         *VARIANTS[variant][0],
         *(s for s in quiet_sets(quick, 8) if not s.startswith("train.checkpoint_every")),
         f"train.checkpoint_every={checkpoint_every}",  # 0: none; the main run's keep the learning curve
+        f"train.keep_checkpoints={max(1, steps // checkpoint_every) if checkpoint_every else 1}",  # all of them
         "train.sample_every=-1",
     ]
     if quick:
@@ -428,7 +432,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "occlusion" / "runs", help="generator runs")
     for name in ("judge", "F", "yaw-estimator"):
         p.add_argument(f"--{name}", type=Path, default=None, help=f"given {name} file (not trained)")
-    p.add_argument("--reuse", action="store_true", help="reuse stages finished by an earlier run")
+    p.add_argument("--reuse", action="store_true", help="reuse stages and measurements of an earlier run")
+    p.add_argument(
+        "--seeds",
+        type=lambda text: tuple(int(x) for x in text.split(",")),
+        default=None,
+        help="only these of the budget's seeds (comma-separated): to split a budget over processes, then "
+        "aggregate with one --reuse run of the whole budget",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (1 on a busy machine)")
     p.add_argument("--quick", action="store_true", help="smoke mode: tiny sets and instruments; needs --out")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -442,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start(args.threads or (1 if args.quick else None))
     budget = BUDGETS["quick" if args.quick else args.budget]
+    curve_seed = budget.seeds[0]  #: the seed whose main run trains on for the learning curve
+    if args.seeds is not None:
+        budget = replace(budget, seeds=tuple(s for s in budget.seeds if s in args.seeds) or args.seeds)
     t0 = time.perf_counter()
     size = 32 if args.quick else 64
     shared = render_shared_data(args.data, size=size, subjects=QUICK_SUBJECTS if args.quick else None)
@@ -452,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     files: dict[str, Path] = {}
     for seed in budget.seeds:
         for v in budget.variants:
-            long_main = v == "main" and seed == budget.seeds[0]
+            long_main = v == "main" and seed == curve_seed
             steps = budget.curve_steps if long_main else budget.steps
             every = budget.checkpoint_every if long_main else 0
             sets = sets_for(v, seed, steps, every, manifest.parent, inst["F"], args.quick)
@@ -460,14 +474,27 @@ def main(argv: list[str] | None = None) -> int:
     t_train = time.perf_counter() - t0
 
     work = args.out / "occlusion_work"
-    main_run = f"main-s{budget.seeds[0]}"
+    main_run = f"main-s{curve_seed}"
     curve_files: dict[int, Path] = {}
-    if "main" in budget.variants:
+    if main_run in files:
         for step in range(budget.checkpoint_every, budget.curve_steps + 1, budget.checkpoint_every):
             curve_files[step] = work / f"curve-{step}.pt"
             export_checkpoint(checkpoint_at(files[main_run], step), curve_files[step])
 
     def measure(generator: Path, label: str) -> dict[str, Any]:
+        key = {
+            "generator": load_tsgan(generator).fingerprint,
+            "judge": str(inst["judge"]),
+            "yaw_estimator": str(inst["yaw_estimator"]),
+            "max_inputs": budget.max_inputs,
+            "data": str(manifest),
+        }
+        cached = args.runs / "measurements" / f"{label}.json"
+        if args.reuse and cached.is_file():
+            found = json.loads(cached.read_text(encoding="utf-8"))
+            if found.get("key") == key:
+                logging.info("measured before: %s (%s)", label, cached)
+                return dict(found["figures"])
         logging.info("measuring %s", label)
         report = run_generator_protocol(
             generator,
@@ -478,7 +505,10 @@ def main(argv: list[str] | None = None) -> int:
             tasks=["deocclude", "frontalize"],
             max_inputs=budget.max_inputs,
         )
-        return figures(report)
+        found = figures(report)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cached, json.dumps({"key": key, "figures": found}, indent=2) + "\n")
+        return found
 
     per_run: dict[str, dict[str, Any]] = {}
     for name, file in files.items():
@@ -488,12 +518,13 @@ def main(argv: list[str] | None = None) -> int:
     curve = []
     for step, file in curve_files.items():
         fig = per_run[main_run] if step == budget.steps else measure(file, f"curve-{step}")
-        curve.append({"step": step, "images": step * batch, **fig})
+        curve.append({"step": step, "images": step * batch, **fig})  # curve-<step>: seed 0's main run
     agg = aggregate(per_run, budget)
 
     test = Manifest.read(manifest).filter(lambda r: r.split == "test")
     args.out.mkdir(parents=True, exist_ok=True)
-    grid = grid_figure(curve_files.get(budget.steps, files[main_run]), test, args.out / "occlusion_grid.png")
+    shown = curve_files.get(budget.steps) or files[next(iter(files))]
+    grid = grid_figure(shown, test, args.out / "occlusion_grid.png")
     title = f"TSGAN on SynthFace occluded, {len(test.subjects())} test subjects, {size} px, budget {args.budget}"
     plot(agg, curve, args.out / "occlusion.png", title + (" (quick)" if args.quick else ""))
     table = markdown(agg, budget, curve)
