@@ -164,12 +164,25 @@ def figures(report: dict[str, Any]) -> dict[str, float | None]:
             out[f"rank1_45_60_{tag}"] = _weighted(report, "frontalize", ("45", "60"), kind, "rank1")
         d_yaw = _weighted(report, "deocclude", ("45", "60"), "generated", "rank1")
         out["rank1_45_60_x_d"] = d_yaw
+    for task, tag in (("deocclude", "x_d"), ("frontalize", "x_f")):
+        by_yaw = report["tasks"].get(task, {}).get("groups", {}).get("source_abs_yaw", {})
+        for yaw, e in by_yaw.items():
+            out[f"rank1_{tag}_yaw{yaw}"] = e["generated"].get("rank1")
+            if task == "deocclude":
+                out[f"rank1_raw_yaw{yaw}"] = e["input"].get("rank1")
     return out
 
 
 def occluders_of(per_run: Mapping[Any, dict[str, Any]]) -> list[str]:
     """The occluder kinds the figures name, sorted."""
-    return sorted({k[len("rank1_x_d_") :] for f in per_run.values() for k in f if k.startswith("rank1_x_d_")})
+    names = {k[len("rank1_x_d_") :] for f in per_run.values() for k in f if k.startswith("rank1_x_d_")}
+    return sorted(n for n in names if not n.startswith("yaw"))
+
+
+def yaws_of(per_run: Mapping[Any, dict[str, Any]]) -> list[str]:
+    """The source |yaw| values the figures name, in increasing order."""
+    names = {k[len("rank1_x_d_yaw") :] for f in per_run.values() for k in f if k.startswith("rank1_x_d_yaw")}
+    return sorted(names, key=float)
 
 
 # ---------------------------------------------------------------------- over seeds
@@ -267,6 +280,7 @@ def markdown(agg: dict[str, Any], budget: Budget, curve: list[dict[str, Any]]) -
                 f"{_interval(g.get(f'x_d - raw rank-1 {o}'))} | {_pct(f.get(f'psnr_in_mask_x_d_{o}'), 1)} | "
                 f"{_pct(f.get(f'psnr_in_mask_raw_{o}'), 1)} | {_interval(g.get(f'x_d - raw PSNR in mask {o}'), 1)} |"
             )
+    lines += by_group_tables(v_stats)
     if agg["vs_main"]:
         lines += [
             "",
@@ -297,6 +311,31 @@ def markdown(agg: dict[str, Any], budget: Budget, curve: list[dict[str, Any]]) -
                 + " |"
             )
     return "\n".join(lines) + "\n"
+
+
+def by_group_tables(v_stats: dict[str, Any]) -> list[str]:
+    """Two tables, a row per variant (mean ± std over seeds) and the raw probes' row: x_d rank-1 per occluder;
+    x_d and x_f rank-1 per source |yaw|."""
+    first = next(iter(v_stats.values()), None)
+    if first is None:
+        return []
+    per = {v: {k: st.get("mean") for k, st in s["figures"].items()} for v, s in v_stats.items()}
+    occluders, yaws = occluders_of(per), yaws_of(per)
+    raw = first["figures"]
+    lines = ["", "x_d rank-1 per occluder:", "", "| | " + " | ".join(occluders) + " |"]
+    lines.append("| --- " * (len(occluders) + 1) + "|")
+    lines.append("| raw occluded | " + " | ".join(_pct(raw.get(f"rank1_raw_{o}")) for o in occluders) + " |")
+    for v, s in v_stats.items():
+        lines.append(f"| {v} | " + " | ".join(_pct(s["figures"].get(f"rank1_x_d_{o}")) for o in occluders) + " |")
+    heads = [f"x_d {y}" for y in yaws] + [f"x_f {y}" for y in yaws]
+    lines += ["", "rank-1 per source |yaw|:", "", "| | " + " | ".join(heads) + " |"]
+    lines.append("| --- " * (len(heads) + 1) + "|")
+    raw_cells = [_pct(raw.get(f"rank1_raw_yaw{y}")) for y in yaws]
+    lines.append("| raw occluded | " + " | ".join(raw_cells * 2) + " |")
+    for v, s in v_stats.items():
+        cells = [_pct(s["figures"].get(f"rank1_{t}_yaw{y}")) for t in ("x_d", "x_f") for y in yaws]
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # ---------------------------------------------------------------------- figures
@@ -494,7 +533,8 @@ def main(argv: list[str] | None = None) -> int:
             found = json.loads(cached.read_text(encoding="utf-8"))
             if found.get("key") == key:
                 logging.info("measured before: %s (%s)", label, cached)
-                return dict(found["figures"])
+                # the stored report, when there is one, so that figures added since are computed too
+                return figures(found["report"]) if "report" in found else dict(found["figures"])
         logging.info("measuring %s", label)
         report = run_generator_protocol(
             generator,
@@ -507,7 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         found = figures(report)
         cached.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cached, json.dumps({"key": key, "figures": found}, indent=2) + "\n")
+        atomic_write_text(
+            cached, json.dumps({"key": key, "figures": found, "report": report}, indent=2, default=float) + "\n"
+        )
         return found
 
     per_run: dict[str, dict[str, Any]] = {}

@@ -62,7 +62,10 @@ def test_figures_read_the_report(occlusion: ModuleType) -> None:
     assert f["rank1_45_60_x_f"] == pytest.approx(0.35) and f["rank1_45_60_raw"] == pytest.approx(0.25)
     assert f["rank1_45_60_x_d"] == pytest.approx(0.45)
     assert f["frontal_bin_x_f"] == pytest.approx(0.95)
-    assert occlusion.occluders_of({"a": f}) == ["hand", "scarf"]
+    assert occlusion.occluders_of({"a": f}) == ["hand", "scarf"]  # not the per-|yaw| keys
+    assert f["rank1_x_d_yaw60"] == pytest.approx(0.3) and f["rank1_raw_yaw45"] == pytest.approx(0.3)
+    assert f["rank1_x_f_yaw45"] == pytest.approx(0.4) and "rank1_raw_yaw45" in f
+    assert occlusion.yaws_of({"a": f}) == ["45", "60"]
 
 
 def test_aggregate_pairs_seeds_and_variants(occlusion: ModuleType) -> None:
@@ -88,6 +91,11 @@ def test_aggregate_pairs_seeds_and_variants(occlusion: ModuleType) -> None:
     assert "| scarf | 50.0 ± 10.0 | 10.0 ± 0.0 | +40.0 [" in table
     assert "| no-mam | -5.0 [-5.0, -5.0] |" in table
     assert "| 300 | 4800 | 60.0 | 40.0 | 35.0 | 25.0 | 95.0 |" in table
+    # per occluder and per |yaw|: the raw row, then a row per variant (x_d 45, 60 | x_f 45, 60)
+    assert "| raw occluded | 70.0 ± 0.0 | 10.0 ± 0.0 |" in table
+    assert "| no-mam | 65.0 ± 10.0 | 45.0 ± 10.0 |" in table
+    assert "| raw occluded | 30.0 ± 0.0 | 10.0 ± 0.0 | 30.0 ± 0.0 | 10.0 ± 0.0 |" in table
+    assert "| main | 50.0 ± 0.0 | 30.0 ± 0.0 | 40.0 ± 0.0 | 20.0 ± 0.0 |" in table
 
 
 def test_one_seed_has_no_interval(occlusion: ModuleType) -> None:
