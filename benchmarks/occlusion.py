@@ -116,7 +116,8 @@ class Budget:
 BUDGETS = {
     # about 25 min on 2 quiet cores: main to 1,200 steps (curve every 300), three ablations at 600, seed 0
     "default": Budget((0,), ("main", *ABLATIONS), 600, 1200, 300, 960),
-    # about 110 min: 3 seeds of main and every variant at 600 steps; main's seed-0 curve to 2,400 steps
+    # 111 one-thread process-minutes (measured): 3 seeds of every variant at 600 steps, main seed 0 to 2,400;
+    # 61 min wall on 2 cores as two processes (`--seeds 0`, `--seeds 1,2`) and one `--reuse` aggregation
     "long": Budget((0, 1, 2), tuple(VARIANTS), 600, 2400, 300, 960),
     # smoke test: tiny sets and instruments
     "quick": Budget((0,), ("main", "no-mam"), 2, 4, 2, 24),
