@@ -68,6 +68,7 @@ from benchmarks.stages import (  # noqa: E402
 from hfr.config import recipe_file  # noqa: E402
 from hfr.data.manifest import Manifest  # noqa: E402
 from hfr.engine.stages import Stages, render_synth  # noqa: E402
+from hfr.errors import DataError  # noqa: E402
 from hfr.eval.generator_report import run_generator_protocol  # noqa: E402
 from hfr.eval.intervals import paired, t_interval  # noqa: E402
 from hfr.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
@@ -460,7 +461,10 @@ def checkpoint_at(run_file: Path, step: int) -> Path:
     """The checkpoint of `step` in the run folder of a stage's generator.pt."""
     found = run_file.parent / "checkpoints" / f"step-{step:07d}.pt"
     if not found.is_file():
-        raise SystemExit(f"{found}: missing; the main run keeps a checkpoint every checkpoint_every steps")
+        raise DataError(
+            f"{found}: missing; the learning curve needs the main run's checkpoint of step {step}: "
+            "train that run again (run without --reuse)"
+        )
     return found
 
 
@@ -531,7 +535,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         cached = args.runs / "measurements" / f"{label}.json"
         if args.reuse and cached.is_file():
-            found = json.loads(cached.read_text(encoding="utf-8"))
+            try:
+                found = json.loads(cached.read_text(encoding="utf-8"))
+            except (OSError, ValueError):  # unreadable: measured again and rewritten
+                logging.warning("%s: unreadable measurement cache, measuring again", cached)
+                found = {}
             if found.get("key") == key:
                 logging.info("measured before: %s (%s)", label, cached)
                 # the stored report, when there is one, so that figures added since are computed too

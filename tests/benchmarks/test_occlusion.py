@@ -128,3 +128,13 @@ def test_every_variant_names_its_source(occlusion: ModuleType) -> None:
     assert [s for s in sets if s.startswith("train.checkpoint_every")] == ["train.checkpoint_every=0"]
     curve = occlusion.sets_for("main", 0, 2400, 300, Path("d"), Path("f.pt"), quick=False)
     assert "train.checkpoint_every=300" in curve and "train.keep_checkpoints=8" in curve  # every curve point kept
+
+
+def test_missing_curve_checkpoint_names_the_file(occlusion: ModuleType, tmp_path: Path) -> None:
+    from hfr.errors import HFRError
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "step-0000300.pt").write_bytes(b"x")
+    assert occlusion.checkpoint_at(tmp_path / "generator.pt", 300).name == "step-0000300.pt"
+    with pytest.raises(HFRError, match="step-0000600.pt: missing"):
+        occlusion.checkpoint_at(tmp_path / "generator.pt", 600)
