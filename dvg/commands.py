@@ -62,9 +62,10 @@ def register(sub: Any) -> None:
     gp.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass and manifest update")
     gp.add_argument(
         "--attributes",
-        choices=["prior", "real"],
-        default="prior",
-        help="attribute codes from the prior (default) or encoded from --data's real NIR-VIS images",
+        choices=["auto", "codes", "prior", "real"],
+        default="auto",
+        help="attribute codes: of training pairs stored in generator.pt (codes), from the prior, or "
+        "encoded from --data's real NIR-VIS images (real); auto (default) = codes when stored, else prior",
     )
     gp.add_argument("--data", type=Path, help="paired NIR-VIS manifest (or folder) for --attributes real")
     gp.add_argument("--split", default="train", help="rows of --data that give attributes ('' = every row)")

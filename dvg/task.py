@@ -41,13 +41,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dvg.config import DVGConfig
+from dvg.export import encode_attribute_codes, write_generator_file
 from dvg.losses import angular_orthogonal, identity_preserving, kl_standard_normal, pair_l1, weighted_total
 from dvg.models import DualGenerator, build_dvg
-from hfr.artifacts import save_generator_file
 from hfr.data.datasets import ManifestDataset, NirVisPairSampler
 from hfr.data.manifest import read_training_rows
 from hfr.engine.seeding import derive_seed
-from hfr.engine.task import TrainContext, parameter_summary, unwrap_model
+from hfr.engine.task import TrainContext, parameter_summary
 from hfr.errors import ConfigError, DataError
 from hfr.nn.gan import adversarial_d, adversarial_g, l1
 from hfr.recognizer.losses import random_derangement
@@ -100,6 +100,7 @@ class DVGTask:
                 len(rows.subjects()),
             )
         self.paired_subjects = len(sampler.subjects)
+        self.pair_sampler = sampler
         dataset = ManifestDataset(rows, size=cfg.data.size, channels=3)
         self.loader = DataLoader(
             dataset, batch_sampler=sampler, num_workers=ctx.num_workers, persistent_workers=ctx.num_workers > 0
@@ -320,7 +321,8 @@ class DVGTask:
         """Rows of [real NIR, real VIS, reconstructed NIR, VIS, a new identity's NIR, VIS] (first batch), in [0, 1].
 
         The new identity is drawn from F_s when set (else another pair's identity) and decoded
-        with attribute codes from the attribute prior, so its two images are a generated pair.
+        with the row's own attribute codes (as the released gen_samples.py decodes with the codes of
+        real images), so its two images are a generated pair with the real pair's pose and light.
         """
         if self._preview is None:
             return torch.zeros(1, 3, self.cfg.data.size, self.cfg.data.size)
@@ -334,24 +336,28 @@ class DVGTask:
                 f_new = self.F_s.sample(len(f), generator=gen, device=dev)
             else:
                 f_new = f.roll(1, 0)
-            p_n = self.G.encoder_nir.prior(len(f), generator=gen, device=dev)
-            p_v = self.G.encoder_vis.prior(len(f), generator=gen, device=dev)
             rows = [
                 x_n,
                 x_v,
                 self.G.decode(f, z_n, "nir"),
                 self.G.decode(f, z_v, "vis"),
-                self.G.decode(f_new, p_n, "nir"),
-                self.G.decode(f_new, p_v, "vis"),
+                self.G.decode(f_new, z_n, "nir"),
+                self.G.decode(f_new, z_v, "vis"),
             ]
         finally:
             self.G.train()
         return torch.stack(rows, dim=1).flatten(0, 1).cpu()
 
+    def attribute_codes(self) -> dict[str, torch.Tensor]:
+        """The codes of real training pairs that generator.pt stores (`dvg.export.encode_attribute_codes`)."""
+        pairs = self.pair_sampler
+        return encode_attribute_codes(
+            self.G, self.loader.dataset, pairs.first, pairs.second, self.ctx.seed, device=self.ctx.device
+        )
+
     def export(self, run_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> dict[str, Path]:
         """Write generator.pt (E_N, E_V, G and, when used, F_s) into `run_dir`."""
         path = Path(run_dir) / "generator.pt"
-        g = unwrap_model(self.G)
         config = {
             "size": self.cfg.data.size,
             "width": float(self.cfg.net.width),
@@ -359,26 +365,14 @@ class DVGTask:
             "id_dim": int(self.cfg.net.id_dim),
             "recognizer_fingerprint": self.recognizer.fingerprint,
         }
-        modules = {"generator": g.state_dict()}
-        if self.F_s is not None:
-            modules["identity_sampler"] = self.F_s.state_dict()
-            config["sampler"] = {
-                "feature_dim": self.F_s.feature_dim,
-                "latent_dim": self.F_s.latent_dim,
-                "width": self.sampler_width,
-            }
-        save_generator_file(
-            path,
-            METHOD,
-            config,
-            modules,
-            {
-                "train": str(self.cfg.data.train),
-                "paired_subjects": self.paired_subjects,
-                "unpaired": str(self.cfg.data.unpaired),
-                **(meta or {}),
-            },
-        )
+        meta = {
+            "train": str(self.cfg.data.train),
+            "paired_subjects": self.paired_subjects,
+            "unpaired": str(self.cfg.data.unpaired),
+            **(meta or {}),
+        }
+        sampler_width = self.sampler_width if self.F_s is not None else None
+        write_generator_file(path, self.G, config, self.attribute_codes(), self.F_s, sampler_width, meta)
         return {"generator": path}
 
 

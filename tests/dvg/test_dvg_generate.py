@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from pattern_data import write_patterns
 
+from dvg.generate import load_dvg
 from dvg.models import DualGenerator, IdentitySampler
 from hfr.artifacts import save_generator_file
 from hfr.cli import main
@@ -16,11 +17,13 @@ from hfr.models.lightcnn import build_lightcnn
 from hfr.recognizer.export import export_recognizer
 
 
-def _generator(path, seed=0, with_sampler=True):
+def _generator(path, seed=0, with_sampler=True, codes=0):
     torch.manual_seed(seed)
     g = DualGenerator(32, 0.125, deterministic=False)
     s = IdentitySampler(256, 256, 0.25)
-    modules = {"generator": g.state_dict()}
+    modules: dict[str, Any] = {"generator": g.state_dict()}
+    if codes:
+        modules["attribute_codes"] = {"nir": torch.randn(codes, 256), "vis": torch.randn(codes, 256)}
     config: dict[str, Any] = {"size": 32, "width": 0.125, "deterministic": False, "id_dim": 256}
     if with_sampler:
         modules["identity_sampler"] = s.state_dict()
@@ -107,6 +110,50 @@ def test_real_attributes_come_from_the_data_and_resume_identically(tmp_path, cap
     assert main([*args, "--data", str(test_only), "--num", "1", "--out", str(tmp_path / "z")]) == 2
     assert "in split 'train'" in capsys.readouterr().err
     assert main([*args, "--data", str(test_only), "--split", "", "--num", "1", "--out", str(tmp_path / "z")]) == 0
+
+
+def test_auto_attributes_are_the_files_codes_when_it_has_them(tmp_path, capsys):
+    with_codes, without = _generator(tmp_path / "c.pt", codes=3), _generator(tmp_path / "p.pt")
+    outs = {}
+    for name, gen, source in (
+        ("auto", with_codes, "auto"),
+        ("codes", with_codes, "codes"),
+        ("prior", with_codes, "prior"),
+        ("old-auto", without, "auto"),
+        ("old-prior", without, "prior"),
+    ):
+        outs[name] = tmp_path / name
+        args = [
+            "generate-pairs",
+            "--generator",
+            str(gen),
+            "--attributes",
+            source,
+            "--num",
+            "4",
+            "--out",
+            str(outs[name]),
+        ]
+        assert main(args) == 0
+    states = {k: json.loads((v / "generated.json").read_text())["attributes"] for k, v in outs.items()}
+    assert states == {"auto": "codes", "codes": "codes", "prior": "prior", "old-auto": "prior", "old-prior": "prior"}
+
+    def same(a, b):
+        return [(outs[a] / r.path).read_bytes() == (outs[b] / r.path).read_bytes() for r in Manifest.read(outs[a])]
+
+    assert all(same("auto", "codes")) and all(same("old-auto", "old-prior"))
+    assert not any(same("codes", "prior"))  # the stored codes, not the prior, drew them
+    vis = [r for r in Manifest.read(outs["codes"]) if r.modality == "vis"]
+    # 4 pairs from 3 stored rows: two pairs share a row's attributes, but not their identity
+    assert len({(outs["codes"] / r.path).read_bytes() for r in vis}) == 4
+    args = ["generate-pairs", "--generator", str(without), "--attributes", "codes", "--num", "1"]
+    assert main([*args, "--out", str(tmp_path / "x")]) == 2
+    assert "holds no attribute codes" in capsys.readouterr().err
+    loaded = load_dvg(with_codes)
+    nir, vis_images = loaded.sample_pairs(4, 0)  # the protocol's pairs are generate-pairs' defaults
+    first = Manifest.read(outs["auto"])
+    assert nir.shape == (4, 3, 32, 32) and vis_images.shape == nir.shape
+    assert len(first) == 8
 
 
 def test_generated_pairs_feed_the_recognizer_finetune(tmp_path, capsys):

@@ -75,6 +75,16 @@ def test_variational_codes_log_kl_and_no_d_without_adversarial_term(setup, tmp_p
     assert list((run / "samples").glob("*.png")) and "generator:" in capsys.readouterr().out
 
 
+def test_a_file_that_is_no_dvg_checkpoint_is_an_error_naming_it(tmp_path):
+    from dvg.export import export_checkpoint
+    from hfr.artifacts import GeneratorFileError
+
+    bad = tmp_path / "other.pt"
+    torch.save({"task": {"g_d": {}}, "config": {}}, bad)
+    with pytest.raises(GeneratorFileError, match="other.pt: not a DVG-Face training checkpoint"):
+        export_checkpoint(bad, tmp_path / "g.pt")
+
+
 def test_one_modality_subjects_are_left_out_and_none_paired_is_an_error(setup, tmp_path, caplog, capsys):
     rows = Manifest.read(setup / "nirvis").select(split="train")
     solo = rows.subjects()[0]
@@ -113,6 +123,40 @@ def test_sampled_identities_add_their_terms(setup, tmp_path):
     run = _run(runs)
     assert all("loss_pix_sampled" in m for m in read_metrics(run) if "loss_pix" in m)
     assert "identity_sampler" in load_generator_file(run / "generator.pt", "dvg")["modules"]
+    _check_attribute_codes(run / "generator.pt", setup / "nirvis")
+    # a checkpoint exports the same file: the last step's weights, F_s and the same codes (same seed, same draw)
+    from dvg.export import export_checkpoint
+    from dvg.generate import load_dvg
+
+    exported = export_checkpoint(run / "checkpoints" / "step-0000002.pt", tmp_path / "from-checkpoint.pt")
+    a, b = load_dvg(run / "generator.pt"), load_dvg(exported)
+    assert a.fingerprint == b.fingerprint
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a.codes, b.codes))
+    assert load_generator_file(exported, "dvg")["meta"]["step"] == 2
+
+
+def _check_attribute_codes(path, data):
+    """generator.pt's attribute codes are E_N / E_V codes of training images, NIR and VIS of one subject per row."""
+    from dvg.generate import load_dvg
+    from hfr.data.datasets import ManifestDataset
+
+    loaded = load_dvg(path)
+    assert loaded.codes is not None
+    z_n, z_v = loaded.codes
+    assert z_n.shape == z_v.shape == (512, 256)
+    rows = Manifest.read(data).filter(lambda r: r.split == "train")
+    images = torch.stack([d["image"] for d in ManifestDataset(rows, size=32, channels=3)])
+    with torch.no_grad():
+        enc = {m: loaded.generator.encode(images, m, sample=False).z for m in ("nir", "vis")}
+    subjects = []
+    for domain, z in (("nir", z_n), ("vis", z_v)):
+        dist = torch.cdist(z, enc[domain])
+        best = dist.argmin(1)
+        assert float(dist.min(1).values.max()) < 1e-2  # every row is the code of one training image (cdist rounding)
+        assert all(rows[int(i)].modality == domain for i in best)
+        subjects.append([rows[int(i)].subject for i in best])
+    assert subjects[0] == subjects[1]  # row k: one subject's NIR and VIS
+    assert len(set(subjects[0])) > 1
 
 
 def test_unpaired_vis_images_add_their_terms(setup, tmp_path, capsys):
