@@ -7,7 +7,10 @@ subjects of `webface`, `multipie` and `nirvis`, VIS and NIR). Two roles stay apa
 
 - `F`: the recognizer a generator trains with (seed `ROLE_SEEDS["F"]`);
 - `judge`: an independent copy (another seed) used only to measure generated faces; a generator
-  never sees it.
+  never sees it;
+- `F-vis`: F's recipe and seed on the VIS images only (`data.modalities=[vis]`): the recognizer of a
+  world with a large VIS set and few NIR-VIS pairs, where DVG-Face's generated pairs are meant to help
+  (`benchmarks/cross_modal.py`'s scarce-pair regimes start from it, and its F_s and G learn from it).
 
 `train_shared_recognizer(stages, role, sets)` renders whatever of the three SynthFace sets is
 missing, then trains (or, with `Stages(reuse=True)`, reuses) the role as the stage
@@ -31,7 +34,9 @@ DATA_RECIPES: dict[str, str] = {
     "nirvis": "data/synth-nirvis.yaml",
 }
 #: The training seed of each role: F and the judge differ in their initialisation and data order.
-ROLE_SEEDS: dict[str, int] = {"F": 0, "judge": 1}
+ROLE_SEEDS: dict[str, int] = {"F": 0, "judge": 1, "F-vis": 0}
+#: The extra `--set`s of a role beyond the recipe's.
+ROLE_SETS: dict[str, list[str]] = {"F-vis": ["data.modalities=[vis]"]}
 
 
 @dataclass
@@ -75,6 +80,7 @@ def shared_sets(data: SharedData, role: str, steps: int | None = None, eval_ever
         f"data.extra_train=[{data.multipie},{data.nirvis}]",
         f"data.eval={data.multipie}",
         f"train.seed={ROLE_SEEDS[role]}",
+        *ROLE_SETS.get(role, []),
     ]
     if steps is not None:
         sets.append(f"train.steps={steps}")
