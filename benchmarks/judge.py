@@ -4,7 +4,9 @@ estimator, with their learning curves.
 Trains `configs/recognizer/synth-judge.yaml` (LightCNN-9, CosFace head, SynthFace `webface` +
 `multipie` + `nirvis` training subjects) as the stage the other benchmarks share
 (`hfr.recognizer.shared`), once per role: `F` (seed 0, what a generator learns identity from) and
-`judge` (seed 1, used only to measure). Every `--eval-every` steps F's checkpoint is evaluated:
+`judge` (seed 1, used only to measure); `--roles F-vis` trains the VIS-only role (F's recipe and seed on the
+VIS images only, where `benchmarks/cross_modal.py` starts from). Every `--eval-every` steps a role's
+checkpoint is evaluated:
 
 - frontal VIS rank-1 (and every |yaw|) on unseen `multipie` test subjects (gallery: frontal neutral
   image; frontal probes differ by light or expression);
@@ -65,7 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "judge" / "runs", help="training runs")
     p.add_argument("--budget", choices=sorted(BUDGETS), default="default", help="default or long (3x the steps)")
     p.add_argument("--points", type=int, default=6, help="evaluations along the learning curve")
-    p.add_argument("--roles", nargs="+", default=["F", "judge"], help="which roles to train")
+    p.add_argument(
+        "--roles", nargs="+", default=["F", "judge"], choices=["F", "judge", "F-vis"], help="which roles to train"
+    )
     p.add_argument("--no-yaw", action="store_true", help="skip the yaw estimator")
     p.add_argument("--reuse", action="store_true", help="reuse stages an earlier run finished with the same sets")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default torch's)")
