@@ -63,6 +63,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.stages import (  # noqa: E402
     QUICK_SUBJECTS,
+    add_budget_run_options,
+    cached_measurement,
+    checkpoint_at,
     command_line,
     finished_stage_file,
     quick_folders,
@@ -388,17 +391,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--judge", type=Path, default=None, help="given judge recognizer.pt (not trained)")
     p.add_argument("--f-vis", type=Path, default=None, help="given VIS-only recognizer.pt (not trained)")
     p.add_argument("--folds", type=int, default=5, help="random halves of the test subjects")
-    p.add_argument("--reuse", action="store_true", help="reuse stages and measurements of an earlier run")
-    p.add_argument(
-        "--seeds",
-        type=lambda text: tuple(int(x) for x in text.split(",")),
-        default=None,
-        help="only these of the budget's seeds (comma-separated): to split a budget over processes, then "
-        "aggregate with one --reuse run of the whole budget",
-    )
-    p.add_argument("--threads", type=int, default=None, help="torch threads (1 on a busy machine)")
-    p.add_argument("--quick", action="store_true", help="smoke mode: tiny sets and instruments; needs --out")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    add_budget_run_options(p, RESULTS)
     args = p.parse_args(argv)
     quick_folders(args, p, ["data", "instruments", "runs"])
     return args
@@ -470,13 +463,9 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_dvg(file)
         key = {"generator": loaded.fingerprint, "judge": str(inst["judge"]), "n": budget.measure_pairs}
         cache = measured / f"pairs-{label}.json"
-        if args.reuse and cache.is_file():
-            try:
-                found = json.loads(cache.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                found = {}
-            if found.get("key") == key:
-                return dict(found["figures"])
+        found = cached_measurement(cache, key) if args.reuse else None
+        if found is not None:
+            return dict(found["figures"])
         logging.info("measuring the pairs of %s", label)
         figs = pair_figures(evaluate_pairs(loaded, nirvis, judge, count=budget.measure_pairs, seed=0))
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -491,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         use = file
         if (v, p, seed) == ("dvg", curve_budget, curve_seed) and budget.curve_steps != budget.generator_steps:
             use = work / f"curve-{budget.generator_steps}.pt"
-            export_checkpoint(_checkpoint(file, budget.generator_steps), use)
+            export_checkpoint(checkpoint_at(file, budget.generator_steps), use)
         pair_q[(v, p, seed)] = quality(use, f"{v}-p{p}-s{seed}")
         if seed == curve_seed and v == "dvg":
             examples[f"DVG P={p}"] = load_dvg(use).sample_pairs(8, 0)
@@ -501,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
                 gen_curve.append({"step": step, **pair_q[("dvg", curve_budget, curve_seed)]})
                 continue
             file = work / f"curve-{step}.pt"
-            export_checkpoint(_checkpoint(curve_run, step), file)
+            export_checkpoint(checkpoint_at(curve_run, step), file)
             gen_curve.append({"step": step, **quality(file, f"curve-{step}")})
 
     # pairs and fine-tunings
@@ -597,17 +586,6 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {args.out / 'cross_modal.json'}, cross_modal.md, cross_modal.png, cross_modal_pairs.png")
     return 0
-
-
-def _checkpoint(run_file: Path, step: int) -> Path:
-    """The checkpoint of `step` in the run folder of a stage's file."""
-    found = run_file.parent / "checkpoints" / f"step-{step:07d}.pt"
-    if not found.is_file():
-        raise DataError(
-            f"{found}: missing; the learning curve needs the long generator run's checkpoint of step {step}: "
-            "train that run again (run without --reuse)"
-        )
-    return found
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.stages import (  # noqa: E402
     QUICK_SUBJECTS,
+    add_budget_run_options,
+    cached_measurement,
+    checkpoint_at,
     command_line,
     quick_folders,
     quiet_sets,
@@ -68,7 +71,6 @@ from benchmarks.stages import (  # noqa: E402
 from hfr.config import recipe_file  # noqa: E402
 from hfr.data.manifest import Manifest  # noqa: E402
 from hfr.engine.stages import Stages, render_synth  # noqa: E402
-from hfr.errors import DataError  # noqa: E402
 from hfr.eval.generator_report import run_generator_protocol  # noqa: E402
 from hfr.eval.intervals import paired, t_interval  # noqa: E402
 from hfr.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
@@ -457,17 +459,6 @@ def sets_for(
     return sets
 
 
-def checkpoint_at(run_file: Path, step: int) -> Path:
-    """The checkpoint of `step` in the run folder of a stage's generator.pt."""
-    found = run_file.parent / "checkpoints" / f"step-{step:07d}.pt"
-    if not found.is_file():
-        raise DataError(
-            f"{found}: missing; the learning curve needs the main run's checkpoint of step {step}: "
-            "train that run again (run without --reuse)"
-        )
-    return found
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--budget", choices=[b for b in BUDGETS if b != "quick"], default="default")
@@ -476,17 +467,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "occlusion" / "runs", help="generator runs")
     for name in ("judge", "F", "yaw-estimator"):
         p.add_argument(f"--{name}", type=Path, default=None, help=f"given {name} file (not trained)")
-    p.add_argument("--reuse", action="store_true", help="reuse stages and measurements of an earlier run")
-    p.add_argument(
-        "--seeds",
-        type=lambda text: tuple(int(x) for x in text.split(",")),
-        default=None,
-        help="only these of the budget's seeds (comma-separated): to split a budget over processes, then "
-        "aggregate with one --reuse run of the whole budget",
-    )
-    p.add_argument("--threads", type=int, default=None, help="torch threads (1 on a busy machine)")
-    p.add_argument("--quick", action="store_true", help="smoke mode: tiny sets and instruments; needs --out")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    add_budget_run_options(p, RESULTS)
     args = p.parse_args(argv)
     quick_folders(args, p, ["data", "instruments", "runs"])
     return args
@@ -534,16 +515,11 @@ def main(argv: list[str] | None = None) -> int:
             "data": str(manifest),
         }
         cached = args.runs / "measurements" / f"{label}.json"
-        if args.reuse and cached.is_file():
-            try:
-                found = json.loads(cached.read_text(encoding="utf-8"))
-            except (OSError, ValueError):  # unreadable: measured again and rewritten
-                logging.warning("%s: unreadable measurement cache, measuring again", cached)
-                found = {}
-            if found.get("key") == key:
-                logging.info("measured before: %s (%s)", label, cached)
-                # the stored report, when there is one, so that figures added since are computed too
-                return figures(found["report"]) if "report" in found else dict(found["figures"])
+        found = cached_measurement(cached, key) if args.reuse else None
+        if found is not None:
+            logging.info("measured before: %s (%s)", label, cached)
+            # the stored report, when there is one, so that figures added since are computed too
+            return figures(found["report"]) if "report" in found else dict(found["figures"])
         logging.info("measuring %s", label)
         report = run_generator_protocol(
             generator,

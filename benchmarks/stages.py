@@ -139,3 +139,44 @@ def script_main(main: Callable[[], int]) -> int:
     except HFRError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+
+
+def add_budget_run_options(parser: Any, results: Path) -> None:
+    """The options every budgeted benchmark shares: --reuse, --seeds, --threads, --quick and --out."""
+    parser.add_argument("--reuse", action="store_true", help="reuse stages and measurements of an earlier run")
+    parser.add_argument(
+        "--seeds",
+        type=lambda text: tuple(int(x) for x in text.split(",")),
+        default=None,
+        help="only these of the budget's seeds (comma-separated): to split a budget over processes, then "
+        "aggregate with one --reuse run of the whole budget",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (1 on a busy machine)")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: tiny sets and instruments; needs --out")
+    parser.add_argument("--out", type=Path, default=results)
+
+
+def checkpoint_at(run_file: Path, step: int) -> Path:
+    """The checkpoint of `step` in the run folder of a stage's file; DataError naming it when missing."""
+    from hfr.errors import DataError
+
+    found = run_file.parent / "checkpoints" / f"step-{step:07d}.pt"
+    if not found.is_file():
+        raise DataError(
+            f"{found}: missing; the learning curve needs this run's checkpoint of step {step}: "
+            "train that run again (run without --reuse)"
+        )
+    return found
+
+
+def cached_measurement(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored measurement at `path` when it was made with `key`, else None (an unreadable file is
+    logged and measured again)."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        logging.warning("%s: unreadable measurement cache, measuring again", path)
+        return None
+    return found if isinstance(found, dict) and found.get("key") == key else None
