@@ -98,12 +98,30 @@ def _check_backend_flags(args: argparse.Namespace) -> None:
             raise OptionError(
                 f"--index {args.index}: a Milvus gallery uses Milvus's exact FLAT index; leave --index out"
             )
+        if args.rerank:
+            raise OptionError(f"--rerank {args.rerank} re-ranks a FAISS ivfpq index; a Milvus gallery is exact already")
         require_milvus()  # before embedding: a missing extra is one line at once
     else:
         given = [flag for flag, value in (("--uri", args.uri), ("--collection", args.collection)) if value is not None]
         if given:
             verb = "apply" if len(given) > 1 else "applies"
             raise OptionError(f"{' and '.join(given)} only {verb} to --backend milvus: add it, or leave them out")
+
+
+def _check_rerank_flags(args: argparse.Namespace) -> None:
+    """OptionError, before any embedding, for a --rerank the chosen index cannot use."""
+    if args.rerank < 0:
+        raise OptionError(f"--rerank must be >= 0 (0 = off), got {args.rerank}")
+    if args.rerank and args.recall is not None:
+        raise OptionError(
+            f"--rerank {args.rerank} and --recall {args.recall}: --recall chooses the index (re-ranked ones "
+            f"included); give one"
+        )
+    if args.rerank and args.backend == "faiss" and args.index != "ivfpq":
+        raise OptionError(
+            f"--rerank {args.rerank} re-scores the shortlist of compressed codes, so it needs --index ivfpq "
+            f"(got {args.index or 'flat'}, which scores with the full vectors already)"
+        )
 
 
 def cmd_gallery_build(args: argparse.Namespace) -> int:
@@ -113,6 +131,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
     from hfr.recognizer.export import load_recognizer
 
     _check_backend_flags(args)
+    _check_rerank_flags(args)
     milvus_out = False
     with contextlib.suppress(HFRError):  # a corrupt meta.json: the FAISS save replaces the folder as before
         milvus_out = gallery_backend(args.out) == "milvus"
@@ -167,6 +186,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
             pq_m=args.pq_m,
             opq=args.opq,
             ef_search=args.ef_search,
+            rerank=args.rerank,
         )
     folder = gallery.save(args.out, lock_timeout=args.lock_timeout)
     console.print(stats_table(f"gallery {folder}", gallery.info()))
@@ -369,6 +389,16 @@ def register(sub: Any) -> None:
     gb.add_argument("--nprobe", type=int, default=16, help="IVF lists visited per query (ivf, ivfpq)")
     gb.add_argument("--pq-m", type=int, default=32, help="ivfpq: bytes per face code (divides the dimension)")
     gb.add_argument("--opq", action="store_true", help="ivfpq: learn an OPQ rotation first")
+    gb.add_argument(
+        "--rerank",
+        type=int,
+        default=0,
+        metavar="R",
+        help="ivfpq: the codes pick R candidates per query (e.g. 64), re-scored with the exact vectors "
+        "(re-ranking as in Jegou et al., ICASSP 2011, and FAISS's IndexRefineFlat): exact cosines, and a "
+        "recall@1 codes alone cannot reach. Costs 4 x dim bytes per face on disk (vectors.npy in the folder, "
+        "memory-mapped; memory holds only the codes) and R vector reads per query. Default 0: off",
+    )
     gb.add_argument("--ef-search", type=int, default=64, help="hnsw: candidates kept per query")
     gb.add_argument(
         "--recall",
@@ -380,7 +410,10 @@ def register(sub: Any) -> None:
         "--append-only", action="store_true", help="with --recall: faces will not be removed, so HNSW may be chosen"
     )
     gb.add_argument(
-        "--max-bytes-per-face", type=float, help="with --recall: leave out indexes larger than this per face"
+        "--max-bytes-per-face",
+        type=float,
+        help="with --recall: leave out indexes taking more memory than this per face (a re-ranked "
+        "index's vectors file is on disk and not counted; e.g. 80 allows 64-byte codes)",
     )
     add_embed_flags(gb)
     add_detect_flags(gb)

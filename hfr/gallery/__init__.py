@@ -8,11 +8,14 @@ feature is an error.
 
 `Gallery` is the facade; the work is split by concern:
 
-- `hfr.gallery.index`: the FAISS side (`FaissIndex`): index kinds `"flat"` (exact) and
-  `"ivf"` (approximate, with the `nlist` fallback for small builds), the lazy GPU copy,
-  search, `brute_force_topk` (the exact reference) and `l2_normalize`;
-- `hfr.gallery.storage`: the folder format (`index.faiss`, `meta.json`, `ids.csv`), its
-  atomic save and the checked readers behind `Gallery.load`;
+- `hfr.gallery.index`: the FAISS side (`FaissIndex`): index kinds `"flat"` (exact),
+  `"ivf"` (approximate, with the `nlist` fallback for small builds), `"ivfpq"` (compressed
+  codes, optionally re-ranked: `rerank`) and `"hnsw"`, the lazy GPU copy, search,
+  `brute_force_topk` (the exact reference) and `l2_normalize`;
+- `hfr.gallery.vectors`: `VectorStore`, the exact vectors a re-ranked "ivfpq" index
+  re-scores its shortlist with (memory-mapped from the folder's `vectors.npy`);
+- `hfr.gallery.storage`: the folder format (`index.faiss`, `meta.json`, `ids.csv`, and
+  `vectors.npy` when re-ranking), its atomic save and the checked readers behind `Gallery.load`;
 - `hfr.gallery.results`: `SearchResult` (per image), `SubjectSearchResult` (per subject,
   `.rows()`) and `GalleryEntry`.
 
@@ -24,7 +27,7 @@ holds it from load to save, so concurrent writers wait for each other (up to a t
 then a GalleryError naming the holder). A gallery remembers the version of the folder it
 was loaded from: saving it back after another writer has saved meanwhile is a
 GalleryError ("changed since it was loaded"), never a silent loss of the other's work.
-`load` verifies the SHA-256 of `index.faiss` and `ids.csv` recorded in `meta.json`, checks
+`load` verifies the SHA-256 of `index.faiss`, `ids.csv` (and `vectors.npy`) recorded in `meta.json`, checks
 that stored vectors have unit length, and removes leftovers of killed saves when no writer
 holds the lock; a search score outside [-1, 1] is a GalleryError (a corrupt index).
 
@@ -58,6 +61,7 @@ import numpy as np
 from hfr import __version__
 from hfr.errors import ArgumentError, GalleryError
 from hfr.gallery.index import (
+    COMPRESSED_KINDS,
     GPU_MAX_K,
     INDEX_KINDS,
     MIN_POINTS_PER_LIST,
@@ -67,6 +71,7 @@ from hfr.gallery.index import (
     check_dim,
     check_use_gpu,
     gpu_available,
+    index_bytes,
     l2_normalize,
 )
 from hfr.gallery.results import GalleryEntry, SearchResult, SubjectSearchResult, distinct_subjects
@@ -79,6 +84,7 @@ from hfr.gallery.storage import (
     IDS_HEADER,
     INDEX_FILE,
     META_FILE,
+    VECTORS_FILE,
     GalleryLock,
     check_folder,
     check_unit_vectors,
@@ -88,6 +94,7 @@ from hfr.gallery.storage import (
     read_index,
     read_meta,
     read_meta_bytes,
+    read_vectors,
     remove_leftovers_if_free,
     save_folder,
     sha256_bytes,
@@ -114,6 +121,7 @@ __all__ = [
     "INDEX_KINDS",
     "META_FILE",
     "MIN_POINTS_PER_LIST",
+    "VECTORS_FILE",
     "FaissIndex",
     "Features",
     "Gallery",
@@ -179,6 +187,7 @@ class Gallery:
         opq: bool = False,
         hnsw_m: int = 32,
         ef_search: int = 64,
+        rerank: int = 0,
     ) -> None:
         """Prefer `Gallery.create`; the arguments are the same."""
         check_dim(dim)
@@ -187,7 +196,7 @@ class Gallery:
                 f"a gallery needs the recognizer fingerprint of its features (a non-empty string), got {fingerprint!r}"
             )
         self._vectors = FaissIndex(
-            dim, index, nlist, nprobe, use_gpu, train_points_per_list, pq_m, opq, hnsw_m, ef_search
+            dim, index, nlist, nprobe, use_gpu, train_points_per_list, pq_m, opq, hnsw_m, ef_search, rerank
         )
         self.tuning: dict[str, Any] | None = None  # what hfr.gallery.tune measured when it chose the index
         self.dim = int(dim)
@@ -220,6 +229,7 @@ class Gallery:
         opq: bool = False,
         hnsw_m: int = 32,
         ef_search: int = 64,
+        rerank: int = 0,
     ) -> Gallery:
         """An empty gallery of `dim`-dimensional features from the recognizer `fingerprint`.
 
@@ -227,9 +237,11 @@ class Gallery:
         lists, `nprobe` visited per query, k-means on at most `train_points_per_list` vectors
         per list of the first add), "ivfpq" (IVF over `pq_m`-byte product-quantised codes,
         `opq` for a learned rotation first) or "hnsw" (`hnsw_m` links per node, `ef_search`
-        candidates per query; cannot remove). `hfr.gallery.tune.build_for_recall` chooses
-        among them for a recall target. `use_gpu`: None = on the GPU when FAISS sees one,
-        False = CPU, True = GPU or error.
+        candidates per query; cannot remove). `rerank` ("ivfpq" only; 0 = off): the codes pick
+        `max(k, rerank)` candidates per query, re-scored with their exact vectors, which the
+        gallery folder keeps in `vectors.npy` (4 * dim bytes per vector on disk, memory-mapped
+        once loaded). `hfr.gallery.tune.build_for_recall` chooses among them for a recall
+        target. `use_gpu`: None = on the GPU when FAISS sees one, False = CPU, True = GPU or error.
         """
         return cls(
             dim,
@@ -243,6 +255,7 @@ class Gallery:
             opq=opq,
             hnsw_m=hnsw_m,
             ef_search=ef_search,
+            rerank=rerank,
         )
 
     @classmethod
@@ -261,7 +274,7 @@ class Gallery:
         **kind_params: Any,
     ) -> Gallery:
         """Create a gallery sized to `features` and add them (an IVF kind trains on them); `kind_params`
-        are `create`'s keyword-only parameters (pq_m, opq, hnsw_m, ef_search)."""
+        are `create`'s keyword-only parameters (pq_m, opq, hnsw_m, ef_search, rerank)."""
         dim = int(features.shape[-1])
         gallery = cls.create(dim, fingerprint, index, nlist, nprobe, use_gpu, train_points_per_list, **kind_params)
         gallery.add(features, subjects, modalities, paths)
@@ -325,6 +338,16 @@ class Gallery:
         self._vectors.ef_search = value
 
     @property
+    def rerank(self) -> int:
+        """Candidates per query an "ivfpq" gallery re-scores with exact vectors (0: none; fixed at creation)."""
+        return self._vectors.rerank
+
+    def vectors_file_bytes(self) -> int | None:
+        """Bytes of the `vectors.npy` a re-ranked gallery's folder holds (or will hold once saved); None
+        without re-ranking. The in-memory index is `hfr.gallery.index.index_bytes(gallery.cpu_index)`."""
+        return self._vectors.vectors_file_bytes()
+
+    @property
     def next_id(self) -> int:
         """The id the next added vector will get (ids are never reused)."""
         return self._next_id
@@ -361,8 +384,19 @@ class Gallery:
         return np.fromiter((p in held for p in paths), dtype=bool, count=len(paths))
 
     def info(self) -> dict[str, Any]:
-        """A summary for `hfr gallery info`: size, subjects, modalities, index and its parameters."""
+        """A summary for `hfr gallery info`: size, subjects, modalities, index and its parameters.
+
+        A compressed ("ivfpq") gallery also shows `index_bytes_in_memory` (the serialised FAISS
+        index: codes, ids, quantisers), and a re-ranked one `vectors_bytes_on_disk` (its
+        `vectors.npy`, memory-mapped, not read into RAM).
+        """
         modality_counts = Counter(m if m else "unknown" for m in self._modalities.tolist())
+        sizes: dict[str, int] = {}
+        if self.kind in COMPRESSED_KINDS:
+            sizes["index_bytes_in_memory"] = index_bytes(self._vectors.cpu_index)
+        on_disk = self._vectors.vectors_file_bytes()
+        if on_disk is not None:
+            sizes["vectors_bytes_on_disk"] = on_disk
         return {
             "folder": str(self.folder) if self.folder is not None else None,
             "count": len(self),
@@ -371,6 +405,7 @@ class Gallery:
             "dim": self.dim,
             "fingerprint": self.fingerprint,
             "index": self._vectors.meta(),
+            **sizes,
             "tuning": tuning_summary(self.tuning),
             "device": "gpu" if self.use_gpu else "cpu",
             "next_id": self._next_id,
@@ -594,18 +629,41 @@ class Gallery:
             version = max(self._version, on_disk) + 1
             meta = self._meta(version)
 
+            store = self._vectors.vector_store
+
             def write(tmp: Path) -> None:
                 nonlocal digest
                 digest = write_files(
-                    tmp, self._vectors.cpu_index, self._ids, self._subjects, self._modalities, self._paths, meta
+                    tmp,
+                    self._vectors.cpu_index,
+                    self._ids,
+                    self._subjects,
+                    self._modalities,
+                    self._paths,
+                    meta,
+                    vectors=store,
                 )
 
             folder = save_folder(folder, write, lock_timeout)
+            if store is not None:
+                self._reopen_vectors(folder)
         self.folder = folder
         self._version = version
         self._loaded = (os.path.realpath(folder), digest)
         log.info("saved gallery of %d vectors to %s (version %d)", len(self), folder, version)
         return folder
+
+    def _reopen_vectors(self, folder: Path) -> None:
+        """After a save (under the lock): read the exact vectors from the `vectors.npy` just written.
+
+        The rows added in RAM move to the new memory map, and the previous file (deleted with the
+        old folder) is no longer mapped, so its disk space is freed. If the file cannot be opened the
+        store keeps what it holds (the same rows), with a logged warning.
+        """
+        try:
+            self._vectors.attach_vectors(read_vectors(folder, self.dim, self._ids, self.rerank))
+        except (GalleryError, OSError) as exc:
+            log.warning("gallery %s: kept the vectors in memory; re-opening %s failed (%s)", folder, VECTORS_FILE, exc)
 
     @classmethod
     @contextlib.contextmanager
@@ -674,6 +732,7 @@ class Gallery:
                 "opq": bool(index_meta.get("opq", False)),
                 "hnsw_m": int(index_meta.get("hnsw_m", 32)),
                 "ef_search": int(index_meta.get("ef_search", 64)),
+                "rerank": int(index_meta.get("rerank", 0)),
             }
             gallery = cls(meta["dim"], meta["fingerprint"], kind, use_gpu=False, **params)
             tuning = meta.get("tuning")
@@ -688,8 +747,9 @@ class Gallery:
         index = read_index(folder, kind, gallery.dim, meta["count"], ids)
         if len(ids) and ids[-1] >= meta["next_id"]:
             raise folder_error(folder, META_FILE, f"next_id {meta['next_id']} is not above the largest id {ids[-1]}")
-        check_unit_vectors(folder, index)
-        gallery._vectors.attach(index)
+        store = read_vectors(folder, gallery.dim, ids, gallery.rerank) if gallery.rerank else None
+        check_unit_vectors(folder, index, vectors=store)
+        gallery._vectors.attach(index, store)
         gallery.created = str(meta.get("created", gallery.created))
         gallery._next_id = int(meta["next_id"])
         gallery._version = version

@@ -26,6 +26,18 @@ Index kinds (`INDEX_KINDS`):
   float32 (Jegou et al., "Product quantization for nearest neighbor search", TPAMI 2011).
   Scores are approximations of the cosine (clipped to [-1, 1]); the first add needs at
   least 256 vectors to train the quantiser. `pq_m` must divide the dimension.
+  Re-ranked (`rerank=R > 0`, "ivfpq" only): the codes pick a shortlist of `max(k, R)`
+  candidates per query, which are re-scored with their exact float32 vectors, and the exact
+  top-k among them is returned with exact cosines as scores: the re-ranking of Jegou,
+  Tavenard, Douze and Amsaleg ("Searching in one billion vectors: re-rank with source
+  coding", ICASSP 2011), here with the exact vectors, as FAISS's `IndexRefineFlat` does.
+  The codes' score error (~0.02 for 64-byte codes on face vectors) exceeds the gap between a
+  probe's top-1 and top-2, so codes alone lose the top-1 (README, "Why no code of <= 64 bytes
+  reaches recall@1 0.95"); re-ranked, the top-1 only has to be among the codes' first R. The
+  vectors live in a `hfr.gallery.vectors.VectorStore`, memory-mapped from the gallery
+  folder's `vectors.npy` (4 * d bytes per vector on disk, paged in as searches touch them),
+  so memory holds the codes and ids (and the rows added since the last save). With R at
+  least the gallery size and `nprobe >= nlist` the results equal the flat index's.
 - `"hnsw"`: `IndexIDMap2(IndexHNSWFlat(d, hnsw_m))` (Malkov and Yashunin, TPAMI 2018), a
   graph over the full vectors; `ef_search` candidates per query. Fast at high recall and
   needs no training, but FAISS's HNSW cannot delete: `remove` is refused with a
@@ -59,6 +71,7 @@ import numpy as np
 import torch
 
 from hfr.errors import ArgumentError, GalleryError
+from hfr.gallery.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +92,10 @@ MIN_POINTS_PER_LIST = 39
 """k-means points per inverted list below which FAISS warns; the IVF fallback keeps to it."""
 GPU_MAX_K = 2048
 """The largest k (and nprobe) FAISS's GPU indexes accept; larger searches use the CPU copy."""
+RERANK_KINDS: tuple[str, ...] = ("ivfpq",)
+"""Kinds that can re-rank a shortlist with exact vectors (`rerank > 0`)."""
+RERANK_BLOCK = 1 << 22
+"""Most shortlist floats (queries x shortlist x d) gathered at once when re-ranking (16 MiB of float32)."""
 
 Features = np.ndarray | torch.Tensor
 
@@ -314,13 +331,26 @@ def _positive_int(name: str, value: Any, low: int = 1) -> None:
         raise ArgumentError(f"{name} must be an integer of at least {low}, got {value!r}")
 
 
+def check_rerank(kind: str, rerank: Any) -> None:
+    """ArgumentError unless `rerank` is an integer >= 0, and 0 for kinds that cannot re-rank (`RERANK_KINDS`)."""
+    if not _is_int(rerank) or rerank < 0:
+        raise ArgumentError(f"rerank must be an integer of at least 0 (0 = no re-ranking), got {rerank!r}")
+    if rerank and kind not in RERANK_KINDS:
+        raise ArgumentError(
+            f"rerank={rerank} re-scores the shortlist of a compressed index with exact vectors, so it applies "
+            f"to index 'ivfpq' only, not {kind!r}: use index 'ivfpq' (with pq_m), or leave rerank at 0 "
+            f"({kind} already scores with the vectors themselves)"
+        )
+
+
 class FaissIndex:
     """A gallery's vectors in FAISS: the CPU reference index of one kind and its lazy GPU copies.
 
     Holds normalised vectors under int64 ids chosen by the caller; knows nothing of
-    subjects or files. See the module docstring for the kinds, IVF training and GPU use.
-    Raises ArgumentError for an unknown kind, a parameter out of range, or `use_gpu=True`
-    without a GPU.
+    subjects or files. See the module docstring for the kinds, IVF training, re-ranking
+    (`rerank`, with the exact vectors in `vector_store`) and GPU use. Raises ArgumentError for
+    an unknown kind, a parameter out of range, `rerank` with a kind other than "ivfpq", or
+    `use_gpu=True` without a GPU.
     """
 
     def __init__(
@@ -335,6 +365,7 @@ class FaissIndex:
         opq: bool = False,
         hnsw_m: int = 32,
         ef_search: int = 64,
+        rerank: int = 0,
     ) -> None:
         """An empty index of `dim`-dimensional vectors; see `Gallery.create` for the arguments."""
         check_dim(dim)
@@ -346,6 +377,7 @@ class FaissIndex:
         _positive_int("pq_m", pq_m)
         _positive_int("hnsw_m", hnsw_m, 2)
         _positive_int("ef_search", ef_search)
+        check_rerank(kind, rerank)
         if kind == "ivfpq" and dim % pq_m:
             raise ArgumentError(
                 f"pq_m={pq_m} does not divide the dimension {dim}: the product quantiser splits each vector "
@@ -366,6 +398,8 @@ class FaissIndex:
         self._gpu_index: Any = None
         self._shards: list[torch.Tensor] | None = None
         self._id_map: np.ndarray | None = None
+        self.rerank = int(rerank)
+        self._store: VectorStore | None = VectorStore(self.dim) if self.rerank else None
         self._index = self._new_index(self.nlist)
 
     def _new_index(self, nlist: int) -> Any:
@@ -460,8 +494,33 @@ class FaissIndex:
         if self.kind == "hnsw":
             _hnsw(self._index).efSearch = self._ef_search
 
-    def attach(self, index: Any) -> None:
-        """Adopt a CPU index read from disk (its kind already checked) as the reference copy."""
+    @property
+    def vector_store(self) -> VectorStore | None:
+        """The exact vectors a re-ranked index re-scores its shortlist with (None when `rerank` is 0)."""
+        return self._store
+
+    def vectors_file_bytes(self) -> int | None:
+        """Bytes on disk of the vectors file (`vectors.npy`) a re-ranked index keeps; None without re-ranking.
+
+        The in-memory index is `index_bytes(cpu_index)`; this is what the folder holds on top of it.
+        """
+        return None if self._store is None else self._store.file_bytes()
+
+    def attach_vectors(self, store: VectorStore) -> None:
+        """Adopt the exact vectors of a re-ranked index (read from disk, or re-opened after a save)."""
+        if self._store is None:
+            raise ArgumentError(f"a {self.kind} index with rerank=0 keeps no vectors to attach")
+        if store.dim != self.dim:
+            raise ArgumentError(f"vectors of dimension {store.dim} for an index of dimension {self.dim}")
+        self._store = store
+
+    def attach(self, index: Any, vectors: VectorStore | None = None) -> None:
+        """Adopt a CPU index read from disk (its kind already checked) as the reference copy, and, when
+        re-ranking, its exact `vectors` (required then)."""
+        if self._store is not None:
+            if vectors is None:
+                raise ArgumentError(f"a re-ranked index (rerank={self.rerank}) needs its vectors to attach")
+            self.attach_vectors(vectors)
         self._index = index
         if self.kind in IVF_KINDS:
             ivf = _ivf_part(index)
@@ -484,6 +543,8 @@ class FaissIndex:
             )
         if self.kind == "ivfpq":
             out.update(pq_m=self.pq_m, opq=self.opq)
+            if self.rerank:  # absent when 0: meta.json of a gallery without re-ranking is as before
+                out.update(rerank=self.rerank)
         if self.kind == "hnsw":
             out.update(hnsw_m=self.hnsw_m, ef_search=self._ef_search)
         return out
@@ -491,11 +552,18 @@ class FaissIndex:
     # -- add / remove / search ------------------------------------------------------
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
-        """Add normalised float32 vectors under `ids` (int64); an untrained IVF kind trains on them first."""
+        """Add normalised float32 vectors under `ids` (int64); an untrained IVF kind trains on them first.
+
+        A re-ranked index also keeps the vectors in its `vector_store` (in RAM until a save).
+        """
         if self.kind in IVF_KINDS and not self._index.is_trained:
             self._train(vectors)
+        if self._store is not None and self._store.contains(ids).any():
+            raise GalleryError("the gallery's vector store already holds an id being added; rebuild the gallery")
         self._index.add_with_ids(vectors, ids)
         self._drop_copies()
+        if self._store is not None:
+            self._store.add(vectors, ids)
 
     def check_removable(self) -> None:
         """GalleryError when this kind cannot delete vectors (`REMOVABLE_KINDS`)."""
@@ -507,10 +575,18 @@ class FaissIndex:
             )
 
     def remove(self, ids: np.ndarray) -> int:
-        """Remove the vectors with these ids; return how many FAISS removed."""
+        """Remove the vectors with these ids (from the vector store too, when re-ranking); return how many
+        FAISS removed. GalleryError when the store removed another number (index and store disagree)."""
         self.check_removable()
         done = int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
         self._drop_copies()
+        if self._store is not None:
+            stored = self._store.remove(ids)
+            if stored != done:
+                raise GalleryError(
+                    f"the FAISS index removed {done} vectors but the vector store {stored}: "
+                    f"the gallery is inconsistent; rebuild it"
+                )
         return done
 
     def _drop_copies(self) -> None:
@@ -550,7 +626,11 @@ class FaissIndex:
         return self._gpu_index
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Search normalised vectors: (scores float32, ids int64), -inf / -1 where missing."""
+        """Search normalised vectors: (scores float32, ids int64), -inf / -1 where missing.
+
+        A re-ranked index asks its codes for `max(k, rerank)` candidates and returns the exact top-k among
+        them (`_rerank`).
+        """
         if self.kind == "flat":
             shards = self._flat_shards()
             assert self._id_map is not None
@@ -562,13 +642,41 @@ class FaissIndex:
                 scores[:, :k_found] = top_scores
                 found[:, :k_found] = self._id_map[positions]
             return scores, found
-        gpu_ok = self._use_gpu and self.kind in IVF_KINDS and k <= GPU_MAX_K and self._nprobe <= GPU_MAX_K
+        depth = max(k, self.rerank)
+        gpu_ok = self._use_gpu and self.kind in IVF_KINDS and depth <= GPU_MAX_K and self._nprobe <= GPU_MAX_K
         if gpu_ok:
-            scores, found = self._ivf_gpu_copy().search(vectors, k)
+            scores, found = self._ivf_gpu_copy().search(vectors, depth)
         else:
-            scores, found = self._index.search(vectors, k)
+            scores, found = self._index.search(vectors, depth)
         found = found.astype(np.int64)
+        if self._store is not None:
+            return self._rerank(vectors, found, k)
         if self.kind in COMPRESSED_KINDS:
             scores = np.clip(scores, -1.0, 1.0)
         scores = np.where(found >= 0, scores, -np.inf).astype(np.float32)
         return scores, found
+
+    def _rerank(self, vectors: np.ndarray, found: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top-k of each query among its shortlist `found` (ids, -1 where missing).
+
+        Gathers the candidates' vectors from the store (`RERANK_BLOCK` floats at a time), scores them by
+        exact inner products (cosines) and sorts by them (ties keep the codes' order); missing places
+        stay id -1, score -inf.
+        """
+        assert self._store is not None
+        n_queries, depth = found.shape
+        exact = np.full((n_queries, depth), -np.inf, dtype=np.float32)
+        valid = found >= 0
+        block = max(1, RERANK_BLOCK // max(1, depth * self.dim))
+        for start in range(0, n_queries, block):
+            stop = min(n_queries, start + block)
+            hit = valid[start:stop]
+            if not hit.any():
+                continue
+            query_of, place = np.nonzero(hit)
+            rows = self._store.rows(found[start:stop][hit])
+            exact[start + query_of, place] = np.einsum("ij,ij->i", rows, vectors[start + query_of])
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+        scores = np.take_along_axis(exact, order, axis=1)
+        ids = np.take_along_axis(found, order, axis=1)  # a missing place (-1, score -inf) sorts last
+        return scores, ids

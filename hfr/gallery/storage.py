@@ -1,26 +1,43 @@
-"""The gallery folder format: three files written atomically as a whole, read back with checks.
+"""The gallery folder format: three (or four) files written atomically as a whole, read back with checks.
 
-A gallery on disk is a folder of three files:
+A gallery on disk is a folder of three files (`REQUIRED_FILES`), and a fourth for a
+re-ranked compressed gallery:
 
 - `index.faiss`: `faiss.write_index` of the CPU index;
 - `meta.json`: format, hfr version, dimension, recognizer fingerprint, count, the next
   id to hand out, the save `version` (1 for the first save, +1 per save) and a random
   `save_id`, creation and save times, index kind and its parameters, and `files`: the
-  size and SHA-256 of `index.faiss` and `ids.csv`;
-- `ids.csv`: `id,subject,modality,path`, one row per vector, ordered by id.
+  size and SHA-256 of `index.faiss`, `ids.csv` and (when present) `vectors.npy`;
+- `ids.csv`: `id,subject,modality,path`, one row per vector, ordered by id;
+- `vectors.npy`, only when `meta.json`'s `index` has `rerank` > 0 (an "ivfpq" index that
+  re-scores its shortlist exactly, `hfr.gallery.index`): the normalised float32 vectors,
+  shape (count, dim), C order, rows in ascending id order (the order of `ids.csv`). It is
+  written by `hfr.gallery.vectors.VectorStore.write` in chunks and read with
+  `np.load(..., mmap_mode="r")` (`read_vectors`), so a large gallery is never read into RAM
+  as a whole. Galleries without re-ranking have no such file and no `rerank` key, exactly
+  as before.
 
 Ids are int64 from a counter stored in `meta.json`; they are never reused, even after
-removes. `Gallery.load` checks that the three files agree (count, dimension, the same ids,
-the index kind) with the readers here, and raises a GalleryError naming the folder and the
-file otherwise.
+removes. `Gallery.load` checks that the files agree (count, dimension, the same ids,
+the index kind, the vectors' shape and dtype) with the readers here, and raises a
+GalleryError naming the folder and the file otherwise (a re-ranked gallery's missing or
+misshapen `vectors.npy` included: rebuild it).
 
-Integrity: `verify_files` recomputes the SHA-256 of `index.faiss` and `ids.csv` and
-compares them with `meta.json` ("corrupt (checksum mismatch); rebuild with hfr gallery
-build"), so bytes overwritten inside a file whose size, counts and ids still agree are
-caught; `check_unit_vectors` reads back stored vectors (all of them up to
-`UNIT_CHECK_ALL`, an evenly spread sample beyond) and refuses any whose length is not 1,
-which also covers galleries saved before checksums existed (those load with a logged
-note; their next save records the checksums).
+Integrity: `verify_files` recomputes the SHA-256 of `index.faiss`, `ids.csv` and
+`vectors.npy` and compares them with `meta.json` ("corrupt (checksum mismatch); rebuild
+with hfr gallery build"), so bytes overwritten inside a file whose size, counts and ids
+still agree are caught; `check_unit_vectors` reads back stored vectors (those of the index,
+and those of `vectors.npy`: all of them up to `UNIT_CHECK_ALL`, an evenly spread sample
+beyond) and refuses any whose length is not 1, which also covers galleries saved before
+checksums existed (those load with a logged note; their next save records the checksums).
+
+Memory maps and saves: a loaded re-ranked gallery reads `vectors.npy` through a memory
+map. Saving over that folder writes the new files into a temporary folder (reading the old
+vectors through the map), swaps the folders and deletes the old one: on POSIX the mapped
+file's inode stays readable until it is unmapped, so nothing reads a half-deleted file,
+and `Gallery.save` then re-opens its store on the new `vectors.npy` (the old inode's space
+is freed when the last map of it goes). Another process that loaded the folder before
+keeps reading the old inode, a consistent snapshot, until it loads again.
 
 One writer at a time: `GalleryLock(folder)` is an exclusive lock on the file
 `.<name>.lock` beside the folder (`fcntl.flock` on POSIX; where `fcntl` is missing, the
@@ -73,6 +90,7 @@ import numpy as np
 
 from hfr.errors import GalleryError
 from hfr.gallery.index import COMPRESSED_KINDS, index_ids, index_kind, sample_vectors
+from hfr.gallery.vectors import NPY_DTYPE, VectorStore
 
 try:
     import fcntl as _fcntl
@@ -86,9 +104,16 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "index.faiss"
 META_FILE = "meta.json"
 IDS_FILE = "ids.csv"
-GALLERY_FILES: tuple[str, ...] = (INDEX_FILE, META_FILE, IDS_FILE)
+VECTORS_FILE = "vectors.npy"
+REQUIRED_FILES: tuple[str, ...] = (INDEX_FILE, META_FILE, IDS_FILE)
+"""The files every FAISS gallery folder holds."""
+OPTIONAL_FILES: tuple[str, ...] = (VECTORS_FILE,)
+"""Files a gallery folder holds for some index settings (`vectors.npy`: a re-ranked "ivfpq" index)."""
+GALLERY_FILES: tuple[str, ...] = REQUIRED_FILES + OPTIONAL_FILES
+"""Every file a FAISS gallery folder may hold: a save replaces a folder holding nothing else."""
 CHECKSUMMED_FILES: tuple[str, ...] = (INDEX_FILE, IDS_FILE)
-"""The files whose size and SHA-256 `meta.json` records (it cannot record its own)."""
+"""The files whose size and SHA-256 `meta.json` records (it cannot record its own); plus `vectors.npy`
+when the gallery has it (`checksummed_files`)."""
 IDS_HEADER: tuple[str, ...] = ("id", "subject", "modality", "path")
 FORMAT_NAME = "hfr-gallery"
 FORMAT_VERSION = 1
@@ -300,7 +325,7 @@ def leftovers(folder: Path) -> list[Path]:
 
 
 def _is_complete(folder: Path) -> bool:
-    return folder.is_dir() and all((folder / name).is_file() for name in GALLERY_FILES)
+    return folder.is_dir() and all((folder / name).is_file() for name in REQUIRED_FILES)
 
 
 def remove_leftovers(folder: Path) -> list[Path]:
@@ -377,11 +402,15 @@ def write_files(
     modalities: np.ndarray,
     paths: np.ndarray,
     meta: dict[str, Any],
+    vectors: VectorStore | None = None,
 ) -> str:
-    """Write index.faiss, ids.csv and meta.json into `folder` (a fresh temporary one), each fsynced.
+    """Write index.faiss, ids.csv, vectors.npy (when `vectors` is given) and meta.json into `folder`
+    (a fresh temporary one), each fsynced.
 
-    `meta` gets a `files` entry with the size and SHA-256 of index.faiss and ids.csv.
-    Returns the SHA-256 of the meta.json written (the version token `Gallery` compares).
+    `vectors`, the exact vectors of a re-ranked index, are written in the order of `ids`
+    (ascending); a store holding other ids than `ids` is a GalleryError. `meta` gets a
+    `files` entry with the size and SHA-256 of each file but itself. Returns the SHA-256 of
+    the meta.json written (the version token `Gallery` compares).
     """
     index_path = folder / INDEX_FILE
     try:
@@ -397,10 +426,11 @@ def write_files(
         writer.writerows(zip(ids.tolist(), subjects.tolist(), modalities.tolist(), paths.tolist()))
         handle.flush()
         os.fsync(handle.fileno())
-    files = {
-        name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)}
-        for name in CHECKSUMMED_FILES
-    }
+    names = CHECKSUMMED_FILES
+    if vectors is not None:
+        vectors.write(folder / VECTORS_FILE, ids)
+        names = (*names, VECTORS_FILE)
+    files = {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)} for name in names}
     data = (json.dumps({**meta, "files": files}, indent=2) + "\n").encode("utf-8")
     with open(folder / META_FILE, "wb") as handle:
         handle.write(data)
@@ -469,7 +499,10 @@ def save_folder(
 
 
 def check_folder(folder: Path) -> None:
-    """GalleryError unless `folder` exists and holds the three files (names an interrupted save)."""
+    """GalleryError unless `folder` exists and holds the three required files (names an interrupted save).
+
+    A re-ranked gallery's `vectors.npy` is checked once `meta.json` is read (`verify_files`, `read_vectors`).
+    """
     if not folder.is_dir():
         aside = sorted(folder.parent.glob(f".{folder.name}.old-*")) if folder.parent.is_dir() else []
         if aside:
@@ -481,7 +514,7 @@ def check_folder(folder: Path) -> None:
         raise GalleryError(
             f"gallery folder {folder} does not exist (build one with `hfr gallery build` or Gallery.save)"
         )
-    for name in GALLERY_FILES:
+    for name in REQUIRED_FILES:
         if not (folder / name).is_file():
             raise GalleryError(
                 f"gallery folder {folder}: {name} is missing; the folder is not a complete gallery, rebuild it"
@@ -536,12 +569,40 @@ def read_meta(folder: Path, data: bytes | None = None) -> dict[str, Any]:
     return meta
 
 
+def meta_rerank(meta: dict[str, Any]) -> int:
+    """The `rerank` of a gallery's meta.json `index` entry (0 when absent or not a positive integer)."""
+    index = meta.get("index")
+    value = index.get("rerank", 0) if isinstance(index, dict) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def checksummed_files(meta: dict[str, Any]) -> tuple[str, ...]:
+    """The files of a gallery whose size and SHA-256 its meta.json records: `CHECKSUMMED_FILES`, and
+    `vectors.npy` when the gallery re-ranks (`meta_rerank` > 0)."""
+    return (*CHECKSUMMED_FILES, VECTORS_FILE) if meta_rerank(meta) else CHECKSUMMED_FILES
+
+
+def missing_vectors_error(folder: Path, rerank: int | None = None) -> GalleryError:
+    """The GalleryError of a re-ranked gallery folder without its vectors.npy."""
+    setting = f" (rerank {rerank})" if rerank else ""
+    return folder_error(
+        folder,
+        VECTORS_FILE,
+        f"is missing, but meta.json says the index re-ranks with exact vectors{setting}; "
+        f"the folder is not a complete gallery, {REBUILD}",
+    )
+
+
 def verify_files(folder: Path, meta: dict[str, Any]) -> bool:
-    """Check index.faiss and ids.csv against the sizes and SHA-256 sums in `meta`; False when it has none.
+    """Check index.faiss, ids.csv and (re-ranked galleries) vectors.npy against the sizes and SHA-256
+    sums in `meta`; False when it has none.
 
     A gallery saved before checksums existed has no `files` entry: it is logged (WARNING)
-    and passes (its next save records them). A mismatch is a GalleryError naming the file.
+    and passes (its next save records them). A mismatch is a GalleryError naming the file,
+    and so is a re-ranked gallery's missing vectors.npy.
     """
+    if meta_rerank(meta) and not (folder / VECTORS_FILE).is_file():
+        raise missing_vectors_error(folder, meta_rerank(meta))
     files = meta.get("files")
     if files is None:
         log.warning(
@@ -551,7 +612,7 @@ def verify_files(folder: Path, meta: dict[str, Any]) -> bool:
             META_FILE,
         )
         return False
-    for name in CHECKSUMMED_FILES:
+    for name in checksummed_files(meta):
         entry = files.get(name) if isinstance(files, dict) else None
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise folder_error(folder, META_FILE, f"lacks a valid checksum of {name}; the file is corrupt, {REBUILD}")
@@ -566,11 +627,22 @@ def verify_files(folder: Path, meta: dict[str, Any]) -> bool:
     return True
 
 
-def check_unit_vectors(folder: Path, index: Any, limit: int = UNIT_CHECK_ALL) -> None:
-    """GalleryError unless the stored vectors checked (all up to `limit`, else a spread sample) have length 1."""
+def check_unit_vectors(
+    folder: Path, index: Any, limit: int = UNIT_CHECK_ALL, vectors: VectorStore | None = None
+) -> None:
+    """GalleryError unless the stored vectors checked (all up to `limit`, else a spread sample) have length 1.
+
+    Checks the vectors of `index` (not those of compressed kinds: their reconstructions are
+    approximate by design) and, for a re-ranked gallery, its exact `vectors` (vectors.npy).
+    """
+    if vectors is not None:
+        _check_lengths(folder, VECTORS_FILE, vectors.sample(limit))
     if index_kind(index) in COMPRESSED_KINDS:
         return  # product-quantised codes: reconstructions are approximate by design
-    vectors = sample_vectors(index, limit)
+    _check_lengths(folder, INDEX_FILE, sample_vectors(index, limit))
+
+
+def _check_lengths(folder: Path, name: str, vectors: np.ndarray) -> None:
     if not len(vectors):
         return
     norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
@@ -578,7 +650,7 @@ def check_unit_vectors(folder: Path, index: Any, limit: int = UNIT_CHECK_ALL) ->
     if bad.any():
         raise folder_error(
             folder,
-            INDEX_FILE,
+            name,
             f"holds a vector of length {norms[bad][0]:.4g} where every stored vector has length 1; "
             f"the file is corrupt, {REBUILD}",
         )
@@ -665,3 +737,32 @@ def read_index(folder: Path, kind: str, dim: int, count: int, ids: np.ndarray) -
     if not np.array_equal(np.sort(index_ids(index)), ids):
         raise folder_error(folder, IDS_FILE, "lists other ids than index.faiss holds")
     return index
+
+
+def read_vectors(folder: Path, dim: int, ids: np.ndarray, rerank: int | None = None) -> VectorStore:
+    """vectors.npy of a re-ranked gallery `folder`, memory-mapped read-only, as the `VectorStore` of `ids`.
+
+    `ids` are the gallery's ids, ascending (ids.csv): the file must hold float32 rows of
+    shape (len(ids), dim) in C order, one per id in that order. A missing file, one NumPy
+    cannot read, or another shape or dtype is a GalleryError naming the folder and the file.
+    `rerank` (meta.json's) only words the missing-file error.
+    """
+    path = folder / VECTORS_FILE
+    if not path.is_file():
+        raise missing_vectors_error(folder, rerank)
+    try:
+        rows = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise folder_error(
+            folder, VECTORS_FILE, f"cannot be read as a NumPy array ({exc}); the file is corrupt, {REBUILD}"
+        ) from exc
+    want = (len(ids), int(dim))
+    if not isinstance(rows, np.ndarray) or rows.dtype != NPY_DTYPE or rows.shape != want or not rows.flags.c_contiguous:
+        what = f"{rows.dtype} array of shape {tuple(rows.shape)}" if isinstance(rows, np.ndarray) else "no array"
+        raise folder_error(
+            folder,
+            VECTORS_FILE,
+            f"holds a {what}, but the gallery's {want[0]} vectors of dimension {want[1]} need a little-endian "
+            f"float32 array of shape {want} in C order; the files do not belong together, {REBUILD}",
+        )
+    return VectorStore(int(dim), ids, rows, source=path)

@@ -20,14 +20,19 @@ compressed kinds suffer most).
 Procedure:
 
 1. The candidates (`candidates`): "flat" (exact, the baseline), "ivf", "ivfpq" with 16, 32
-   and 64 bytes per vector (and the OPQ rotation at the smallest), and "hnsw" when the
-   gallery need not remove faces (`removable=False`; FAISS's HNSW cannot delete). `nlist` is
+   and 64 bytes per vector (and the OPQ rotation at the smallest), "ivfpq" with 32 and 64
+   bytes re-ranked (`rerank=RERANK_SHORTLIST`, 64 candidates per query re-scored with the
+   exact vectors, which live on disk: `hfr.gallery.index`), and "hnsw" when the gallery need
+   not remove faces (`removable=False`; FAISS's HNSW cannot delete). `nlist` is
    `round(4 * sqrt(n))`, the rule of thumb of FAISS's wiki (between 4 and 16 sqrt(n)).
 2. Each candidate is built on the vectors (at most `tune_sample` of them, drawn at random;
    the whole gallery when it is smaller) and its search-time parameter (`nprobe` for IVF
    kinds, `ef_search` for HNSW) doubled from its smallest value until the recall meets the
    target. Its queries/s at that setting is measured on the same queries. A candidate over
-   `max_bytes_per_vector` (the serialised index per vector) is left out.
+   `max_bytes_per_vector` is left out: that limit is on memory, the serialised FAISS index
+   per vector (`bytes_per_vector`); a re-ranked candidate's vectors file is reported apart
+   (`disk_bytes_per_vector`, 4 * dim bytes plus a header) and not counted against it, so
+   `--recall 0.95 --max-bytes-per-face 80` can choose 64-byte codes re-ranked from disk.
 3. The fastest candidate that meets the target wins. When the sample is smaller than the
    gallery, queries/s is extrapolated to the gallery's size (flat and IVF scan a fixed
    fraction of the vectors: cost ~ n; HNSW ~ log n) before the comparison.
@@ -66,6 +71,15 @@ MIN_TUNED = 2000
 """Galleries smaller than this are built flat: exact search over them is already fast."""
 PQ_BYTES: tuple[int, ...] = (16, 32, 64)
 """Product-quantiser code sizes tried (bytes per vector)."""
+RERANK_PQ_BYTES: tuple[int, ...] = (32, 64)
+"""Code sizes also tried re-ranked (not 16: fewer quantisers to train, and its codes' score error is the largest)."""
+RERANK_SHORTLIST = 64
+"""Candidates per query a re-ranked candidate re-scores exactly. A choice, not yet measured on face vectors:
+re-ranking finds the exact top-1 whenever the codes rank it among their first 64, i.e. when fewer than 64
+other vectors overtake it by the codes' score error (0.020 for 64-byte codes at 1M, README "Why no code of
+<= 64 bytes reaches recall@1 0.95"), against a median top-1/top-2 gap of 0.053 there. The cost is 64 rows of
+4 * dim bytes read per query (64 KiB at d = 256: page-cache hits for a hot gallery, random reads otherwise).
+The tuner measures the recall it reaches on the gallery itself, like every candidate's."""
 MAX_EF_SEARCH = 4096
 """The largest HNSW `ef_search` tried."""
 PLATEAU = 0.002
@@ -83,7 +97,8 @@ class CandidateResult:
     recall: float = 0.0  #: leave-one-out recall@1 against exact search at `setting`
     queries_per_s: float = 0.0  #: measured on the vectors it was built on
     estimated_queries_per_s: float = 0.0  #: extrapolated to the whole gallery (equal when built on it)
-    bytes_per_vector: float = 0.0  #: the serialised index over the vectors it holds
+    bytes_per_vector: float = 0.0  #: the serialised index over the vectors it holds (memory)
+    disk_bytes_per_vector: float = 0.0  #: a re-ranked candidate's vectors file (disk, memory-mapped); else 0
     meets: bool = False  #: recall >= target and within the memory limit
     note: str = ""
 
@@ -102,6 +117,8 @@ def candidates(dim: int, n: int, removable: bool = True) -> list[tuple[str, dict
         out += [("ivfpq", {"nlist": nlist, "pq_m": m}) for m in sizes]
         if sizes:
             out.append(("ivfpq", {"nlist": nlist, "pq_m": sizes[0], "opq": True}))
+        reranked = [m for m in sizes if m in RERANK_PQ_BYTES]
+        out += [("ivfpq", {"nlist": nlist, "pq_m": m, "rerank": RERANK_SHORTLIST}) for m in reranked]
     if not removable:
         out.append(("hnsw", {"hnsw_m": 32}))
     return out
@@ -180,6 +197,11 @@ def _tune_setting(
     return values[pos], recall, qps
 
 
+def _disk_bytes(gallery: Gallery) -> int:
+    """Bytes of a gallery's vectors file (`vectors.npy`, re-ranked "ivfpq" only; 0 for the others)."""
+    return gallery.vectors_file_bytes() or 0
+
+
 def _extrapolate(kind: str, qps: float, built_on: int, n: int) -> float:
     if built_on >= n:
         return qps
@@ -208,7 +230,8 @@ def build_for_recall(
     (module docstring), its measurements in `gallery.tuning`.
 
     `removable=False` lets HNSW compete (it cannot remove faces); `max_bytes_per_vector` leaves out
-    candidates whose index takes more (e.g. 64 for a compressed gallery); `kinds` limits the kinds tried
+    candidates whose in-memory index takes more (e.g. 80 for a compressed gallery: re-ranked candidates'
+    vectors files are on disk and not counted); `kinds` limits the kinds tried
     (default: all of `candidates`). When no candidate meets
     the target, the exact flat index is used and the tuning record says so. ArgumentError for a
     recall outside (0, 1] or fewer than 2 queries.
@@ -259,6 +282,7 @@ def build_for_recall(
             row.setting = {name: value}
         row.estimated_queries_per_s = _extrapolate(kind, row.queries_per_s, len(sample), n)
         row.bytes_per_vector = index_bytes(trial.cpu_index) / len(sample)
+        row.disk_bytes_per_vector = _disk_bytes(trial) / len(sample)
         over = max_bytes_per_vector is not None and row.bytes_per_vector > max_bytes_per_vector
         row.meets = row.recall >= recall and not over
         if over:
@@ -294,6 +318,7 @@ def build_for_recall(
         queries=len(q_rows),
         queries_per_s=qps,
         bytes_per_vector=index_bytes(gallery.cpu_index) / n,
+        disk_bytes_per_vector=_disk_bytes(gallery) / n,
         met=measured >= recall,
     )
     gallery.tuning = record

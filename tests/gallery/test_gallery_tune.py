@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from gallery_data import clustered
 
+import hfr.gallery.tune as tune
 from hfr.errors import ArgumentError
 from hfr.gallery import Gallery, brute_force_topk
 from hfr.gallery.tune import build_for_recall, candidates, default_nlist
@@ -27,8 +28,16 @@ def held_out_recall(gallery: Gallery, vectors: np.ndarray, probes: np.ndarray) -
 def test_candidates_and_nlist():
     assert default_nlist(10_000) == 256 and default_nlist(40_000) == 800  # 4 sqrt(n), at most n / 39
     assert default_nlist(1_000_000) == 4000 and default_nlist(100) == 2
-    kinds = [k for k, _ in candidates(256, 100_000)]
-    assert kinds == ["flat", "ivf", "ivfpq", "ivfpq", "ivfpq", "ivfpq"]  # 16/32/64 bytes, OPQ at 16; no hnsw
+    tried = candidates(256, 100_000)
+    kinds = [k for k, _ in tried]
+    assert kinds == ["flat", "ivf", *["ivfpq"] * 6]  # 16/32/64 bytes, OPQ at 16, 32/64 re-ranked; no hnsw
+    assert [(p["pq_m"], p.get("rerank", 0)) for k, p in tried if k == "ivfpq" and not p.get("opq")] == [
+        (16, 0),
+        (32, 0),
+        (64, 0),
+        (32, 64),
+        (64, 64),
+    ]
     assert "hnsw" in [k for k, _ in candidates(256, 100_000, removable=False)]
     assert [k for k, _ in candidates(256, 100)] == ["flat", "ivf"]  # too few vectors to train a quantiser
     assert [p["pq_m"] for k, p in candidates(48, 10_000) if k == "ivfpq"] == [16, 16]  # divisors of 48 only
@@ -53,14 +62,20 @@ def test_tuned_ivf_meets_the_target_on_held_out_probes(tmp_path):
     assert [c["kind"] for c in t["candidates"]] == ["ivf"]
 
 
-@pytest.mark.slow  # trains several product quantisers (~30 s on a busy 2-core machine)
-def test_memory_limit_and_unreachable_target():
+@pytest.mark.slow  # trains several product quantisers (~60 s on a busy 2-core machine)
+def test_memory_limit_and_unreachable_target(monkeypatch):
     x, subjects = clustered(600, 5, 0.35, 2)
     g = build_for_recall(x, subjects, "fp", recall=0.5, max_bytes_per_vector=40, kinds=["ivf", "ivfpq"], use_gpu=False)
     over = [c for c in record(g)["candidates"] if not c["meets"]]
     assert g.kind == "ivfpq" and record(g)["bytes_per_vector"] <= 40
     assert any("memory limit" in c["note"] for c in over)  # ivf stores 4 * 32 bytes per vector
-    flat = build_for_recall(x, subjects, "fp", recall=1.0, kinds=["ivfpq"], use_gpu=False)
+    exact = build_for_recall(x, subjects, "fp", recall=1.0, kinds=["ivfpq"], use_gpu=False)
+    reached = [c for c in record(exact)["candidates"] if c["meets"]]
+    assert reached and all(c["params"].get("rerank") for c in reached)  # codes alone never reach recall 1
+    assert exact.kind == "ivfpq" and exact.rerank > 0
+    plain = [(k, p) for k, p in candidates(32, len(x)) if k == "ivfpq" and not p.get("rerank")][:1]
+    monkeypatch.setattr(tune, "candidates", lambda dim, n, removable=True: plain)
+    flat = build_for_recall(x, subjects, "fp", recall=1.0, use_gpu=False)
     assert flat.kind == "flat" and "no candidate met" in record(flat)["reason"]
 
 
