@@ -339,8 +339,13 @@ class Gallery:
 
     @property
     def rerank(self) -> int:
-        """Candidates per query an "ivfpq" gallery re-scores with exact vectors (0: none; fixed at creation)."""
+        """Candidates per query an "ivfpq" gallery re-scores with exact vectors (0: none). Whether a gallery
+        re-ranks is fixed at creation; the shortlist of one that does may change (ArgumentError otherwise)."""
         return self._vectors.rerank
+
+    @rerank.setter
+    def rerank(self, value: int) -> None:
+        self._vectors.rerank = value
 
     def vectors_file_bytes(self) -> int | None:
         """Bytes of the `vectors.npy` a re-ranked gallery's folder holds (or will hold once saved); None

@@ -398,8 +398,8 @@ class FaissIndex:
         self._gpu_index: Any = None
         self._shards: list[torch.Tensor] | None = None
         self._id_map: np.ndarray | None = None
-        self.rerank = int(rerank)
-        self._store: VectorStore | None = VectorStore(self.dim) if self.rerank else None
+        self._shortlist = int(rerank)
+        self._store: VectorStore | None = VectorStore(self.dim) if self._shortlist else None
         self._index = self._new_index(self.nlist)
 
     def _new_index(self, nlist: int) -> Any:
@@ -493,6 +493,23 @@ class FaissIndex:
         self._ef_search = int(value)
         if self.kind == "hnsw":
             _hnsw(self._index).efSearch = self._ef_search
+
+    @property
+    def rerank(self) -> int:
+        """Candidates per query a re-ranked "ivfpq" index re-scores exactly (0: none). Whether an index
+        re-ranks is fixed at creation (only then does it keep the vectors); the shortlist of one that does
+        can change between searches, like `nprobe` (the tuner widens it)."""
+        return self._shortlist
+
+    @rerank.setter
+    def rerank(self, value: int) -> None:
+        if self._store is None:
+            raise ArgumentError(
+                f"this {self.kind} index was created without re-ranking and keeps no vectors to re-rank with: "
+                f"build the gallery again with rerank > 0 (hfr gallery build --index ivfpq --rerank R)"
+            )
+        _positive_int("rerank", value)
+        self._shortlist = int(value)
 
     @property
     def vector_store(self) -> VectorStore | None:

@@ -36,6 +36,8 @@ Procedure:
 3. The fastest candidate that meets the target wins. When the sample is smaller than the
    gallery, queries/s is extrapolated to the gallery's size (flat and IVF scan a fixed
    fraction of the vectors: cost ~ n; HNSW ~ log n) before the comparison.
+   A re-ranked candidate whose `nprobe` sweep levels off below the target then widens its shortlist
+   (`rerank`, doubling up to `MAX_RERANK`): its codes, not the lists visited, lose the top-1.
 4. The winner is built on every vector; its parameter is tuned again on the whole gallery
    (up while below the target, down while still above), and the recall measured there is
    what the gallery records (`Gallery.tuning`, saved in `meta.json`, shown by
@@ -74,12 +76,16 @@ PQ_BYTES: tuple[int, ...] = (16, 32, 64)
 RERANK_PQ_BYTES: tuple[int, ...] = (32, 64)
 """Code sizes also tried re-ranked (not 16: fewer quantisers to train, and its codes' score error is the largest)."""
 RERANK_SHORTLIST = 64
-"""Candidates per query a re-ranked candidate re-scores exactly. A choice, not yet measured on face vectors:
-re-ranking finds the exact top-1 whenever the codes rank it among their first 64, i.e. when fewer than 64
-other vectors overtake it by the codes' score error (0.020 for 64-byte codes at 1M, README "Why no code of
-<= 64 bytes reaches recall@1 0.95"), against a median top-1/top-2 gap of 0.053 there. The cost is 64 rows of
-4 * dim bytes read per query (64 KiB at d = 256: page-cache hits for a hot gallery, random reads otherwise).
-The tuner measures the recall it reaches on the gallery itself, like every candidate's."""
+"""Candidates per query a re-ranked candidate starts from (the tuner widens it when needed: `MAX_RERANK`).
+Measured on face-like vectors with one image per identity (`benchmarks/rerank_search.py`, README "Re-ranked
+compressed codes"): on probes, IVF-PQ32 codes re-ranked from a shortlist of 32 / 100 reach recall@1 0.989 /
+0.995 at 100k (nprobe 16) and 0.935 / 0.981 at 1M (nprobe 64). The cost is R rows of 4 * dim bytes read per
+query (64 KiB at R = 64, d = 256: page-cache hits for a hot gallery, random reads otherwise)."""
+MAX_RERANK = 1024
+"""The widest shortlist a re-ranked candidate is tuned to: when `nprobe` alone levels off below the target,
+the shortlist doubles from `RERANK_SHORTLIST` up to this (measured at 1M face-like vectors: 32-byte codes
+with a shortlist of 64 reached leave-one-out recall 0.931 at nprobe 256, below a 0.95 target,
+`benchmarks/rerank_search.py`)."""
 MAX_EF_SEARCH = 4096
 """The largest HNSW `ef_search` tried."""
 PLATEAU = 0.002
@@ -93,7 +99,7 @@ class CandidateResult:
 
     kind: str
     params: dict[str, Any]
-    setting: dict[str, int] = field(default_factory=dict)  #: nprobe or ef_search where the target was met
+    setting: dict[str, int] = field(default_factory=dict)  #: nprobe or ef_search (and rerank) where it was met
     recall: float = 0.0  #: leave-one-out recall@1 against exact search at `setting`
     queries_per_s: float = 0.0  #: measured on the vectors it was built on
     estimated_queries_per_s: float = 0.0  #: extrapolated to the whole gallery (equal when built on it)
@@ -194,6 +200,9 @@ def _tune_setting(
         pos -= 1
     _set(gallery, values[pos])
     recall, qps = measure(pos)
+    while recall < target and 0 < gallery.rerank < MAX_RERANK:
+        gallery.rerank = min(MAX_RERANK, 2 * gallery.rerank)  # the codes' shortlist, not the lists, falls short
+        recall, qps = loo_recall(gallery, vectors, queries, truth)
     return values[pos], recall, qps
 
 
@@ -280,6 +289,8 @@ def build_for_recall(
         name = _setting_name(kind)
         if name is not None and value is not None:
             row.setting = {name: value}
+        if trial.rerank:
+            row.setting["rerank"] = trial.rerank
         row.estimated_queries_per_s = _extrapolate(kind, row.queries_per_s, len(sample), n)
         row.bytes_per_vector = index_bytes(trial.cpu_index) / len(sample)
         row.disk_bytes_per_vector = _disk_bytes(trial) / len(sample)
@@ -298,12 +309,15 @@ def build_for_recall(
     params = dict(best.params)
     if best.kind in IVF_KINDS:
         params["nlist"] = default_nlist(n)
+    if "rerank" in best.setting:  # the shortlist the sample needed: a larger gallery needs at least as many
+        params["rerank"] = best.setting["rerank"]
     gallery = Gallery.build(
         vectors, subjects, fingerprint, modalities, paths, index=best.kind, use_gpu=use_gpu, **params
     )
     start = None
-    if best.setting:
-        start = next(iter(best.setting.values()))
+    name = _setting_name(best.kind)
+    if name is not None and name in best.setting:
+        start = best.setting[name]
         if best.kind in IVF_KINDS:  # the same fraction of lists on the whole gallery
             start = max(1, round(start * params["nlist"] / best.params["nlist"]))
     if len(sample) < n:
@@ -313,7 +327,10 @@ def build_for_recall(
     record.update(
         chosen=best.kind,
         params=params,
-        setting={_setting_name(best.kind): value} if value is not None else {},
+        setting={
+            **({name: value} if name is not None and value is not None else {}),
+            **({"rerank": gallery.rerank} if gallery.rerank else {}),
+        },
         recall_at_1=measured,
         queries=len(q_rows),
         queries_per_s=qps,

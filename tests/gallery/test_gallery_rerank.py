@@ -298,3 +298,31 @@ def test_tuner_chooses_a_reranked_index_under_a_memory_limit(monkeypatch):
     assert g.kind == "ivfpq" and g.rerank == tune.RERANK_SHORTLIST and record["params"]["rerank"] == g.rerank
     assert record["met"] and record["bytes_per_vector"] < 80
     assert record["disk_bytes_per_vector"] == pytest.approx(4 * DIM, abs=0.1)  # + the .npy header per vector
+
+
+def test_the_shortlist_is_a_search_setting_of_reranked_galleries_only(data, tmp_path):
+    x, subjects, probes = data
+    g = build(x, subjects, rerank=1, pq_m=4)  # 4-byte codes: their own top-1 is often wrong
+    narrow = recall_at_1(g, x, probes)
+    g.rerank = 64
+    assert recall_at_1(g, x, probes) > narrow  # the exact top-1 was in the codes' first 64, not their first
+    g.save(tmp_path / "g")
+    assert Gallery.load(tmp_path / "g").rerank == 64  # the shortlist in use is what meta.json keeps
+    with pytest.raises(ArgumentError, match="rerank must be an integer of at least 1"):
+        g.rerank = 0
+    plain = build(x, subjects, rerank=0, pq_m=4)
+    with pytest.raises(ArgumentError, match="created without re-ranking"):
+        plain.rerank = 8
+
+
+def test_tuner_widens_a_shortlist_the_codes_cannot_fill(monkeypatch):
+    x, subjects = clustered(700, 3, 0.5, 2)
+    tried = [("ivfpq", {"nlist": 16, "pq_m": 4, "rerank": 1})]  # a shortlist of 1 is the codes' own top-1
+    monkeypatch.setattr(tune, "candidates", lambda dim, n, removable=True: tried)
+    g = tune.build_for_recall(x, subjects, "fp", recall=0.95, queries=300, use_gpu=False)
+    record = g.tuning
+    assert record is not None
+    (row,) = record["candidates"]
+    assert row["meets"] and row["setting"]["rerank"] > 1
+    assert g.kind == "ivfpq" and record["met"] and record["recall_at_1"] >= 0.95
+    assert record["setting"]["rerank"] == g.rerank >= row["setting"]["rerank"]
