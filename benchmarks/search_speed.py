@@ -29,9 +29,10 @@ probe's identity). Methods there: `brute`, `flat`, `ivf` (the same rule as above
 nprobe sweep), `recall-0.99` (`hfr.gallery.tune.build_for_recall(recall=0.99)`, the index
 `hfr gallery build --recall 0.99` picks, removal kept), `hnsw-0.99` (the same with
 `removable=False`; slow to build on 2 cores, so only up to `--hnsw-max`), `compressed` (the
-fastest ivfpq at recall@1 >= 0.95 within 64 bytes per face), `ivfpq-32` / `ivfpq-64` (32 or 64 bytes
-per code, nlist by the rule above, with an nprobe sweep on the probes) and, with `--milvus` and the extra,
-`milvus-lite` (exact; `--milvus-only` skips the FAISS rows). The generator's rank-1 is
+fastest ivfpq at recall@1 >= 0.95 within 64 bytes per face in memory, re-ranked ones included: their
+vectors file is on disk; `benchmarks/rerank_search.py` measures those at 100k-10M), `ivfpq-32` /
+`ivfpq-64` (32 or 64 bytes per code, nlist by the rule above, with an nprobe sweep on the probes) and,
+with `--milvus` and the extra, `milvus-lite` (exact; `--milvus-only` skips the FAISS rows). The generator's rank-1 is
 optimistic against real features (0.989 vs 0.948 leave-one-out at the real set's size: the
 model does not tie hard images to look-alike impostors), so read rank-1 as an upper bound and
 recall as the search's own figure.
