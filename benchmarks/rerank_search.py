@@ -303,27 +303,34 @@ def merge_tuned(path: Path, results: list[dict[str, Any]], command: str) -> int:
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    """recall@1 against the shortlist size, one line per (size, code, nprobe)."""
+    """recall@1 against the shortlist size, one panel per gallery size, one line per (code, nprobe)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for res in results:
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.8), squeeze=False, sharey=True)
+    for ax, res in zip(axes[0], results, strict=True):
         keys = sorted({(r["code"], r["nprobe"] or 0) for r in res["rows"]})
         for code, nprobe in keys:
             pts = [r for r in res["rows"] if r["code"] == code and (r["nprobe"] or 0) == nprobe]
-            label = f"N={res['size']:,} {code}" + (f" nprobe {nprobe}" if nprobe else "")
+            label = (
+                f"{code}, "
+                + (f"nprobe {nprobe}" if nprobe else "full scan")
+                + f" ({pts[0]['memory_bytes_per_face']:.0f} B)"
+            )
             ax.plot([p["shortlist"] for p in pts], [p["recall_at_1"] for p in pts], "o-", label=label, ms=3)
-    ax.axhline(RECALL_BAR, color="grey", ls="--", lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("shortlist R re-ranked with the exact vectors (from disk)")
-    ax.set_ylabel("recall@1 vs exact")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
-    ax.set_title("<= 64-byte codes in memory + re-ranking, face-like vectors", fontsize=10)
+        ax.axhline(RECALL_BAR, color="grey", ls="--", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("shortlist R re-ranked with exact vectors")
+        ax.set_ylim(0.6, 1.01)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, title="codes (memory per face)", title_fontsize=6)
+        ax.set_title(f"N = {res['size']:,}", fontsize=10)
+    axes[0][0].set_ylabel("recall@1 vs exact")
+    fig.suptitle(
+        "codes in memory pick R candidates, exact vectors on disk re-rank them (face-like vectors)", fontsize=10
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
