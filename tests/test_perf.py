@@ -60,6 +60,7 @@ def _run(code: str, **env: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.slow  # three interpreter start-ups importing torch: 12 s
 def test_waiting_threads_sleep_unless_the_environment_chose():
     code = (
         "from hfr.perf import configure_process; p = configure_process(1); import os, torch; "

@@ -112,6 +112,7 @@ def test_a_full_disk_at_a_checkpoint_stops_naming_the_last_complete_one(tmp_path
     assert result["step"] == 6 and result["resumed_from"].endswith("step-0000002.pt")
 
 
+@pytest.mark.slow  # a training subprocess killed and resumed: 10 s
 def test_a_run_killed_mid_checkpoint_resumes_exactly_and_its_leftover_goes(tmp_path):
     data = write_toy_dataset(tmp_path / "data")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
