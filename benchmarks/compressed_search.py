@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -40,10 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.search_speed import FACE_MODEL, make_face_data, parse_size  # noqa: E402
-from benchmarks.stages import command_line, script_main  # noqa: E402
-from hfr.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
+from benchmarks.stages import script_main, write_result_json  # noqa: E402
+from hfr.fileio import atomic_write_bytes  # noqa: E402
 from hfr.gallery import brute_force_topk  # noqa: E402
-from hfr.machine import machine_info  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 #: (name, FAISS index_factory string, bytes per face of the code).
@@ -227,23 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_size(parse_size(s), args) for s in args.sizes.split(",") if s.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results, args.out / "compressed_search.png")
-    out = {
-        "benchmark": "compressed codes on face-like vectors: recall@1 vs exact, score error, margin analysis",
-        "command": command_line(argv),
-        "settings": {
-            "top_for_error": TOP,
-            "noise_top": NOISE_TOP,
-            "noise_draws": NOISE_DRAWS,
-            "train_max": TRAIN_MAX,
-            "face_model": str(args.face_model),
-            "seed": args.seed,
-        },
-        "results": results,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "machine": machine_info(),
+    settings = {
+        "top_for_error": TOP,
+        "noise_top": NOISE_TOP,
+        "noise_draws": NOISE_DRAWS,
+        "train_max": TRAIN_MAX,
+        "face_model": str(args.face_model),
+        "seed": args.seed,
     }
-    atomic_write_text(args.out / "compressed_search.json", json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.out / 'compressed_search.json'} and compressed_search.png ({out['seconds']:.0f} s)")
+    what = "compressed codes on face-like vectors: recall@1 vs exact, score error, margin analysis"
+    write_result_json(args.out, "compressed_search", what, argv, settings, results, t0)
     return 0
 
 

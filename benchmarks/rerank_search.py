@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.search_speed import FACE_MODEL, parse_size  # noqa: E402
-from benchmarks.stages import command_line, script_main  # noqa: E402
+from benchmarks.stages import command_line, script_main, write_result_json  # noqa: E402
 from hfr.errors import ArgumentError  # noqa: E402
 from hfr.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
 from hfr.gallery import brute_force_topk  # noqa: E402
@@ -375,23 +375,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.tuned_only:
         return merge_tuned(args.out / "rerank_search.json", results, command_line(argv))
     plot(results, args.out / "rerank_search.png")
-    out = {
-        "benchmark": "codes in memory pick a shortlist, exact vectors on disk re-rank it: recall@1 vs exact",
-        "command": command_line(argv),
-        "settings": {
-            "shortlists": args.shortlists,
-            "nprobes": NPROBES,
-            "train_max": TRAIN_MAX,
-            "exhaustive_max": args.exhaustive_max,
-            "face_model": str(args.face_model),
-            "seed": args.seed,
-        },
-        "results": results,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "machine": machine_info(),
+    settings = {
+        "shortlists": args.shortlists,
+        "nprobes": NPROBES,
+        "train_max": TRAIN_MAX,
+        "exhaustive_max": args.exhaustive_max,
+        "face_model": str(args.face_model),
+        "seed": args.seed,
     }
-    atomic_write_text(args.out / "rerank_search.json", json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.out / 'rerank_search.json'} and rerank_search.png ({out['seconds']:.0f} s)")
+    what = "codes in memory pick a shortlist, exact vectors on disk re-rank it: recall@1 vs exact"
+    write_result_json(args.out, "rerank_search", what, argv, settings, results, t0)
     return 0
 
 

@@ -180,3 +180,33 @@ def cached_measurement(path: Path, key: dict[str, Any]) -> dict[str, Any] | None
         logging.warning("%s: unreadable measurement cache, measuring again", path)
         return None
     return found if isinstance(found, dict) and found.get("key") == key else None
+
+
+def write_result_json(
+    out: Path,
+    name: str,
+    benchmark: str,
+    argv: Sequence[str] | None,
+    settings: dict[str, Any],
+    results: Any,
+    started: float,
+) -> dict[str, Any]:
+    """Write `out/name.json` atomically (the benchmark, its command, settings, results, seconds since
+    `started` (a `time.perf_counter()`), the machine), print where it went, and return what it wrote."""
+    import json
+    import time
+
+    from hfr.fileio import atomic_write_text
+    from hfr.machine import machine_info
+
+    record = {
+        "benchmark": benchmark,
+        "command": command_line(argv),
+        "settings": settings,
+        "results": results,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": machine_info(),
+    }
+    atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out / (name + '.json')} and {name}.png ({record['seconds']:.0f} s)")
+    return record
