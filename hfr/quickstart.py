@@ -65,7 +65,12 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class QuickstartConfig:
-    """What `hfr quickstart` renders and trains."""
+    """What `hfr quickstart` renders and trains.
+
+    The step counts are sized for the 10-minute goal on a 2-core CPU: 9 min 36 s end to end on the
+    development VM on a slow day (fp32 matmul at 124 GFLOP/s); the previous 1,000 / 300 / 300 / 150
+    steps took 13 min there (README, "Quickstart").
+    """
 
     presets: list[str] = field(default_factory=lambda: list(synth.PRESETS))  #: presets to render
     subjects: int = 0  #: identities per preset (0: the per-preset counts below)
@@ -81,14 +86,14 @@ class QuickstartConfig:
     sheet_subjects: int = 6  #: rows of each contact sheet
     pipeline: bool = True  #: pretrain, evaluate, build a gallery and search after rendering
     arch: str = "lightcnn9"  #: recognizer architecture
-    steps: int = 1000  #: pretraining steps (the learning rate drops 10x for the last 30%)
+    steps: int = 600  #: pretraining steps (the learning rate drops 10x for the last 30%)
     batch_size: int = 64  #: pretraining batch size
     lr: float = 0.001  #: AdamW learning rate
     probes: int = 5  #: NIR probes searched in the gallery
-    drgan_steps: int = 300  #: DR-GAN training steps on the multipie set (0: skip DR-GAN)
+    drgan_steps: int = 150  #: DR-GAN training steps on the multipie set (0: skip DR-GAN)
     drgan_batch_size: int = 32  #: DR-GAN batch size
-    sampler_steps: int = 300  #: DVG-Face identity-sampler steps
-    dvg_steps: int = 150  #: DVG-Face generator steps on the nirvis pairs (0: skip DVG-Face)
+    sampler_steps: int = 150  #: DVG-Face identity-sampler steps
+    dvg_steps: int = 100  #: DVG-Face generator steps on the nirvis pairs (0: skip DVG-Face)
     dvg_batch_size: int = 8  #: NIR-VIS pairs per DVG-Face step
     dvg_pairs: int = 64  #: generated pairs written
 
