@@ -163,7 +163,7 @@ def _previous_json(cross_pose: ModuleType, path: Path, fixed: dict, seeds: list[
     prev = {
         "fixed": fixed,
         "seeds": seeds,
-        "per_seed": {str(s): {"drgan": _result({"0": 0.1 * s})} for s in seeds},
+        "per_seed": {str(s): {"drgan": _result({"0": 0.1 * s, "30": 0.05 * s})} for s in seeds},
         "frontalization": {"per_seed": {str(s): {"0": float(s)} for s in seeds}},
         "records": {f"{m}-s{s}": {"steps": 7} for s in seeds for m in methods},
         "curves": {f"{m}-s{s}": [{"step": 7, "rank1_mean": 0.1 * s}] for s in seeds for m in methods},
