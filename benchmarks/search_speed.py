@@ -19,6 +19,7 @@ information) and a PNG plot beside it; a table is printed.
 
     python benchmarks/search_speed.py                 # 10k, 100k, 1M: 4-8 min on 2 cores, mostly 1M IVF k-means
     python benchmarks/search_speed.py --sizes 10k,100k
+    python benchmarks/search_speed.py --sizes "" --face-sizes 100k --face-methods flat,ivf --gpu --out /tmp/s.json
 
 Face-like vectors (`--face-sizes`, default 100k and 1M): galleries of N identities, one image
 each, drawn from `benchmarks/face_vectors.py`'s model calibrated to the shared judge's SynthFace
@@ -319,6 +320,10 @@ def timed_search(search: Any, probes: np.ndarray, k: int) -> tuple[np.ndarray, f
     return ids, time.perf_counter() - t0
 
 
+#: the face-like rows besides brute force, in run order (`--face-methods` picks some)
+FACE_METHODS = ("flat", "ivf", "recall-0.99", "compressed", "hnsw-0.99", "ivfpq-32", "ivfpq-64")
+
+
 def run_face_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Face-like vectors at one size: exact, fixed-rule IVF and the recall-tuned indexes (module docstring)."""
     from hfr.gallery.tune import build_for_recall
@@ -364,6 +369,8 @@ def run_face_size(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         builds.append((f"ivfpq-{m}", fixed(index="ivfpq", nlist=nlist, nprobe=args.nprobe, pq_m=m)))
     if args.milvus_only:
         builds = []
+    if args.face_methods is not None:  # brute force always runs: it is every row's reference
+        builds = [(method, build) for method, build in builds if method in args.face_methods]
     for method, build in builds:
         gc.collect()
         t0 = time.perf_counter()
@@ -502,8 +509,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--milvus-only", action="store_true", help="face-like rows: brute force and milvus-lite only")
     parser.add_argument("--milvus", action="store_true", help="also time a milvus-lite gallery on face-like vectors")
+    parser.add_argument(
+        "--face-methods",
+        default=None,
+        help=f"face-like rows to measure besides brute force, comma-separated from {','.join(FACE_METHODS)} "
+        "(default: all; the GPU check keeps to the quick ones)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "search_speed.json")
     args = parser.parse_args(argv)
+    if args.face_methods is not None:
+        args.face_methods = [m.strip() for m in args.face_methods.split(",") if m.strip()]
+        unknown = sorted(set(args.face_methods) - set(FACE_METHODS))
+        if unknown:
+            parser.error(f"--face-methods: unknown {', '.join(unknown)}; use {', '.join(FACE_METHODS)}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
 
@@ -523,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         "probe_cos": args.probe_cos,
         "face_sizes": face_sizes,
         "face_model": str(args.face_model),
+        "face_methods": "all" if args.face_methods is None else args.face_methods,
         "tune_sample": args.tune_sample,
         "seed": args.seed,
         "timing": "one batched search of all probes after a warm-up; build = create + add (IVF k-means included)",
@@ -551,12 +570,13 @@ def main(argv: list[str] | None = None) -> int:
         write(False)
         gc.collect()
     result = write(True)
-    plot(rows, args.out.with_suffix(".png"))
-    if rows:
+    if rows:  # the plot is of the uniform-vector rows (a face-only run has none)
+        plot(rows, args.out.with_suffix(".png"))
         print(format_table(rows, args.k))
     if face_rows:
         print(format_face_table(face_rows))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')} ({result['total_s']:.0f}s)")
+    wrote = f"{args.out} and {args.out.with_suffix('.png')}" if rows else str(args.out)
+    print(f"wrote {wrote} ({result['total_s']:.0f}s)")
     return 0
 
 

@@ -540,12 +540,16 @@ def _switch(text: str) -> list[bool]:
         raise SystemExit(f"expected a comma list of on/off, got {text!r} ({exc.args[0]!r})") from None
 
 
-def kept_rows(json_path: Path, methods: list[str], batch: int) -> list[dict[str, Any]]:
-    """Rows already in `json_path` of other methods or batch sizes (a run of `--methods dvg --batch 8`
-    keeps drgan's figures and dvg's at other batch sizes)."""
+def kept_rows(json_path: Path, methods: list[str], batch: int, devices: list[str]) -> list[dict[str, Any]]:
+    """Rows already in `json_path` of other methods, batch sizes or devices (a run of `--methods dvg --batch 8`
+    keeps drgan's figures and dvg's at other batch sizes; a `--device cuda` run keeps the CPU rows)."""
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         old = json.loads(json_path.read_text(encoding="utf-8"))["results"]
-        return [r for r in old if r.get("method") not in methods or r.get("batch") != batch]
+        return [
+            r
+            for r in old
+            if r.get("method") not in methods or r.get("batch") != batch or r.get("device") not in devices
+        ]
     return []
 
 
@@ -652,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_total": round(time.perf_counter() - t_all, 1),
         "machine": info,
         "note": "timings on a shared machine are pessimistic; images/s counts real input images per step",
-        "results": kept_rows(json_path, args.methods, args.batch) + rows,
+        "results": kept_rows(json_path, args.methods, args.batch, args.devices) + rows,
     }
     json_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
