@@ -26,7 +26,6 @@ against score error, the noise curve beside) into `--out` (default benchmarks/re
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import time
 from pathlib import Path
@@ -40,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.search_speed import FACE_MODEL, make_face_data, parse_size  # noqa: E402
 from benchmarks.stages import script_main, write_result_json  # noqa: E402
-from hfr.fileio import atomic_write_bytes  # noqa: E402
 from hfr.gallery import brute_force_topk  # noqa: E402
+from hfr.viz import save_figure  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 #: (name, FAISS index_factory string, bytes per face of the code).
@@ -200,10 +199,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     ay.set_xlabel("score error (std of code score - exact cosine)")
     ay.set_title("recall@1 against score error (dots: codes)", fontsize=10)
     ay.legend(fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,6 @@ commands, machine), `occlusion.md` (tables), `occlusion.png` (rank-1 per occlude
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import shutil
@@ -73,11 +72,11 @@ from hfr.data.manifest import Manifest  # noqa: E402
 from hfr.engine.stages import Stages, render_synth  # noqa: E402
 from hfr.eval.generator_report import run_generator_protocol  # noqa: E402
 from hfr.eval.intervals import paired, t_interval  # noqa: E402
-from hfr.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
+from hfr.fileio import atomic_write_text  # noqa: E402
 from hfr.machine import machine_info  # noqa: E402
 from hfr.nn.ranges import to_unit  # noqa: E402
 from hfr.recognizer.shared import render_shared_data  # noqa: E402
-from hfr.viz import labelled_grid, save_image, tensor_to_images  # noqa: E402
+from hfr.viz import labelled_grid, save_figure, save_image, tensor_to_images  # noqa: E402
 from tsgan.data import TSGANDataset, is_occluded  # noqa: E402
 from tsgan.deocclude import run_generators  # noqa: E402
 from tsgan.export import export_checkpoint, load_tsgan  # noqa: E402
@@ -379,10 +378,7 @@ def plot(agg: dict[str, Any], curve: list[dict[str, Any]], path: Path, title: st
     ay.legend(fontsize=7)
     ay.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path, dpi=100)
 
 
 def grid_rows(test: Manifest) -> list[int]:

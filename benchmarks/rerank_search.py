@@ -35,7 +35,6 @@ Writes `rerank_search.json` and `rerank_search.png` (recall@1 against R per code
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -52,9 +51,10 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.search_speed import FACE_MODEL, parse_size  # noqa: E402
 from benchmarks.stages import command_line, script_main, write_result_json  # noqa: E402
 from hfr.errors import ArgumentError  # noqa: E402
-from hfr.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
+from hfr.fileio import atomic_write_text  # noqa: E402
 from hfr.gallery import brute_force_topk  # noqa: E402
 from hfr.machine import machine_info  # noqa: E402
+from hfr.viz import save_figure  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SHORTLISTS = [10, 32, 100, 320]
@@ -331,10 +331,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     fig.suptitle(
         "codes in memory pick R candidates, exact vectors on disk re-rank them (face-like vectors)", fontsize=10
     )
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,13 +159,17 @@ def _figure() -> Any:
     return plt
 
 
-def _save_figure(fig: Any, path: str | os.PathLike) -> None:
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> None:
+    """Write a matplotlib figure as PNG atomically (a reader never sees half a file) and close it."""
     import io as _io
+
+    import matplotlib.pyplot as plt
 
     from hfr.fileio import atomic_write_bytes
 
     buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -187,8 +191,7 @@ def _finish(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc=legend, fontsize=8)
-    _save_figure(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_roc(curves: dict[str, dict[str, list[float]]], path: str | os.PathLike, title: str = "ROC") -> None:
